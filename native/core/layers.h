@@ -1,0 +1,30 @@
+// Embedding, linear layer, softmax cross-entropy: forward/backward pairs over raw buffers.
+#pragma once
+#include <cstdint>
+
+namespace rnnkit {
+
+// out[n, :] = table[ids[n], :]. table [V, E], ids [N] (each in [0, V)), out [N, E].
+void embedding_forward(const float* table, int V, int E, const int32_t* ids, int N, float* out);
+// dtable[ids[n], :] += dout[n, :].
+void embedding_backward(const int32_t* ids, int N, int E, const float* dout, float* dtable);
+
+// y = x W^T + b.  x [N, I], W [O, I] (PyTorch's nn.Linear layout), b [O] or null, y [N, O].
+void linear_forward(int N, int I, int O, const float* x, const float* W, const float* b, float* y);
+// dx = dy W (overwritten; null: not needed); dW += dy^T x; db += column sums of dy (null: none).
+void linear_backward(int N, int I, int O, const float* x, const float* W, const float* dy,
+                     float* dx, float* dW, float* db);
+
+// Softmax cross-entropy over the rows of logits [N, V] against targets [N]; rows whose target
+// equals ignore_index count for nothing. With label smoothing e the target distribution is
+// (1 - e) * onehot + e / V. Writes each row's log-sum-exp into lse [N] for backward and the
+// number of counted rows into *count; returns the SUM of the counted rows' losses (in double).
+double softmax_xent_forward(int N, int V, const float* logits, const int32_t* targets,
+                            int ignore_index, float label_smoothing, float* lse, int64_t* count);
+// dlogits = scale * (softmax(logits) - target distribution) for counted rows, 0 for ignored rows.
+// dlogits may alias logits. Use scale = 1 / count for the gradient of the mean loss.
+void softmax_xent_backward(int N, int V, const float* logits, const int32_t* targets,
+                           int ignore_index, float label_smoothing, const float* lse, float scale,
+                           float* dlogits);
+
+}  // namespace rnnkit

@@ -1,0 +1,30 @@
+// Counter-based random numbers: the value at (seed, counter) is fixed, so dropout masks can be
+// regenerated in backward instead of stored, and CPU and CUDA kernels draw the same numbers.
+#pragma once
+#include <cstdint>
+
+namespace rnnkit {
+
+// SplitMix64 finaliser: a bijective 64-bit mix.
+inline uint64_t mix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Uniform in [0, 1) with 24 random bits, a pure function of (seed, counter).
+inline float uniform01(uint64_t seed, uint64_t counter) {
+  return static_cast<float>(mix64(seed ^ mix64(counter)) >> 40) * (1.0f / 16777216.0f);
+}
+
+// A small sequential generator for sampling loops: the SplitMix64 stream.
+struct Rng {
+  uint64_t state;
+  explicit Rng(uint64_t seed) : state(mix64(seed)) {}
+  uint64_t next() { return mix64(state++); }
+  // Uniform in [0, 1) with 53 random bits.
+  double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
+};
+
+}  // namespace rnnkit

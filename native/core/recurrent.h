@@ -1,0 +1,67 @@
+// Recurrent layer stacks (vanilla RNN, LSTM, GRU): the whole sequence forward, and the whole
+// sequence backward, each in one call.
+//
+// Layout (time-major, row-major, float32):
+//   x  [T, B, I]      input sequence
+//   y  [T, B, H]      output of the last layer
+//   h0, hT, c0, cT    [L, B, H] initial / final hidden (and LSTM cell) state of every layer
+//   lengths [B]       valid steps of each row (1..T), or null for all T. Steps t >= lengths[b]
+//                     leave row b's state unchanged and write zeros to its output, so a padded
+//                     batch gives each row the result it gets alone (PyTorch's packed sequences).
+//
+// Parameters: one flat buffer, layer after layer, each layer
+//   w_ih [G*H, I_l], w_hh [G*H, H], b_ih [G*H], b_hh [G*H]     (I_0 = I, I_l = H for l >= 1)
+// with G gates stacked along the rows in PyTorch's order:
+//   RNN  G=1: h' = act(W_ih x + b_ih + W_hh h + b_hh), act = tanh or relu
+//   LSTM G=4 (i, f, g, o): i,f,o = sigmoid, g = tanh; c' = f*c + i*g; h' = o*tanh(c')
+//   GRU  G=3 (r, z, n): r,z = sigmoid(W_i* x + b_i* + W_h* h + b_h*);
+//        n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); h' = (1 - z) * n + z * h
+//        (ONNX's linear_before_reset=1)
+//
+// Between layers (training only): dropout with probability p on the output of layers 0..L-2,
+// with the keep mask a pure function of (seed, layer, element) so backward regenerates it.
+// Residual (when set): for layers l >= 1 the layer's input is added to its output before dropout.
+//   out_l = rnn_l(in_l) (+ in_l if residual and l >= 1);  in_{l+1} = dropout(out_l)
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace rnnkit {
+
+enum class CellType : int { RnnTanh = 0, RnnRelu = 1, Lstm = 2, Gru = 3 };
+
+// Gates per cell: 1 (RNN), 4 (LSTM), 3 (GRU).
+int gate_count(CellType cell);
+
+struct StackShape {
+  CellType cell;
+  int T, B, I, H, L;
+  float dropout;   // 0 <= p < 1, used only when training
+  bool residual;   // add each layer's input to its output for layers l >= 1
+  bool training;   // keep in the workspace what backward needs
+  uint64_t seed;   // dropout masks
+};
+
+// Floats in the flat parameter buffer.
+size_t stack_param_count(CellType cell, int I, int H, int L);
+// Offset (in floats) of layer l's w_ih in the flat buffer; w_hh, b_ih and b_hh follow it.
+size_t stack_layer_offset(CellType cell, int I, int H, int l);
+// Floats the workspace must hold. In training the workspace keeps what backward needs between
+// forward and backward, and also holds backward's scratch; in inference it is scratch only.
+size_t stack_workspace_size(const StackShape& s);
+
+// h0/c0 null: zero initial state. cT/c0/dcT/dc0 are for LSTM only (null otherwise).
+void stack_forward(const StackShape& s, const float* params, const float* x,
+                   const int32_t* lengths, const float* h0, const float* c0, float* y, float* hT,
+                   float* cT, float* ws);
+
+// Takes the same params, x, lengths, h0, c0 and ws that forward got (training=true).
+// dy [T,B,H]; dhT/dcT [L,B,H] or null for zero. Writes dx [T,B,I] (null: not needed),
+// dh0/dc0 [L,B,H] (null: not needed); ADDS the parameter gradients into dparams.
+// ws is modified (backward uses its scratch part).
+void stack_backward(const StackShape& s, const float* params, const float* x,
+                    const int32_t* lengths, const float* h0, const float* c0, float* ws,
+                    const float* dy, const float* dhT, const float* dcT, float* dx, float* dh0,
+                    float* dc0, float* dparams);
+
+}  // namespace rnnkit
