@@ -1,0 +1,194 @@
+// GEMM tests: `gemm` (OpenBLAS when built with it) and `gemm_builtin` against a float64 reference
+// over every transpose case, awkward and block-crossing sizes, padded strides and BLAS alpha/beta
+// semantics; then the two against each other, which is how CI sees OpenBLAS and the portable GEMM
+// agree.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "check.h"
+#include "gemm.h"
+
+using rnnkit::gemm;
+using rnnkit::gemm_builtin;
+
+namespace {
+
+using GemmFn = void (*)(bool, bool, int, int, int, float, const float*, int, const float*, int,
+                        float, float*, int);
+struct Impl {
+  const char* name;
+  GemmFn fn;
+};
+const Impl kImpls[] = {{"gemm", &gemm}, {"gemm_builtin", &gemm_builtin}};
+
+constexpr float kSentinel = 12345.0f;
+
+// One problem: op(A) [M,K], op(B) [K,N], C [M,N], each stored with `pad` extra columns so
+// leading dimensions exceed the logical width.
+struct Problem {
+  bool ta, tb;
+  int M, N, K, pad;
+  int lda() const { return (ta ? M : K) + pad; }
+  int ldb() const { return (tb ? K : N) + pad; }
+  int ldc() const { return N + pad; }
+  size_t a_size() const { return static_cast<size_t>(ta ? K : M) * lda(); }
+  size_t b_size() const { return static_cast<size_t>(tb ? N : K) * ldb(); }
+  size_t c_size() const { return static_cast<size_t>(M) * ldc(); }
+  std::string label(const char* impl, float alpha, float beta) const {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%s %c%c M=%d N=%d K=%d pad=%d alpha=%g beta=%g", impl,
+                  ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, pad, alpha, beta);
+    return buf;
+  }
+};
+
+// C = alpha * op(A) op(B) + beta * C in double; beta == 0 ignores C entirely.
+std::vector<double> reference(const Problem& p, float alpha, const std::vector<float>& A,
+                              const std::vector<float>& B, float beta,
+                              const std::vector<float>& C) {
+  std::vector<double> out(p.c_size());
+  for (int i = 0; i < p.M; ++i)
+    for (int j = 0; j < p.N; ++j) {
+      double s = 0;
+      for (int k = 0; k < p.K; ++k) {
+        double a = p.ta ? A[static_cast<size_t>(k) * p.lda() + i]
+                        : A[static_cast<size_t>(i) * p.lda() + k];
+        double b = p.tb ? B[static_cast<size_t>(j) * p.ldb() + k]
+                        : B[static_cast<size_t>(k) * p.ldb() + j];
+        s += a * b;
+      }
+      size_t c = static_cast<size_t>(i) * p.ldc() + j;
+      out[c] = alpha * s + (beta == 0.0f ? 0.0 : beta * static_cast<double>(C[c]));
+    }
+  return out;
+}
+
+// The logical M x N part of C against the reference, and the padding columns untouched.
+void expect_c(const Problem& p, const std::vector<float>& C, const std::vector<double>& want,
+              const std::string& what) {
+  // Float rounding grows with the length of each dot product; a wrong result is off by O(1).
+  const double atol = 1e-6 * (p.K + 1);
+  for (int i = 0; i < p.M; ++i) {
+    size_t row = static_cast<size_t>(i) * p.ldc();
+    if (!check::close(&C[row], &want[row], p.N, 1e-5, atol, what + " row " + std::to_string(i)))
+      return;
+    for (int j = p.N; j < p.ldc(); ++j)
+      if (C[row + j] != kSentinel) {
+        check::fail(what + ": padding of C was written");
+        return;
+      }
+  }
+}
+
+void run_against_reference(const Problem& p, float alpha, float beta, uint64_t seed) {
+  std::vector<float> A(p.a_size()), B(p.b_size()), C0(p.c_size(), kSentinel);
+  check::fill_uniform(A, seed);
+  check::fill_uniform(B, seed + 1);
+  for (int i = 0; i < p.M; ++i)
+    for (int j = 0; j < p.N; ++j)
+      C0[static_cast<size_t>(i) * p.ldc() + j] =
+          beta == 0.0f ? NAN : rnnkit::uniform01(seed + 2, i * 7919u + j) * 2 - 1;
+  std::vector<double> want = reference(p, alpha, A, B, beta, C0);
+  for (const Impl& impl : kImpls) {
+    std::vector<float> C = C0;
+    impl.fn(p.ta, p.tb, p.M, p.N, p.K, alpha, A.data(), p.lda(), B.data(), p.ldb(), beta, C.data(),
+            p.ldc());
+    expect_c(p, C, want, p.label(impl.name, alpha, beta));
+  }
+}
+
+const int kAwkward[] = {1, 3, 7, 17, 33, 65, 130};
+
+}  // namespace
+
+TEST(all_transposes_awkward_sizes) {
+  uint64_t seed = 1;
+  for (int t = 0; t < 4; ++t)
+    for (int M : kAwkward)
+      for (int N : kAwkward) {
+        // K cycles through the sizes too, so every (M, N) pair meets a different depth.
+        int K = kAwkward[(M + 3 * N) % 7];
+        run_against_reference({(t & 2) != 0, (t & 1) != 0, M, N, K, 0}, 1.0f, 0.0f, seed++);
+      }
+}
+
+TEST(padded_leading_dimensions) {
+  uint64_t seed = 100;
+  for (int t = 0; t < 4; ++t)
+    for (int pad : {1, 5, 16})
+      run_against_reference({(t & 2) != 0, (t & 1) != 0, 17, 33, 65, pad}, 1.0f, 0.0f, seed++);
+}
+
+TEST(alpha_beta) {
+  const float cases[][2] = {{1, 0}, {0.5f, 2}, {-1.5f, 1}, {1, -0.25f}, {3, 0}};
+  uint64_t seed = 200;
+  for (int t = 0; t < 4; ++t)
+    for (const auto& ab : cases)
+      run_against_reference({(t & 2) != 0, (t & 1) != 0, 33, 17, 65, 3}, ab[0], ab[1], seed++);
+}
+
+// Sizes that cross the built-in GEMM's M, N and K cache blocks (so later K blocks must
+// accumulate onto the first one's beta * C) and its register tile edges.
+TEST(block_crossing_sizes) {
+  uint64_t seed = 300;
+  for (int t = 0; t < 4; ++t) {
+    bool ta = (t & 2) != 0, tb = (t & 1) != 0;
+    run_against_reference({ta, tb, 203, 45, 600, 2}, 0.75f, 0.5f, seed++);
+    run_against_reference({ta, tb, 5, 4200, 70, 0}, 1.0f, 0.0f, seed++);
+  }
+}
+
+TEST(degenerate_sizes) {
+  for (const Impl& impl : kImpls) {
+    std::string name = impl.name;
+    // K == 0: C = beta * C, and beta == 0 clears NaN. lda/ldb of 0 are what a caller with an
+    // empty inner dimension naturally passes.
+    std::vector<float> C = {1, 2, 3, 4, 5, 6};
+    impl.fn(false, false, 2, 3, 0, 1.0f, nullptr, 0, nullptr, 3, 2.0f, C.data(), 3);
+    const float doubled[] = {2, 4, 6, 8, 10, 12};
+    check::close(C.data(), doubled, 6, 0, 0, name + " K=0 beta=2");
+    std::vector<float> nan_c(6, NAN);
+    impl.fn(true, true, 2, 3, 0, 1.0f, nullptr, 2, nullptr, 0, 0.0f, nan_c.data(), 3);
+    const float zeros[6] = {};
+    check::close(nan_c.data(), zeros, 6, 0, 0, name + " K=0 beta=0 over NaN");
+    // M == 0 or N == 0: nothing is read or written.
+    float untouched = kSentinel;
+    impl.fn(false, false, 0, 1, 4, 1.0f, nullptr, 4, nullptr, 1, 0.0f, &untouched, 1);
+    impl.fn(false, false, 1, 0, 4, 1.0f, nullptr, 4, nullptr, 1, 0.0f, &untouched, 1);
+    CHECK(untouched == kSentinel);
+    // alpha == 0: A and B are not referenced, as in BLAS, so NaN there does not reach C.
+    std::vector<float> nan_ab(4, NAN), C2 = {1, -2, 3, -4};
+    impl.fn(false, false, 2, 2, 2, 0.0f, nan_ab.data(), 2, nan_ab.data(), 2, -1.0f, C2.data(), 2);
+    const float negated[] = {-1, 2, -3, 4};
+    check::close(C2.data(), negated, 4, 0, 0, name + " alpha=0");
+  }
+}
+
+// The two backends agree closely on a realistic layer-sized problem in every transpose case.
+TEST(gemm_matches_builtin) {
+  const int M = 96, N = 300, K = 257;
+  for (int t = 0; t < 4; ++t) {
+    Problem p{(t & 2) != 0, (t & 1) != 0, M, N, K, 0};
+    std::vector<float> A(p.a_size()), B(p.b_size()), C0(p.c_size());
+    check::fill_uniform(A, 400 + t);
+    check::fill_uniform(B, 500 + t);
+    check::fill_uniform(C0, 600 + t);
+    std::vector<float> C1 = C0, C2 = C0;
+    gemm(p.ta, p.tb, M, N, K, 0.5f, A.data(), p.lda(), B.data(), p.ldb(), 1.0f, C1.data(), p.ldc());
+    gemm_builtin(p.ta, p.tb, M, N, K, 0.5f, A.data(), p.lda(), B.data(), p.ldb(), 1.0f, C2.data(),
+                 p.ldc());
+    check::close(C1.data(), C2.data(), C1.size(), 1e-5, 1e-5, p.label("gemm vs builtin", 0.5f, 1));
+  }
+}
+
+TEST(backend_reports) {
+  std::string backend = rnnkit::gemm_backend();
+  CHECK(backend == "openblas" || backend == "builtin");
+  rnnkit::set_gemm_threads(1);
+  CHECK(rnnkit::gemm_threads() == 1);
+  rnnkit::set_gemm_threads(2);
+  CHECK(rnnkit::gemm_threads() >= 1);
+}
+
+TEST_MAIN()
