@@ -1,0 +1,155 @@
+// The only file that loads the native addon; it types every native function.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export type CellName = 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru';
+
+/** Shape of a recurrent stack call (time-major [T, B, I] input, L layers of hidden size H). */
+export interface StackShape {
+  cell: CellName;
+  T: number;
+  B: number;
+  I: number;
+  H: number;
+  L: number;
+  dropout: number;
+  residual: boolean;
+  training: boolean;
+  seed: number;
+}
+
+type F32 = Float32Array;
+type I32 = Int32Array;
+type Opt<T> = T | null;
+
+export interface NativeInfo {
+  version: string;
+  gemm: 'openblas' | 'builtin';
+  threads: number;
+  cuda: boolean;
+}
+
+export interface GemmShape {
+  transA: boolean;
+  transB: boolean;
+  builtin: boolean;
+  M: number;
+  N: number;
+  K: number;
+  alpha: number;
+  beta: number;
+}
+
+export interface AdamConfig {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  decoupled: boolean;
+}
+
+export interface SgdConfig {
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  nesterov: boolean;
+}
+
+type StackForwardArgs = [
+  shape: StackShape,
+  params: F32,
+  x: F32,
+  lengths: Opt<I32>,
+  h0: Opt<F32>,
+  c0: Opt<F32>,
+  y: F32,
+  hT: F32,
+  cT: Opt<F32>,
+  ws: F32,
+];
+type StackBackwardArgs = [
+  shape: StackShape,
+  params: F32,
+  x: F32,
+  lengths: Opt<I32>,
+  h0: Opt<F32>,
+  c0: Opt<F32>,
+  ws: F32,
+  dy: F32,
+  dhT: Opt<F32>,
+  dcT: Opt<F32>,
+  dx: Opt<F32>,
+  dh0: Opt<F32>,
+  dc0: Opt<F32>,
+  dparams: F32,
+];
+type LinearShape = { N: number; I: number; O: number };
+
+export interface Native {
+  info(): NativeInfo;
+  setThreads(threads: number): void;
+  stackParamCount(shape: { cell: CellName; I: number; H: number; L: number }): number;
+  stackWorkspaceSize(shape: StackShape): number;
+  stackForward(...args: StackForwardArgs): void;
+  stackForwardAsync(...args: StackForwardArgs): Promise<void>;
+  stackBackward(...args: StackBackwardArgs): void;
+  stackBackwardAsync(...args: StackBackwardArgs): Promise<void>;
+  embeddingForward(shape: { V: number; E: number }, table: F32, ids: I32, out: F32): void;
+  embeddingBackward(shape: { V: number; E: number }, ids: I32, dout: F32, dtable: F32): void;
+  linearForward(shape: LinearShape, x: F32, W: F32, b: Opt<F32>, y: F32): void;
+  linearForwardAsync(shape: LinearShape, x: F32, W: F32, b: Opt<F32>, y: F32): Promise<void>;
+  linearBackward(
+    shape: LinearShape,
+    x: F32,
+    W: F32,
+    dy: F32,
+    dx: Opt<F32>,
+    dW: F32,
+    db: Opt<F32>,
+  ): void;
+  softmaxXentForward(
+    shape: { N: number; V: number },
+    logits: F32,
+    targets: I32,
+    ignoreIndex: number,
+    labelSmoothing: number,
+    lse: F32,
+  ): { sum: number; count: number };
+  softmaxXentBackward(
+    shape: { N: number; V: number },
+    logits: F32,
+    targets: I32,
+    ignoreIndex: number,
+    labelSmoothing: number,
+    lse: F32,
+    scale: number,
+    dlogits: F32,
+  ): void;
+  globalNorm(tensors: F32[]): number;
+  clipGlobalNorm(grads: F32[], maxNorm: number): number;
+  adamUpdate(params: F32[], grads: F32[], m: F32[], v: F32[], step: number, cfg: AdamConfig): void;
+  sgdUpdate(params: F32[], grads: F32[], velocity: F32[], cfg: SgdConfig): void;
+  gemm(shape: GemmShape, A: F32, B: F32, C: F32): void;
+  gemmAsync(shape: GemmShape, A: F32, B: F32, C: F32): Promise<void>;
+}
+
+const root = path.resolve(__dirname, '..');
+
+function load(): Native {
+  const candidates = [
+    process.env.RNNKIT_ADDON,
+    path.join(root, 'build', 'Release', 'rnnkit.node'),
+    path.join(root, 'build', 'Debug', 'rnnkit.node'),
+  ].filter((p): p is string => typeof p === 'string' && p.length > 0);
+  const found = candidates.find((p) => fs.existsSync(p));
+  if (!found) {
+    throw new Error(
+      `rnnkit: the native addon is not built (looked in ${candidates.join(', ')}); ` +
+        'run `npm run build:native` (needs a C++17 compiler)',
+    );
+  }
+  return require(found) as Native;
+}
+
+export const native: Native = load();

@@ -1,0 +1,71 @@
+// Parameters and the Module base class. Parameter data, gradients and optimizer state live in
+// SharedArrayBuffer-backed Float32Arrays: the native kernels read and write them in place
+// (zero-copy), and a training worker thread can update the very arrays the model holds.
+
+/** A float32 buffer over shared memory, zero-filled. */
+export function sharedFloat32(n: number): Float32Array {
+  return new Float32Array(new SharedArrayBuffer(n * Float32Array.BYTES_PER_ELEMENT));
+}
+
+export class Parameter {
+  readonly data: Float32Array;
+  readonly grad: Float32Array;
+
+  constructor(
+    readonly name: string,
+    readonly shape: readonly number[],
+  ) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    this.data = sharedFloat32(n);
+    this.grad = sharedFloat32(n);
+  }
+
+  get size(): number {
+    return this.data.length;
+  }
+}
+
+export abstract class Module {
+  /** Every parameter of this module and its children, in a fixed order. */
+  abstract parameters(): Parameter[];
+
+  /** A one-line description of the module (its options and shapes). */
+  abstract describe(): string;
+
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad.fill(0);
+  }
+
+  numParameters(): number {
+    return this.parameters().reduce((n, p) => n + p.size, 0);
+  }
+
+  toString(): string {
+    return this.describe();
+  }
+}
+
+/** Checks that `value` is an integer in [min, max], naming `what` in the error. */
+export function checkInt(what: string, value: unknown, min: number, max = 2 ** 31 - 1): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(
+      `${what} must be an integer in [${min}, ${max}], got ${typeof value === 'number' ? value : typeof value}`,
+    );
+  }
+  return value;
+}
+
+/** Checks that `value` is a finite number in [min, max], naming `what` in the error. */
+export function checkNumber(what: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    throw new RangeError(
+      `${what} must be a finite number in [${min}, ${max}], got ${typeof value === 'number' ? value : typeof value}`,
+    );
+  }
+  return value;
+}
+
+/** Returns `buf` if it holds at least n floats (as a view of exactly n), else a new buffer. */
+export function reuse(buf: Float32Array | null, n: number): Float32Array {
+  return buf && buf.length >= n ? buf.subarray(0, n) : new Float32Array(n);
+}

@@ -1,0 +1,479 @@
+// N-API glue: argument checks -> JS errors, and sync/async entry points over native/core.
+// Each operation is one struct: its constructor parses and validates the JS arguments on the main
+// thread, run() calls the kernel (on the main thread, or on the libuv pool for the *Async twin),
+// and result() turns what it computed into a JS value.
+#include <napi.h>
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "args.h"
+#include "ops.h"
+#include "gemm.h"
+#include "layers.h"
+#include "optim.h"
+#include "recurrent.h"
+
+namespace rnnkit_addon {
+namespace {
+
+using rnnkit::CellType;
+using rnnkit::StackShape;
+
+constexpr const char* kVersion = "0.1.0";
+
+std::string dims(std::initializer_list<std::pair<const char*, long long>> parts) {
+  std::string s, v;
+  for (const auto& [name, n] : parts) {
+    s += (s.empty() ? "" : "*") + std::string(name);
+    v += (v.empty() ? "" : "*") + std::to_string(n);
+  }
+  return s + " = " + v;
+}
+
+CellType parse_cell(Parser& p, Napi::Value v, const char* name) {
+  std::string c = p.string(v, name);
+  if (c == "rnn_tanh") return CellType::RnnTanh;
+  if (c == "rnn_relu") return CellType::RnnRelu;
+  if (c == "lstm") return CellType::Lstm;
+  if (c == "gru") return CellType::Gru;
+  p.range_error(std::string("'") + name +
+                "' must be one of 'rnn_tanh', 'rnn_relu', 'lstm', 'gru', got '" + c + "'");
+}
+
+StackShape parse_stack_shape(Parser& p, size_t i) {
+  Napi::Object o = p.object(i, "shape");
+  StackShape s;
+  s.cell = parse_cell(p, o.Get("cell"), "shape.cell");
+  s.T = p.size(o, "shape", "T");
+  s.B = p.size(o, "shape", "B");
+  s.I = p.size(o, "shape", "I");
+  s.H = p.size(o, "shape", "H");
+  s.L = p.size(o, "shape", "L");
+  s.dropout = static_cast<float>(p.number(o.Get("dropout"), "shape.dropout", 0, 0.99));
+  s.residual = p.boolean(o.Get("residual"), "shape.residual");
+  s.training = p.boolean(o.Get("training"), "shape.training");
+  s.seed = static_cast<uint64_t>(p.integer(o.Get("seed"), "shape.seed", 0, 9007199254740991LL));
+  return s;
+}
+
+size_t state_size(const StackShape& s) { return size_t(s.L) * s.B * s.H; }
+std::string state_dims(const StackShape& s) { return dims({{"L", s.L}, {"B", s.B}, {"H", s.H}}); }
+
+// The LSTM cell state arguments exist only for LSTM: required (or optional) there, absent elsewhere.
+float* cell_state(Parser& p, const StackShape& s, size_t i, const char* name, bool optional) {
+  if (s.cell == CellType::Lstm) return p.f32(i, name, state_size(s), state_dims(s), optional);
+  Napi::Value v = p.arg(i);
+  if (!v.IsUndefined() && !v.IsNull())
+    p.type_error(std::string("'") + name + "' is only for LSTM and must be null for this cell, got " +
+                 Parser::describe(v));
+  return nullptr;
+}
+
+const int32_t* parse_lengths(Parser& p, const StackShape& s, size_t i) {
+  const int32_t* lengths = p.i32(i, "lengths", s.B, "B", true);
+  if (lengths)
+    for (int b = 0; b < s.B; ++b)
+      if (lengths[b] < 1 || lengths[b] > s.T)
+        p.range_error("'lengths[" + std::to_string(b) + "]' must be in [1, T=" +
+                      std::to_string(s.T) + "], got " + std::to_string(lengths[b]));
+  return lengths;
+}
+
+struct StackForward {
+  static constexpr const char* name = "stackForward";
+  StackShape s;
+  const float *params, *x, *h0, *c0;
+  const int32_t* lengths;
+  float *y, *hT, *cT, *ws;
+
+  explicit StackForward(Parser& p) : s(parse_stack_shape(p, 0)) {
+    params = p.f32(1, "params", rnnkit::stack_param_count(s.cell, s.I, s.H, s.L),
+                   "stackParamCount(cell, I, H, L)");
+    x = p.f32(2, "x", size_t(s.T) * s.B * s.I, dims({{"T", s.T}, {"B", s.B}, {"I", s.I}}));
+    lengths = parse_lengths(p, s, 3);
+    h0 = p.f32(4, "h0", state_size(s), state_dims(s), true);
+    c0 = cell_state(p, s, 5, "c0", true);
+    y = p.f32(6, "y", size_t(s.T) * s.B * s.H, dims({{"T", s.T}, {"B", s.B}, {"H", s.H}}));
+    hT = p.f32(7, "hT", state_size(s), state_dims(s));
+    cT = cell_state(p, s, 8, "cT", false);
+    ws = p.f32(9, "ws", rnnkit::stack_workspace_size(s), "stackWorkspaceSize(shape)");
+  }
+  void run() { rnnkit::stack_forward(s, params, x, lengths, h0, c0, y, hT, cT, ws); }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
+
+struct StackBackward {
+  static constexpr const char* name = "stackBackward";
+  StackShape s;
+  const float *params, *x, *h0, *c0, *dy, *dhT, *dcT;
+  const int32_t* lengths;
+  float *ws, *dx, *dh0, *dc0, *dparams;
+
+  explicit StackBackward(Parser& p) : s(parse_stack_shape(p, 0)) {
+    if (!s.training)
+      p.range_error("'shape.training' must be true: backward needs the workspace of a training "
+                    "forward");
+    size_t nparams = rnnkit::stack_param_count(s.cell, s.I, s.H, s.L);
+    std::string tbi = dims({{"T", s.T}, {"B", s.B}, {"I", s.I}});
+    std::string tbh = dims({{"T", s.T}, {"B", s.B}, {"H", s.H}});
+    params = p.f32(1, "params", nparams, "stackParamCount(cell, I, H, L)");
+    x = p.f32(2, "x", size_t(s.T) * s.B * s.I, tbi);
+    lengths = parse_lengths(p, s, 3);
+    h0 = p.f32(4, "h0", state_size(s), state_dims(s), true);
+    c0 = cell_state(p, s, 5, "c0", true);
+    ws = p.f32(6, "ws", rnnkit::stack_workspace_size(s), "stackWorkspaceSize(shape)");
+    dy = p.f32(7, "dy", size_t(s.T) * s.B * s.H, tbh);
+    dhT = p.f32(8, "dhT", state_size(s), state_dims(s), true);
+    dcT = cell_state(p, s, 9, "dcT", true);
+    dx = p.f32(10, "dx", size_t(s.T) * s.B * s.I, tbi, true);
+    dh0 = p.f32(11, "dh0", state_size(s), state_dims(s), true);
+    dc0 = cell_state(p, s, 12, "dc0", true);
+    dparams = p.f32(13, "dparams", nparams, "stackParamCount(cell, I, H, L)");
+  }
+  void run() {
+    rnnkit::stack_backward(s, params, x, lengths, h0, c0, ws, dy, dhT, dcT, dx, dh0, dc0, dparams);
+  }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
+
+// Token ids: every one in [0, V), or equal to `ignore` when that is allowed.
+const int32_t* parse_ids(Parser& p, size_t i, const char* name, size_t n, int V,
+                         const int32_t* ignore = nullptr) {
+  const int32_t* ids = p.i32(i, name, n, "");
+  for (size_t k = 0; k < n; ++k)
+    if ((ids[k] < 0 || ids[k] >= V) && !(ignore && ids[k] == *ignore))
+      p.range_error(std::string("'") + name + "[" + std::to_string(k) + "]' must be in [0, " +
+                    std::to_string(V) + ")" +
+                    (ignore ? " or the ignore index " + std::to_string(*ignore) : "") + ", got " +
+                    std::to_string(ids[k]));
+  return ids;
+}
+
+size_t length_of(Parser& p, size_t i, const char* name) {
+  Napi::Value v = p.arg(i);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    p.type_error(std::string("'") + name + "' must be an Int32Array, got " + Parser::describe(v));
+  size_t n = v.As<Napi::TypedArray>().ElementLength();
+  if (n == 0) p.range_error(std::string("'") + name + "' must not be empty");
+  return n;
+}
+
+// embeddingForward({V, E}, table, ids, out)
+struct EmbeddingForward {
+  static constexpr const char* name = "embeddingForward";
+  int V, E, N;
+  const float* table;
+  const int32_t* ids;
+  float* out;
+  explicit EmbeddingForward(Parser& p) {
+    Napi::Object o = p.object(0, "shape");
+    V = p.size(o, "shape", "V");
+    E = p.size(o, "shape", "E");
+    table = p.f32(1, "table", size_t(V) * E, dims({{"V", V}, {"E", E}}));
+    N = static_cast<int>(length_of(p, 2, "ids"));
+    ids = parse_ids(p, 2, "ids", N, V);
+    out = p.f32(3, "out", size_t(N) * E, dims({{"N", N}, {"E", E}}));
+  }
+  void run() { rnnkit::embedding_forward(table, V, E, ids, N, out); }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
+
+// embeddingBackward({V, E}, ids, dout, dtable)
+struct EmbeddingBackward {
+  static constexpr const char* name = "embeddingBackward";
+  int V, E, N;
+  const int32_t* ids;
+  const float* dout;
+  float* dtable;
+  explicit EmbeddingBackward(Parser& p) {
+    Napi::Object o = p.object(0, "shape");
+    V = p.size(o, "shape", "V");
+    E = p.size(o, "shape", "E");
+    N = static_cast<int>(length_of(p, 1, "ids"));
+    ids = parse_ids(p, 1, "ids", N, V);
+    dout = p.f32(2, "dout", size_t(N) * E, dims({{"N", N}, {"E", E}}));
+    dtable = p.f32(3, "dtable", size_t(V) * E, dims({{"V", V}, {"E", E}}));
+  }
+  void run() { rnnkit::embedding_backward(ids, N, E, dout, dtable); }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
+
+struct LinearShape {
+  int N, I, O;
+  LinearShape(Parser& p, size_t i) {
+    Napi::Object o = p.object(i, "shape");
+    N = p.size(o, "shape", "N");
+    I = p.size(o, "shape", "I");
+    O = p.size(o, "shape", "O");
+  }
+};
+
+// linearForward({N, I, O}, x, W, b, y)
+struct LinearForward {
+  static constexpr const char* name = "linearForward";
+  LinearShape d;
+  const float *x, *W, *b;
+  float* y;
+  explicit LinearForward(Parser& p) : d(p, 0) {
+    x = p.f32(1, "x", size_t(d.N) * d.I, dims({{"N", d.N}, {"I", d.I}}));
+    W = p.f32(2, "W", size_t(d.O) * d.I, dims({{"O", d.O}, {"I", d.I}}));
+    b = p.f32(3, "b", d.O, "O", true);
+    y = p.f32(4, "y", size_t(d.N) * d.O, dims({{"N", d.N}, {"O", d.O}}));
+  }
+  void run() { rnnkit::linear_forward(d.N, d.I, d.O, x, W, b, y); }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
+
+// linearBackward({N, I, O}, x, W, dy, dx, dW, db)
+struct LinearBackward {
+  static constexpr const char* name = "linearBackward";
+  LinearShape d;
+  const float *x, *W, *dy;
+  float *dx, *dW, *db;
+  explicit LinearBackward(Parser& p) : d(p, 0) {
+    x = p.f32(1, "x", size_t(d.N) * d.I, dims({{"N", d.N}, {"I", d.I}}));
+    W = p.f32(2, "W", size_t(d.O) * d.I, dims({{"O", d.O}, {"I", d.I}}));
+    dy = p.f32(3, "dy", size_t(d.N) * d.O, dims({{"N", d.N}, {"O", d.O}}));
+    dx = p.f32(4, "dx", size_t(d.N) * d.I, dims({{"N", d.N}, {"I", d.I}}), true);
+    dW = p.f32(5, "dW", size_t(d.O) * d.I, dims({{"O", d.O}, {"I", d.I}}));
+    db = p.f32(6, "db", d.O, "O", true);
+  }
+  void run() { rnnkit::linear_backward(d.N, d.I, d.O, x, W, dy, dx, dW, db); }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
+
+struct XentArgs {
+  int N, V, ignore;
+  float smoothing;
+  const float* logits;
+  const int32_t* targets;
+  XentArgs(Parser& p) {
+    Napi::Object o = p.object(0, "shape");
+    N = p.size(o, "shape", "N");
+    V = p.size(o, "shape", "V");
+    logits = p.f32(1, "logits", size_t(N) * V, dims({{"N", N}, {"V", V}}));
+    ignore = static_cast<int>(p.integer(3, "ignoreIndex", -(1LL << 31), (1LL << 31) - 1));
+    targets = parse_ids(p, 2, "targets", N, V, &ignore);
+    smoothing = static_cast<float>(p.number(4, "labelSmoothing", 0, 1));
+  }
+};
+
+// softmaxXentForward({N, V}, logits, targets, ignoreIndex, labelSmoothing, lse) -> {sum, count}
+struct SoftmaxXentForward {
+  static constexpr const char* name = "softmaxXentForward";
+  XentArgs a;
+  float* lse;
+  double sum = 0;
+  int64_t count = 0;
+  explicit SoftmaxXentForward(Parser& p) : a(p) { lse = p.f32(5, "lse", a.N, "N"); }
+  void run() {
+    sum = rnnkit::softmax_xent_forward(a.N, a.V, a.logits, a.targets, a.ignore, a.smoothing, lse,
+                                       &count);
+  }
+  Napi::Value result(Napi::Env env) {
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("sum", sum);
+    r.Set("count", static_cast<double>(count));
+    return r;
+  }
+};
+
+// softmaxXentBackward({N, V}, logits, targets, ignoreIndex, labelSmoothing, lse, scale, dlogits)
+struct SoftmaxXentBackward {
+  static constexpr const char* name = "softmaxXentBackward";
+  XentArgs a;
+  const float* lse;
+  float scale;
+  float* dlogits;
+  explicit SoftmaxXentBackward(Parser& p) : a(p) {
+    lse = p.f32(5, "lse", a.N, "N");
+    scale = static_cast<float>(p.number(6, "scale", -3.4e38, 3.4e38));
+    dlogits = p.f32(7, "dlogits", size_t(a.N) * a.V, dims({{"N", a.N}, {"V", a.V}}));
+  }
+  void run() {
+    rnnkit::softmax_xent_backward(a.N, a.V, a.logits, a.targets, a.ignore, a.smoothing, lse,
+                                  scale, dlogits);
+  }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
+
+// A list of Float32Arrays, optionally required to match another list's sizes.
+struct List {
+  std::vector<float*> ptrs;
+  std::vector<size_t> sizes;
+  List(Parser& p, size_t i, const char* name, const List* like = nullptr) {
+    ptrs = p.f32_list(i, name, sizes);
+    if (like) {
+      if (sizes.size() != like->sizes.size())
+        p.range_error(std::string("'") + name + "' must hold " +
+                      std::to_string(like->sizes.size()) + " arrays (one per parameter), got " +
+                      std::to_string(sizes.size()));
+      for (size_t k = 0; k < sizes.size(); ++k)
+        if (sizes[k] != like->sizes[k])
+          p.range_error(std::string("'") + name + "[" + std::to_string(k) +
+                        "]' must have length " + std::to_string(like->sizes[k]) +
+                        " like its parameter, got " + std::to_string(sizes[k]));
+    }
+  }
+  rnnkit::TensorList view() const {
+    return {ptrs.data(), sizes.data(), static_cast<int>(ptrs.size())};
+  }
+};
+
+// globalNorm(tensors) -> number
+struct GlobalNorm {
+  static constexpr const char* name = "globalNorm";
+  List t;
+  double norm = 0;
+  explicit GlobalNorm(Parser& p) : t(p, 0, "tensors") {}
+  void run() { norm = rnnkit::global_norm(t.view()); }
+  Napi::Value result(Napi::Env env) { return Napi::Number::New(env, norm); }
+};
+
+// clipGlobalNorm(grads, maxNorm) -> norm before clipping
+struct ClipGlobalNorm {
+  static constexpr const char* name = "clipGlobalNorm";
+  List g;
+  double max_norm, norm = 0;
+  explicit ClipGlobalNorm(Parser& p) : g(p, 0, "grads") {
+    max_norm = p.number(1, "maxNorm", 1e-30, 3.4e38);
+  }
+  void run() { norm = rnnkit::clip_global_norm(g.view(), max_norm); }
+  Napi::Value result(Napi::Env env) { return Napi::Number::New(env, norm); }
+};
+
+// adamUpdate(params, grads, m, v, step, {lr, beta1, beta2, eps, weightDecay, decoupled})
+struct AdamUpdate {
+  static constexpr const char* name = "adamUpdate";
+  List params, grads, m, v;
+  int64_t step;
+  rnnkit::AdamConfig cfg;
+  explicit AdamUpdate(Parser& p)
+      : params(p, 0, "params"),
+        grads(p, 1, "grads", &params),
+        m(p, 2, "m", &params),
+        v(p, 3, "v", &params) {
+    step = p.integer(4, "step", 1, 1LL << 50);
+    Napi::Object o = p.object(5, "config");
+    cfg.lr = static_cast<float>(p.number(o.Get("lr"), "config.lr", 0, 1e6));
+    cfg.beta1 = static_cast<float>(p.number(o.Get("beta1"), "config.beta1", 0, 0.999999));
+    cfg.beta2 = static_cast<float>(p.number(o.Get("beta2"), "config.beta2", 0, 0.99999999));
+    cfg.eps = static_cast<float>(p.number(o.Get("eps"), "config.eps", 1e-30, 1));
+    cfg.weight_decay =
+        static_cast<float>(p.number(o.Get("weightDecay"), "config.weightDecay", 0, 1e6));
+    cfg.decoupled = p.boolean(o.Get("decoupled"), "config.decoupled");
+  }
+  void run() { rnnkit::adam_update(params.view(), grads.view(), m.view(), v.view(), step, cfg); }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
+
+// sgdUpdate(params, grads, velocity, {lr, momentum, weightDecay, nesterov})
+struct SgdUpdate {
+  static constexpr const char* name = "sgdUpdate";
+  List params, grads, velocity;
+  rnnkit::SgdConfig cfg;
+  explicit SgdUpdate(Parser& p)
+      : params(p, 0, "params"), grads(p, 1, "grads", &params), velocity(p, 2, "velocity", &params) {
+    Napi::Object o = p.object(3, "config");
+    cfg.lr = static_cast<float>(p.number(o.Get("lr"), "config.lr", 0, 1e6));
+    cfg.momentum = static_cast<float>(p.number(o.Get("momentum"), "config.momentum", 0, 1));
+    cfg.weight_decay =
+        static_cast<float>(p.number(o.Get("weightDecay"), "config.weightDecay", 0, 1e6));
+    cfg.nesterov = p.boolean(o.Get("nesterov"), "config.nesterov");
+    if (cfg.nesterov && cfg.momentum == 0)
+      p.range_error("'config.nesterov' needs a momentum above 0");
+  }
+  void run() { rnnkit::sgd_update(params.view(), grads.view(), velocity.view(), cfg); }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
+
+// gemm({transA, transB, M, N, K, alpha, beta, builtin}, A, B, C): C = alpha op(A) op(B) + beta C
+struct Gemm {
+  static constexpr const char* name = "gemm";
+  bool ta, tb, builtin;
+  int M, N, K;
+  float alpha, beta;
+  const float *A, *B;
+  float* C;
+  explicit Gemm(Parser& p) {
+    Napi::Object o = p.object(0, "shape");
+    ta = p.boolean(o.Get("transA"), "shape.transA");
+    tb = p.boolean(o.Get("transB"), "shape.transB");
+    builtin = p.boolean(o.Get("builtin"), "shape.builtin");
+    M = p.size(o, "shape", "M");
+    N = p.size(o, "shape", "N");
+    K = p.size(o, "shape", "K");
+    alpha = static_cast<float>(p.number(o.Get("alpha"), "shape.alpha", -3.4e38, 3.4e38));
+    beta = static_cast<float>(p.number(o.Get("beta"), "shape.beta", -3.4e38, 3.4e38));
+    A = p.f32(1, "A", size_t(M) * K, dims({{"M", M}, {"K", K}}));
+    B = p.f32(2, "B", size_t(K) * N, dims({{"K", K}, {"N", N}}));
+    C = p.f32(3, "C", size_t(M) * N, dims({{"M", M}, {"N", N}}));
+  }
+  void run() {
+    auto f = builtin ? rnnkit::gemm_builtin : rnnkit::gemm;
+    f(ta, tb, M, N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+  }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
+
+// stackParamCount({cell, I, H, L}) -> floats in the flat parameter buffer
+Napi::Value StackParamCount(const Napi::CallbackInfo& info) {
+  Parser p(info, "stackParamCount");
+  Napi::Object o = p.object(0, "shape");
+  CellType cell = parse_cell(p, o.Get("cell"), "shape.cell");
+  int I = p.size(o, "shape", "I"), H = p.size(o, "shape", "H"), L = p.size(o, "shape", "L");
+  return Napi::Number::New(info.Env(), static_cast<double>(rnnkit::stack_param_count(cell, I, H, L)));
+}
+
+// stackWorkspaceSize(shape) -> floats the workspace must hold
+Napi::Value StackWorkspaceSize(const Napi::CallbackInfo& info) {
+  Parser p(info, "stackWorkspaceSize");
+  StackShape s = parse_stack_shape(p, 0);
+  return Napi::Number::New(info.Env(), static_cast<double>(rnnkit::stack_workspace_size(s)));
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("version", kVersion);
+  r.Set("gemm", rnnkit::gemm_backend());
+  r.Set("threads", rnnkit::gemm_threads());
+  r.Set("cuda", false);
+  return r;
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  Parser p(info, "setThreads");
+  rnnkit::set_gemm_threads(static_cast<int>(p.integer(0, "threads", 1, 1024)));
+  return info.Env().Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  exports.Set("stackParamCount", Napi::Function::New(env, StackParamCount, "stackParamCount"));
+  exports.Set("stackWorkspaceSize",
+              Napi::Function::New(env, StackWorkspaceSize, "stackWorkspaceSize"));
+  add<StackForward>(env, exports, true);
+  add<StackBackward>(env, exports, true);
+  add<EmbeddingForward>(env, exports, false);
+  add<EmbeddingBackward>(env, exports, false);
+  add<LinearForward>(env, exports, true);
+  add<LinearBackward>(env, exports, false);
+  add<SoftmaxXentForward>(env, exports, false);
+  add<SoftmaxXentBackward>(env, exports, false);
+  add<GlobalNorm>(env, exports, false);
+  add<ClipGlobalNorm>(env, exports, false);
+  add<AdamUpdate>(env, exports, false);
+  add<SgdUpdate>(env, exports, false);
+  add<Gemm>(env, exports, true);
+  return exports;
+}
+
+}  // namespace
+}  // namespace rnnkit_addon
+
+NODE_API_MODULE(rnnkit, rnnkit_addon::Init)

@@ -1,0 +1,170 @@
+// Argument parsing for the N-API glue: every check names the function, the argument, what was
+// expected and what came, and throws a JS TypeError or RangeError. Typed arrays are read zero-copy;
+// the parser keeps a reference to each so that an async call can use them off the main thread.
+#pragma once
+#include <napi.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rnnkit_addon {
+
+class Parser {
+ public:
+  Parser(const Napi::CallbackInfo& info, const char* fn) : info_(info), fn_(fn) {}
+
+  Napi::Env env() const { return info_.Env(); }
+
+  [[noreturn]] void type_error(const std::string& what) const {
+    throw Napi::TypeError::New(env(), std::string(fn_) + ": " + what);
+  }
+  [[noreturn]] void range_error(const std::string& what) const {
+    throw Napi::RangeError::New(env(), std::string(fn_) + ": " + what);
+  }
+
+  Napi::Value arg(size_t i) const { return i < info_.Length() ? info_[i] : env().Undefined(); }
+
+  Napi::Object object(size_t i, const char* name) const {
+    Napi::Value v = arg(i);
+    if (!v.IsObject() || v.IsArray() || v.IsTypedArray())
+      type_error(quote(name) + " must be an object, got " + describe(v));
+    return v.As<Napi::Object>();
+  }
+
+  // A finite number in [lo, hi].
+  double number(Napi::Value v, const std::string& name, double lo, double hi) const {
+    if (!v.IsNumber()) type_error(quote(name) + " must be a number, got " + describe(v));
+    double x = v.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(x) || x < lo || x > hi)
+      range_error(quote(name) + " must be a finite number in [" + num(lo) + ", " + num(hi) +
+                  "], got " + num(x));
+    return x;
+  }
+  double number(size_t i, const char* name, double lo, double hi) const {
+    return number(arg(i), name, lo, hi);
+  }
+
+  // An integer in [lo, hi].
+  int64_t integer(Napi::Value v, const std::string& name, int64_t lo, int64_t hi) const {
+    double x = number(v, name, static_cast<double>(lo), static_cast<double>(hi));
+    if (std::floor(x) != x) range_error(quote(name) + " must be an integer, got " + num(x));
+    return static_cast<int64_t>(x);
+  }
+  int64_t integer(size_t i, const char* name, int64_t lo, int64_t hi) const {
+    return integer(arg(i), name, lo, hi);
+  }
+  // An integer property `key` of the object argument `obj` (named in messages as obj.key).
+  int size(Napi::Object o, const char* obj, const char* key, int lo = 1) const {
+    return static_cast<int>(integer(o.Get(key), std::string(obj) + "." + key, lo, 1 << 30));
+  }
+
+  bool boolean(Napi::Value v, const std::string& name) const {
+    if (!v.IsBoolean()) type_error(quote(name) + " must be a boolean, got " + describe(v));
+    return v.As<Napi::Boolean>().Value();
+  }
+
+  std::string string(Napi::Value v, const std::string& name) const {
+    if (!v.IsString()) type_error(quote(name) + " must be a string, got " + describe(v));
+    return v.As<Napi::String>().Utf8Value();
+  }
+
+  // A Float32Array of exactly `expected` elements (`shape` says how that number is made).
+  // optional: undefined/null gives nullptr.
+  float* f32(size_t i, const char* name, size_t expected, const std::string& shape,
+             bool optional = false) {
+    return typed<float>(arg(i), name, napi_float32_array, "Float32Array", expected, shape,
+                        optional);
+  }
+  int32_t* i32(size_t i, const char* name, size_t expected, const std::string& shape,
+               bool optional = false) {
+    return typed<int32_t>(arg(i), name, napi_int32_array, "Int32Array", expected, shape,
+                          optional);
+  }
+
+  // An array of Float32Arrays; sizes receives each one's length.
+  std::vector<float*> f32_list(size_t i, const char* name, std::vector<size_t>& sizes) {
+    Napi::Value v = arg(i);
+    if (!v.IsArray()) type_error(quote(name) + " must be an array of Float32Array, got " + describe(v));
+    Napi::Array a = v.As<Napi::Array>();
+    std::vector<float*> ptrs;
+    sizes.clear();
+    for (uint32_t k = 0; k < a.Length(); ++k) {
+      std::string item = std::string(name) + "[" + std::to_string(k) + "]";
+      Napi::Value e = a.Get(k);
+      if (!e.IsTypedArray() || e.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+        type_error(quote(item) + " must be a Float32Array, got " + describe(e));
+      Napi::Float32Array t = e.As<Napi::Float32Array>();
+      keep(t);
+      ptrs.push_back(t.Data());
+      sizes.push_back(t.ElementLength());
+    }
+    return ptrs;
+  }
+
+  // The references that keep the arrays alive; moved into an async worker.
+  std::vector<Napi::ObjectReference> take_refs() { return std::move(refs_); }
+
+  static std::string describe(const Napi::Value& v) {
+    if (v.IsUndefined()) return "undefined";
+    if (v.IsNull()) return "null";
+    if (v.IsBoolean()) return "a boolean";
+    if (v.IsNumber()) return "the number " + num(v.As<Napi::Number>().DoubleValue());
+    if (v.IsString()) return "a string";
+    if (v.IsArray()) return "an array";
+    if (v.IsTypedArray()) {
+      Napi::TypedArray t = v.As<Napi::TypedArray>();
+      return std::string(typed_name(t.TypedArrayType())) + " of length " +
+             std::to_string(t.ElementLength());
+    }
+    if (v.IsFunction()) return "a function";
+    return "an object";
+  }
+
+ private:
+  template <typename T>
+  T* typed(Napi::Value v, const char* name, napi_typedarray_type type, const char* type_name,
+           size_t expected, const std::string& shape, bool optional) {
+    if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
+    std::string want = std::string(type_name) + " of length " + std::to_string(expected) +
+                       (shape.empty() ? "" : " (" + shape + ")");
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
+      type_error(quote(name) + " must be a " + want + ", got " + describe(v));
+    Napi::TypedArrayOf<T> t = v.As<Napi::TypedArrayOf<T>>();
+    if (t.ElementLength() != expected)
+      range_error(quote(name) + " must be a " + want + ", got length " +
+                  std::to_string(t.ElementLength()));
+    keep(t);
+    return t.Data();
+  }
+
+  void keep(Napi::Object o) { refs_.push_back(Napi::Persistent(o)); }
+
+  static const char* typed_name(napi_typedarray_type t) {
+    switch (t) {
+      case napi_int8_array: return "Int8Array";
+      case napi_uint8_array: return "Uint8Array";
+      case napi_uint8_clamped_array: return "Uint8ClampedArray";
+      case napi_int16_array: return "Int16Array";
+      case napi_uint16_array: return "Uint16Array";
+      case napi_int32_array: return "Int32Array";
+      case napi_uint32_array: return "Uint32Array";
+      case napi_float32_array: return "Float32Array";
+      case napi_float64_array: return "Float64Array";
+      default: return "a typed array";
+    }
+  }
+  static std::string quote(const std::string& name) { return "'" + name + "'"; }
+  static std::string num(double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.9g", x);
+    return buf;
+  }
+
+  const Napi::CallbackInfo& info_;
+  const char* fn_;
+  std::vector<Napi::ObjectReference> refs_;
+};
+
+}  // namespace rnnkit_addon

@@ -1,0 +1,99 @@
+// Sync and async entry points for an operation struct. An operation's constructor parses and
+// validates the JS arguments (on the main thread), run() calls the kernel (on the main thread for
+// the sync entry, on the libuv pool for the *Async twin), and result() makes the JS value.
+#pragma once
+#include <napi.h>
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "args.h"
+
+namespace rnnkit_addon {
+
+// Kernel failures that argument checks cannot foresee come back as RangeError (invalid_argument)
+// or Error (anything else), prefixed with the function's name.
+inline Napi::Error native_error(Napi::Env env, const char* fn, bool range, const std::string& what) {
+  std::string msg = std::string(fn) + ": " + what;
+  return range ? Napi::RangeError::New(env, msg) : Napi::Error::New(env, msg);
+}
+
+template <typename Op>
+Napi::Value Sync(const Napi::CallbackInfo& info) {
+  Parser p(info, Op::name);
+  Op op(p);
+  try {
+    op.run();
+  } catch (const std::invalid_argument& e) {
+    throw native_error(info.Env(), Op::name, true, e.what());
+  } catch (const std::exception& e) {
+    throw native_error(info.Env(), Op::name, false, e.what());
+  }
+  return op.result(info.Env());
+}
+
+template <typename Op>
+class AsyncOp : public Napi::AsyncWorker {
+ public:
+  AsyncOp(Napi::Env env, Op&& op, std::vector<Napi::ObjectReference>&& refs)
+      : Napi::AsyncWorker(env, Op::name),
+        op_(std::move(op)),
+        refs_(std::move(refs)),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      op_.run();
+    } catch (const std::invalid_argument& e) {
+      failed_ = true, range_ = true, error_ = e.what();
+    } catch (const std::exception& e) {
+      failed_ = true, error_ = e.what();
+    }
+  }
+  void OnOK() override {
+    if (failed_)
+      deferred_.Reject(native_error(Env(), Op::name, range_, error_).Value());
+    else
+      deferred_.Resolve(op_.result(Env()));
+  }
+
+ private:
+  Op op_;
+  std::vector<Napi::ObjectReference> refs_;
+  Napi::Promise::Deferred deferred_;
+  bool failed_ = false, range_ = false;
+  std::string error_;
+};
+
+// Validation errors of an async call reject its promise rather than throw.
+template <typename Op>
+Napi::Value Async(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    Parser p(info, Op::name);
+    Op op(p);
+    auto* worker = new AsyncOp<Op>(env, std::move(op), p.take_refs());
+    Napi::Promise promise = worker->promise();
+    worker->Queue();
+    return promise;
+  } catch (const Napi::Error& e) {
+    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+    d.Reject(e.Value());
+    return d.Promise();
+  }
+}
+
+template <typename Op>
+void add(Napi::Env env, Napi::Object exports, bool async) {
+  exports.Set(Op::name, Napi::Function::New(env, Sync<Op>, Op::name));
+  if (async) {
+    std::string name = std::string(Op::name) + "Async";
+    exports.Set(name, Napi::Function::New(env, Async<Op>, name));
+  }
+}
+
+}  // namespace rnnkit_addon
