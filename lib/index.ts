@@ -1,4 +1,5 @@
 // rnnkit's public API.
+import { LanguageModel } from './models/language-model';
 import { native, type NativeInfo } from './native';
 
 export { Module, Parameter } from './nn/parameter';
@@ -30,3 +31,29 @@ export function setThreads(threads: number): void {
 }
 
 export type { NativeInfo };
+
+export {
+  LanguageModel,
+  type LanguageModelConfig,
+  type LanguageModelSpec,
+  type ForwardResult,
+  type TokenBatch,
+} from './models/language-model';
+export type { FitOptions, FitResult } from './train/fit';
+export type { History, Progress, LrSchedule, StopReason } from './train/loop';
+export type { GenerateOptions, StreamOptions, SamplingOptions } from './generate/options';
+export {
+  CharTokenizer,
+  WordTokenizer,
+  tokenizerFromJSON,
+  validateCorpus,
+  type Tokenizer,
+  type TokenizerJSON,
+} from './text';
+export { readSafetensors, writeSafetensors, writeFileAtomic } from './io';
+export { loadCheckpoint, saveCheckpoint, type TrainingState } from './io/checkpoint';
+
+/** Loads a language model saved with `model.save(path)`. */
+export function loadModel(path: string): Promise<LanguageModel> {
+  return LanguageModel.load(path);
+}

@@ -86,6 +86,47 @@ type StackBackwardArgs = [
 ];
 type LinearShape = { N: number; I: number; O: number };
 
+/** Language-model weights as the native generation loop reads them. */
+export interface LmWeights {
+  cell: CellName;
+  V: number;
+  E: number;
+  H: number;
+  L: number;
+  residual: boolean;
+  embedding: F32;
+  stack: F32;
+  decoderWeight: F32;
+  decoderBias: F32;
+}
+
+/** Token sequences concatenated, with offsets [n+1]. */
+export interface NativeRagged {
+  tokens: I32;
+  offsets: I32;
+}
+
+export interface NativeSamplerOptions {
+  temperature: number;
+  topK: number;
+  topP: number;
+  repetitionPenalty: number;
+  noRepeatNgramSize: number;
+}
+
+export interface NativeGenerateOptions extends NativeSamplerOptions {
+  maxTokens: number;
+  seed: number;
+  rowOffset: number;
+}
+
+/** Generated tokens [B, maxTokens], each row's length, and why it ended (0 length, 1 stop, 2 cancel). */
+export interface NativeGenerateResult {
+  tokens: I32;
+  lengths: I32;
+  finish: I32;
+}
+
 export interface Native {
   info(): NativeInfo;
   setThreads(threads: number): void;
@@ -130,6 +171,29 @@ export interface Native {
   clipGlobalNorm(grads: F32[], maxNorm: number): number;
   adamUpdate(params: F32[], grads: F32[], m: F32[], v: F32[], step: number, cfg: AdamConfig): void;
   sgdUpdate(params: F32[], grads: F32[], velocity: F32[], cfg: SgdConfig): void;
+  lmGenerate(
+    weights: LmWeights,
+    prompts: NativeRagged,
+    options: NativeGenerateOptions,
+    stops: NativeRagged | null,
+    cancel: I32 | null,
+    onTokens?: (step: number, rows: I32, tokens: I32) => void,
+  ): Promise<NativeGenerateResult>;
+  lmGenerateSync(
+    weights: LmWeights,
+    prompts: NativeRagged,
+    options: NativeGenerateOptions,
+    stops: NativeRagged | null,
+    cancel: I32 | null,
+  ): NativeGenerateResult;
+  sampleTokens(
+    logits: F32,
+    shape: { B: number; V: number },
+    history: NativeRagged,
+    options: NativeSamplerOptions,
+    rngStates: BigUint64Array,
+  ): I32;
+  rngInit(seed: number, rowOffset: number, B: number): BigUint64Array;
   gemm(shape: GemmShape, A: F32, B: F32, C: F32): void;
   gemmAsync(shape: GemmShape, A: F32, B: F32, C: F32): Promise<void>;
 }

@@ -2,7 +2,10 @@ import { native } from '../native';
 import { Random } from '../random';
 import { Module, Parameter, checkInt, reuse } from './parameter';
 
-/** y = x W^T + b, x [N, inputSize], W [outputSize, inputSize] (PyTorch's nn.Linear layout). */
+/**
+ * y = x W^T + b, x [N, inputSize], W [outputSize, inputSize] (PyTorch's nn.Linear layout).
+ * `weight` may be another module's parameter (weight tying): gradients then add into its grad.
+ */
 export class Linear extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter | null;
@@ -14,15 +17,25 @@ export class Linear extends Module {
   constructor(
     readonly inputSize: number,
     readonly outputSize: number,
-    options: { bias?: boolean; rng?: Random } = {},
+    options: { bias?: boolean; rng?: Random; weight?: Parameter } = {},
   ) {
     super();
     checkInt('inputSize', inputSize, 1);
     checkInt('outputSize', outputSize, 1);
     const rng = options.rng ?? new Random();
     const bound = 1 / Math.sqrt(inputSize);
-    this.weight = new Parameter('weight', [outputSize, inputSize]);
-    rng.fillUniform(this.weight.data, -bound, bound);
+    if (options.weight) {
+      const [rows, cols] = options.weight.shape;
+      if (rows !== outputSize || cols !== inputSize) {
+        throw new RangeError(
+          `a shared Linear weight must be [${outputSize}, ${inputSize}], got [${options.weight.shape.join(', ')}]`,
+        );
+      }
+      this.weight = options.weight;
+    } else {
+      this.weight = new Parameter('weight', [outputSize, inputSize]);
+      rng.fillUniform(this.weight.data, -bound, bound);
+    }
     this.bias = options.bias === false ? null : new Parameter('bias', [outputSize]);
     if (this.bias) rng.fillUniform(this.bias.data, -bound, bound);
   }

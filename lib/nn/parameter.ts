@@ -8,7 +8,7 @@ export function sharedFloat32(n: number): Float32Array {
 }
 
 export class Parameter {
-  readonly data: Float32Array;
+  private values: Float32Array;
   readonly grad: Float32Array;
 
   constructor(
@@ -16,8 +16,25 @@ export class Parameter {
     readonly shape: readonly number[],
   ) {
     const n = shape.reduce((a, b) => a * b, 1);
-    this.data = sharedFloat32(n);
+    this.values = sharedFloat32(n);
     this.grad = sharedFloat32(n);
+  }
+
+  get data(): Float32Array {
+    return this.values;
+  }
+
+  /**
+   * Makes `data` (e.g. another thread's view of the same shared memory) this parameter's storage,
+   * so that updates through either are seen by both.
+   */
+  adopt(data: Float32Array): void {
+    if (!(data instanceof Float32Array) || data.length !== this.values.length) {
+      throw new RangeError(
+        `parameter '${this.name}' needs a Float32Array of length ${this.values.length} to adopt`,
+      );
+    }
+    this.values = data;
   }
 
   get size(): number {

@@ -476,4 +476,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 }  // namespace
 }  // namespace rnnkit_addon
 
-NODE_API_MODULE(rnnkit, rnnkit_addon::Init)
+static Napi::Object InitRnnkit(Napi::Env env, Napi::Object exports) {
+  return rnnkit_addon::Init(env, exports);
+}
+
+NODE_API_MODULE(rnnkit, InitRnnkit)

@@ -1,0 +1,341 @@
+import { Embedding } from '../nn/embedding';
+import { Linear } from '../nn/linear';
+import { SoftmaxCrossEntropy } from '../nn/loss';
+import { Module, Parameter, checkInt } from '../nn/parameter';
+import { RecurrentStack, type CellType, type RecurrentState } from '../nn/recurrent';
+import { Random } from '../random';
+import type { Tokenizer } from '../text';
+import { generate, stream } from '../generate/generate';
+import type { GenerateOptions, StreamOptions } from '../generate/options';
+import {
+  loadCheckpoint,
+  loadPytorch,
+  saveCheckpoint,
+  savePytorch,
+  type TrainingState,
+} from '../io/checkpoint';
+import { evalBatch, evaluateTokens } from '../train/loop';
+import { fit, type FitOptions, type FitResult } from '../train/fit';
+
+export interface LanguageModelConfig {
+  /** Vocabulary size; taken from `tokenizer` when that is given. */
+  vocabSize?: number;
+  /** Embedding width (default: hiddenSize). */
+  embeddingSize?: number;
+  cell?: CellType;
+  hiddenSize?: number;
+  numLayers?: number;
+  dropout?: number;
+  residual?: boolean;
+  /** Vanilla RNN only: 'tanh' (default) or 'relu'. */
+  nonlinearity?: 'tanh' | 'relu';
+  /** Share the embedding matrix with the output layer (needs embeddingSize === hiddenSize). */
+  tieWeights?: boolean;
+  /** Seed for initialisation and dropout. */
+  seed?: number;
+  /** The tokenizer that maps text to ids; needed by text-level methods (fit, generate, ...). */
+  tokenizer?: Tokenizer;
+}
+
+/** The resolved architecture, as stored in checkpoints and ONNX metadata. */
+export interface LanguageModelSpec {
+  vocabSize: number;
+  embeddingSize: number;
+  cell: CellType;
+  hiddenSize: number;
+  numLayers: number;
+  dropout: number;
+  residual: boolean;
+  nonlinearity: 'tanh' | 'relu';
+  tieWeights: boolean;
+}
+
+export interface ForwardResult {
+  /** [T, B, vocabSize] unnormalised log-probabilities. */
+  logits: Float32Array;
+  state: RecurrentState;
+}
+
+/** Token ids as [T][B] arrays, or a flat time-major Int32Array with its shape. */
+export type TokenBatch = number[][] | { ids: Int32Array; steps: number; batch: number };
+
+/**
+ * Embedding -> recurrent stack -> linear decoder over the vocabulary: a character- or word-level
+ * language model. Its numeric methods (forward, lossAndGradients) work on token ids; the text-level
+ * methods (fit, evaluate, generate, stream, save) live in the functions that take a model.
+ */
+export class LanguageModel extends Module {
+  readonly spec: LanguageModelSpec;
+  readonly embedding: Embedding;
+  readonly rnn: RecurrentStack;
+  readonly decoder: Linear;
+  tokenizer: Tokenizer | null;
+  private lastTraining: { training: TrainingState; optimizerTensors: Record<string, Float32Array> } | null =
+    null;
+  private readonly loss = new SoftmaxCrossEntropy();
+
+  constructor(config: LanguageModelConfig) {
+    super();
+    const vocabSize = config.tokenizer?.size ?? config.vocabSize;
+    if (config.tokenizer && config.vocabSize !== undefined && config.vocabSize !== vocabSize) {
+      throw new RangeError(
+        `vocabSize ${config.vocabSize} disagrees with the tokenizer's size ${config.tokenizer.size}`,
+      );
+    }
+    const hiddenSize = checkInt('hiddenSize', config.hiddenSize ?? 256, 1);
+    const cell = config.cell ?? 'lstm';
+    this.spec = {
+      vocabSize: checkInt('vocabSize', vocabSize, 1),
+      embeddingSize: checkInt('embeddingSize', config.embeddingSize ?? hiddenSize, 1),
+      cell,
+      hiddenSize,
+      numLayers: checkInt('numLayers', config.numLayers ?? 1, 1, 64),
+      dropout: config.dropout ?? 0,
+      residual: config.residual ?? false,
+      nonlinearity: config.nonlinearity ?? 'tanh',
+      tieWeights: config.tieWeights ?? false,
+    };
+    const s = this.spec;
+    if (s.tieWeights && s.embeddingSize !== s.hiddenSize) {
+      throw new RangeError(
+        `tieWeights needs embeddingSize === hiddenSize, got ${s.embeddingSize} and ${s.hiddenSize}`,
+      );
+    }
+    const rng = new Random(config.seed ?? Date.now());
+    this.tokenizer = config.tokenizer ?? null;
+    this.embedding = new Embedding(s.vocabSize, s.embeddingSize, rng);
+    this.rnn = new RecurrentStack(cell, {
+      inputSize: s.embeddingSize,
+      hiddenSize: s.hiddenSize,
+      numLayers: s.numLayers,
+      dropout: s.dropout,
+      residual: s.residual,
+      nonlinearity: cell === 'rnn' ? s.nonlinearity : undefined,
+      seed: Math.floor(rng.uniform() * 2 ** 32),
+    });
+    this.decoder = new Linear(s.hiddenSize, s.vocabSize, {
+      rng,
+      weight: s.tieWeights ? this.embedding.weight : undefined,
+    });
+  }
+
+  /** Parameters with their checkpoint (PyTorch state-dict) prefixes; tied weights appear once. */
+  namedParameters(): [string, Parameter][] {
+    const named: [string, Parameter][] = [
+      ['embedding.weight', this.embedding.weight],
+      ['rnn.weights', this.rnn.weights],
+    ];
+    if (!this.spec.tieWeights) named.push(['decoder.weight', this.decoder.weight]);
+    if (this.decoder.bias) named.push(['decoder.bias', this.decoder.bias]);
+    return named;
+  }
+
+  parameters(): Parameter[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  describe(): string {
+    return `LanguageModel(${this.embedding.describe()}, ${this.rnn.describe()}, ${this.decoder.describe()})`;
+  }
+
+  /** A multi-line summary: layers, shapes and parameter counts. */
+  summary(): string {
+    const rows: [string, string, number][] = [
+      ['embedding', this.embedding.describe(), this.embedding.numParameters()],
+      ['rnn', this.rnn.describe(), this.rnn.numParameters()],
+      [
+        'decoder',
+        this.decoder.describe() + (this.spec.tieWeights ? ' (weight tied to embedding)' : ''),
+        this.spec.tieWeights ? (this.decoder.bias?.size ?? 0) : this.decoder.numParameters(),
+      ],
+    ];
+    const width = Math.max(...rows.map(([, d]) => d.length));
+    const lines = rows.map(
+      ([name, d, n]) => `  ${name.padEnd(10)} ${d.padEnd(width)} ${n.toLocaleString('en-US')}`,
+    );
+    return [
+      'LanguageModel',
+      ...lines,
+      `  total parameters: ${this.numParameters().toLocaleString('en-US')}`,
+    ].join('\n');
+  }
+
+  /** A zero recurrent state for `batch` rows. */
+  zeroState(batch: number): RecurrentState {
+    return this.rnn.zeroState(batch);
+  }
+
+  /**
+   * Runs token ids [T][B] (time-major) through the model and returns logits [T, B, V] (a fresh
+   * array) and the final state (fresh copies), starting from `state` or zeros.
+   */
+  forward(tokens: TokenBatch, state?: RecurrentState): ForwardResult {
+    const { ids, steps, batch } = this.toIds(tokens);
+    const out = this.run(ids, steps, batch, state, false);
+    return {
+      logits: out.logits.slice(),
+      state: copyState(out.state),
+    };
+  }
+
+  /**
+   * One training forward and backward over inputs/targets [T*B] (time-major): returns the mean
+   * cross-entropy and leaves the gradients (added to) in every parameter's grad. The final state
+   * (a view reused by the next call) is returned for truncated backpropagation through time.
+   */
+  lossAndGradients(
+    inputs: Int32Array,
+    targets: Int32Array,
+    steps: number,
+    batch: number,
+    state?: RecurrentState,
+  ): { loss: number; count: number; state: RecurrentState } {
+    const { logits, state: final } = this.run(inputs, steps, batch, state, true);
+    const { loss, count } = this.loss.forward(logits, targets, this.spec.vocabSize);
+    const dlogits = this.loss.backward();
+    const dout = this.decoder.backward(dlogits);
+    if (!dout) throw new Error('decoder gave no input gradient');
+    const { dx } = this.rnn.backward(dout);
+    this.embedding.backward(dx);
+    return { loss, count, state: final };
+  }
+
+  /** Sum of the cross-entropy over counted positions (no gradients), and the final state. */
+  lossSum(
+    inputs: Int32Array,
+    targets: Int32Array,
+    steps: number,
+    batch: number,
+    state?: RecurrentState,
+  ): { sum: number; count: number; state: RecurrentState } {
+    const { logits, state: final } = this.run(inputs, steps, batch, state, false);
+    const { sum, count } = this.loss.forward(logits, targets, this.spec.vocabSize);
+    return { sum, count, state: final };
+  }
+
+  private run(
+    ids: Int32Array,
+    steps: number,
+    batch: number,
+    state: RecurrentState | undefined,
+    training: boolean,
+  ): { logits: Float32Array; state: RecurrentState } {
+    const x = this.embedding.forward(ids);
+    const { output, state: final } = this.rnn.forward(x, { steps, batch, state, training });
+    return { logits: this.decoder.forward(output), state: final };
+  }
+
+  private toIds(tokens: TokenBatch): { ids: Int32Array; steps: number; batch: number } {
+    if (Array.isArray(tokens)) {
+      const steps = tokens.length;
+      const batch = steps > 0 ? tokens[0].length : 0;
+      if (steps === 0 || batch === 0) {
+        throw new RangeError('tokens must be a non-empty [T][B] array of token ids');
+      }
+      const ids = new Int32Array(steps * batch);
+      tokens.forEach((row, t) => {
+        if (!Array.isArray(row) || row.length !== batch) {
+          throw new RangeError(
+            `tokens[${t}] must hold ${batch} ids (one per batch row), got ${Array.isArray(row) ? row.length : typeof row}`,
+          );
+        }
+        row.forEach((id, b) => (ids[t * batch + b] = id));
+      });
+      return { ids, steps, batch };
+    }
+    const { ids, steps, batch } = tokens;
+    checkInt('steps', steps, 1);
+    checkInt('batch', batch, 1);
+    if (!(ids instanceof Int32Array) || ids.length !== steps * batch) {
+      throw new RangeError(
+        `ids must be an Int32Array of steps*batch = ${steps * batch} token ids, got ${ids instanceof Int32Array ? `length ${ids.length}` : typeof ids}`,
+      );
+    }
+    return { ids, steps, batch };
+  }
+
+  /** Trains on a text (or token ids) in a worker thread; resolves with the loss history. */
+  async fit(corpus: string | Int32Array, options: FitOptions = {}): Promise<FitResult> {
+    const result = await fit(this, corpus, options);
+    this.lastTraining = result.resume;
+    return result;
+  }
+
+  /** Loss (nats per token), perplexity and bits per token on a text, state carried through it. */
+  evaluate(
+    text: string,
+    options: { seqLength?: number } = {},
+  ): { loss: number; perplexity: number; bitsPerToken: number; tokens: number } {
+    if (!this.tokenizer) throw new Error('evaluate: the model has no tokenizer');
+    const ids = this.tokenizer.encode(text);
+    const steps = checkInt('seqLength', options.seqLength ?? Math.min(100, ids.length - 1), 1);
+    if (ids.length < 2) throw new RangeError('evaluate: the text needs at least two tokens');
+    const { loss, count } = evaluateTokens(this, ids, evalBatch(ids, steps), steps);
+    return { loss, perplexity: Math.exp(loss), bitsPerToken: loss / Math.LN2, tokens: count };
+  }
+
+  /** Continues every prompt; see GenerateOptions. */
+  generate(options: GenerateOptions): Promise<string[]> {
+    return generate(this, options);
+  }
+
+  /** Streams the continuation of one prompt as text pieces. */
+  stream(options: StreamOptions): AsyncGenerator<string> {
+    return stream(this, options);
+  }
+
+  /**
+   * Saves weights, architecture and vocabulary as safetensors, atomically. After fit, the
+   * optimizer state is saved too (so that training can resume) unless `weightsOnly` is set.
+   */
+  save(path: string, options: { weightsOnly?: boolean } = {}): Promise<void> {
+    const training = options.weightsOnly || !this.lastTraining ? undefined : {
+      state: this.lastTraining.training,
+      optimizerTensors: this.lastTraining.optimizerTensors,
+    };
+    return saveCheckpoint(this, path, training);
+  }
+
+  /** Loads a model saved by `save` (the training state, if any, is kept for resuming). */
+  static async load(path: string): Promise<LanguageModel> {
+    const { model, training, optimizerTensors } = await loadCheckpoint(path);
+    if (training) model.lastTraining = { training, optimizerTensors };
+    return model;
+  }
+
+  /** Builds a model from a PyTorch state dict (embedding, rnn, decoder) saved as safetensors. */
+  static fromPyTorch(path: string, config: LanguageModelConfig): Promise<LanguageModel> {
+    return loadPytorch(path, config);
+  }
+
+  /** Writes the weights as a PyTorch state dict in safetensors. */
+  toPyTorch(path: string): Promise<void> {
+    return savePytorch(this, path);
+  }
+
+  /** The training state after fit or load, for resuming: pass as `fit(..., { resume })`. */
+  get resumeState(): { training: TrainingState; optimizerTensors: Record<string, Float32Array> } | null {
+    return this.lastTraining;
+  }
+
+  /** Weights as the native generation loop takes them. */
+  nativeWeights() {
+    const s = this.spec;
+    return {
+      cell: this.rnn.cellName,
+      V: s.vocabSize,
+      E: s.embeddingSize,
+      H: s.hiddenSize,
+      L: s.numLayers,
+      residual: s.residual,
+      embedding: this.embedding.weight.data,
+      stack: this.rnn.weights.data,
+      decoderWeight: this.decoder.weight.data,
+      decoderBias: this.decoder.bias?.data ?? new Float32Array(s.vocabSize),
+    };
+  }
+}
+
+export function copyState(state: RecurrentState): RecurrentState {
+  return state.c ? { h: state.h.slice(), c: state.c.slice() } : { h: state.h.slice() };
+}

@@ -1,0 +1,160 @@
+// fit(): validates the options, tokenizes the corpus, and runs the training loop in a worker
+// thread over the model's shared parameter memory, so the caller's event loop keeps running.
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+
+import type { TrainingState } from '../io/checkpoint';
+import type { LanguageModel } from '../models/language-model';
+import { checkInt, checkNumber } from '../nn/parameter';
+import type { History, LoopMessage, LoopOptions, LoopResult, LrSchedule, Progress } from './loop';
+import type { WorkerInput } from './worker';
+
+export interface FitOptions {
+  /** Passes over the training text (default 1), unless `steps` is given. */
+  epochs?: number;
+  /** Optimizer steps to run (overrides epochs). */
+  steps?: number;
+  /** Parallel streams per step (default 32). */
+  batchSize?: number;
+  /** Time steps per truncated-BPTT window (default 64). */
+  seqLength?: number;
+  /** Default 2e-3 for Adam, 0.1 for SGD. */
+  learningRate?: number;
+  optimizer?: 'adam' | 'sgd';
+  /** SGD momentum (default 0.9). */
+  momentum?: number;
+  weightDecay?: number;
+  /** Global gradient-norm clip (default 5; 0 disables). */
+  clipNorm?: number;
+  lrSchedule?: LrSchedule;
+  warmupSteps?: number;
+  /** Fraction of the text held back (from its end) for validation (default 0.05; 0: none). */
+  validationSplit?: number;
+  /** Validate every this many steps (default: once per epoch). */
+  validateEvery?: number;
+  /** Stop when validation loss has not improved for `patience` validations. */
+  earlyStopping?: { patience: number };
+  /** Stop after this many seconds. */
+  timeLimit?: number;
+  /** Seed for dropout masks. */
+  seed?: number;
+  /** Write a resumable checkpoint to `path` every `every` steps. */
+  checkpoint?: { path: string; every: number };
+  /** Continue an earlier run: the training state and optimizer tensors of a checkpoint. */
+  resume?: { training: TrainingState | null; optimizerTensors: Record<string, Float32Array> };
+  onProgress?: (progress: Progress) => void;
+  onCheckpoint?: (info: { path: string; step: number }) => void;
+  signal?: AbortSignal;
+}
+
+export type { History, Progress };
+
+function loopOptions(o: FitOptions): LoopOptions {
+  const optimizer = o.optimizer ?? 'adam';
+  if (optimizer !== 'adam' && optimizer !== 'sgd') {
+    throw new RangeError(`optimizer must be 'adam' or 'sgd', got ${String(optimizer)}`);
+  }
+  const schedule = o.lrSchedule ?? 'constant';
+  if (!['constant', 'cosine', 'linear'].includes(schedule)) {
+    throw new RangeError(`lrSchedule must be 'constant', 'cosine' or 'linear', got ${String(schedule)}`);
+  }
+  if (o.epochs !== undefined && o.steps !== undefined) {
+    throw new RangeError('give either epochs or steps, not both');
+  }
+  return {
+    epochs: o.epochs === undefined ? undefined : checkInt('epochs', o.epochs, 1),
+    steps: o.steps === undefined ? undefined : checkInt('steps', o.steps, 1),
+    batchSize: checkInt('batchSize', o.batchSize ?? 32, 1, 65536),
+    seqLength: checkInt('seqLength', o.seqLength ?? 64, 1, 1_000_000),
+    learningRate: checkNumber('learningRate', o.learningRate ?? (optimizer === 'sgd' ? 0.1 : 2e-3), 1e-12, 1e3),
+    optimizer,
+    momentum: checkNumber('momentum', o.momentum ?? 0.9, 0, 1),
+    weightDecay: checkNumber('weightDecay', o.weightDecay ?? 0, 0, 1e3),
+    clipNorm: checkNumber('clipNorm', o.clipNorm ?? 5, 0, 1e12),
+    lrSchedule: schedule,
+    warmupSteps: checkInt('warmupSteps', o.warmupSteps ?? 0, 0),
+    validateEvery: checkInt('validateEvery', o.validateEvery ?? 0, 0),
+    earlyStoppingPatience: checkInt('earlyStopping.patience', o.earlyStopping?.patience ?? 0, 0),
+    timeLimit: checkNumber('timeLimit', o.timeLimit ?? 0, 0, 1e9),
+    checkpointPath: o.checkpoint?.path ?? null,
+    checkpointEvery: o.checkpoint ? checkInt('checkpoint.every', o.checkpoint.every, 1) : 0,
+  };
+}
+
+/** Splits tokens into a training head and a validation tail. */
+export function splitTokens(tokens: Int32Array, validationSplit: number): [Int32Array, Int32Array] {
+  checkNumber('validationSplit', validationSplit, 0, 0.9);
+  const n = Math.floor(tokens.length * validationSplit);
+  return [tokens.subarray(0, tokens.length - n), tokens.subarray(tokens.length - n)];
+}
+
+export interface FitResult extends History {
+  /** Training state and optimizer tensors, for a resumable checkpoint. */
+  resume: { training: TrainingState; optimizerTensors: Record<string, Float32Array> };
+}
+
+/** Trains the model in a worker thread; resolves with the loss history. */
+export function fit(model: LanguageModel, corpus: string | Int32Array, options: FitOptions = {}): Promise<FitResult> {
+  const o = loopOptions(options);
+  let tokens: Int32Array;
+  if (typeof corpus === 'string') {
+    if (!model.tokenizer) throw new Error('fit: the model has no tokenizer; pass token ids or give it one');
+    if (corpus.length === 0) throw new RangeError('fit: the training text is empty');
+    tokens = model.tokenizer.encode(corpus);
+  } else if (corpus instanceof Int32Array) {
+    tokens = corpus;
+  } else {
+    throw new TypeError('fit: corpus must be a string or an Int32Array of token ids');
+  }
+  const [train, validation] = splitTokens(tokens, options.validationSplit ?? 0.05);
+  if (options.signal?.aborted) return Promise.reject(abortError());
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const input: WorkerInput = {
+    spec: model.spec,
+    tokenizer: model.tokenizer?.toJSON() ?? null,
+    seed: options.seed ?? 0,
+    params: Object.fromEntries(model.namedParameters().map(([name, p]) => [name, p.data])),
+    train,
+    validation,
+    options: o,
+    stop,
+    resume: options.resume?.training
+      ? { training: options.resume.training, optimizerTensors: options.resume.optimizerTensors }
+      : null,
+  };
+  const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: input });
+  const onAbort = () => Atomics.store(stop, 0, 1);
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  return new Promise<FitResult>((resolve, reject) => {
+    let settled = false;
+    const finish = (f: () => void) => {
+      if (settled) return;
+      settled = true;
+      options.signal?.removeEventListener('abort', onAbort);
+      f();
+    };
+    worker.on('message', (m: LoopMessage | { type: 'done'; result: LoopResult } | { type: 'error'; message: string }) => {
+      if (m.type === 'progress') options.onProgress?.(m.progress);
+      else if (m.type === 'checkpoint') options.onCheckpoint?.({ path: m.path, step: m.step });
+      else if (m.type === 'error') finish(() => reject(new Error(m.message)));
+      else if (m.type === 'done') {
+        finish(() =>
+          resolve({
+            ...m.result.history,
+            resume: { training: m.result.training, optimizerTensors: m.result.optimizerTensors },
+          }),
+        );
+      }
+    });
+    worker.on('error', (e) => finish(() => reject(e)));
+    worker.on('exit', (code) =>
+      finish(() => reject(new Error(`fit: the training worker exited with code ${code}`))),
+    );
+  });
+}
+
+function abortError(): Error {
+  const e = new Error('fit: aborted before training started');
+  e.name = 'AbortError';
+  return e;
+}
