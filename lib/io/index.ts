@@ -1,0 +1,10 @@
+export { writeFileAtomic } from './atomic';
+export {
+  type DType,
+  parseSafetensors,
+  readSafetensors,
+  type SafetensorsContents,
+  serializeSafetensors,
+  type Tensor,
+  writeSafetensors,
+} from './safetensors';
