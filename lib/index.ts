@@ -17,7 +17,14 @@ export {
   type RecurrentForwardOptions,
   type RecurrentLayerWeights,
 } from './nn/recurrent';
-export { Adam, SGD, clipGradNorm, type Optimizer, type AdamOptions, type SgdOptions } from './train/optim';
+export {
+  Adam,
+  SGD,
+  clipGradNorm,
+  type Optimizer,
+  type AdamOptions,
+  type SgdOptions,
+} from './train/optim';
 export { Random } from './random';
 
 /** What the native addon was built with: GEMM backend and its threads, CUDA, version. */

@@ -93,10 +93,13 @@ export async function generate(model: LanguageModel, options: GenerateOptions): 
  * Streams the continuation of one prompt as text pieces while the native loop runs. Tokens that
  * could still turn out to begin a stop string are held back until they cannot.
  */
-export async function* stream(model: LanguageModel, options: StreamOptions): AsyncGenerator<string> {
+export async function* stream(
+  model: LanguageModel,
+  options: StreamOptions,
+): AsyncGenerator<string> {
   const p = prepare(model, options);
   const [prompt] = encodePrompts(p.tokenizer, [options.prompt], options.unknown);
-  const holdback = Math.max(0, ...(p.stopIds ? Array.from(diff(p.stopIds.offsets)) : [0])) ;
+  const holdback = Math.max(0, ...(p.stopIds ? Array.from(diff(p.stopIds.offsets)) : [0]));
   const { flag, release } = cancelFlag(options.signal);
   const ids: number[] = [];
   let emitted = '';
@@ -105,10 +108,17 @@ export async function* stream(model: LanguageModel, options: StreamOptions): Asy
   let failure: unknown = null;
   let finalLength = -1;
   const job = native
-    .lmGenerate(model.nativeWeights(), ragged([prompt]), { ...p.settings, rowOffset: 0 }, p.stopIds, flag, (_step, _rows, tokens) => {
-      ids.push(...tokens);
-      wake?.();
-    })
+    .lmGenerate(
+      model.nativeWeights(),
+      ragged([prompt]),
+      { ...p.settings, rowOffset: 0 },
+      p.stopIds,
+      flag,
+      (_step, _rows, tokens) => {
+        ids.push(...tokens);
+        wake?.();
+      },
+    )
     .then((r) => (finalLength = r.lengths[0]))
     .catch((e: unknown) => (failure = e))
     .finally(() => {

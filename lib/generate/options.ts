@@ -56,7 +56,12 @@ export function samplerSettings(o: SamplingOptions, vocabSize: number): SamplerS
     topP: checkNumber('topP', o.topP ?? 1, 1e-9, 1),
     repetitionPenalty: checkNumber('repetitionPenalty', o.repetitionPenalty ?? 1, 1e-6, 1e6),
     noRepeatNgramSize: checkInt('noRepeatNgramSize', o.noRepeatNgramSize ?? 0, 0, 1024),
-    seed: checkInt('seed', o.seed ?? Math.floor(Math.random() * 2 ** 31), 0, Number.MAX_SAFE_INTEGER),
+    seed: checkInt(
+      'seed',
+      o.seed ?? Math.floor(Math.random() * 2 ** 31),
+      0,
+      Number.MAX_SAFE_INTEGER,
+    ),
   };
 }
 
@@ -85,12 +90,17 @@ export function stopStrings(stop: string | string[] | undefined): string[] {
 }
 
 /** Encodes each prompt, naming the prompt in any error. */
-export function encodePrompts(tokenizer: Tokenizer, prompts: unknown, unknown: 'error' | 'map' = 'error'): Int32Array[] {
+export function encodePrompts(
+  tokenizer: Tokenizer,
+  prompts: unknown,
+  unknown: 'error' | 'map' = 'error',
+): Int32Array[] {
   if (!Array.isArray(prompts) || prompts.length === 0) {
     throw new RangeError('prompts must be a non-empty array of strings');
   }
   return prompts.map((p, i) => {
-    if (typeof p !== 'string') throw new TypeError(`prompts[${i}] must be a string, got ${typeof p}`);
+    if (typeof p !== 'string')
+      throw new TypeError(`prompts[${i}] must be a string, got ${typeof p}`);
     if (p.length === 0) throw new RangeError(`prompts[${i}] is empty; give at least one character`);
     let ids: Int32Array;
     try {
@@ -99,7 +109,9 @@ export function encodePrompts(tokenizer: Tokenizer, prompts: unknown, unknown: '
       throw new RangeError(`prompts[${i}]: ${(error as Error).message}`);
     }
     if (ids.length > MAX_PROMPT_TOKENS) {
-      throw new RangeError(`prompts[${i}] has ${ids.length} tokens, more than the limit of ${MAX_PROMPT_TOKENS}`);
+      throw new RangeError(
+        `prompts[${i}] has ${ids.length} tokens, more than the limit of ${MAX_PROMPT_TOKENS}`,
+      );
     }
     return ids;
   });

@@ -70,8 +70,10 @@ export class LanguageModel extends Module {
   readonly rnn: RecurrentStack;
   readonly decoder: Linear;
   tokenizer: Tokenizer | null;
-  private lastTraining: { training: TrainingState; optimizerTensors: Record<string, Float32Array> } | null =
-    null;
+  private lastTraining: {
+    training: TrainingState;
+    optimizerTensors: Record<string, Float32Array>;
+  } | null = null;
   private readonly loss = new SoftmaxCrossEntropy();
 
   constructor(config: LanguageModelConfig) {
@@ -289,10 +291,13 @@ export class LanguageModel extends Module {
    * optimizer state is saved too (so that training can resume) unless `weightsOnly` is set.
    */
   save(path: string, options: { weightsOnly?: boolean } = {}): Promise<void> {
-    const training = options.weightsOnly || !this.lastTraining ? undefined : {
-      state: this.lastTraining.training,
-      optimizerTensors: this.lastTraining.optimizerTensors,
-    };
+    const training =
+      options.weightsOnly || !this.lastTraining
+        ? undefined
+        : {
+            state: this.lastTraining.training,
+            optimizerTensors: this.lastTraining.optimizerTensors,
+          };
     return saveCheckpoint(this, path, training);
   }
 
@@ -314,7 +319,10 @@ export class LanguageModel extends Module {
   }
 
   /** The training state after fit or load, for resuming: pass as `fit(..., { resume })`. */
-  get resumeState(): { training: TrainingState; optimizerTensors: Record<string, Float32Array> } | null {
+  get resumeState(): {
+    training: TrainingState;
+    optimizerTensors: Record<string, Float32Array>;
+  } | null {
     return this.lastTraining;
   }
 

@@ -187,7 +187,18 @@ export class RecurrentStack extends Module {
     const h0 = options.state?.h ?? null;
     const c0 = options.state?.c ?? null;
     const lengths = options.lengths ?? null;
-    native.stackForward(shape, this.weights.data, x, lengths, h0, c0, this.y, this.hT, this.cT, this.ws);
+    native.stackForward(
+      shape,
+      this.weights.data,
+      x,
+      lengths,
+      h0,
+      c0,
+      this.y,
+      this.hT,
+      this.cT,
+      this.ws,
+    );
     this.shape = shape;
     this.x = x;
     this.lengths = lengths;
@@ -281,7 +292,9 @@ export class RecurrentStack extends Module {
     const permute = (src: Float32Array) => {
       const block = src.length / order.length;
       const dst = new Float32Array(src.length);
-      order.forEach((from, to) => dst.set(src.subarray(from * block, (from + 1) * block), to * block));
+      order.forEach((from, to) =>
+        dst.set(src.subarray(from * block, (from + 1) * block), to * block),
+      );
       return dst;
     };
     const B = new Float32Array(2 * this.gates * H);
@@ -324,14 +337,20 @@ export class RecurrentStack extends Module {
     const n = this.stateSize(batch);
     const dims = `numLayers*batch*hiddenSize = ${this.numLayers}*${batch}*${this.hiddenSize} = ${n}`;
     if (!(state.h instanceof Float32Array) || state.h.length !== n) {
-      throw new RangeError(`${what}.h must be a Float32Array of ${dims} floats, got ${describeArray(state.h)}`);
+      throw new RangeError(
+        `${what}.h must be a Float32Array of ${dims} floats, got ${describeArray(state.h)}`,
+      );
     }
     if (this.cellName === 'lstm') {
       if (!(state.c instanceof Float32Array) || state.c.length !== n) {
-        throw new RangeError(`${what}.c (LSTM cell state) must be a Float32Array of ${dims} floats, got ${describeArray(state.c)}`);
+        throw new RangeError(
+          `${what}.c (LSTM cell state) must be a Float32Array of ${dims} floats, got ${describeArray(state.c)}`,
+        );
       }
     } else if (state.c !== undefined) {
-      throw new RangeError(`${what}.c is only for LSTM; this is a ${this.cell.toUpperCase()} stack`);
+      throw new RangeError(
+        `${what}.c is only for LSTM; this is a ${this.cell.toUpperCase()} stack`,
+      );
     }
   }
 }

@@ -56,7 +56,9 @@ function loopOptions(o: FitOptions): LoopOptions {
   }
   const schedule = o.lrSchedule ?? 'constant';
   if (!['constant', 'cosine', 'linear'].includes(schedule)) {
-    throw new RangeError(`lrSchedule must be 'constant', 'cosine' or 'linear', got ${String(schedule)}`);
+    throw new RangeError(
+      `lrSchedule must be 'constant', 'cosine' or 'linear', got ${String(schedule)}`,
+    );
   }
   if (o.epochs !== undefined && o.steps !== undefined) {
     throw new RangeError('give either epochs or steps, not both');
@@ -66,7 +68,12 @@ function loopOptions(o: FitOptions): LoopOptions {
     steps: o.steps === undefined ? undefined : checkInt('steps', o.steps, 1),
     batchSize: checkInt('batchSize', o.batchSize ?? 32, 1, 65536),
     seqLength: checkInt('seqLength', o.seqLength ?? 64, 1, 1_000_000),
-    learningRate: checkNumber('learningRate', o.learningRate ?? (optimizer === 'sgd' ? 0.1 : 2e-3), 1e-12, 1e3),
+    learningRate: checkNumber(
+      'learningRate',
+      o.learningRate ?? (optimizer === 'sgd' ? 0.1 : 2e-3),
+      1e-12,
+      1e3,
+    ),
     optimizer,
     momentum: checkNumber('momentum', o.momentum ?? 0.9, 0, 1),
     weightDecay: checkNumber('weightDecay', o.weightDecay ?? 0, 0, 1e3),
@@ -94,11 +101,16 @@ export interface FitResult extends History {
 }
 
 /** Trains the model in a worker thread; resolves with the loss history. */
-export function fit(model: LanguageModel, corpus: string | Int32Array, options: FitOptions = {}): Promise<FitResult> {
+export function fit(
+  model: LanguageModel,
+  corpus: string | Int32Array,
+  options: FitOptions = {},
+): Promise<FitResult> {
   const o = loopOptions(options);
   let tokens: Int32Array;
   if (typeof corpus === 'string') {
-    if (!model.tokenizer) throw new Error('fit: the model has no tokenizer; pass token ids or give it one');
+    if (!model.tokenizer)
+      throw new Error('fit: the model has no tokenizer; pass token ids or give it one');
     if (corpus.length === 0) throw new RangeError('fit: the training text is empty');
     tokens = model.tokenizer.encode(corpus);
   } else if (corpus instanceof Int32Array) {
@@ -133,19 +145,24 @@ export function fit(model: LanguageModel, corpus: string | Int32Array, options: 
       options.signal?.removeEventListener('abort', onAbort);
       f();
     };
-    worker.on('message', (m: LoopMessage | { type: 'done'; result: LoopResult } | { type: 'error'; message: string }) => {
-      if (m.type === 'progress') options.onProgress?.(m.progress);
-      else if (m.type === 'checkpoint') options.onCheckpoint?.({ path: m.path, step: m.step });
-      else if (m.type === 'error') finish(() => reject(new Error(m.message)));
-      else if (m.type === 'done') {
-        finish(() =>
-          resolve({
-            ...m.result.history,
-            resume: { training: m.result.training, optimizerTensors: m.result.optimizerTensors },
-          }),
-        );
-      }
-    });
+    worker.on(
+      'message',
+      (
+        m: LoopMessage | { type: 'done'; result: LoopResult } | { type: 'error'; message: string },
+      ) => {
+        if (m.type === 'progress') options.onProgress?.(m.progress);
+        else if (m.type === 'checkpoint') options.onCheckpoint?.({ path: m.path, step: m.step });
+        else if (m.type === 'error') finish(() => reject(new Error(m.message)));
+        else if (m.type === 'done') {
+          finish(() =>
+            resolve({
+              ...m.result.history,
+              resume: { training: m.result.training, optimizerTensors: m.result.optimizerTensors },
+            }),
+          );
+        }
+      },
+    );
     worker.on('error', (e) => finish(() => reject(e)));
     worker.on('exit', (code) =>
       finish(() => reject(new Error(`fit: the training worker exited with code ${code}`))),

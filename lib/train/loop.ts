@@ -58,8 +58,7 @@ export interface History {
 }
 
 export type LoopMessage =
-  | { type: 'progress'; progress: Progress }
-  | { type: 'checkpoint'; path: string; step: number };
+  { type: 'progress'; progress: Progress } | { type: 'checkpoint'; path: string; step: number };
 
 /** Cuts a token stream into `batch` parallel streams read `steps` tokens at a time. */
 export class StreamBatcher {
@@ -129,7 +128,8 @@ function makeOptimizer(model: LanguageModel, o: LoopOptions): Optimizer {
 }
 
 function scheduledLr(o: LoopOptions, step: number, total: number): number {
-  if (o.warmupSteps > 0 && step < o.warmupSteps) return (o.learningRate * (step + 1)) / o.warmupSteps;
+  if (o.warmupSteps > 0 && step < o.warmupSteps)
+    return (o.learningRate * (step + 1)) / o.warmupSteps;
   const t = total > o.warmupSteps ? (step - o.warmupSteps) / (total - o.warmupSteps) : 0;
   switch (o.lrSchedule) {
     case 'cosine':
@@ -165,7 +165,8 @@ export async function trainLoop(
   const batcher = new StreamBatcher(train, B, T, 'the training text');
   const totalSteps = o.steps ?? (o.epochs ?? 1) * batcher.chunks;
   const optimizer = makeOptimizer(model, o);
-  if (resume) optimizer.loadState({ step: resume.training.optimizer.step, tensors: resume.optimizerTensors });
+  if (resume)
+    optimizer.loadState({ step: resume.training.optimizer.step, tensors: resume.optimizerTensors });
   const params = model.parameters();
   const inputs = new Int32Array(B * T);
   const targets = new Int32Array(B * T);
@@ -203,7 +204,11 @@ export async function trainLoop(
     },
     step,
     epoch,
-    progress: { chunk, sinceBest, history: { ...history, bestValLoss: best === Infinity ? null : best } },
+    progress: {
+      chunk,
+      sinceBest,
+      history: { ...history, bestValLoss: best === Infinity ? null : best },
+    },
   });
   const elapsed = () => (performance.now() - started) / 1000;
   const tokensPerSec = () => ((step - firstStep) * B * T) / Math.max(elapsed(), 1e-9);
@@ -245,7 +250,9 @@ export async function trainLoop(
     model.zeroGrad();
     const r = model.lossAndGradients(inputs, targets, T, B, state);
     if (!Number.isFinite(r.loss)) {
-      throw new Error(`training diverged at step ${step + 1}: the loss is ${r.loss}; lower the learning rate`);
+      throw new Error(
+        `training diverged at step ${step + 1}: the loss is ${r.loss}; lower the learning rate`,
+      );
     }
     state = copyState(r.state);
     if (o.clipNorm > 0) clipGradNorm(params, o.clipNorm);
@@ -256,7 +263,8 @@ export async function trainLoop(
     lossSum += r.loss;
     lossSteps++;
 
-    const validateNow = validation.length > 0 && (step % validateEvery === 0 || step === totalSteps);
+    const validateNow =
+      validation.length > 0 && (step % validateEvery === 0 || step === totalSteps);
     if (validateNow) {
       history.train.push({ step, loss: lossSum / lossSteps });
       lossSum = 0;
