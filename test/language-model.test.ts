@@ -1,0 +1,196 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+import { CharTokenizer, LanguageModel, loadModel } from '../dist/index.js';
+
+const corpus = 'the quick brown fox jumps over the lazy dog. '.repeat(60);
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-lm-'));
+
+function small(cell: 'lstm' | 'gru' | 'rnn' = 'lstm', extra = {}) {
+  return new LanguageModel({
+    tokenizer: CharTokenizer.fromText(corpus),
+    cell,
+    hiddenSize: 24,
+    embeddingSize: 12,
+    numLayers: 2,
+    seed: 3,
+    ...extra,
+  });
+}
+
+describe('LanguageModel', () => {
+  it('prints a summary of its layers and parameter count', () => {
+    const m = small();
+    const s = m.summary();
+    expect(s).toMatch(/Embedding\(\d+, 12\)/);
+    expect(s).toMatch(/LSTM\(12 -> 24, numLayers=2\)/);
+    expect(s).toContain(`total parameters: ${m.numParameters().toLocaleString('en-US')}`);
+  });
+
+  it('forward gives [T, B, V] logits and carries state like one long sequence', () => {
+    const m = small('gru');
+    const V = m.spec.vocabSize;
+    const whole = m.forward([[1], [2], [3], [4]]);
+    expect(whole.logits.length).toBe(4 * V);
+    const first = m.forward([[1], [2]]);
+    const second = m.forward([[3], [4]], first.state);
+    const tail = whole.logits.subarray(2 * V);
+    for (let i = 0; i < tail.length; i++) expect(second.logits[i]).toBeCloseTo(tail[i], 5);
+  });
+
+  it('forward rejects ragged token batches and bad shapes', () => {
+    const m = small();
+    expect(() => m.forward([[1, 2], [3]])).toThrow(/tokens\[1\] must hold 2 ids/);
+    expect(() => m.forward([])).toThrow(RangeError);
+    expect(() => m.forward({ ids: new Int32Array(5), steps: 2, batch: 2 })).toThrow(
+      /steps\*batch = 4/,
+    );
+    expect(() => m.forward([[999]])).toThrow(/ids\[0\]' must be in \[0, \d+\)/);
+  });
+
+  it('fit lowers the loss, reports progress and keeps the event loop responsive', async () => {
+    const m = small();
+    const before = m.evaluate(corpus.slice(0, 500)).loss;
+    let progress = 0;
+    let worstGap = 0;
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      worstGap = Math.max(worstGap, now - last);
+      last = now;
+    }, 5);
+    const history = await m.fit(corpus, {
+      steps: 120,
+      batchSize: 4,
+      seqLength: 16,
+      learningRate: 1e-2,
+      validationSplit: 0.1,
+      validateEvery: 40,
+      onProgress: () => progress++,
+    });
+    clearInterval(timer);
+    const after = m.evaluate(corpus.slice(0, 500)).loss;
+    expect(history.steps).toBe(120);
+    expect(history.stopped).toBe('completed');
+    expect(history.validation.length).toBe(3);
+    expect(after).toBeLessThan(before * 0.6);
+    expect(progress).toBeGreaterThan(0);
+    expect(worstGap).toBeLessThan(50);
+  });
+
+  it('evaluate reports loss, perplexity and bits per token consistently', () => {
+    const r = small().evaluate(corpus.slice(0, 300));
+    expect(r.perplexity).toBeCloseTo(Math.exp(r.loss), 6);
+    expect(r.bitsPerToken).toBeCloseTo(r.loss / Math.LN2, 6);
+    expect(r.tokens).toBeGreaterThan(0);
+  });
+
+  it('training with a seed is reproducible', async () => {
+    const run = async () => {
+      const m = small('rnn', { dropout: 0.2 });
+      await m.fit(corpus, { steps: 10, batchSize: 2, seqLength: 8, seed: 5, validationSplit: 0 });
+      return m.evaluate(corpus.slice(0, 200)).loss;
+    };
+    expect(await run()).toBe(await run());
+  });
+
+  it('fit can be aborted through an AbortSignal', async () => {
+    const m = small();
+    const ac = new AbortController();
+    const h = await m.fit(corpus, {
+      steps: 1_000_000,
+      batchSize: 2,
+      seqLength: 8,
+      onProgress: () => ac.abort(),
+      signal: ac.signal,
+    });
+    expect(h.stopped).toBe('aborted');
+    expect(h.steps).toBeLessThan(1_000_000);
+  });
+
+  it('rejects bad training options and corpora with clear errors', async () => {
+    const m = small();
+    await expect(m.fit(corpus, { seqLength: 0 })).rejects.toThrow(/seqLength must be an integer/);
+    await expect(m.fit(corpus, { learningRate: NaN })).rejects.toThrow(/learningRate/);
+    await expect(m.fit(corpus, { batchSize: -1 })).rejects.toThrow(/batchSize/);
+    await expect(m.fit('', {})).rejects.toThrow(/empty/);
+    await expect(m.fit('the fox', { batchSize: 4, seqLength: 16 })).rejects.toThrow(
+      /too few for one training window/,
+    );
+    await expect(m.fit('@ unknown', {})).rejects.toThrow(/not in the char vocabulary/);
+  });
+
+  it('saves and loads a checkpoint with identical outputs, and resumes training', async () => {
+    const m = small('lstm', { tieWeights: true, embeddingSize: 24 });
+    await m.fit(corpus, { steps: 6, batchSize: 2, seqLength: 8, validationSplit: 0 });
+    const file = path.join(tmp, 'ckpt.safetensors');
+    await m.save(file);
+    const loaded = await loadModel(file);
+    expect(loaded.spec).toEqual(m.spec);
+    const a = m.forward([[1], [2], [3]]).logits;
+    const b = loaded.forward([[1], [2], [3]]).logits;
+    expect(Array.from(b)).toEqual(Array.from(a));
+    expect(loaded.resumeState?.training.step).toBe(6);
+    const h = await loaded.fit(corpus, {
+      steps: 9,
+      batchSize: 2,
+      seqLength: 8,
+      validationSplit: 0,
+      resume: loaded.resumeState ?? undefined,
+    });
+    expect(h.steps).toBe(9);
+  });
+
+  it('a failed save leaves the previous checkpoint intact', async () => {
+    const m = small();
+    const file = path.join(tmp, 'keep.safetensors');
+    await m.save(file);
+    const before = fs.readFileSync(file);
+    await expect(m.save(path.join(tmp, 'missing-dir', 'x.safetensors'))).rejects.toThrow(
+      /cannot write/,
+    );
+    fs.mkdirSync(path.join(tmp, 'a-dir.safetensors'));
+    await expect(m.save(path.join(tmp, 'a-dir.safetensors'))).rejects.toThrow(/cannot write/);
+    expect(fs.readFileSync(file).equals(before)).toBe(true);
+  });
+
+  it('loading a missing, truncated, corrupt or foreign file gives one clear error', async () => {
+    const m = small();
+    const good = path.join(tmp, 'good.safetensors');
+    await m.save(good);
+    const bytes = fs.readFileSync(good);
+    const truncated = path.join(tmp, 'truncated.safetensors');
+    fs.writeFileSync(truncated, bytes.subarray(0, bytes.length - 100));
+    const random = path.join(tmp, 'random.safetensors');
+    fs.writeFileSync(random, Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 97) % 256)));
+    const foreign = path.join(tmp, 'foreign.safetensors');
+    await m.toPyTorch(foreign);
+    await expect(loadModel(path.join(tmp, 'nope.safetensors'))).rejects.toThrow(/cannot read/);
+    await expect(loadModel(truncated)).rejects.toThrow(/not a valid safetensors file/);
+    await expect(loadModel(random)).rejects.toThrow(/not a valid safetensors file/);
+    await expect(loadModel(foreign)).rejects.toThrow(/not an rnnkit checkpoint/);
+  });
+
+  it('fromPyTorch rejects missing and misshapen tensors, naming them', async () => {
+    const m = small('gru');
+    const file = path.join(tmp, 'pt.safetensors');
+    await m.toPyTorch(file);
+    const config = {
+      tokenizer: m.tokenizer!,
+      cell: 'gru' as const,
+      hiddenSize: 24,
+      embeddingSize: 12,
+      numLayers: 2,
+    };
+    const back = await LanguageModel.fromPyTorch(file, config);
+    expect(Array.from(back.forward([[4]]).logits)).toEqual(Array.from(m.forward([[4]]).logits));
+    await expect(LanguageModel.fromPyTorch(file, { ...config, numLayers: 3 })).rejects.toThrow(
+      /missing tensor 'rnn.weight_ih_l2'/,
+    );
+    await expect(LanguageModel.fromPyTorch(file, { ...config, hiddenSize: 20 })).rejects.toThrow(
+      /has shape \[72, 12\], expected \[60, 12\]|decoder.weight' has shape/,
+    );
+  });
+});
