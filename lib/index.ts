@@ -49,6 +49,7 @@ export {
 export type { FitOptions, FitResult } from './train/fit';
 export type { History, Progress, LrSchedule, StopReason } from './train/loop';
 export type { GenerateOptions, StreamOptions, SamplingOptions } from './generate/options';
+export type { TextGenerator, GeneratorInfo } from './generate/text-generator';
 export {
   CharTokenizer,
   WordTokenizer,

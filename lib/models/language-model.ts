@@ -7,6 +7,7 @@ import { Random } from '../random';
 import type { Tokenizer } from '../text';
 import { generate, stream } from '../generate/generate';
 import type { GenerateOptions, StreamOptions } from '../generate/options';
+import type { GeneratorInfo, TextGenerator } from '../generate/text-generator';
 import {
   loadCheckpoint,
   loadPytorch,
@@ -64,7 +65,7 @@ export type TokenBatch = number[][] | { ids: Int32Array; steps: number; batch: n
  * language model. Its numeric methods (forward, lossAndGradients) work on token ids; the text-level
  * methods (fit, evaluate, generate, stream, save) live in the functions that take a model.
  */
-export class LanguageModel extends Module {
+export class LanguageModel extends Module implements TextGenerator {
   readonly spec: LanguageModelSpec;
   readonly embedding: Embedding;
   readonly rnn: RecurrentStack;
@@ -275,6 +276,13 @@ export class LanguageModel extends Module {
     const { loss, count } = evaluateTokens(this, ids, evalBatch(ids, steps), steps);
     return { loss, perplexity: Math.exp(loss), bitsPerToken: loss / Math.LN2, tokens: count };
   }
+
+  get info(): GeneratorInfo {
+    return { backend: 'native', vocabSize: this.spec.vocabSize, spec: { ...this.spec } };
+  }
+
+  /** Nothing to release: native generation holds no threads or sessions between calls. */
+  async close(): Promise<void> {}
 
   /** Continues every prompt; see GenerateOptions. */
   generate(options: GenerateOptions): Promise<string[]> {
