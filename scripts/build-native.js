@@ -14,7 +14,11 @@ const debug = args.includes('--debug');
 const blas = (args.find((a) => a.startsWith('--blas=')) ?? '--blas=auto').slice(7);
 
 function run(cmd, argv) {
-  const r = spawnSync(cmd, argv, { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' });
+  const r = spawnSync(cmd, argv, {
+    cwd: root,
+    stdio: 'inherit',
+    shell: process.platform === 'win32',
+  });
   if (r.error) return { ok: false, missing: r.error.code === 'ENOENT' };
   return { ok: r.status === 0, missing: false };
 }
@@ -31,12 +35,15 @@ if (!args.includes('--gyp') && haveCmake()) {
   if (debug) flags.push('--debug', '--CDRNNKIT_SANITIZE=ON');
   result = run(process.execPath, [cmakeJs, ...flags]);
 } else {
-  if (debug || blas !== 'auto') console.warn('rnnkit: --debug and --blas apply to the CMake build only');
+  if (debug || blas !== 'auto')
+    console.warn('rnnkit: --debug and --blas apply to the CMake build only');
   console.log('rnnkit: CMake not found, building the addon with node-gyp');
   const gyp = process.env.npm_config_node_gyp;
   result = gyp ? run(process.execPath, [gyp, 'rebuild']) : run('node-gyp', ['rebuild']);
 }
 if (!result.ok) {
-  console.error('rnnkit: building the native addon failed (a C++17 compiler is required; see README.md)');
+  console.error(
+    'rnnkit: building the native addon failed (a C++17 compiler is required; see README.md)',
+  );
   process.exit(1);
 }

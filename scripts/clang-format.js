@@ -6,10 +6,14 @@ const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 const fix = process.argv.includes('--fix');
-const files = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', 'native'], {
-  cwd: root,
-  encoding: 'utf8',
-})
+const files = execFileSync(
+  'git',
+  ['ls-files', '--cached', '--others', '--exclude-standard', 'native'],
+  {
+    cwd: root,
+    encoding: 'utf8',
+  },
+)
   .split('\n')
   .filter((f) => /\.(h|cc|cpp|cu|cuh)$/.test(f));
 

@@ -19,7 +19,15 @@ function run(cmd, args) {
 for (const blas of ['auto', 'off']) {
   const dir = path.join('build', `native-tests-${blas === 'off' ? 'builtin' : 'blas'}`);
   console.log(`\n== C++ kernel tests, RNNKIT_BLAS=${blas} (${dir})`);
-  run('cmake', ['-S', '.', '-B', dir, '-DRNNKIT_TESTS=ON', `-DRNNKIT_BLAS=${blas}`, '-DCMAKE_BUILD_TYPE=Release']);
+  run('cmake', [
+    '-S',
+    '.',
+    '-B',
+    dir,
+    '-DRNNKIT_TESTS=ON',
+    `-DRNNKIT_BLAS=${blas}`,
+    '-DCMAKE_BUILD_TYPE=Release',
+  ]);
   run('cmake', ['--build', dir, '-j', jobs]);
   run('ctest', ['--test-dir', dir, '--output-on-failure']);
 }

@@ -10,13 +10,16 @@
 #include <vector>
 
 #include "args.h"
-#include "ops.h"
 #include "gemm.h"
 #include "layers.h"
+#include "ops.h"
 #include "optim.h"
 #include "recurrent.h"
 
 namespace rnnkit_addon {
+
+void init_generate(Napi::Env env, Napi::Object exports);  // generate_ops.cpp
+
 namespace {
 
 using rnnkit::CellType;
@@ -62,13 +65,14 @@ StackShape parse_stack_shape(Parser& p, size_t i) {
 size_t state_size(const StackShape& s) { return size_t(s.L) * s.B * s.H; }
 std::string state_dims(const StackShape& s) { return dims({{"L", s.L}, {"B", s.B}, {"H", s.H}}); }
 
-// The LSTM cell state arguments exist only for LSTM: required (or optional) there, absent elsewhere.
+// The LSTM cell state arguments exist only for LSTM: required (or optional) there, absent
+// elsewhere.
 float* cell_state(Parser& p, const StackShape& s, size_t i, const char* name, bool optional) {
   if (s.cell == CellType::Lstm) return p.f32(i, name, state_size(s), state_dims(s), optional);
   Napi::Value v = p.arg(i);
   if (!v.IsUndefined() && !v.IsNull())
-    p.type_error(std::string("'") + name + "' is only for LSTM and must be null for this cell, got " +
-                 Parser::describe(v));
+    p.type_error(std::string("'") + name +
+                 "' is only for LSTM and must be null for this cell, got " + Parser::describe(v));
   return nullptr;
 }
 
@@ -114,8 +118,9 @@ struct StackBackward {
 
   explicit StackBackward(Parser& p) : s(parse_stack_shape(p, 0)) {
     if (!s.training)
-      p.range_error("'shape.training' must be true: backward needs the workspace of a training "
-                    "forward");
+      p.range_error(
+          "'shape.training' must be true: backward needs the workspace of a training "
+          "forward");
     size_t nparams = rnnkit::stack_param_count(s.cell, s.I, s.H, s.L);
     std::string tbi = dims({{"T", s.T}, {"B", s.B}, {"I", s.I}});
     std::string tbh = dims({{"T", s.T}, {"B", s.B}, {"H", s.H}});
@@ -294,8 +299,8 @@ struct SoftmaxXentBackward {
     dlogits = p.f32(7, "dlogits", size_t(a.N) * a.V, dims({{"N", a.N}, {"V", a.V}}));
   }
   void run() {
-    rnnkit::softmax_xent_backward(a.N, a.V, a.logits, a.targets, a.ignore, a.smoothing, lse,
-                                  scale, dlogits);
+    rnnkit::softmax_xent_backward(a.N, a.V, a.logits, a.targets, a.ignore, a.smoothing, lse, scale,
+                                  dlogits);
   }
   Napi::Value result(Napi::Env env) { return env.Undefined(); }
 };
@@ -313,9 +318,9 @@ struct List {
                       std::to_string(sizes.size()));
       for (size_t k = 0; k < sizes.size(); ++k)
         if (sizes[k] != like->sizes[k])
-          p.range_error(std::string("'") + name + "[" + std::to_string(k) +
-                        "]' must have length " + std::to_string(like->sizes[k]) +
-                        " like its parameter, got " + std::to_string(sizes[k]));
+          p.range_error(std::string("'") + name + "[" + std::to_string(k) + "]' must have length " +
+                        std::to_string(like->sizes[k]) + " like its parameter, got " +
+                        std::to_string(sizes[k]));
     }
   }
   rnnkit::TensorList view() const {
@@ -425,7 +430,8 @@ Napi::Value StackParamCount(const Napi::CallbackInfo& info) {
   Napi::Object o = p.object(0, "shape");
   CellType cell = parse_cell(p, o.Get("cell"), "shape.cell");
   int I = p.size(o, "shape", "I"), H = p.size(o, "shape", "H"), L = p.size(o, "shape", "L");
-  return Napi::Number::New(info.Env(), static_cast<double>(rnnkit::stack_param_count(cell, I, H, L)));
+  return Napi::Number::New(info.Env(),
+                           static_cast<double>(rnnkit::stack_param_count(cell, I, H, L)));
 }
 
 // stackWorkspaceSize(shape) -> floats the workspace must hold
@@ -470,6 +476,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add<AdamUpdate>(env, exports, false);
   add<SgdUpdate>(env, exports, false);
   add<Gemm>(env, exports, true);
+  init_generate(env, exports);
   return exports;
 }
 

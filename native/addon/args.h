@@ -79,14 +79,14 @@ class Parser {
   }
   int32_t* i32(size_t i, const char* name, size_t expected, const std::string& shape,
                bool optional = false) {
-    return typed<int32_t>(arg(i), name, napi_int32_array, "Int32Array", expected, shape,
-                          optional);
+    return typed<int32_t>(arg(i), name, napi_int32_array, "Int32Array", expected, shape, optional);
   }
 
   // An array of Float32Arrays; sizes receives each one's length.
   std::vector<float*> f32_list(size_t i, const char* name, std::vector<size_t>& sizes) {
     Napi::Value v = arg(i);
-    if (!v.IsArray()) type_error(quote(name) + " must be an array of Float32Array, got " + describe(v));
+    if (!v.IsArray())
+      type_error(quote(name) + " must be an array of Float32Array, got " + describe(v));
     Napi::Array a = v.As<Napi::Array>();
     std::vector<float*> ptrs;
     sizes.clear();
@@ -143,16 +143,26 @@ class Parser {
 
   static const char* typed_name(napi_typedarray_type t) {
     switch (t) {
-      case napi_int8_array: return "Int8Array";
-      case napi_uint8_array: return "Uint8Array";
-      case napi_uint8_clamped_array: return "Uint8ClampedArray";
-      case napi_int16_array: return "Int16Array";
-      case napi_uint16_array: return "Uint16Array";
-      case napi_int32_array: return "Int32Array";
-      case napi_uint32_array: return "Uint32Array";
-      case napi_float32_array: return "Float32Array";
-      case napi_float64_array: return "Float64Array";
-      default: return "a typed array";
+      case napi_int8_array:
+        return "Int8Array";
+      case napi_uint8_array:
+        return "Uint8Array";
+      case napi_uint8_clamped_array:
+        return "Uint8ClampedArray";
+      case napi_int16_array:
+        return "Int16Array";
+      case napi_uint16_array:
+        return "Uint16Array";
+      case napi_int32_array:
+        return "Int32Array";
+      case napi_uint32_array:
+        return "Uint32Array";
+      case napi_float32_array:
+        return "Float32Array";
+      case napi_float64_array:
+        return "Float64Array";
+      default:
+        return "a typed array";
     }
   }
   static std::string quote(const std::string& name) { return "'" + name + "'"; }

@@ -15,7 +15,8 @@ namespace rnnkit_addon {
 
 // Kernel failures that argument checks cannot foresee come back as RangeError (invalid_argument)
 // or Error (anything else), prefixed with the function's name.
-inline Napi::Error native_error(Napi::Env env, const char* fn, bool range, const std::string& what) {
+inline Napi::Error native_error(Napi::Env env, const char* fn, bool range,
+                                const std::string& what) {
   std::string msg = std::string(fn) + ": " + what;
   return range ? Napi::RangeError::New(env, msg) : Napi::Error::New(env, msg);
 }

@@ -36,10 +36,10 @@ int gate_count(CellType cell);
 struct StackShape {
   CellType cell;
   int T, B, I, H, L;
-  float dropout;   // 0 <= p < 1, used only when training
-  bool residual;   // add each layer's input to its output for layers l >= 1
-  bool training;   // keep in the workspace what backward needs
-  uint64_t seed;   // dropout masks
+  float dropout;  // 0 <= p < 1, used only when training
+  bool residual;  // add each layer's input to its output for layers l >= 1
+  bool training;  // keep in the workspace what backward needs
+  uint64_t seed;  // dropout masks
 };
 
 // Floats in the flat parameter buffer.
@@ -51,9 +51,8 @@ size_t stack_layer_offset(CellType cell, int I, int H, int l);
 size_t stack_workspace_size(const StackShape& s);
 
 // h0/c0 null: zero initial state. cT/c0/dcT/dc0 are for LSTM only (null otherwise).
-void stack_forward(const StackShape& s, const float* params, const float* x,
-                   const int32_t* lengths, const float* h0, const float* c0, float* y, float* hT,
-                   float* cT, float* ws);
+void stack_forward(const StackShape& s, const float* params, const float* x, const int32_t* lengths,
+                   const float* h0, const float* c0, float* y, float* hT, float* cT, float* ws);
 
 // Takes the same params, x, lengths, h0, c0 and ws that forward got (training=true).
 // dy [T,B,H]; dhT/dcT [L,B,H] or null for zero. Writes dx [T,B,I] (null: not needed),

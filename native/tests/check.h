@@ -94,15 +94,14 @@ inline int run_all() {
 
 }  // namespace check
 
-#define TEST(name)                                                \
-  static void name();                                             \
-  static check::Register name##_registered(#name, &name);         \
+#define TEST(name)                                        \
+  static void name();                                     \
+  static check::Register name##_registered(#name, &name); \
   static void name()
 
-#define CHECK(cond)                                                              \
-  do {                                                                           \
-    if (!(cond)) check::fail(std::string(__FILE__ ":") + std::to_string(__LINE__) + \
-                             ": " #cond);                                        \
+#define CHECK(cond)                                                                              \
+  do {                                                                                           \
+    if (!(cond)) check::fail(std::string(__FILE__ ":") + std::to_string(__LINE__) + ": " #cond); \
   } while (0)
 
 #define TEST_MAIN() \
