@@ -12,24 +12,6 @@
 namespace rnnkit {
 namespace {
 
-// Row reductions keep kLanes independent partial results. A single running max or sum is a serial
-// dependency chain that IEEE rules forbid the compiler to reorder (no -ffast-math here), so it
-// would stay scalar; independent lanes vectorise and also sum more accurately.
-constexpr int kLanes = 16;
-
-template <typename Step>
-float reduce_row(const float* x, int n, float init, Step step) {
-  float lane[kLanes];
-  for (int l = 0; l < kLanes; ++l) lane[l] = init;
-  int j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) lane[l] = step(lane[l], x[j + l]);
-  for (; j < n; ++j) lane[0] = step(lane[0], x[j]);
-  float r = lane[0];
-  for (int l = 1; l < kLanes; ++l) r = step(r, lane[l]);
-  return r;
-}
-
 // exp(x) for x <= 0 (every caller passes a logit minus the row's max or log-sum-exp) to about
 // 2 ulp, as straight-line float arithmetic so that loops calling it vectorise; std::exp is an
 // opaque library call that keeps the softmax passes scalar. Cephes expf: x = n ln2 + r with
@@ -63,24 +45,37 @@ inline float exp_nonpositive(float x) {
   return x < kLo ? 0.0f : p * scale;
 }
 
-float row_max(const float* x, int n) {
-  return reduce_row(x, n, -INFINITY, [](float a, float b) { return b > a ? b : a; });
-}
+// Reduces map(x[j]) over a row with combine, keeping kLanes independent partial results: a single
+// running max or sum is a serial dependency chain that IEEE rules forbid the compiler to reorder
+// (no -ffast-math here), so it would stay scalar; independent lanes vectorise and also sum more
+// accurately.
+constexpr int kLanes = 16;
 
-float row_sum(const float* x, int n) {
-  return reduce_row(x, n, 0.0f, [](float a, float b) { return a + b; });
-}
-
-// Row sum of exp(x - shift), lane-parallel like reduce_row but with the exp fused in.
-float row_sum_exp(const float* x, int n, float shift) {
-  float lane[kLanes] = {};
+template <typename Map, typename Combine>
+float reduce_row(const float* x, int n, float init, Map map, Combine combine) {
+  float lane[kLanes];
+  for (int l = 0; l < kLanes; ++l) lane[l] = init;
   int j = 0;
   for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) lane[l] += exp_nonpositive(x[j + l] - shift);
-  for (; j < n; ++j) lane[0] += exp_nonpositive(x[j] - shift);
-  float r = 0.0f;
-  for (int l = 0; l < kLanes; ++l) r += lane[l];
+    for (int l = 0; l < kLanes; ++l) lane[l] = combine(lane[l], map(x[j + l]));
+  for (; j < n; ++j) lane[0] = combine(lane[0], map(x[j]));
+  float r = lane[0];
+  for (int l = 1; l < kLanes; ++l) r = combine(r, lane[l]);
   return r;
+}
+
+float identity(float v) { return v; }
+float plus(float a, float b) { return a + b; }
+
+float row_max(const float* x, int n) {
+  return reduce_row(x, n, -INFINITY, identity, [](float a, float b) { return b > a ? b : a; });
+}
+
+float row_sum(const float* x, int n) { return reduce_row(x, n, 0.0f, identity, plus); }
+
+float row_sum_exp(const float* x, int n, float shift) {
+  return reduce_row(
+      x, n, 0.0f, [shift](float v) { return exp_nonpositive(v - shift); }, plus);
 }
 
 // dst[0, n) += src[0, n). Restrict on parameters (GCC ignores it on locals) lets this vectorise
