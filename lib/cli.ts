@@ -109,6 +109,7 @@ const commands: Record<string, Command> = {
                          a loss-curve SVG is written beside it
   --resume FILE          continue training from a checkpoint saved by train
   --checkpoint-every N   save a resumable checkpoint to --out every N steps
+  --weights-only         save without the optimizer state (smaller; cannot be resumed)
   --sample N             characters of sample text to print at the end (default 300; 0: none)`,
     options: {
       data: { type: 'string' },
@@ -135,6 +136,7 @@ const commands: Record<string, Command> = {
       resume: { type: 'string' },
       'checkpoint-every': { type: 'string' },
       sample: { type: 'string' },
+      'weights-only': { type: 'boolean' },
     },
     async run(v) {
       setThreads(v.threads);
@@ -199,7 +201,7 @@ const commands: Record<string, Command> = {
       });
       process.off('SIGINT', onSignal);
       printer.end();
-      await model.save(out);
+      await model.save(out, { weightsOnly: v['weights-only'] === true });
       const svg = out.replace(/\.safetensors$/, '') + '.loss.svg';
       await writeFileAtomic(svg, lossCurveSvg(history, `${model.describe()}`));
       const val =
