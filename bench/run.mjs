@@ -1,0 +1,568 @@
+#!/usr/bin/env node
+// rnnkit's benchmark: the workloads of BENCH.md (docs/performance.md) on rnnkit, with PyTorch on
+// the CPU and onnxruntime-node measured in the same run, and the BLAS GEMM ceiling at each
+// workload's shapes. Every measurement runs in its own child process, so that its peak RSS is its
+// own and one system's thread pools never share a process with another's:
+//   bench/rnnkit_worker.mjs   rnnkit (the built package, ../dist) and the GEMM ceiling
+//   bench/torch_ref.py        PyTorch, and the torch.onnx.export of the one-step model
+//   bench/ort_worker.mjs      onnxruntime-node running an exported one-step model
+// This process plans, starts them one at a time (never two measurements at once), and prints a
+// markdown table to stdout (progress goes to stderr) and the full record to bench/results/.
+//
+// Usage: npm run bench -- [--quick] [--only SUBSTRING] [--threads N] [--reps N] [--json PATH]
+//                         [--python PATH]
+// `npx rnnkit bench` calls main(argv) below.
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import {
+  allWorkloads,
+  ceilingOf,
+  flopsPerToken,
+  gemmShapes,
+  shapeKey,
+  tokensPerIteration,
+} from './workloads.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..');
+const require = createRequire(import.meta.url);
+
+const USAGE = `Usage: npm run bench -- [options]    (or: node bench/run.mjs [options])
+
+Runs the BENCH.md workloads on rnnkit, PyTorch (CPU) and onnxruntime-node in one run and prints
+a markdown table; the full record goes to bench/results/latest.json.
+
+  --quick           tiny shapes, 1 repetition, one thread count: a smoke test (< 1 min) that
+                    checks every path runs; its numbers mean nothing
+  --only SUBSTRING  only workloads whose id contains it (ids: train/S/lstm, train/M/gru,
+                    forward/M/lstm, generate/M/lstm/b64, ...); repeatable, any may match
+  --threads N       thread count (default 2); every system is also tried at 1 thread and the
+                    faster setting is kept (both are recorded)
+  --reps N          timed repetitions per measurement, median reported (default 5)
+  --json PATH       where to write the JSON record (default bench/results/latest.json)
+  --python PATH     the Python with torch (default: $RNNKIT_BENCH_PYTHON, /usr/bin/python3,
+                    python3, the first that imports torch)
+  -h, --help        this text
+
+Build first: npm run build:native && npm run build.`;
+
+export const SYSTEMS = {
+  rnnkit: 'rnnkit',
+  torch: 'PyTorch',
+  ortTorch: 'onnxruntime (torch export)',
+  ortRnnkit: 'onnxruntime (rnnkit export)',
+};
+
+export function parseArgs(argv) {
+  const o = {
+    quick: false,
+    only: [],
+    threads: 2,
+    reps: null,
+    json: null,
+    python: null,
+    help: false,
+  };
+  const value = (i, name) => {
+    if (i + 1 >= argv.length) throw new RangeError(`${name} needs a value`);
+    return argv[i + 1];
+  };
+  const positive = (v, name) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1)
+      throw new RangeError(`${name} must be a positive integer, got ${v}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') o.quick = true;
+    else if (a === '-h' || a === '--help') o.help = true;
+    else if (a === '--only') o.only.push(value(i++, a));
+    else if (a === '--threads') o.threads = positive(value(i++, a), a);
+    else if (a === '--reps') o.reps = positive(value(i++, a), a);
+    else if (a === '--json') o.json = value(i++, a);
+    else if (a === '--python') o.python = value(i++, a);
+    else throw new RangeError(`unknown option ${a}\n\n${USAGE}`);
+  }
+  o.reps ??= o.quick ? 1 : 5;
+  o.json ??= path.join(here, 'results', 'latest.json');
+  return o;
+}
+
+const log = (...a) => console.error(...a);
+
+/** Runs one worker to completion; resolves with its result JSON (or a status: 'error' record). */
+function runChild(command, args, task, { env, timeoutMs, tmp }) {
+  const out = path.join(tmp, `result-${process.hrtime.bigint()}.json`);
+  const full = { ...task, out };
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const child = spawn(command, [...args, JSON.stringify(full)], {
+      cwd: root,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    const finish = (extra) => {
+      clearTimeout(timer);
+      let result;
+      try {
+        result = JSON.parse(fs.readFileSync(out, 'utf8'));
+        fs.rmSync(out, { force: true });
+      } catch {
+        result = { status: 'error', reason: `no result (${extra}); stderr: ${stderr.trim()}` };
+      }
+      if (result.status === 'error' && stderr.trim()) result.stderr = stderr.trim();
+      result.wallSeconds = (Date.now() - started) / 1000;
+      resolve(result);
+    };
+    child.on('error', (e) => finish(e.message));
+    child.on('close', (code, signal) =>
+      finish(signal ? `killed by ${signal}` : `exit code ${code}`),
+    );
+  });
+}
+
+/** Environment that fixes every thread pool a child might start, before it starts. */
+function threadEnv(threads) {
+  const n = String(threads);
+  return {
+    OMP_NUM_THREADS: n,
+    OPENBLAS_NUM_THREADS: n,
+    MKL_NUM_THREADS: n,
+    OMP_WAIT_POLICY: 'PASSIVE',
+  };
+}
+
+function git(args) {
+  const r = spawnSync('git', args, { cwd: root, encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+function mtime(p) {
+  try {
+    return fs.statSync(path.join(root, p)).mtime.toISOString();
+  } catch {
+    return null;
+  }
+}
+
+/** The first Python that imports torch, with torch's version and BLAS; null when there is none. */
+async function findTorch(opts, ctx) {
+  const candidates = [opts.python, process.env.RNNKIT_BENCH_PYTHON, '/usr/bin/python3', 'python3'];
+  const tried = [];
+  for (const py of candidates.filter(Boolean)) {
+    if (tried.includes(py)) continue;
+    tried.push(py);
+    const r = await runChild(
+      py,
+      [path.join(here, 'torch_ref.py')],
+      { kind: 'probe', threads: 1 },
+      {
+        ...ctx,
+        env: threadEnv(1),
+      },
+    );
+    if (r.status === 'ok') return { python: py, info: r.info };
+  }
+  return { python: null, tried };
+}
+
+function ortInstalled() {
+  try {
+    require.resolve('onnxruntime-node');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Slot for rnnkit's own ONNX export (lib/onnx, not written yet). When it lands, export `model`'s
+ * one-step graph here (tokens [1, B] int64, then h0 [L, B, H] and c0 [L, B, H] for LSTM, in that
+ * input order; logits [1, B, V], hn, cn out, dynamic batch) to `file` and return
+ * { status: 'ok', path: file }; bench/ort_worker.mjs then runs it exactly like the torch export.
+ * It must run in a worker process like every other measurement (see bench/rnnkit_worker.mjs).
+ */
+function exportRnnkitOnnx(rnnkit) {
+  const api = ['exportOnnx', 'toOnnx', 'exportONNX'].find((n) => typeof rnnkit[n] === 'function');
+  return {
+    status: 'unavailable',
+    reason: api
+      ? `rnnkit.${api} exists but the bench slot exportRnnkitOnnx (bench/run.mjs) is not wired to it yet`
+      : 'rnnkit ONNX export not implemented yet',
+  };
+}
+
+function fmt(n, digits = 0) {
+  if (!Number.isFinite(n)) return '—';
+  return n.toLocaleString('en-US', {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+}
+
+/** Fewer digits for large values, enough for small ones. */
+function fmtAuto(n) {
+  if (!Number.isFinite(n)) return '—';
+  return fmt(n, n >= 100 ? 0 : n >= 10 ? 1 : n >= 1 ? 2 : 3);
+}
+
+function markdownTable(header, rows) {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (cells) => `| ${cells.map((c, i) => String(c).padEnd(widths[i])).join(' | ')} |`;
+  return [
+    line(header),
+    `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`,
+    ...rows.map(line),
+  ].join('\n');
+}
+
+/** The fastest successful run of a system on a workload (all runs stay in the record). */
+function best(runs) {
+  const ok = runs.filter((r) => r.status === 'ok');
+  if (ok.length) return ok.reduce((a, b) => (b.msPerIteration < a.msPerIteration ? b : a));
+  return runs.find((r) => r.status === 'error') ?? runs[0];
+}
+
+export async function main(argv = process.argv.slice(2)) {
+  let opts;
+  try {
+    opts = parseArgs(argv);
+  } catch (error) {
+    console.error(error.message);
+    return 2;
+  }
+  if (opts.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  let rnnkit;
+  try {
+    rnnkit = require('../dist/index.js');
+  } catch (error) {
+    console.error(`rnnkit bench: cannot load the built package (${error.message});\n${USAGE}`);
+    return 1;
+  }
+
+  const workloads = allWorkloads(opts.quick).filter(
+    (w) => opts.only.length === 0 || opts.only.some((s) => w.id.includes(s)),
+  );
+  if (workloads.length === 0) {
+    console.error(`no workload matches --only ${opts.only.join(', ')}`);
+    return 2;
+  }
+  const threadCandidates = opts.quick || opts.threads === 1 ? [opts.threads] : [opts.threads, 1];
+  const timing = opts.quick ? { reps: 1, minRepMs: 1 } : { reps: opts.reps, minRepMs: 300 };
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-bench-'));
+  const ctx = { tmp, timeoutMs: (opts.quick ? 120 : 900) * 1000 };
+  const notices = [];
+  const startedAt = new Date();
+  const loadStart = os.loadavg();
+
+  try {
+    // What is available to compare with.
+    const torch = await findTorch(opts, ctx);
+    if (!torch.python) {
+      notices.push(
+        `PyTorch reference skipped: torch is not installed for ${torch.tried.join(', ')}`,
+      );
+    }
+    const haveOrt = ortInstalled();
+    const wantsGenerate = workloads.some((w) => w.kind === 'generate');
+    if (wantsGenerate && !haveOrt)
+      notices.push('onnxruntime-node not installed: its rows are skipped');
+
+    // One torch.onnx.export per distinct generate model, shared by every batch size and thread count.
+    const onnxModels = new Map();
+    if (wantsGenerate && haveOrt && torch.python) {
+      for (const w of workloads.filter((x) => x.kind === 'generate')) {
+        const key = `${w.cell}-${w.E}-${w.H}-${w.L}-${w.V}`;
+        if (onnxModels.has(key)) continue;
+        const file = path.join(tmp, `torch-step-${key}.onnx`);
+        log(`exporting the ${key} step model with torch.onnx.export ...`);
+        const r = await runChild(
+          torch.python,
+          [path.join(here, 'torch_ref.py')],
+          { kind: 'export-onnx', workload: w, path: file, threads: opts.threads },
+          { ...ctx, env: threadEnv(opts.threads) },
+        );
+        if (r.status !== 'ok') notices.push(`torch.onnx.export failed: ${r.reason}`);
+        onnxModels.set(key, r);
+      }
+    }
+
+    // The measurements: per workload, each thread count, each system in turn (interleaved, so
+    // that load from elsewhere on the machine drifts onto all systems alike).
+    const runsOf = new Map();
+    const record = (w, system, r) => {
+      const key = `${w.id}\u0000${system}`;
+      if (!runsOf.has(key)) runsOf.set(key, []);
+      runsOf.get(key).push(r);
+    };
+    const plan = [];
+    for (const w of workloads) {
+      for (const threads of threadCandidates) {
+        const task = { kind: 'workload', workload: w, threads, ...timing };
+        plan.push({ w, threads, system: SYSTEMS.rnnkit, task });
+        if (torch.python) plan.push({ w, threads, system: SYSTEMS.torch, task });
+        if (w.kind === 'generate' && haveOrt) {
+          const exported = onnxModels.get(`${w.cell}-${w.E}-${w.H}-${w.L}-${w.V}`);
+          if (exported?.status === 'ok') {
+            plan.push({
+              w,
+              threads,
+              system: SYSTEMS.ortTorch,
+              task: { ...task, model: exported.path },
+            });
+          } else {
+            const reason = exported?.reason ?? 'no exported model (torch is needed to export it)';
+            record(w, SYSTEMS.ortTorch, { status: 'unavailable', reason, threads });
+          }
+        }
+      }
+    }
+    const command = {
+      [SYSTEMS.rnnkit]: [process.execPath, path.join(here, 'rnnkit_worker.mjs')],
+      [SYSTEMS.torch]: [torch.python, path.join(here, 'torch_ref.py')],
+      [SYSTEMS.ortTorch]: [process.execPath, path.join(here, 'ort_worker.mjs')],
+    };
+    // A job is one child process: one measurement, or with --quick every measurement of one
+    // system at one thread count (process start-up, torch's above all, would dominate otherwise).
+    const jobs = [];
+    for (const item of plan) {
+      const last = jobs.find((j) => j.system === item.system && j.threads === item.threads);
+      if (opts.quick && last) last.items.push(item);
+      else jobs.push({ system: item.system, threads: item.threads, items: [item] });
+    }
+    let done = 0;
+    for (const job of jobs) {
+      const [cmd, ...args] = command[job.system];
+      const tasks = job.items.map((it) => it.task);
+      const options = { ...ctx, env: threadEnv(job.threads) };
+      const r = await runChild(cmd, args, tasks.length === 1 ? tasks[0] : { tasks }, options);
+      const list = tasks.length === 1 ? [r] : Array.isArray(r) ? r : tasks.map(() => r);
+      job.items.forEach(({ w, system, threads }, k) => {
+        const one = { ...list[k], threads };
+        record(w, system, one);
+        const what =
+          one.status === 'ok'
+            ? `${fmt((tokensPerIteration(w) * 1000) / one.msPerIteration)} tokens/s`
+            : `${one.status}: ${String(one.reason).split('\n')[0]}`;
+        log(
+          `[${++done}/${plan.length}] ${w.id} ${system} ${threads}t: ${what} (${fmt(r.wallSeconds, 1)} s)`,
+        );
+      });
+    }
+    for (const w of workloads.filter((x) => x.kind === 'generate')) {
+      record(w, SYSTEMS.ortRnnkit, exportRnnkitOnnx(rnnkit));
+    }
+
+    // The GEMM ceiling: every distinct shape, at every thread count.
+    const shapes = new Map();
+    for (const w of workloads) for (const s of gemmShapes(w)) shapes.set(shapeKey(s), s);
+    const ceilingByThreads = {};
+    for (const threads of threadCandidates) {
+      log(`measuring the GEMM ceiling at ${shapes.size} shapes, ${threads} thread(s) ...`);
+      const r = await runChild(
+        process.execPath,
+        [path.join(here, 'rnnkit_worker.mjs')],
+        {
+          kind: 'ceiling',
+          threads,
+          shapes: [...shapes.values()].map(({ M, N, K, transA, transB }) => ({
+            M,
+            N,
+            K,
+            transA,
+            transB,
+          })),
+          reps: timing.reps,
+          minRepMs: opts.quick ? 1 : 100,
+        },
+        { ...ctx, env: threadEnv(threads) },
+      );
+      if (r.status !== 'ok') {
+        notices.push(`GEMM ceiling at ${threads} thread(s) failed: ${r.reason}`);
+        continue;
+      }
+      ceilingByThreads[threads] = Object.fromEntries(r.shapes.map((s) => [shapeKey(s), s.gflops]));
+    }
+
+    // Rows: the best run of each system, with throughput, memory, ratio and GFLOP/s.
+    const results = [];
+    const rows = [];
+    const ceilingRows = [];
+    let failed = false;
+    for (const w of workloads) {
+      const tokens = tokensPerIteration(w);
+      const flops = flopsPerToken(w);
+      const entry = {
+        id: w.id,
+        workload: w,
+        tokensPerIteration: tokens,
+        flopsPerToken: flops,
+        systems: {},
+      };
+      const ceilings = Object.fromEntries(
+        Object.entries(ceilingByThreads).map(([t, g]) => [t, ceilingOf(w, g)]),
+      );
+      entry.gemmCeiling = ceilings;
+      const c = ceilings[opts.threads] ?? Object.values(ceilings)[0];
+      if (c) {
+        ceilingRows.push([
+          w.id,
+          fmt(c.gflops, 1),
+          `${c.dominant.what} ${c.dominant.key} (${fmt((100 * c.dominant.flops) / c.flops)}% of FLOPs)`,
+          fmt(c.dominant.gflops, 1),
+          fmt(c.gemmSeconds * 1000, 2),
+        ]);
+      }
+      const rnnkitBest = best(runsOf.get(`${w.id}\u0000${SYSTEMS.rnnkit}`) ?? []);
+      const rnnkitRate =
+        rnnkitBest?.status === 'ok' ? (tokens * 1000) / rnnkitBest.msPerIteration : NaN;
+      for (const system of Object.values(SYSTEMS)) {
+        const runs = runsOf.get(`${w.id}\u0000${system}`);
+        if (!runs) continue;
+        const b = best(runs);
+        if (runs.some((r) => r.status === 'error')) failed = true;
+        const s = { status: b.status, runs };
+        if (b.status === 'ok') {
+          const rate = (tokens * 1000) / b.msPerIteration;
+          const gflops = (rate * flops) / 1e9;
+          const ceiling = ceilings[b.threads];
+          Object.assign(s, {
+            threads: b.threads,
+            tokensPerSecond: rate,
+            msPerIteration: b.msPerIteration,
+            msPerStep: b.msPerStep,
+            peakRssMB: b.peakRssMB,
+            baselineRssMB: b.baselineRssMB,
+            gflops,
+            ceilingGflops: ceiling?.gflops ?? null,
+            fractionOfCeiling: ceiling ? gflops / ceiling.gflops : null,
+            ratioRnnkitOverThis: rnnkitRate / rate,
+          });
+          rows.push([
+            w.id,
+            system,
+            b.threads,
+            fmt(rate),
+            fmtAuto(b.msPerStep),
+            `${fmt(b.peakRssMB)} (+${fmt(b.peakRssMB - b.baselineRssMB)})`,
+            system === SYSTEMS.rnnkit || !Number.isFinite(rnnkitRate)
+              ? ''
+              : `${fmt(rnnkitRate / rate, 2)}×`,
+            fmt(gflops, 1),
+            ceiling ? `${fmt((100 * gflops) / ceiling.gflops)}%` : '—',
+          ]);
+        } else {
+          s.reason = b.reason;
+          const why = b.status === 'unavailable' ? `unavailable: ${b.reason}` : 'ERROR (see JSON)';
+          rows.push([w.id, system, '', why, '', '', '', '', '']);
+        }
+        entry.systems[system] = s;
+      }
+      results.push(entry);
+    }
+
+    const info = rnnkit.info();
+    // An exported tree (git archive) has no .git: its runner names the commit in the environment.
+    const head = git(['rev-parse', 'HEAD']) ?? process.env.RNNKIT_BENCH_COMMIT ?? null;
+    const dirty = git(['status', '--porcelain', '--untracked-files=no']);
+    const meta = {
+      date: startedAt.toISOString(),
+      commit: head,
+      dirty: dirty ? dirty.split('\n') : [],
+      built: { addon: mtime('build/Release/rnnkit.node'), dist: mtime('dist/index.js') },
+      options: { quick: opts.quick, only: opts.only, threads: opts.threads, reps: timing.reps },
+      threadCandidates,
+      gemm: info.gemm,
+      rnnkitInfo: info,
+      node: process.version,
+      python: torch.python,
+      torch: torch.info ?? null,
+      onnxruntimeNode: haveOrt ? require('onnxruntime-node/package.json').version : null,
+      host: {
+        cpu: os.cpus()[0]?.model ?? 'unknown',
+        cores: os.cpus().length,
+        memoryGB: os.totalmem() / 2 ** 30,
+        loadavgStart: loadStart,
+        loadavgEnd: os.loadavg(),
+      },
+      timing: {
+        protocol:
+          'per measurement: 1 calibrating warm-up iteration, 1 warm-up repetition, then reps timed ' +
+          'repetitions of `inner` iterations each (>= minRepMs); median ms per iteration',
+        ...timing,
+      },
+      ceilingDefinition:
+        'time-weighted: the workload FLOPs divided by the time its textbook GEMMs (gemmShapes) take ' +
+        "at the standalone GFLOP/s of rnnkit's native gemm at each shape, same thread count",
+    };
+    const record_ = { meta, notices, workloads: results, gemm: ceilingByThreads };
+    fs.mkdirSync(path.dirname(opts.json), { recursive: true });
+    fs.writeFileSync(opts.json, JSON.stringify(record_, null, 2) + '\n');
+
+    const commit = head
+      ? `${head.slice(0, 10)}${meta.dirty.length ? ' (+ uncommitted changes)' : ''}`
+      : 'unknown';
+    console.log(
+      `## rnnkit benchmark${opts.quick ? ' (--quick: smoke test, numbers mean nothing)' : ''}\n\n` +
+        `${meta.date}, commit ${commit}; GEMM ${info.gemm}; threads ${threadCandidates.join(' and ')} ` +
+        `(best kept); median of ${timing.reps}; ${meta.host.cpu}, ${meta.host.cores} cores, ` +
+        `load ${loadStart.map((x) => x.toFixed(1)).join(' ')}; PyTorch ${torch.info?.torch ?? 'n/a'}\n`,
+    );
+    console.log(
+      markdownTable(
+        [
+          'workload',
+          'system',
+          'threads',
+          'tokens/s',
+          'ms/step',
+          'peak RSS MB (+over start)',
+          'rnnkit ÷ this',
+          'GFLOP/s',
+          '% of GEMM ceiling',
+        ],
+        rows,
+      ),
+    );
+    if (ceilingRows.length) {
+      console.log(
+        `\nGEMM ceiling (${opts.threads} thread(s); time-weighted over each workload's shapes):\n`,
+      );
+      console.log(
+        markdownTable(
+          [
+            'workload',
+            'ceiling GFLOP/s',
+            'dominant GEMM (op M×N×K)',
+            'its GFLOP/s',
+            'ideal GEMM ms/iter',
+          ],
+          ceilingRows,
+        ),
+      );
+    }
+    if (notices.length) console.log(`\n${notices.map((n) => `- ${n}`).join('\n')}`);
+    console.log(`\nFull record: ${path.relative(process.cwd(), opts.json) || opts.json}`);
+    if (failed)
+      console.error('rnnkit bench: some measurements failed; their errors are in the JSON record');
+    return failed ? 1 : 0;
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+const invoked = process.argv[1] && fs.realpathSync(process.argv[1]);
+if (invoked && pathToFileURL(invoked).href === import.meta.url) {
+  process.exitCode = await main();
+}
