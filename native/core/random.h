@@ -22,6 +22,13 @@ inline float uniform01(uint64_t seed, uint64_t counter) {
 struct Rng {
   uint64_t state;
   explicit Rng(uint64_t seed) : state(mix64(seed)) {}
+  // Resumes a stream from a saved `state` (a generator's state is all of it), so a sampling loop
+  // driven from JS can hand each row's generator back and forth between calls.
+  static Rng from_state(uint64_t state) {
+    Rng r(0);
+    r.state = state;
+    return r;
+  }
   uint64_t next() { return mix64(state++); }
   // Uniform in [0, 1) with 53 random bits.
   double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }

@@ -1,0 +1,62 @@
+// Batched text generation from a recurrent language model, the whole token loop in one call:
+//   Embedding(V, E) -> recurrent stack (cell, E -> H, L layers) -> Linear(H -> V) -> sampler.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+#include "recurrent.h"
+#include "sampling.h"
+
+namespace rnnkit {
+
+struct LmWeights {
+  CellType cell;
+  int V, E, H, L;
+  bool residual;
+  const float* embedding;       // [V, E]
+  const float* stack;           // stack_param_count(cell, E, H, L), the layout of recurrent.h
+  const float* decoder_weight;  // [V, H]
+  const float* decoder_bias;    // [V], or null for none
+};
+
+// B token sequences laid end to end: sequence b is tokens[offsets[b], offsets[b + 1]).
+struct TokenSpans {
+  const int32_t* tokens;
+  const int32_t* offsets;  // [count + 1], offsets[0] = 0, non-decreasing
+  int count;
+};
+
+struct GenerateConfig {
+  int max_tokens;  // >= 1
+  SamplerConfig sampler;
+  // Row b samples with sampler_rng(seed, row_offset + b): give each slice of a split batch its
+  // first row's index and every prompt gets the tokens it would get in the whole batch.
+  uint64_t seed;
+  uint64_t row_offset;
+};
+
+enum FinishReason : int32_t { kFinishLength = 0, kFinishStop = 1, kFinishCancelled = 2 };
+
+// Called after each step with the token each row sampled that step, for the n rows still active
+// at its start (rows[i] is a prompt index in [0, B)). It sees every sampled token, including
+// those of a stop sequence, which the final output then drops: a streaming consumer holds back
+// as many trailing tokens as the longest stop sequence has, less one. An exception it throws
+// propagates out of lm_generate, which is how a caller aborts from inside the loop.
+using GenerateProgress =
+    std::function<void(int step, const int32_t* rows, const int32_t* tokens, int n)>;
+
+// Generates up to max_tokens tokens after each prompt (every prompt holds >= 1 token, all token
+// ids in [0, V)). Prompts of different lengths are primed together in one padded stack forward;
+// then each step runs the decoder, the sampler and a one-step stack forward for the rows still
+// active only. A row ends when it has max_tokens tokens, when its generated tokens end with one of
+// the stop sequences (non-empty, matched within the generated tokens only), or when *cancel
+// (read once per step, may be null) becomes non-zero.
+// Outputs: tokens [B, max_tokens], row b's first lengths[b] entries are its tokens (a matched stop
+// sequence is not counted and not kept) and the rest are -1; finish [B] holds FinishReason values.
+// Allocates all its memory up front; nothing per step.
+void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateConfig& cfg,
+                 const TokenSpans& stops, const volatile int32_t* cancel,
+                 const GenerateProgress& progress, int32_t* tokens, int32_t* lengths,
+                 int32_t* finish);
+
+}  // namespace rnnkit
