@@ -65,3 +65,5 @@ export { loadCheckpoint, saveCheckpoint, type TrainingState } from './io/checkpo
 export function loadModel(path: string): Promise<LanguageModel> {
   return LanguageModel.load(path);
 }
+export { exportOnnx, buildOnnx, type ExportOptions } from './onnx/export';
+export { readOnnxModel, type OnnxKind, type OnnxModelInfo } from './onnx/format';
