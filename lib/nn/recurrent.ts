@@ -219,7 +219,7 @@ export class RecurrentStack extends Module {
   ): { dx: Float32Array; dState: RecurrentState } {
     const shape = this.shape;
     if (!shape || !shape.training || !this.x || !this.ws) {
-      throw new Error(`${this.describe()}.backward needs a forward with training: true first`);
+      throw new RangeError(`${this.describe()}.backward needs a forward with training: true first`);
     }
     const { T, B, I, H, L } = shape;
     this.checkState(dState, B, 'dState');
