@@ -1,0 +1,248 @@
+// Beam search tests on small random decoders: greedy decoding (beam 1) against a step-by-step
+// loop over one source at a time, every returned hypothesis's score against the log-probability
+// of its tokens rescored by teacher forcing, n-best order, and batch independence (a source's
+// hypotheses do not depend on the other sources of its batch or on their lengths).
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "attention.h"
+#include "check.h"
+#include "layers.h"
+#include "recurrent.h"
+#include "seq2seq.h"
+
+using namespace rnnkit;
+
+namespace {
+
+const int V = 7, E = 3, H = 5, L = 2, He = 4, A = 3, S = 5, B = 3;
+const int32_t kBos = 0, kEos = 1;
+
+struct Model {
+  Seq2SeqDecoderWeights w;
+  std::vector<float> embedding, stack, attention, out_weight, out_bias;
+  std::vector<float> enc, h0, c0;
+  std::vector<int32_t> lengths{5, 2, 4};
+
+  Model(CellType cell, AttentionKind kind, uint64_t seed) {
+    const int he = kind == AttentionKind::Dot ? H : He;
+    const AttentionShape as{kind, 1, S, B, H, he, A};
+    embedding.resize(V * E);
+    stack.resize(stack_param_count(cell, E, H, L));
+    attention.resize(attention_param_count(as));
+    out_weight.resize(V * H);
+    out_bias.resize(V);
+    enc.resize(S * B * he);
+    h0.resize(L * B * H);
+    c0.resize(cell == CellType::Lstm ? h0.size() : 0);
+    check::fill_uniform(embedding, seed);
+    check::fill_uniform(stack, seed + 1, -0.8, 0.8);
+    check::fill_uniform(attention, seed + 2);
+    check::fill_uniform(out_weight, seed + 3, -2, 2);
+    check::fill_uniform(out_bias, seed + 4);
+    out_bias[kEos] += 1.0f;  // so that some hypotheses end before max_len
+    check::fill_uniform(enc, seed + 5);
+    check::fill_uniform(h0, seed + 6);
+    check::fill_uniform(c0, seed + 7);
+    w = {cell,
+         kind,
+         V,
+         E,
+         H,
+         L,
+         he,
+         A,
+         embedding.data(),
+         stack.data(),
+         attention.data(),
+         out_weight.data(),
+         out_bias.data()};
+  }
+
+  // Source b alone: enc [len, 1, He], h0/c0 [L, 1, H].
+  void source(int b, std::vector<float>& e, std::vector<float>& h, std::vector<float>& c) const {
+    const int n = lengths[b];
+    e.assign(enc.begin(), enc.begin());
+    for (int s = 0; s < n; ++s)
+      e.insert(e.end(), &enc[(s * B + b) * w.He], &enc[(s * B + b) * w.He] + w.He);
+    h.clear();
+    c.clear();
+    for (int l = 0; l < L; ++l) {
+      h.insert(h.end(), &h0[(l * B + b) * H], &h0[(l * B + b) * H] + H);
+      if (!c0.empty()) c.insert(c.end(), &c0[(l * B + b) * H], &c0[(l * B + b) * H] + H);
+    }
+  }
+
+  // Log-probabilities of every next token after each prefix of `tokens` for source b alone
+  // (teacher forcing one step at a time): rows [tokens.size() + 1, V]; also the attention rows.
+  void teacher_forced(int b, const std::vector<int32_t>& tokens, std::vector<float>& logp,
+                      std::vector<float>& align) const {
+    std::vector<float> e, h, c;
+    source(b, e, h, c);
+    const int n = lengths[b];
+    const bool lstm = w.cell == CellType::Lstm;
+    const StackShape ss{w.cell, 1, 1, E, H, L, 0.0f, false, false, 0};
+    const AttentionShape as{w.kind, 1, n, 1, H, w.He, A};
+    std::vector<float> ws(stack_workspace_size(ss)), aws(luong_attention_workspace_size(as));
+    std::vector<float> x(E), y(H), hT(h.size()), cT(c.size()), a(n), out(H), row(V);
+    logp.clear();
+    align.clear();
+    int32_t id = kBos;
+    for (size_t t = 0; t <= tokens.size(); ++t) {
+      embedding_forward(w.embedding, V, E, &id, 1, x.data());
+      stack_forward(ss, w.stack, x.data(), nullptr, h.data(), lstm ? c.data() : nullptr, y.data(),
+                    hT.data(), lstm ? cT.data() : nullptr, ws.data());
+      h = hT;
+      c = cT;
+      luong_attention_forward(as, w.attention, y.data(), e.data(), &n, aws.data(), a.data(),
+                              out.data());
+      linear_forward(1, H, V, out.data(), w.out_weight, w.out_bias, row.data());
+      double m = -INFINITY, sum = 0;
+      for (float v : row) m = std::fmax(m, v);
+      for (float v : row) sum += std::exp(v - m);
+      for (float v : row) logp.push_back(static_cast<float>(v - m - std::log(sum)));
+      align.insert(align.end(), a.begin(), a.end());
+      if (t < tokens.size()) id = tokens[t];
+    }
+  }
+};
+
+struct Result {
+  int T, N;
+  std::vector<int32_t> tokens, lengths;
+  std::vector<float> scores, align;
+  std::vector<int32_t> hyp(int b, int n) const {
+    const int32_t* t = &tokens[(b * N + n) * T];
+    return std::vector<int32_t>(t, t + lengths[b * N + n]);
+  }
+};
+
+Result decode(const Model& m, int beam, int n_best, int max_len, float alpha) {
+  Result r{max_len, n_best, {}, {}, {}, {}};
+  r.tokens.assign(B * n_best * max_len, -7);
+  r.lengths.assign(B * n_best, -7);
+  r.scores.assign(B * n_best, NAN);
+  r.align.assign(B * n_best * max_len * S, NAN);
+  const BeamConfig cfg{beam, n_best, max_len, alpha, kBos, kEos};
+  seq2seq_beam_search(m.w, S, B, m.enc.data(), m.lengths.data(), m.h0.data(),
+                      m.c0.empty() ? nullptr : m.c0.data(), cfg, r.tokens.data(), r.lengths.data(),
+                      r.scores.data(), r.align.data());
+  return r;
+}
+
+const CellType kCells[] = {CellType::Lstm, CellType::Gru};
+const AttentionKind kKinds[] = {AttentionKind::Dot, AttentionKind::General,
+                                AttentionKind::Additive};
+
+std::string name(const Model& m, const char* what) {
+  return std::string(what) + (m.w.cell == CellType::Lstm ? " lstm " : " gru ") +
+         std::to_string(static_cast<int>(m.w.kind));
+}
+
+}  // namespace
+
+TEST(greedy_matches_one_source_at_a_time) {
+  uint64_t seed = 10;
+  for (CellType cell : kCells)
+    for (AttentionKind kind : kKinds) {
+      Model m(cell, kind, seed += 10);
+      const int T = 8;
+      Result r = decode(m, 1, 1, T, 0.0f);
+      for (int b = 0; b < B; ++b) {
+        // The greedy reference: extend by the argmax until it is the end token or T tokens.
+        std::vector<int32_t> want;
+        std::vector<float> logp, align;
+        double total = 0;
+        for (int t = 0; t < T; ++t) {
+          m.teacher_forced(b, want, logp, align);
+          const float* row = &logp[want.size() * V];
+          int best = 0;
+          for (int v = 1; v < V; ++v)
+            if (row[v] > row[best]) best = v;
+          total += row[best];
+          if (best == kEos) break;
+          want.push_back(best);
+        }
+        std::vector<int32_t> got = r.hyp(b, 0);
+        CHECK(got == want);
+        const float score = static_cast<float>(total);
+        check::close(&r.scores[b], &score, 1, 1e-5, 1e-5, name(m, "greedy score"));
+        m.teacher_forced(b, want, logp, align);
+        for (size_t t = 0; t < got.size(); ++t)
+          check::close(&r.align[(b * T + t) * S], &align[t * m.lengths[b]], m.lengths[b], 1e-5,
+                       1e-6, name(m, "greedy align"));
+        for (int t = 0; t < T; ++t)
+          for (int s = t < static_cast<int>(got.size()) ? m.lengths[b] : 0; s < S; ++s)
+            CHECK(r.align[(b * T + t) * S + s] == 0.0f);
+        for (int t = static_cast<int>(got.size()); t < T; ++t) CHECK(r.tokens[b * T + t] == -1);
+      }
+    }
+}
+
+TEST(beam_scores_are_rescored_log_probabilities) {
+  uint64_t seed = 300;
+  int ended = 0, full = 0;  // both kinds of hypothesis must be exercised
+  for (CellType cell : kCells)
+    for (AttentionKind kind : kKinds)
+      for (float alpha : {0.0f, 0.6f}) {
+        Model m(cell, kind, seed += 10);
+        const int T = 6, K = 4, N = 3;
+        Result r = decode(m, K, N, T, alpha);
+        for (int b = 0; b < B; ++b) {
+          for (int n = 0; n < N; ++n) {
+            std::vector<int32_t> hyp = r.hyp(b, n);
+            std::vector<float> logp, align;
+            m.teacher_forced(b, hyp, logp, align);
+            double total = 0;
+            for (size_t t = 0; t < hyp.size(); ++t) total += logp[t * V + hyp[t]];
+            // A hypothesis shorter than T ended with the end token, which is scored too.
+            int length = static_cast<int>(hyp.size());
+            if (length < T) total += logp[hyp.size() * V + kEos], ++length;
+            const float want =
+                static_cast<float>(total / std::pow((5.0 + length) / 6.0, double(alpha)));
+            check::close(&r.scores[b * N + n], &want, 1, 1e-5, 1e-5, name(m, "beam score"));
+            if (n > 0) CHECK(r.scores[b * N + n] <= r.scores[b * N + n - 1]);
+            ended += hyp.size() < size_t(T);
+            full += hyp.size() == size_t(T);
+          }
+        }
+      }
+  CHECK(ended > 0);
+  CHECK(full > 0);
+}
+
+TEST(beam_results_do_not_depend_on_the_batch) {
+  Model m(CellType::Lstm, AttentionKind::General, 900);
+  const int T = 7, K = 3;
+  Result all = decode(m, K, K, T, 0.6f);
+  for (int b = 0; b < B; ++b) {
+    Model one = m;
+    std::vector<float> e, h, c;
+    m.source(b, e, h, c);
+    // Source b alone, padded to S with garbage that the mask must hide.
+    one.enc.assign(S * 1 * m.w.He, 123.0f);
+    std::copy(e.begin(), e.end(), one.enc.begin());
+    one.h0 = h;
+    one.c0 = c;
+    one.lengths = {m.lengths[b]};
+    Result r{T,
+             K,
+             std::vector<int32_t>(K * T),
+             std::vector<int32_t>(K),
+             std::vector<float>(K),
+             std::vector<float>(K * T * S)};
+    const BeamConfig cfg{K, K, T, 0.6f, kBos, kEos};
+    seq2seq_beam_search(m.w, S, 1, one.enc.data(), one.lengths.data(), one.h0.data(), one.c0.data(),
+                        cfg, r.tokens.data(), r.lengths.data(), r.scores.data(), r.align.data());
+    for (int n = 0; n < K; ++n) {
+      CHECK(r.hyp(0, n) == all.hyp(b, n));
+      check::close(&r.scores[n], &all.scores[b * K + n], 1, 1e-6, 1e-6, "alone score");
+      check::close(&r.align[n * T * S], &all.align[(b * K + n) * T * S], T * S, 1e-6, 1e-7,
+                   "alone align");
+    }
+  }
+}
+
+TEST_MAIN()
