@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,18 @@ class Parser {
   std::string string(Napi::Value v, const std::string& name) const {
     if (!v.IsString()) type_error(quote(name) + " must be a string, got " + describe(v));
     return v.As<Napi::String>().Utf8Value();
+  }
+
+  // One of the strings `options` (an enum spelt in JS): returns its index.
+  int choice(Napi::Value v, const std::string& name,
+             std::initializer_list<const char*> options) const {
+    std::string s = string(v, name), list;
+    int i = 0;
+    for (const char* o : options) {
+      if (s == o) return i;
+      list += (i++ ? ", '" : "'") + std::string(o) + "'";
+    }
+    range_error(quote(name) + " must be one of " + list + ", got '" + s + "'");
   }
 
   // A Float32Array of exactly `expected` elements (`shape` says how that number is made).
