@@ -19,6 +19,7 @@
 namespace rnnkit_addon {
 
 void init_generate(Napi::Env env, Napi::Object exports);  // generate_ops.cpp
+void init_seq2seq(Napi::Env env, Napi::Object exports);   // seq2seq_ops.cpp
 
 namespace {
 
@@ -477,6 +478,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add<SgdUpdate>(env, exports, false);
   add<Gemm>(env, exports, true);
   init_generate(env, exports);
+  init_seq2seq(env, exports);
   return exports;
 }
 

@@ -1,0 +1,227 @@
+// N-API glue for sequence-to-sequence models: the Luong attention layer (forward/backward over all
+// decoder steps) and batched beam search (a Promise, or the sync twin).
+#include <napi.h>
+
+#include <cstring>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "attention.h"
+#include "ops.h"
+#include "recurrent.h"
+#include "seq2seq.h"
+
+namespace rnnkit_addon {
+namespace {
+
+using rnnkit::AttentionKind;
+using rnnkit::AttentionShape;
+
+std::string shape_str(const char* names, std::initializer_list<long long> sizes) {
+  std::string s = std::string(names) + " =";
+  for (long long n : sizes) s += (s.back() == '=' ? " " : "*") + std::to_string(n);
+  return s;
+}
+
+AttentionKind parse_kind(Parser& p, Napi::Value v, const std::string& name) {
+  return static_cast<AttentionKind>(p.choice(v, name, {"dot", "general", "additive"}));
+}
+
+// Dot scores compare decoder and encoder states directly, so their sizes must agree.
+void check_dot_sizes(Parser& p, AttentionKind kind, int Hd, int He, const char* obj) {
+  if (kind == AttentionKind::Dot && Hd != He)
+    p.range_error(std::string("dot attention needs '") + obj + ".He' (" + std::to_string(He) +
+                  ") equal to the decoder's hidden size (" + std::to_string(Hd) + ")");
+}
+
+AttentionShape parse_attention_shape(Parser& p, size_t i) {
+  Napi::Object o = p.object(i, "shape");
+  AttentionShape s;
+  s.kind = parse_kind(p, o.Get("kind"), "shape.kind");
+  s.T = p.size(o, "shape", "T");
+  s.S = p.size(o, "shape", "S");
+  s.B = p.size(o, "shape", "B");
+  s.Hd = p.size(o, "shape", "Hd");
+  s.He = p.size(o, "shape", "He");
+  s.A = p.size(o, "shape", "A");
+  check_dot_sizes(p, s.kind, s.Hd, s.He, "shape");
+  return s;
+}
+
+// Source lengths [B], each in [1, S].
+const int32_t* parse_lengths(Parser& p, size_t i, int B, int S) {
+  const int32_t* lengths = p.i32(i, "lengths", B, "B");
+  for (int b = 0; b < B; ++b)
+    if (lengths[b] < 1 || lengths[b] > S)
+      p.range_error("'lengths[" + std::to_string(b) + "]' must be in [1, S=" + std::to_string(S) +
+                    "], got " + std::to_string(lengths[b]));
+  return lengths;
+}
+
+// The arguments forward and backward share: (shape, params, q, enc, lengths, ws, align, out).
+struct LuongArgs {
+  AttentionShape s;
+  const float *params, *q, *enc;
+  const int32_t* lengths;
+  float *ws, *align, *out;
+  explicit LuongArgs(Parser& p) : s(parse_attention_shape(p, 0)) {
+    params = p.f32(1, "params", rnnkit::attention_param_count(s), "attentionParamCount(shape)");
+    q = p.f32(2, "q", size_t(s.T) * s.B * s.Hd, shape_str("T*B*Hd", {s.T, s.B, s.Hd}));
+    enc = p.f32(3, "enc", size_t(s.S) * s.B * s.He, shape_str("S*B*He", {s.S, s.B, s.He}));
+    lengths = parse_lengths(p, 4, s.B, s.S);
+    ws = p.f32(5, "ws", rnnkit::luong_attention_workspace_size(s), "attentionWorkspaceSize(shape)");
+    align = p.f32(6, "align", size_t(s.T) * s.B * s.S, shape_str("T*B*S", {s.T, s.B, s.S}));
+    out = p.f32(7, "out", size_t(s.T) * s.B * s.Hd, shape_str("T*B*Hd", {s.T, s.B, s.Hd}));
+  }
+};
+
+// luongAttentionForward(shape, params, q, enc, lengths, ws, align, out)
+struct LuongAttentionForward {
+  static constexpr const char* name = "luongAttentionForward";
+  LuongArgs a;
+  explicit LuongAttentionForward(Parser& p) : a(p) {}
+  void run() {
+    rnnkit::luong_attention_forward(a.s, a.params, a.q, a.enc, a.lengths, a.ws, a.align, a.out);
+  }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
+
+// luongAttentionBackward(shape, params, q, enc, lengths, ws, align, out, dout, dq, denc, dparams)
+struct LuongAttentionBackward {
+  static constexpr const char* name = "luongAttentionBackward";
+  LuongArgs a;
+  float *dout, *dq, *denc, *dparams;
+  explicit LuongAttentionBackward(Parser& p) : a(p) {
+    const AttentionShape& s = a.s;
+    dout = p.f32(8, "dout", size_t(s.T) * s.B * s.Hd, shape_str("T*B*Hd", {s.T, s.B, s.Hd}));
+    dq = p.f32(9, "dq", size_t(s.T) * s.B * s.Hd, shape_str("T*B*Hd", {s.T, s.B, s.Hd}));
+    denc = p.f32(10, "denc", size_t(s.S) * s.B * s.He, shape_str("S*B*He", {s.S, s.B, s.He}));
+    dparams = p.f32(11, "dparams", rnnkit::attention_param_count(s), "attentionParamCount(shape)");
+  }
+  void run() {
+    rnnkit::luong_attention_backward(a.s, a.params, a.q, a.enc, a.lengths, a.ws, a.align, a.out,
+                                     dout, dq, denc, dparams);
+  }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
+
+// seq2seqBeamSearch(decoder {cell, kind, V, E, H, L, He, A}, embedding, stack, attention,
+//   outWeight, outBias, enc, lengths, h0, c0,
+//   config {S, B, beam, nBest, maxLength, lengthPenalty, bos, eos})
+//   -> {tokens [B*nBest*maxLength], lengths [B*nBest], scores [B*nBest], align [..*S]}
+struct Seq2SeqBeamSearch {
+  static constexpr const char* name = "seq2seqBeamSearch";
+  rnnkit::Seq2SeqDecoderWeights w;
+  rnnkit::BeamConfig cfg;
+  int S, B;
+  const float *enc, *h0, *c0;
+  const int32_t* lengths;
+  std::vector<int32_t> tokens, out_lengths;
+  std::vector<float> scores, align;
+
+  explicit Seq2SeqBeamSearch(Parser& p) {
+    Napi::Object d = p.object(0, "decoder");
+    w.cell = static_cast<rnnkit::CellType>(
+        p.choice(d.Get("cell"), "decoder.cell", {"rnn_tanh", "rnn_relu", "lstm", "gru"}));
+    w.kind = parse_kind(p, d.Get("kind"), "decoder.kind");
+    w.V = p.size(d, "decoder", "V");
+    w.E = p.size(d, "decoder", "E");
+    w.H = p.size(d, "decoder", "H");
+    w.L = p.size(d, "decoder", "L");
+    w.He = p.size(d, "decoder", "He");
+    w.A = p.size(d, "decoder", "A");
+    check_dot_sizes(p, w.kind, w.H, w.He, "decoder");
+    const AttentionShape as{w.kind, 1, 1, 1, w.H, w.He, w.A};
+    w.embedding = p.f32(1, "embedding", size_t(w.V) * w.E, shape_str("V*E", {w.V, w.E}));
+    w.stack = p.f32(2, "stack", rnnkit::stack_param_count(w.cell, w.E, w.H, w.L),
+                    "stackParamCount(cell, E, H, L)");
+    w.attention =
+        p.f32(3, "attention", rnnkit::attention_param_count(as), "attentionParamCount(shape)");
+    w.out_weight = p.f32(4, "outWeight", size_t(w.V) * w.H, shape_str("V*H", {w.V, w.H}));
+    w.out_bias = p.f32(5, "outBias", w.V, "V");
+
+    Napi::Object c = p.object(10, "config");
+    S = p.size(c, "config", "S");
+    B = p.size(c, "config", "B");
+    cfg.beam = p.size(c, "config", "beam");
+    if (cfg.beam > w.V)
+      p.range_error("'config.beam' must be at most the target vocabulary size " +
+                    std::to_string(w.V) + ", got " + std::to_string(cfg.beam));
+    cfg.n_best = p.size(c, "config", "nBest");
+    if (cfg.n_best > cfg.beam)
+      p.range_error("'config.nBest' must be at most config.beam = " + std::to_string(cfg.beam) +
+                    ", got " + std::to_string(cfg.n_best));
+    cfg.max_len = p.size(c, "config", "maxLength");
+    cfg.length_penalty =
+        static_cast<float>(p.number(c.Get("lengthPenalty"), "config.lengthPenalty", 0, 100));
+    cfg.bos = static_cast<int32_t>(p.integer(c.Get("bos"), "config.bos", 0, w.V - 1));
+    cfg.eos = static_cast<int32_t>(p.integer(c.Get("eos"), "config.eos", 0, w.V - 1));
+    const double out_floats = double(B) * cfg.n_best * cfg.max_len * S;
+    if (out_floats > double(1u << 30))
+      p.range_error("the attention output " +
+                    shape_str("B*nBest*maxLength*S", {B, cfg.n_best, cfg.max_len, S}) +
+                    " floats is too large; decode fewer sources at a time or lower maxLength");
+
+    const size_t state = size_t(w.L) * B * w.H;
+    enc = p.f32(6, "enc", size_t(S) * B * w.He, shape_str("S*B*He", {S, B, w.He}));
+    lengths = parse_lengths(p, 7, B, S);
+    h0 = p.f32(8, "h0", state, shape_str("L*B*H", {w.L, B, w.H}));
+    c0 = w.cell == rnnkit::CellType::Lstm ? p.f32(9, "c0", state, shape_str("L*B*H", {w.L, B, w.H}))
+                                          : nullptr;
+    tokens.resize(size_t(B) * cfg.n_best * cfg.max_len);
+    out_lengths.resize(size_t(B) * cfg.n_best);
+    scores.resize(out_lengths.size());
+    align.resize(tokens.size() * S);
+  }
+  void run() {
+    rnnkit::seq2seq_beam_search(w, S, B, enc, lengths, h0, c0, cfg, tokens.data(),
+                                out_lengths.data(), scores.data(), align.data());
+  }
+  Napi::Value result(Napi::Env env) {
+    auto i32 = [&](const std::vector<int32_t>& v) {
+      auto a = Napi::Int32Array::New(env, v.size());
+      std::memcpy(a.Data(), v.data(), v.size() * sizeof(int32_t));
+      return a;
+    };
+    auto f32 = [&](const std::vector<float>& v) {
+      auto a = Napi::Float32Array::New(env, v.size());
+      std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
+      return a;
+    };
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("tokens", i32(tokens));
+    r.Set("lengths", i32(out_lengths));
+    r.Set("scores", f32(scores));
+    r.Set("align", f32(align));
+    return r;
+  }
+};
+
+Napi::Value AttentionParamCount(const Napi::CallbackInfo& info) {
+  Parser p(info, "attentionParamCount");
+  AttentionShape s = parse_attention_shape(p, 0);
+  return Napi::Number::New(info.Env(), static_cast<double>(rnnkit::attention_param_count(s)));
+}
+
+Napi::Value AttentionWorkspaceSize(const Napi::CallbackInfo& info) {
+  Parser p(info, "attentionWorkspaceSize");
+  AttentionShape s = parse_attention_shape(p, 0);
+  return Napi::Number::New(info.Env(),
+                           static_cast<double>(rnnkit::luong_attention_workspace_size(s)));
+}
+
+}  // namespace
+
+void init_seq2seq(Napi::Env env, Napi::Object exports) {
+  exports.Set("attentionParamCount",
+              Napi::Function::New(env, AttentionParamCount, "attentionParamCount"));
+  exports.Set("attentionWorkspaceSize",
+              Napi::Function::New(env, AttentionWorkspaceSize, "attentionWorkspaceSize"));
+  add<LuongAttentionForward>(env, exports, false);
+  add<LuongAttentionBackward>(env, exports, false);
+  add<Seq2SeqBeamSearch>(env, exports, true);
+}
+
+}  // namespace rnnkit_addon
