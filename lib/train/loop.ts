@@ -4,6 +4,7 @@
 // caller only through `report` and `shouldStop`.
 import { saveCheckpoint, type TrainingState } from '../io/checkpoint';
 import { copyState, type LanguageModel } from '../models/language-model';
+import type { Module } from '../nn/parameter';
 import type { RecurrentState } from '../nn/recurrent';
 import { Adam, SGD, clipGradNorm, type Optimizer } from './optim';
 
@@ -117,7 +118,11 @@ export function evaluateTokens(
   return { loss: sum / count, count };
 }
 
-function makeOptimizer(model: LanguageModel, o: LoopOptions): Optimizer {
+/** The optimizer a training run asks for, over every parameter of `model`. */
+export function makeOptimizer(
+  model: Module,
+  o: Pick<LoopOptions, 'optimizer' | 'learningRate' | 'momentum' | 'weightDecay'>,
+): Optimizer {
   return o.optimizer === 'sgd'
     ? new SGD(model.parameters(), {
         lr: o.learningRate,
@@ -127,7 +132,12 @@ function makeOptimizer(model: LanguageModel, o: LoopOptions): Optimizer {
     : new Adam(model.parameters(), { lr: o.learningRate, weightDecay: o.weightDecay });
 }
 
-function scheduledLr(o: LoopOptions, step: number, total: number): number {
+/** The learning rate at `step` of `total`: linear warmup, then the schedule. */
+export function scheduledLr(
+  o: Pick<LoopOptions, 'learningRate' | 'warmupSteps' | 'lrSchedule'>,
+  step: number,
+  total: number,
+): number {
   if (o.warmupSteps > 0 && step < o.warmupSteps)
     return (o.learningRate * (step + 1)) / o.warmupSteps;
   const t = total > o.warmupSteps ? (step - o.warmupSteps) / (total - o.warmupSteps) : 0;
