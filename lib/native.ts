@@ -200,26 +200,6 @@ export interface Native {
 
 const root = path.resolve(__dirname, '..');
 
-/**
- * OpenBLAS picks its kernels for the CPU it recognises when it loads. Releases older than the CPU
- * (Debian 12 ships 0.3.21) fall back to AVX2 kernels on AVX-512 processors they do not know, which
- * halves GEMM speed there. Unless the user chose a core type, name the AVX-512 one when the CPU
- * has the instructions those kernels use. Must run before the addon (and so OpenBLAS) loads.
- */
-function chooseOpenblasCoretype(): void {
-  if (process.env.OPENBLAS_CORETYPE || process.platform !== 'linux' || process.arch !== 'x64') return;
-  let cpuinfo: string;
-  try {
-    cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    return;
-  }
-  const flags = new Set(/^flags\s*:(.*)$/m.exec(cpuinfo)?.[1].trim().split(/\s+/) ?? []);
-  if (['avx512f', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.has(f))) {
-    process.env.OPENBLAS_CORETYPE = 'SkylakeX';
-  }
-}
-
 function load(): Native {
   const candidates = [
     process.env.RNNKIT_ADDON,
@@ -233,7 +213,6 @@ function load(): Native {
         'run `npm run build:native` (needs a C++17 compiler)',
     );
   }
-  chooseOpenblasCoretype();
   return require(found) as Native;
 }
 
