@@ -49,7 +49,8 @@ export interface FitOptions {
 
 export type { History, Progress };
 
-function loopOptions(o: FitOptions): LoopOptions {
+/** Validates fit options and fills in their defaults. */
+export function loopOptions(o: FitOptions): LoopOptions {
   const optimizer = o.optimizer ?? 'adam';
   if (optimizer !== 'adam' && optimizer !== 'sgd') {
     throw new RangeError(`optimizer must be 'adam' or 'sgd', got ${String(optimizer)}`);
@@ -134,10 +135,32 @@ export function fit(
       ? { training: options.resume.training, optimizerTensors: options.resume.optimizerTensors }
       : null,
   };
-  const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: input });
+  return runTrainingWorker<LoopResult>(
+    path.join(__dirname, 'worker.js'),
+    input,
+    stop,
+    options,
+  ).then((result) => ({
+    ...result.history,
+    resume: { training: result.training, optimizerTensors: result.optimizerTensors },
+  }));
+}
+
+/**
+ * Runs a training worker script over `workerData` and resolves with what it posts as
+ * `{ type: 'done', result }`. Progress and checkpoint messages go to the callbacks; aborting the
+ * signal sets `stop[0]`, which the worker's loop polls between steps.
+ */
+export function runTrainingWorker<R>(
+  script: string,
+  workerData: unknown,
+  stop: Int32Array,
+  options: Pick<FitOptions, 'onProgress' | 'onCheckpoint' | 'signal'>,
+): Promise<R> {
+  const worker = new Worker(script, { workerData });
   const onAbort = () => Atomics.store(stop, 0, 1);
   options.signal?.addEventListener('abort', onAbort, { once: true });
-  return new Promise<FitResult>((resolve, reject) => {
+  return new Promise<R>((resolve, reject) => {
     let settled = false;
     const finish = (f: () => void) => {
       if (settled) return;
@@ -147,20 +170,11 @@ export function fit(
     };
     worker.on(
       'message',
-      (
-        m: LoopMessage | { type: 'done'; result: LoopResult } | { type: 'error'; message: string },
-      ) => {
+      (m: LoopMessage | { type: 'done'; result: R } | { type: 'error'; message: string }) => {
         if (m.type === 'progress') options.onProgress?.(m.progress);
         else if (m.type === 'checkpoint') options.onCheckpoint?.({ path: m.path, step: m.step });
         else if (m.type === 'error') finish(() => reject(new Error(m.message)));
-        else if (m.type === 'done') {
-          finish(() =>
-            resolve({
-              ...m.result.history,
-              resume: { training: m.result.training, optimizerTensors: m.result.optimizerTensors },
-            }),
-          );
-        }
+        else if (m.type === 'done') finish(() => resolve(m.result));
       },
     );
     worker.on('error', (e) => finish(() => reject(e)));
@@ -170,7 +184,8 @@ export function fit(
   });
 }
 
-function abortError(): Error {
+/** The rejection of a fit whose signal was aborted before it started. */
+export function abortError(): Error {
   const e = new Error('fit: aborted before training started');
   e.name = 'AbortError';
   return e;
