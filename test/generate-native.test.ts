@@ -275,7 +275,7 @@ describe('native generation argument checks', () => {
     [
       'cancel',
       (a) => [...a.slice(0, 4), new Int32Array(2)],
-      /'cancel' must be a Int32Array of length 1/,
+      /'cancel' must be an Int32Array of length 1/,
       'RangeError',
     ],
   ];

@@ -27,25 +27,8 @@ using rnnkit::CellType;
 using rnnkit::StackShape;
 
 constexpr const char* kVersion = "0.1.0";
-
-std::string dims(std::initializer_list<std::pair<const char*, long long>> parts) {
-  std::string s, v;
-  for (const auto& [name, n] : parts) {
-    s += (s.empty() ? "" : "*") + std::string(name);
-    v += (v.empty() ? "" : "*") + std::to_string(n);
-  }
-  return s + " = " + v;
-}
-
-CellType parse_cell(Parser& p, Napi::Value v, const char* name) {
-  std::string c = p.string(v, name);
-  if (c == "rnn_tanh") return CellType::RnnTanh;
-  if (c == "rnn_relu") return CellType::RnnRelu;
-  if (c == "lstm") return CellType::Lstm;
-  if (c == "gru") return CellType::Gru;
-  p.range_error(std::string("'") + name +
-                "' must be one of 'rnn_tanh', 'rnn_relu', 'lstm', 'gru', got '" + c + "'");
-}
+// Typed arrays above 2^32 - 1 elements do not exist in V8; parameter buffers stay well below.
+constexpr double kMaxElements = 4294967295.0;
 
 StackShape parse_stack_shape(Parser& p, size_t i) {
   Napi::Object o = p.object(i, "shape");
@@ -427,19 +410,27 @@ struct Gemm {
 
 // stackParamCount({cell, I, H, L}) -> floats in the flat parameter buffer
 Napi::Value StackParamCount(const Napi::CallbackInfo& info) {
-  Parser p(info, "stackParamCount");
-  Napi::Object o = p.object(0, "shape");
-  CellType cell = parse_cell(p, o.Get("cell"), "shape.cell");
-  int I = p.size(o, "shape", "I"), H = p.size(o, "shape", "H"), L = p.size(o, "shape", "L");
-  return Napi::Number::New(info.Env(),
-                           static_cast<double>(rnnkit::stack_param_count(cell, I, H, L)));
+  return guarded(info.Env(), "stackParamCount", [&] {
+    Parser p(info, "stackParamCount");
+    Napi::Object o = p.object(0, "shape");
+    CellType cell = parse_cell(p, o.Get("cell"), "shape.cell");
+    int I = p.size(o, "shape", "I"), H = p.size(o, "shape", "H"), L = p.size(o, "shape", "L");
+    double n = double(L) * rnnkit::gate_count(cell) * H * (double(I) + H + 2);
+    if (n > kMaxElements)
+      p.range_error("the parameter count G*H*(I+H+2)*L of this shape is " + Parser::num(n) +
+                    ", above the largest Float32Array (2^32 - 1 elements)");
+    return Napi::Number::New(info.Env(),
+                             static_cast<double>(rnnkit::stack_param_count(cell, I, H, L)));
+  });
 }
 
 // stackWorkspaceSize(shape) -> floats the workspace must hold
 Napi::Value StackWorkspaceSize(const Napi::CallbackInfo& info) {
-  Parser p(info, "stackWorkspaceSize");
-  StackShape s = parse_stack_shape(p, 0);
-  return Napi::Number::New(info.Env(), static_cast<double>(rnnkit::stack_workspace_size(s)));
+  return guarded(info.Env(), "stackWorkspaceSize", [&] {
+    Parser p(info, "stackWorkspaceSize");
+    StackShape s = parse_stack_shape(p, 0);
+    return Napi::Number::New(info.Env(), static_cast<double>(rnnkit::stack_workspace_size(s)));
+  });
 }
 
 Napi::Value Info(const Napi::CallbackInfo& info) {

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "recurrent.h"
+
 namespace rnnkit_addon {
 
 class Parser {
@@ -83,16 +85,28 @@ class Parser {
     range_error(quote(name) + " must be one of " + list + ", got '" + s + "'");
   }
 
-  // A Float32Array of exactly `expected` elements (`shape` says how that number is made).
-  // optional: undefined/null gives nullptr.
+  // Typed arrays: exactly `expected` elements (`shape` says how that number is made), or any
+  // number with kAnyLength (then *length receives it). optional: undefined/null gives nullptr.
+  static constexpr size_t kAnyLength = static_cast<size_t>(-1);
+  float* f32(Napi::Value v, const std::string& name, size_t expected, const std::string& shape,
+             bool optional = false) {
+    return typed<float>(v, name, napi_float32_array, "Float32Array", expected, shape, optional);
+  }
   float* f32(size_t i, const char* name, size_t expected, const std::string& shape,
              bool optional = false) {
-    return typed<float>(arg(i), name, napi_float32_array, "Float32Array", expected, shape,
-                        optional);
+    return f32(arg(i), name, expected, shape, optional);
+  }
+  int32_t* i32(Napi::Value v, const std::string& name, size_t expected, const std::string& shape,
+               bool optional = false, size_t* length = nullptr) {
+    return typed<int32_t>(v, name, napi_int32_array, "Int32Array", expected, shape, optional,
+                          length);
   }
   int32_t* i32(size_t i, const char* name, size_t expected, const std::string& shape,
                bool optional = false) {
-    return typed<int32_t>(arg(i), name, napi_int32_array, "Int32Array", expected, shape, optional);
+    return i32(arg(i), name, expected, shape, optional);
+  }
+  uint64_t* u64(Napi::Value v, const std::string& name, size_t expected, const std::string& shape) {
+    return typed<uint64_t>(v, name, napi_biguint64_array, "BigUint64Array", expected, shape, false);
   }
 
   // An array of Float32Arrays; sizes receives each one's length.
@@ -119,6 +133,13 @@ class Parser {
   // The references that keep the arrays alive; moved into an async worker.
   std::vector<Napi::ObjectReference> take_refs() { return std::move(refs_); }
 
+  static std::string quote(const std::string& name) { return "'" + name + "'"; }
+  static std::string num(double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.9g", x);
+    return buf;
+  }
+
   static std::string describe(const Napi::Value& v) {
     if (v.IsUndefined()) return "undefined";
     if (v.IsNull()) return "null";
@@ -137,17 +158,19 @@ class Parser {
 
  private:
   template <typename T>
-  T* typed(Napi::Value v, const char* name, napi_typedarray_type type, const char* type_name,
-           size_t expected, const std::string& shape, bool optional) {
+  T* typed(Napi::Value v, const std::string& name, napi_typedarray_type type, const char* type_name,
+           size_t expected, const std::string& shape, bool optional, size_t* length = nullptr) {
     if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
-    std::string want = std::string(type_name) + " of length " + std::to_string(expected) +
-                       (shape.empty() ? "" : " (" + shape + ")");
+    std::string want = std::string(type_name[0] == 'I' ? "an " : "a ") + type_name;
+    if (expected != kAnyLength)
+      want += " of length " + std::to_string(expected) + (shape.empty() ? "" : " (" + shape + ")");
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
-      type_error(quote(name) + " must be a " + want + ", got " + describe(v));
+      type_error(quote(name) + " must be " + want + ", got " + describe(v));
     Napi::TypedArrayOf<T> t = v.As<Napi::TypedArrayOf<T>>();
-    if (t.ElementLength() != expected)
-      range_error(quote(name) + " must be a " + want + ", got length " +
+    if (expected != kAnyLength && t.ElementLength() != expected)
+      range_error(quote(name) + " must be " + want + ", got length " +
                   std::to_string(t.ElementLength()));
+    if (length) *length = t.ElementLength();
     keep(t);
     return t.Data();
   }
@@ -178,16 +201,24 @@ class Parser {
         return "a typed array";
     }
   }
-  static std::string quote(const std::string& name) { return "'" + name + "'"; }
-  static std::string num(double x) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.9g", x);
-    return buf;
-  }
 
   const Napi::CallbackInfo& info_;
   const char* fn_;
   std::vector<Napi::ObjectReference> refs_;
 };
+
+// "V*E = 65*128": how an expected length is made, for error messages.
+inline std::string dims(std::initializer_list<std::pair<const char*, long long>> parts) {
+  std::string s, v;
+  for (const auto& [name, n] : parts) {
+    s += (s.empty() ? "" : "*") + std::string(name);
+    v += (v.empty() ? "" : "*") + std::to_string(n);
+  }
+  return s + " = " + v;
+}
+
+inline rnnkit::CellType parse_cell(Parser& p, Napi::Value v, const std::string& name) {
+  return static_cast<rnnkit::CellType>(p.choice(v, name, {"rnn_tanh", "rnn_relu", "lstm", "gru"}));
+}
 
 }  // namespace rnnkit_addon

@@ -22,111 +22,50 @@ namespace {
 using rnnkit::CellType;
 
 constexpr int64_t kMaxSafeInteger = 9007199254740991LL;
-constexpr size_t kAnyLength = static_cast<size_t>(-1);
-
-std::string quoted(const std::string& name) { return "'" + name + "'"; }
-
-// "V*E = 65*128", how an expected length is made.
-std::string shape_of(const char* names, std::initializer_list<long long> sizes) {
-  std::string s = std::string(names) + " =";
-  for (long long n : sizes) s += (s.back() == '=' ? " " : "*") + std::to_string(n);
-  return s;
-}
-
-// Typed arrays read from option objects (Parser reads positional ones only), with Parser's
-// checks and wording. The references it keeps hold the arrays alive while a worker uses them,
-// even if JS replaces the properties meanwhile.
-class Arrays {
- public:
-  float* f32(Parser& p, Napi::Value v, const std::string& name, size_t n, const std::string& shape,
-             bool optional = false) {
-    return get<float>(p, v, name, napi_float32_array, "Float32Array", n, shape, optional);
-  }
-  Napi::TypedArrayOf<int32_t> i32(Parser& p, Napi::Value v, const std::string& name) {
-    get<int32_t>(p, v, name, napi_int32_array, "Int32Array", kAnyLength, "", false);
-    return v.As<Napi::TypedArrayOf<int32_t>>();
-  }
-  uint64_t* u64(Parser& p, Napi::Value v, const std::string& name, size_t n,
-                const std::string& shape) {
-    return get<uint64_t>(p, v, name, napi_biguint64_array, "BigUint64Array", n, shape, false);
-  }
-  std::vector<Napi::ObjectReference> refs;
-
- private:
-  template <typename T>
-  T* get(Parser& p, Napi::Value v, const std::string& name, napi_typedarray_type type,
-         const char* type_name, size_t n, const std::string& shape, bool optional) {
-    if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
-    std::string want = std::string(type_name);
-    if (n != kAnyLength)
-      want += " of length " + std::to_string(n) + (shape.empty() ? "" : " (" + shape + ")");
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
-      p.type_error(quoted(name) + " must be a " + want + ", got " + Parser::describe(v));
-    auto a = v.As<Napi::TypedArrayOf<T>>();
-    if (n != kAnyLength && a.ElementLength() != n)
-      p.range_error(quoted(name) + " must be a " + want + ", got length " +
-                    std::to_string(a.ElementLength()));
-    refs.push_back(Napi::Persistent(Napi::Object(a)));
-    return a.Data();
-  }
-};
-
-CellType parse_cell(Parser& p, Napi::Value v, const std::string& name) {
-  static const std::pair<const char*, CellType> kCells[] = {{"rnn_tanh", CellType::RnnTanh},
-                                                            {"rnn_relu", CellType::RnnRelu},
-                                                            {"lstm", CellType::Lstm},
-                                                            {"gru", CellType::Gru}};
-  std::string c = p.string(v, name);
-  for (const auto& [cell_name, cell] : kCells)
-    if (c == cell_name) return cell;
-  p.range_error(quoted(name) + " must be one of 'rnn_tanh', 'rnn_relu', 'lstm', 'gru', got '" + c +
-                "'");
-}
-
 // {tokens, offsets}: `count` sequences (any number when count < 0) of ids in [0, V), each
 // non-empty when `nonempty`.
-rnnkit::TokenSpans parse_spans(Parser& p, Arrays& arrays, Napi::Value v, const std::string& name,
-                               int V, int count, bool nonempty) {
+rnnkit::TokenSpans parse_spans(Parser& p, Napi::Value v, const std::string& name, int V, int count,
+                               bool nonempty) {
   if (!v.IsObject() || v.IsArray() || v.IsTypedArray())
-    p.type_error(quoted(name) +
+    p.type_error(Parser::quote(name) +
                  " must be an object {tokens: Int32Array, offsets: Int32Array}, got " +
                  Parser::describe(v));
   Napi::Object o = v.As<Napi::Object>();
   const std::string tname = name + ".tokens", oname = name + ".offsets";
-  Napi::TypedArrayOf<int32_t> tokens = arrays.i32(p, o.Get("tokens"), tname);
-  Napi::TypedArrayOf<int32_t> offsets = arrays.i32(p, o.Get("offsets"), oname);
-  const size_t n_off = offsets.ElementLength(), n_tok = tokens.ElementLength();
+  size_t n_tok = 0, n_off = 0;
+  const int32_t* ids = p.i32(o.Get("tokens"), tname, Parser::kAnyLength, "", false, &n_tok);
+  const int32_t* off = p.i32(o.Get("offsets"), oname, Parser::kAnyLength, "", false, &n_off);
   if (count >= 0 && n_off != size_t(count) + 1)
-    p.range_error(quoted(oname) + " must have length B+1 = " + std::to_string(count + 1) +
+    p.range_error(Parser::quote(oname) + " must have length B+1 = " + std::to_string(count + 1) +
                   ", got " + std::to_string(n_off));
   if (n_off == 0 || n_off > (1u << 30))
-    p.range_error(quoted(oname) + " must have length in [1, 2^30] (one more than the number of " +
+    p.range_error(Parser::quote(oname) +
+                  " must have length in [1, 2^30] (one more than the number of " +
                   "sequences), got " + std::to_string(n_off));
-  const int32_t* off = offsets.Data();
   if (off[0] != 0)
-    p.range_error(quoted(oname + "[0]") + " must be 0, got " + std::to_string(off[0]));
+    p.range_error(Parser::quote(oname + "[0]") + " must be 0, got " + std::to_string(off[0]));
   for (size_t k = 1; k < n_off; ++k)
     if (off[k] < off[k - 1] || (nonempty && off[k] == off[k - 1]))
-      p.range_error(quoted(oname) + " must be " +
+      p.range_error(Parser::quote(oname) + " must be " +
                     (nonempty ? "strictly increasing" : "non-decreasing") +
                     (nonempty ? " (every sequence holds at least one token)" : "") + ", got [" +
                     std::to_string(k - 1) + "] = " + std::to_string(off[k - 1]) + " and [" +
                     std::to_string(k) + "] = " + std::to_string(off[k]));
   if (size_t(off[n_off - 1]) != n_tok)
-    p.range_error(quoted(oname) + " must end at the length of " + quoted(tname) + " (" +
-                  std::to_string(n_tok) + "), got " + std::to_string(off[n_off - 1]));
-  const int32_t* ids = tokens.Data();
+    p.range_error(Parser::quote(oname) + " must end at the length of " + Parser::quote(tname) +
+                  " (" + std::to_string(n_tok) + "), got " + std::to_string(off[n_off - 1]));
   for (size_t k = 0; k < n_tok; ++k)
     if (ids[k] < 0 || ids[k] >= V)
-      p.range_error(quoted(tname + "[" + std::to_string(k) + "]") + " must be a token id in [0, " +
-                    std::to_string(V) + "), got " + std::to_string(ids[k]));
+      p.range_error(Parser::quote(tname + "[" + std::to_string(k) + "]") +
+                    " must be a token id in [0, " + std::to_string(V) + "), got " +
+                    std::to_string(ids[k]));
   return {ids, off, static_cast<int>(n_off - 1)};
 }
 
 // A finite number in (0, hi]: Parser's [0, hi] check, then zero ruled out.
 double positive(Parser& p, Napi::Value v, const std::string& name, double hi) {
   double x = p.number(v, name, 0, hi);
-  if (x == 0) p.range_error(quoted(name) + " must be greater than 0, got 0");
+  if (x == 0) p.range_error(Parser::quote(name) + " must be greater than 0, got 0");
   return x;
 }
 
@@ -155,7 +94,6 @@ Napi::Int32Array int32_array(Napi::Env env, const std::vector<int32_t>& v) {
 // lmGenerate's arguments, checked on the main thread, and its outputs.
 //   (weights, prompts, options, stops | null, cancel: Int32Array(1) | null)
 struct Generation {
-  Arrays arrays;
   rnnkit::LmWeights w;
   rnnkit::TokenSpans prompts, stops{nullptr, nullptr, 0};
   rnnkit::GenerateConfig cfg;
@@ -170,16 +108,16 @@ struct Generation {
     w.H = p.size(o, "weights", "H");
     w.L = p.size(o, "weights", "L");
     w.residual = p.boolean(o.Get("residual"), "weights.residual");
-    w.embedding = arrays.f32(p, o.Get("embedding"), "weights.embedding", size_t(w.V) * w.E,
-                             shape_of("V*E", {w.V, w.E}));
-    w.stack = arrays.f32(p, o.Get("stack"), "weights.stack",
-                         rnnkit::stack_param_count(w.cell, w.E, w.H, w.L),
-                         "stackParamCount(cell, E, H, L)");
-    w.decoder_weight = arrays.f32(p, o.Get("decoderWeight"), "weights.decoderWeight",
-                                  size_t(w.V) * w.H, shape_of("V*H", {w.V, w.H}));
-    w.decoder_bias = arrays.f32(p, o.Get("decoderBias"), "weights.decoderBias", w.V, "V", true);
+    w.embedding = p.f32(o.Get("embedding"), "weights.embedding", size_t(w.V) * w.E,
+                        dims({{"V", w.V}, {"E", w.E}}));
+    w.stack =
+        p.f32(o.Get("stack"), "weights.stack", rnnkit::stack_param_count(w.cell, w.E, w.H, w.L),
+              "stackParamCount(cell, E, H, L)");
+    w.decoder_weight = p.f32(o.Get("decoderWeight"), "weights.decoderWeight", size_t(w.V) * w.H,
+                             dims({{"V", w.V}, {"H", w.H}}));
+    w.decoder_bias = p.f32(o.Get("decoderBias"), "weights.decoderBias", w.V, "V", true);
 
-    prompts = parse_spans(p, arrays, p.arg(1), "prompts", w.V, -1, true);
+    prompts = parse_spans(p, p.arg(1), "prompts", w.V, -1, true);
 
     Napi::Object opt = p.object(2, "options");
     cfg.max_tokens =
@@ -189,7 +127,7 @@ struct Generation {
     cfg.row_offset = parse_seed(p, opt.Get("rowOffset"), "options.rowOffset");
 
     Napi::Value s = p.arg(3);
-    if (!s.IsNull() && !s.IsUndefined()) stops = parse_spans(p, arrays, s, "stops", w.V, -1, true);
+    if (!s.IsNull() && !s.IsUndefined()) stops = parse_spans(p, s, "stops", w.V, -1, true);
     cancel = p.i32(4, "cancel", 1, "", true);
   }
 
@@ -323,7 +261,6 @@ Napi::Value LmGenerate(const Napi::CallbackInfo& info) {
 // it was) with the generator resumed from rngStates[b], whose new state is written back.
 struct SampleTokens {
   static constexpr const char* name = "sampleTokens";
-  Arrays arrays;
   int B, V;
   const float* logits;
   rnnkit::TokenSpans history;
@@ -335,10 +272,10 @@ struct SampleTokens {
     Napi::Object shape = p.object(1, "shape");
     B = p.size(shape, "shape", "B");
     V = p.size(shape, "shape", "V");
-    logits = p.f32(0, "logits", size_t(B) * V, shape_of("B*V", {B, V}));
-    history = parse_spans(p, arrays, p.arg(2), "history", V, B, false);
+    logits = p.f32(0, "logits", size_t(B) * V, dims({{"B", B}, {"V", V}}));
+    history = parse_spans(p, p.arg(2), "history", V, B, false);
     cfg = parse_sampler(p, p.object(3, "options"), "options", V);
-    states = arrays.u64(p, p.arg(4), "rngStates", B, "B");
+    states = p.u64(p.arg(4), "rngStates", B, "B");
   }
   void run() {
     rnnkit::SamplerScratch scratch(V);

@@ -21,18 +21,29 @@ inline Napi::Error native_error(Napi::Env env, const char* fn, bool range,
   return range ? Napi::RangeError::New(env, msg) : Napi::Error::New(env, msg);
 }
 
+// Runs f on the main thread, turning C++ exceptions from the kernels (including their shape
+// checks, which can run while an op is being parsed) into JS errors; JS errors pass through.
+template <typename F>
+auto guarded(Napi::Env env, const char* fn, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::invalid_argument& e) {
+    throw native_error(env, fn, true, e.what());
+  } catch (const std::exception& e) {
+    throw native_error(env, fn, false, e.what());
+  }
+}
+
 template <typename Op>
 Napi::Value Sync(const Napi::CallbackInfo& info) {
-  Parser p(info, Op::name);
-  Op op(p);
-  try {
+  return guarded(info.Env(), Op::name, [&] {
+    Parser p(info, Op::name);
+    Op op(p);
     op.run();
-  } catch (const std::invalid_argument& e) {
-    throw native_error(info.Env(), Op::name, true, e.what());
-  } catch (const std::exception& e) {
-    throw native_error(info.Env(), Op::name, false, e.what());
-  }
-  return op.result(info.Env());
+    return op.result(info.Env());
+  });
 }
 
 template <typename Op>
@@ -75,12 +86,14 @@ template <typename Op>
 Napi::Value Async(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {
-    Parser p(info, Op::name);
-    Op op(p);
-    auto* worker = new AsyncOp<Op>(env, std::move(op), p.take_refs());
-    Napi::Promise promise = worker->promise();
-    worker->Queue();
-    return promise;
+    return guarded(env, Op::name, [&] {
+      Parser p(info, Op::name);
+      Op op(p);
+      auto* worker = new AsyncOp<Op>(env, std::move(op), p.take_refs());
+      Napi::Promise promise = worker->promise();
+      worker->Queue();
+      return promise;
+    });
   } catch (const Napi::Error& e) {
     Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
     d.Reject(e.Value());
