@@ -67,3 +67,12 @@ export function loadModel(path: string): Promise<LanguageModel> {
 }
 export { exportOnnx, buildOnnx, type ExportOptions } from './onnx/export';
 export { readOnnxModel, type OnnxKind, type OnnxModelInfo } from './onnx/format';
+export { Seq2Seq, type Seq2SeqConfig, type Seq2SeqSpec } from './models/seq2seq';
+export { Attention, type AttentionKind, type AttentionOptions } from './nn/attention';
+export type { Seq2SeqFitOptions, TextPair } from './seq2seq/fit';
+export type { TranslateOptions, Translation, Hypothesis } from './seq2seq/translate';
+export { corpusBleu, bleuTokens, type BleuScore } from './seq2seq/bleu';
+export { attentionHeatmapSvg } from './seq2seq/heatmap';
+export { datePairs, dateAlphabet, type DatePair } from './seq2seq/dates';
+export { parsePairs, type PairsFormat } from './seq2seq/pairs';
+export { pairBatch, sourceBatch, type PairBatch, type SourceBatch } from './seq2seq/batch';

@@ -127,6 +127,76 @@ export interface NativeGenerateResult {
   finish: I32;
 }
 
+export type AttentionKind = 'dot' | 'general' | 'additive';
+
+/** Luong attention over T decoder steps, S source positions and B rows (time-major tensors). */
+export interface AttentionShape {
+  kind: AttentionKind;
+  T: number;
+  S: number;
+  B: number;
+  Hd: number;
+  He: number;
+  A: number;
+}
+
+type LuongForwardArgs = [
+  shape: AttentionShape,
+  params: F32,
+  q: F32,
+  enc: F32,
+  lengths: I32,
+  ws: F32,
+  align: F32,
+  out: F32,
+];
+type LuongBackwardArgs = [...LuongForwardArgs, dout: F32, dq: F32, denc: F32, dparams: F32];
+
+/** The decoder of a seq2seq model as native beam search reads it. */
+export interface Seq2SeqDecoderShape {
+  cell: CellName;
+  kind: AttentionKind;
+  V: number;
+  E: number;
+  H: number;
+  L: number;
+  He: number;
+  A: number;
+}
+
+export interface BeamSearchConfig {
+  S: number;
+  B: number;
+  beam: number;
+  nBest: number;
+  maxLength: number;
+  lengthPenalty: number;
+  bos: number;
+  eos: number;
+}
+
+/** tokens [B, nBest, maxLength] (-1 after each end), lengths/scores [B, nBest], align [.., S]. */
+export interface BeamSearchResult {
+  tokens: I32;
+  lengths: I32;
+  scores: F32;
+  align: F32;
+}
+
+type BeamSearchArgs = [
+  decoder: Seq2SeqDecoderShape,
+  embedding: F32,
+  stack: F32,
+  attention: F32,
+  outWeight: F32,
+  outBias: F32,
+  enc: F32,
+  lengths: I32,
+  h0: F32,
+  c0: Opt<F32>,
+  config: BeamSearchConfig,
+];
+
 export interface Native {
   info(): NativeInfo;
   setThreads(threads: number): void;
@@ -167,6 +237,7 @@ export interface Native {
     scale: number,
     dlogits: F32,
   ): void;
+  dropout(x: F32, p: number, seed: number, y: F32): void;
   globalNorm(tensors: F32[]): number;
   clipGlobalNorm(grads: F32[], maxNorm: number): number;
   adamUpdate(params: F32[], grads: F32[], m: F32[], v: F32[], step: number, cfg: AdamConfig): void;
@@ -194,6 +265,12 @@ export interface Native {
     rngStates: BigUint64Array,
   ): I32;
   rngInit(seed: number, rowOffset: number, B: number): BigUint64Array;
+  attentionParamCount(shape: AttentionShape): number;
+  attentionWorkspaceSize(shape: AttentionShape): number;
+  luongAttentionForward(...args: LuongForwardArgs): void;
+  luongAttentionBackward(...args: LuongBackwardArgs): void;
+  seq2seqBeamSearch(...args: BeamSearchArgs): BeamSearchResult;
+  seq2seqBeamSearchAsync(...args: BeamSearchArgs): Promise<BeamSearchResult>;
   gemm(shape: GemmShape, A: F32, B: F32, C: F32): void;
   gemmAsync(shape: GemmShape, A: F32, B: F32, C: F32): Promise<void>;
 }

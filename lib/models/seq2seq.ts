@@ -1,0 +1,479 @@
+import { native } from '../native';
+import { Attention, type AttentionKind } from '../nn/attention';
+import { Embedding } from '../nn/embedding';
+import { Linear } from '../nn/linear';
+import { SoftmaxCrossEntropy } from '../nn/loss';
+import { Module, Parameter, checkInt, checkNumber, reuse } from '../nn/parameter';
+import { RecurrentStack, type CellType, type RecurrentState } from '../nn/recurrent';
+import { Random } from '../random';
+import type { Tokenizer } from '../text';
+import {
+  IGNORE_INDEX,
+  concatRows,
+  reverseRows,
+  splitRows,
+  swapLeadingAxes,
+  type PairBatch,
+  type SourceBatch,
+} from '../seq2seq/batch';
+import { loadSeq2Seq, saveSeq2Seq } from '../seq2seq/checkpoint';
+import { fitSeq2Seq, type Seq2SeqFitOptions, type TextPair } from '../seq2seq/fit';
+import { translate, type TranslateOptions, type Translation } from '../seq2seq/translate';
+import type { History } from '../train/loop';
+
+export interface Seq2SeqConfig {
+  /** Tokenizers for text-level methods; the vocabulary sizes come from them when given. */
+  sourceTokenizer?: Tokenizer;
+  targetTokenizer?: Tokenizer;
+  sourceVocab?: number;
+  targetVocab?: number;
+  /** Width of both embeddings (default 128). */
+  embeddingSize?: number;
+  cell?: CellType;
+  /** Decoder hidden size (default 256). */
+  hiddenSize?: number;
+  /** Encoder hidden size per direction (default hiddenSize / 2 when bidirectional, else hiddenSize). */
+  encoderHiddenSize?: number;
+  encoderLayers?: number;
+  decoderLayers?: number;
+  /** Read the source both ways (default true). */
+  bidirectional?: boolean;
+  attention?: AttentionKind;
+  /** Dropout between stacked recurrent layers (default 0). */
+  dropout?: number;
+  /** Start and end token ids of the target; default the target tokenizer's '<bos>' and '<eos>'. */
+  bos?: number;
+  eos?: number;
+  seed?: number;
+}
+
+/** The resolved architecture, as stored in checkpoints. */
+export interface Seq2SeqSpec {
+  sourceVocab: number;
+  targetVocab: number;
+  embeddingSize: number;
+  cell: CellType;
+  hiddenSize: number;
+  encoderHiddenSize: number;
+  encoderLayers: number;
+  decoderLayers: number;
+  bidirectional: boolean;
+  attention: AttentionKind;
+  dropout: number;
+  bos: number;
+  eos: number;
+}
+
+/** The encoder's view of a source batch: states [S, B, He] and the decoder's initial state. */
+export interface Encoded {
+  states: Float32Array;
+  initial: RecurrentState;
+}
+
+function specialOrDefault(t: Tokenizer | undefined, name: string, given: number | undefined) {
+  if (given !== undefined || !t) return given;
+  return t.specialId(name);
+}
+
+/**
+ * An attentional encoder-decoder (Luong et al. 2015): source Embedding -> recurrent encoder
+ * (bidirectional: a second stack reads each row backwards within its own length, and the two
+ * directions' states are concatenated) -> a linear bridge from the encoder's top-layer final
+ * state to every decoder layer's initial state -> target Embedding -> recurrent decoder ->
+ * Luong attention over the encoder states -> Linear over the target vocabulary.
+ */
+export class Seq2Seq extends Module {
+  readonly spec: Seq2SeqSpec;
+  readonly sourceEmbedding: Embedding;
+  readonly encoder: RecurrentStack;
+  readonly encoderReverse: RecurrentStack | null;
+  readonly bridgeH: Linear;
+  readonly bridgeC: Linear | null;
+  readonly targetEmbedding: Embedding;
+  readonly decoder: RecurrentStack;
+  readonly attention: Attention;
+  readonly output: Linear;
+  sourceTokenizer: Tokenizer | null;
+  targetTokenizer: Tokenizer | null;
+  private readonly loss: SoftmaxCrossEntropy;
+  private trainLoss: SoftmaxCrossEntropy;
+  private buffers: Record<string, Float32Array | null> = {};
+  private last: PairBatch | null = null;
+
+  constructor(config: Seq2SeqConfig) {
+    super();
+    const sourceVocab = config.sourceTokenizer?.size ?? config.sourceVocab;
+    const targetVocab = config.targetTokenizer?.size ?? config.targetVocab;
+    for (const [name, t, v] of [
+      ['sourceVocab', config.sourceTokenizer, config.sourceVocab],
+      ['targetVocab', config.targetTokenizer, config.targetVocab],
+    ] as const) {
+      if (t && v !== undefined && v !== t.size) {
+        throw new RangeError(`${name} ${v} disagrees with its tokenizer's size ${t.size}`);
+      }
+    }
+    const hiddenSize = checkInt('hiddenSize', config.hiddenSize ?? 256, 1);
+    const bidirectional = config.bidirectional ?? true;
+    const cell = config.cell ?? 'lstm';
+    if (cell !== 'rnn' && cell !== 'lstm' && cell !== 'gru') {
+      throw new RangeError(`cell must be 'rnn', 'lstm' or 'gru', got ${String(cell)}`);
+    }
+    const tv = checkInt('targetVocab', targetVocab, 1);
+    const bos = specialOrDefault(config.targetTokenizer, '<bos>', config.bos);
+    const eos = specialOrDefault(config.targetTokenizer, '<eos>', config.eos);
+    this.spec = {
+      sourceVocab: checkInt('sourceVocab', sourceVocab, 1),
+      targetVocab: tv,
+      embeddingSize: checkInt('embeddingSize', config.embeddingSize ?? 128, 1),
+      cell,
+      hiddenSize,
+      encoderHiddenSize: checkInt(
+        'encoderHiddenSize',
+        config.encoderHiddenSize ?? (bidirectional ? Math.max(1, hiddenSize >> 1) : hiddenSize),
+        1,
+      ),
+      encoderLayers: checkInt('encoderLayers', config.encoderLayers ?? 1, 1, 64),
+      decoderLayers: checkInt('decoderLayers', config.decoderLayers ?? 1, 1, 64),
+      bidirectional,
+      attention: config.attention ?? 'general',
+      dropout: checkNumber('dropout', config.dropout ?? 0, 0, 0.99),
+      bos: checkInt('bos', bos, 0, tv - 1),
+      eos: checkInt('eos', eos, 0, tv - 1),
+    };
+    const s = this.spec;
+    const rng = new Random(config.seed ?? Date.now());
+    const seed = () => Math.floor(rng.uniform() * 2 ** 32);
+    const encoder = () =>
+      new RecurrentStack(cell, {
+        inputSize: s.embeddingSize,
+        hiddenSize: s.encoderHiddenSize,
+        numLayers: s.encoderLayers,
+        dropout: s.dropout,
+        seed: seed(),
+      });
+    this.sourceTokenizer = config.sourceTokenizer ?? null;
+    this.targetTokenizer = config.targetTokenizer ?? null;
+    this.sourceEmbedding = new Embedding(s.sourceVocab, s.embeddingSize, rng);
+    this.encoder = encoder();
+    this.encoderReverse = bidirectional ? encoder() : null;
+    const bridgeOut = s.decoderLayers * s.hiddenSize;
+    this.bridgeH = new Linear(this.encoderSize, bridgeOut, { rng });
+    this.bridgeC = cell === 'lstm' ? new Linear(this.encoderSize, bridgeOut, { rng }) : null;
+    this.targetEmbedding = new Embedding(s.targetVocab, s.embeddingSize, rng);
+    this.decoder = new RecurrentStack(cell, {
+      inputSize: s.embeddingSize,
+      hiddenSize: s.hiddenSize,
+      numLayers: s.decoderLayers,
+      dropout: s.dropout,
+      seed: seed(),
+    });
+    this.attention = new Attention({
+      kind: s.attention,
+      querySize: s.hiddenSize,
+      keySize: this.encoderSize,
+      rng,
+    });
+    this.output = new Linear(s.hiddenSize, s.targetVocab, { rng });
+    this.loss = new SoftmaxCrossEntropy({ ignoreIndex: IGNORE_INDEX });
+    this.trainLoss = this.loss;
+  }
+
+  /** Size of an encoder state: both directions together. */
+  get encoderSize(): number {
+    return this.spec.encoderHiddenSize * (this.spec.bidirectional ? 2 : 1);
+  }
+
+  /** The layers under their checkpoint prefixes, in a fixed order (absent ones left out). */
+  modules(): [string, Module][] {
+    const all: [string, Module | null][] = [
+      ['source_embedding', this.sourceEmbedding],
+      ['encoder', this.encoder],
+      ['encoder_reverse', this.encoderReverse],
+      ['bridge_h', this.bridgeH],
+      ['bridge_c', this.bridgeC],
+      ['target_embedding', this.targetEmbedding],
+      ['decoder', this.decoder],
+      ['attention', this.attention],
+      ['output', this.output],
+    ];
+    return all.filter((m): m is [string, Module] => m[1] !== null);
+  }
+
+  /** Every parameter as `module.parameter`, in a fixed order (worker threads share them so). */
+  namedParameters(): [string, Parameter][] {
+    return this.modules().flatMap(([name, m]) =>
+      m.parameters().map((p): [string, Parameter] => [`${name}.${p.name}`, p]),
+    );
+  }
+
+  parameters(): Parameter[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  describe(): string {
+    return (
+      `Seq2Seq(${this.sourceEmbedding.describe()}, encoder ` +
+      `${this.spec.bidirectional ? 'bidirectional ' : ''}${this.encoder.describe()}, ` +
+      `${this.targetEmbedding.describe()}, decoder ${this.decoder.describe()}, ` +
+      `${this.attention.describe()}, ${this.output.describe()})`
+    );
+  }
+
+  /** A multi-line summary: layers, shapes and parameter counts. */
+  summary(): string {
+    const modules = this.modules();
+    const width = Math.max(...modules.map(([, m]) => m.describe().length));
+    return [
+      'Seq2Seq',
+      ...modules.map(
+        ([name, m]) =>
+          `  ${name.padEnd(17)} ${m.describe().padEnd(width)} ${m.numParameters().toLocaleString('en-US')}`,
+      ),
+      `  total parameters: ${this.numParameters().toLocaleString('en-US')}`,
+    ].join('\n');
+  }
+
+  private buffer(name: string, n: number): Float32Array {
+    return (this.buffers[name] = reuse(this.buffers[name] ?? null, n));
+  }
+
+  /**
+   * Runs the encoder over a source batch: states [S, B, encoderSize] and the decoder's initial
+   * state (views reused by the next call). With `training`, keeps what backward needs.
+   */
+  encode(batch: SourceBatch, training = false): Encoded {
+    const { batch: B, sourceSteps: S, sourceLengths: lengths } = batch;
+    const E = this.spec.embeddingSize;
+    const H1 = this.spec.encoderHiddenSize;
+    const Le = this.spec.encoderLayers;
+    const x = this.sourceEmbedding.forward(batch.source);
+    const opts = { steps: S, batch: B, lengths, training };
+    const fwd = this.encoder.forward(x, opts);
+    let states = fwd.output;
+    const top = (st: RecurrentState, key: 'h' | 'c') =>
+      (st[key] as Float32Array).subarray((Le - 1) * B * H1, Le * B * H1);
+    let finalH = top(fwd.state, 'h');
+    let finalC = this.bridgeC ? top(fwd.state, 'c') : null;
+    if (this.encoderReverse) {
+      const xr = reverseRows(x, this.buffer('xr', S * B * E), B, E, lengths);
+      const bwd = this.encoderReverse.forward(xr, opts);
+      const yb = reverseRows(bwd.output, this.buffer('yb', S * B * H1), B, H1, lengths);
+      states = concatRows(fwd.output, yb, this.buffer('enc', S * B * 2 * H1), S * B, H1, H1);
+      const cat = (key: 'h' | 'c', a: Float32Array) =>
+        concatRows(a, top(bwd.state, key), this.buffer(`final_${key}`, B * 2 * H1), B, H1, H1);
+      finalH = cat('h', finalH);
+      if (finalC) finalC = cat('c', finalC);
+    }
+    const layerMajor = (y: Float32Array, name: string) =>
+      swapLeadingAxes(
+        y,
+        this.buffer(name, y.length),
+        B,
+        this.spec.decoderLayers,
+        this.spec.hiddenSize,
+      );
+    const initial: RecurrentState = { h: layerMajor(this.bridgeH.forward(finalH), 'h0') };
+    if (this.bridgeC && finalC) initial.c = layerMajor(this.bridgeC.forward(finalC), 'c0');
+    return { states, initial };
+  }
+
+  /** Teacher-forced logits [T*B, V] for a batch (a view reused by the next call). */
+  private decode(batch: PairBatch, encoded: Encoded, training: boolean) {
+    const { batch: B, targetSteps: T } = batch;
+    const y = this.targetEmbedding.forward(batch.targetIn);
+    const dec = this.decoder.forward(y, {
+      steps: T,
+      batch: B,
+      lengths: batch.targetLengths,
+      state: encoded.initial,
+      training,
+    });
+    const att = this.attention.forward(dec.output, encoded.states, {
+      steps: T,
+      sourceSteps: batch.sourceSteps,
+      batch: B,
+      lengths: batch.sourceLengths,
+    });
+    return { logits: this.output.forward(att.output), weights: att.weights };
+  }
+
+  /**
+   * One teacher-forced training forward and backward over a padded batch: returns the mean
+   * cross-entropy per target token (eos included) and adds every parameter's gradient.
+   */
+  lossAndGradients(batch: PairBatch, labelSmoothing = 0): { loss: number; count: number } {
+    if (labelSmoothing !== this.trainLoss.labelSmoothing) {
+      this.trainLoss = new SoftmaxCrossEntropy({ ignoreIndex: IGNORE_INDEX, labelSmoothing });
+    }
+    const loss = this.trainLoss;
+    const encoded = this.encode(batch, true);
+    const { logits } = this.decode(batch, encoded, true);
+    const r = loss.forward(logits, batch.targetOut, this.spec.targetVocab);
+    this.last = batch;
+    this.backward(loss.backward());
+    return { loss: r.loss, count: r.count };
+  }
+
+  /** Sum of the cross-entropy over a batch's target tokens, without gradients. */
+  lossSum(batch: PairBatch): { sum: number; count: number } {
+    const { logits } = this.decode(batch, this.encode(batch, false), false);
+    const { sum, count } = this.loss.forward(logits, batch.targetOut, this.spec.targetVocab);
+    return { sum, count };
+  }
+
+  /**
+   * Attention weights [T, B, S] of teacher-forced decoding (a copy): the alignment the model
+   * assigns to a known target.
+   */
+  alignments(batch: PairBatch): Float32Array {
+    return this.decode(batch, this.encode(batch, false), false).weights.slice();
+  }
+
+  private backward(dlogits: Float32Array): void {
+    const batch = this.last;
+    if (!batch) throw new Error('Seq2Seq.backward called before a training forward');
+    const { batch: B, sourceSteps: S, sourceLengths: lengths } = batch;
+    const H1 = this.spec.encoderHiddenSize;
+    const Le = this.spec.encoderLayers;
+    const dout = this.output.backward(dlogits) as Float32Array;
+    const { dq, denc } = this.attention.backward(dout);
+    const dec = this.decoder.backward(dq);
+    this.targetEmbedding.backward(dec.dx);
+
+    // Bridge: d(initial state) -> d(final encoder state of the top layer).
+    const batchMajor = (d: Float32Array, name: string) =>
+      swapLeadingAxes(
+        d,
+        this.buffer(name, d.length),
+        B,
+        this.spec.decoderLayers,
+        this.spec.hiddenSize,
+        true,
+      );
+    const dFinalH = this.bridgeH.backward(batchMajor(dec.dState.h, 'dh0')) as Float32Array;
+    const dFinalC =
+      this.bridgeC && dec.dState.c
+        ? (this.bridgeC.backward(batchMajor(dec.dState.c, 'dc0')) as Float32Array)
+        : null;
+    const stateGrad = (name: string, top: Float32Array | null): Float32Array | undefined => {
+      if (!top) return undefined;
+      const d = this.buffer(name, Le * B * H1);
+      d.fill(0);
+      d.set(top, (Le - 1) * B * H1);
+      return d;
+    };
+    const dState = (suffix: string, h: Float32Array, c: Float32Array | null) => {
+      const st: RecurrentState = { h: stateGrad(`dhT${suffix}`, h) as Float32Array };
+      const dc = stateGrad(`dcT${suffix}`, c);
+      if (dc) st.c = dc;
+      return st;
+    };
+
+    if (!this.encoderReverse) {
+      const { dx } = this.encoder.backward(denc, dState('', dFinalH, dFinalC));
+      this.sourceEmbedding.backward(dx);
+      return;
+    }
+    const n = S * B;
+    const split = (src: Float32Array, rows: number, name: string) => {
+      const a = this.buffer(`${name}_f`, rows * H1);
+      const b = this.buffer(`${name}_b`, rows * H1);
+      splitRows(src, a, b, rows, H1, H1);
+      return [a, b];
+    };
+    const [dencF, dencB] = split(denc, n, 'denc');
+    const [dhF, dhB] = split(dFinalH, B, 'dfinal_h');
+    const [dcF, dcB] = dFinalC ? split(dFinalC, B, 'dfinal_c') : [null, null];
+    const dyb = reverseRows(dencB, this.buffer('dyb', n * H1), B, H1, lengths);
+    const { dx: dxr } = this.encoderReverse.backward(dyb, dState('_b', dhB, dcB));
+    const E = this.spec.embeddingSize;
+    const dxs = reverseRows(dxr, this.buffer('dxs', n * E), B, E, lengths);
+    const { dx } = this.encoder.backward(dencF, dState('_f', dhF, dcF));
+    for (let i = 0; i < dx.length; i++) dxs[i] += dx[i];
+    this.sourceEmbedding.backward(dxs);
+  }
+
+  /** The decoder weights as native beam search takes them. */
+  nativeDecoder() {
+    const s = this.spec;
+    return {
+      shape: {
+        cell: this.decoder.cellName,
+        kind: s.attention,
+        V: s.targetVocab,
+        E: s.embeddingSize,
+        H: s.hiddenSize,
+        L: s.decoderLayers,
+        He: this.encoderSize,
+        A: this.attention.attentionSize,
+      },
+      embedding: this.targetEmbedding.weight.data,
+      stack: this.decoder.weights.data,
+      attention: this.attention.weights.data,
+      outWeight: this.output.weight.data,
+      outBias: this.output.bias?.data ?? new Float32Array(s.targetVocab),
+    };
+  }
+
+  /** Checks beam and n-best sizes: 1 <= nBest <= beam <= target vocabulary. */
+  static checkBeam(beam: number, nBest: number, vocab: number): void {
+    checkInt('beam', beam, 1, vocab);
+    checkInt('nBest', nBest, 1, beam);
+  }
+
+  /**
+   * Native beam search (beam 1: greedy) over an already padded source batch; token-level results.
+   */
+  beamSearch(
+    batch: SourceBatch,
+    o: { beam: number; nBest: number; maxLength: number; lengthPenalty: number },
+  ) {
+    Seq2Seq.checkBeam(o.beam, o.nBest, this.spec.targetVocab);
+    const { states, initial } = this.encode(batch, false);
+    const d = this.nativeDecoder();
+    // Copies: the encoder's buffers are reused by the next encode, which may run while the
+    // asynchronous search still reads these.
+    return native.seq2seqBeamSearchAsync(
+      d.shape,
+      d.embedding,
+      d.stack,
+      d.attention,
+      d.outWeight,
+      d.outBias,
+      states.slice(),
+      batch.sourceLengths.slice(),
+      initial.h.slice(),
+      initial.c?.slice() ?? null,
+      {
+        S: batch.sourceSteps,
+        B: batch.batch,
+        beam: o.beam,
+        nBest: o.nBest,
+        maxLength: checkInt('maxLength', o.maxLength, 1, 65536),
+        lengthPenalty: checkNumber('lengthPenalty', o.lengthPenalty, 0, 100),
+        bos: this.spec.bos,
+        eos: this.spec.eos,
+      },
+    );
+  }
+
+  /** Trains on (source, target) text pairs in a worker thread; resolves with the loss history. */
+  fit(pairs: readonly TextPair[], options: Seq2SeqFitOptions = {}): Promise<History> {
+    return fitSeq2Seq(this, pairs, options);
+  }
+
+  /** Translates every source (greedy, or beam search with `beam` > 1); see TranslateOptions. */
+  translate(sources: readonly string[], options: TranslateOptions = {}): Promise<Translation[]> {
+    return translate(this, sources, options);
+  }
+
+  /** Saves weights, architecture and vocabularies as safetensors, atomically. */
+  save(path: string): Promise<void> {
+    return saveSeq2Seq(this, path);
+  }
+
+  /** Loads a model saved by `save`, checking every tensor. */
+  static load(path: string): Promise<Seq2Seq> {
+    return loadSeq2Seq(path);
+  }
+}

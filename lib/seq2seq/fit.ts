@@ -1,0 +1,87 @@
+// Seq2Seq training from the caller's side: validates the options, tokenizes the pairs, holds back
+// a shuffled validation split and runs the training loop in a worker thread over the model's
+// shared parameter memory, so the caller's event loop keeps running.
+import * as path from 'node:path';
+
+import type { Seq2Seq } from '../models/seq2seq';
+import { checkNumber } from '../nn/parameter';
+import { Random } from '../random';
+import { abortError, loopOptions, runTrainingWorker, type FitOptions } from '../train/fit';
+import type { History } from '../train/loop';
+import type { TokenPair } from './train';
+import type { Seq2SeqWorkerInput } from './worker';
+
+/** A training pair as text. */
+export interface TextPair {
+  source: string;
+  target: string;
+}
+
+export interface Seq2SeqFitOptions extends Omit<FitOptions, 'seqLength' | 'resume'> {
+  /** Mix the one-hot targets with the uniform distribution (0..1, default 0.1). */
+  labelSmoothing?: number;
+}
+
+/** Text pairs -> token pairs with the model's tokenizers; names the pair that fails. */
+export function tokenizePairs(model: Seq2Seq, pairs: readonly TextPair[]): TokenPair[] {
+  const { sourceTokenizer: src, targetTokenizer: tgt } = model;
+  if (!src || !tgt) throw new Error('the model needs source and target tokenizers for text pairs');
+  return pairs.map((p, i) => {
+    if (typeof p?.source !== 'string' || typeof p?.target !== 'string') {
+      throw new TypeError(`pairs[${i}] must be { source: string, target: string }`);
+    }
+    try {
+      const pair = { source: src.encode(p.source), target: tgt.encode(p.target) };
+      if (pair.source.length === 0) throw new RangeError('the source is empty');
+      return pair;
+    } catch (error) {
+      throw new Error(`pairs[${i}]: ${(error as Error).message}`);
+    }
+  });
+}
+
+/** Shuffles the pairs with `seed` and splits off the last `fraction` for validation. */
+export function splitPairs<T>(pairs: readonly T[], fraction: number, seed: number): [T[], T[]] {
+  checkNumber('validationSplit', fraction, 0, 0.9);
+  const rng = new Random(seed);
+  const order = [...pairs];
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const n = Math.floor(order.length * fraction);
+  return [order.slice(0, order.length - n), order.slice(order.length - n)];
+}
+
+/** Trains the model in a worker thread; resolves with the loss history. */
+export function fitSeq2Seq(
+  model: Seq2Seq,
+  pairs: readonly TextPair[],
+  options: Seq2SeqFitOptions = {},
+): Promise<History> {
+  const base = loopOptions(options);
+  const seed = options.seed ?? 0;
+  const [train, validation] = splitPairs(
+    tokenizePairs(model, pairs),
+    options.validationSplit ?? 0.05,
+    seed,
+  );
+  if (train.length === 0) throw new RangeError('fit: no training pairs left after the split');
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const input: Seq2SeqWorkerInput = {
+    spec: model.spec,
+    sourceTokenizer: model.sourceTokenizer?.toJSON() ?? null,
+    targetTokenizer: model.targetTokenizer?.toJSON() ?? null,
+    params: Object.fromEntries(model.namedParameters().map(([name, p]) => [name, p.data])),
+    train,
+    validation,
+    options: {
+      ...base,
+      labelSmoothing: checkNumber('labelSmoothing', options.labelSmoothing ?? 0.1, 0, 1),
+      seed,
+    },
+    stop,
+  };
+  if (options.signal?.aborted) return Promise.reject(abortError());
+  return runTrainingWorker<History>(path.join(__dirname, 'worker.js'), input, stop, options);
+}

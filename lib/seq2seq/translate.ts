@@ -1,0 +1,115 @@
+// Text-level decoding: tokenizes sources, decodes them in length-sorted batches with native beam
+// search (beam 1: greedy) and turns the tokens back into text, with each output token's attention
+// over the source tokens.
+import type { Seq2Seq } from '../models/seq2seq';
+import { checkInt, checkNumber } from '../nn/parameter';
+import type { UnknownPolicy } from '../text';
+import { sourceBatch } from './batch';
+
+export interface TranslateOptions {
+  /** Hypotheses kept per source (default 1: greedy); at most the target vocabulary. */
+  beam?: number;
+  /** Hypotheses returned per source, best first (default 1, at most beam). */
+  nBest?: number;
+  /** Output tokens at most, the end token included (default 2 * source length + 10). */
+  maxLength?: number;
+  /** GNMT length penalty alpha (default 0.6 with beam > 1, else 0). */
+  lengthPenalty?: number;
+  /** Sources decoded per native call (default 64). */
+  batchSize?: number;
+  /** Longest source accepted, in tokens (default 1000). */
+  maxSourceLength?: number;
+  /** Source text outside the vocabulary: 'error' (default) or 'map' to the unknown token. */
+  unknown?: UnknownPolicy;
+}
+
+export interface Hypothesis {
+  text: string;
+  /** The output tokens as text, one per output token. */
+  tokens: string[];
+  /** Log-probability divided by the length penalty. */
+  score: number;
+  /** attention[i][j]: weight of source token j when output token i was produced. */
+  attention: Float32Array[];
+}
+
+export interface Translation {
+  source: string;
+  sourceTokens: string[];
+  /** The best hypothesis's text. */
+  text: string;
+  hypotheses: Hypothesis[];
+}
+
+/** Translates every source; see TranslateOptions. */
+export async function translate(
+  model: Seq2Seq,
+  sources: readonly string[],
+  options: TranslateOptions = {},
+): Promise<Translation[]> {
+  const { sourceTokenizer: src, targetTokenizer: tgt } = model;
+  if (!src || !tgt) throw new Error('translate: the model has no source and target tokenizers');
+  if (!Array.isArray(sources))
+    throw new TypeError('translate: sources must be an array of strings');
+  const beam = checkInt('beam', options.beam ?? 1, 1);
+  if (beam > model.spec.targetVocab) {
+    throw new RangeError(
+      `beam must be at most the target vocabulary size ${model.spec.targetVocab}, got ${beam}`,
+    );
+  }
+  const nBest = checkInt('nBest', options.nBest ?? 1, 1, beam);
+  const lengthPenalty = checkNumber(
+    'lengthPenalty',
+    options.lengthPenalty ?? (beam > 1 ? 0.6 : 0),
+    0,
+    100,
+  );
+  const batchSize = checkInt('batchSize', options.batchSize ?? 64, 1, 4096);
+  const maxSource = checkInt('maxSourceLength', options.maxSourceLength ?? 1000, 1);
+  const maxLength =
+    options.maxLength === undefined
+      ? undefined
+      : checkInt('maxLength', options.maxLength, 1, 65536);
+  const ids = sources.map((s, i) => {
+    if (typeof s !== 'string') throw new TypeError(`translate: sources[${i}] is not a string`);
+    const t = src.encode(s, { unknown: options.unknown ?? 'error' });
+    if (t.length === 0) throw new RangeError(`translate: sources[${i}] is empty`);
+    if (t.length > maxSource) {
+      throw new RangeError(
+        `translate: sources[${i}] has ${t.length} tokens, more than maxSourceLength ${maxSource}`,
+      );
+    }
+    return t;
+  });
+  const piece = (tok: { decode(ids: number[]): string }, id: number) => tok.decode([id]);
+  const order = ids.map((_, i) => i).sort((a, b) => ids[a].length - ids[b].length);
+  const out: Translation[] = new Array<Translation>(sources.length);
+  for (let at = 0; at < order.length; at += batchSize) {
+    const rows = order.slice(at, at + batchSize);
+    const batch = sourceBatch(rows.map((i) => ids[i]));
+    const S = batch.sourceSteps;
+    const T = maxLength ?? 2 * S + 10;
+    const r = await model.beamSearch(batch, { beam, nBest, maxLength: T, lengthPenalty });
+    rows.forEach((i, b) => {
+      const n = ids[i].length;
+      const hypotheses: Hypothesis[] = [];
+      for (let k = 0; k < nBest; k++) {
+        const o = b * nBest + k;
+        const toks = Array.from(r.tokens.subarray(o * T, o * T + r.lengths[o]));
+        hypotheses.push({
+          text: tgt.decode(toks),
+          tokens: toks.map((id) => piece(tgt, id)),
+          score: r.scores[o],
+          attention: toks.map((_, t) => r.align.slice((o * T + t) * S, (o * T + t) * S + n)),
+        });
+      }
+      out[i] = {
+        source: sources[i],
+        sourceTokens: Array.from(ids[i], (id) => piece(src, id)),
+        text: hypotheses[0].text,
+        hypotheses,
+      };
+    });
+  }
+  return out;
+}
