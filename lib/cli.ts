@@ -11,6 +11,15 @@ import { LanguageModel } from './models/language-model';
 import { native } from './native';
 import { CharTokenizer, WordTokenizer, validateCorpus, type Tokenizer } from './text';
 import type { CellType } from './nn/recurrent';
+import { Seq2Seq } from './models/seq2seq';
+import type { AttentionKind } from './nn/attention';
+import { bleuTokens, corpusBleu } from './seq2seq/bleu';
+import { datePairs } from './seq2seq/dates';
+import { splitPairs, type TextPair } from './seq2seq/fit';
+import { attentionHeatmapSvg } from './seq2seq/heatmap';
+import { parsePairs } from './seq2seq/pairs';
+import type { TranslateOptions } from './seq2seq/translate';
+import type { LrSchedule } from './train/loop';
 
 const ROOT = path.resolve(__dirname, '..');
 export const DEFAULT_CORPUS = path.join(ROOT, 'data', 'tinyshakespeare.txt');
@@ -45,16 +54,18 @@ function num(v: unknown, name: string, kind: 'int' | 'float' = 'float'): number 
   return n;
 }
 
-function readCorpus(file: string): string {
-  let bytes: Buffer;
+function readBytes(file: string): Buffer {
   try {
-    bytes = fs.readFileSync(file);
+    return fs.readFileSync(file);
   } catch (error) {
     throw new UsageError(
       `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
     );
   }
-  return validateCorpus(bytes, file);
+}
+
+function readCorpus(file: string): string {
+  return validateCorpus(readBytes(file), file);
 }
 
 function makeTokenizer(kind: string, text: string, maxVocab?: number): Tokenizer {
@@ -81,6 +92,26 @@ function checkOutputPath(out: string): void {
   }
 }
 
+/** The model, inputs and decoding options that translate and attention share. */
+async function seq2seqArgs(v: Record<string, unknown>) {
+  const file = str(v.model);
+  if (!file) throw new UsageError('needs --model FILE (a model saved by seq2seq train)');
+  const inputs = (v.input as string[] | undefined) ?? [];
+  if (inputs.length === 0) throw new UsageError('needs at least one --input TEXT');
+  const unknown = str(v.unknown) ?? 'error';
+  if (unknown !== 'error' && unknown !== 'map') {
+    throw new UsageError(`--unknown must be error or map, got '${unknown}'`);
+  }
+  const model = await Seq2Seq.load(file);
+  const options: TranslateOptions = {
+    beam: num(v.beam, 'beam', 'int'),
+    maxLength: num(v['max-length'], 'max-length', 'int'),
+    lengthPenalty: num(v['length-penalty'], 'length-penalty'),
+    unknown,
+  };
+  return { model, inputs, options };
+}
+
 const commands: Record<string, Command> = {
   train: {
     summary: 'train a language model on a text file (default: the bundled Shakespeare)',
@@ -93,7 +124,7 @@ const commands: Record<string, Command> = {
   --hidden N             hidden size (default 512)
   --layers N             recurrent layers (default 1)
   --embedding N          embedding size (default 64)
-  --dropout P            dropout between layers (default 0)
+  --dropout P            dropout on input, between layers and on output (default 0)
   --residual             residual connections between layers
   --seq-length N         truncated-BPTT window (default 100)
   --batch-size N         parallel streams (default 32)
@@ -322,6 +353,265 @@ const commands: Record<string, Command> = {
     },
   },
 
+  'seq2seq train': {
+    summary: 'train a sequence-to-sequence model with attention on a pairs file or the dates task',
+    usage: `rnnkit seq2seq train (--pairs FILE.tsv | --task dates) [options]
+
+  --pairs FILE           tab-separated pairs, UTF-8, one a line (blank lines skipped)
+  --source-column N      1-based column of the source (default 1)
+  --target-column N      1-based column of the target (default 2)
+  --task dates           generate the date-normalisation task instead ("27 Nov 2026" -> 2026-11-27)
+  --examples N           dates: generated training pairs (default 50000)
+  --tokenizer char|word  (default char); word vocabularies are lowercased
+  --max-vocab N          word vocabulary limit per side (default 8000)
+  --cell lstm|gru|rnn    (default lstm)
+  --hidden N             decoder hidden size (default 128)
+  --encoder-hidden N     encoder hidden size per direction (default hidden/2)
+  --unidirectional       read the source left to right only
+  --encoder-layers N     (default 1)
+  --decoder-layers N     (default 1)
+  --embedding N          embedding size (default 64)
+  --attention dot|general|additive (default general)
+  --dropout P            dropout between stacked layers (default 0)
+  --batch-size N         pairs per step (default 64)
+  --epochs N | --steps N how long to train (default: 10 epochs)
+  --time-limit SECONDS   stop after this long (default: none)
+  --lr RATE              learning rate (default 3e-3)
+  --lr-schedule constant|cosine|linear (default cosine)
+  --label-smoothing E    (default 0.1)
+  --validation-split F   shuffled share held back for validation loss (default 0.02)
+  --validate-every N     steps between validations (default 500)
+  --test-size N          held-out pairs to score at the end (default 2000)
+  --beam N               also score beam search of this size on the test pairs (default 5)
+  --seed N               (default 1)
+  --threads N            GEMM threads
+  --out FILE             where to save the model (default seq2seq.safetensors)`,
+    options: {
+      pairs: { type: 'string' },
+      'source-column': { type: 'string' },
+      'target-column': { type: 'string' },
+      task: { type: 'string' },
+      examples: { type: 'string' },
+      tokenizer: { type: 'string' },
+      'max-vocab': { type: 'string' },
+      cell: { type: 'string' },
+      hidden: { type: 'string' },
+      'encoder-hidden': { type: 'string' },
+      unidirectional: { type: 'boolean' },
+      'encoder-layers': { type: 'string' },
+      'decoder-layers': { type: 'string' },
+      embedding: { type: 'string' },
+      attention: { type: 'string' },
+      dropout: { type: 'string' },
+      'batch-size': { type: 'string' },
+      epochs: { type: 'string' },
+      steps: { type: 'string' },
+      'time-limit': { type: 'string' },
+      lr: { type: 'string' },
+      'lr-schedule': { type: 'string' },
+      'label-smoothing': { type: 'string' },
+      'validation-split': { type: 'string' },
+      'validate-every': { type: 'string' },
+      'test-size': { type: 'string' },
+      beam: { type: 'string' },
+      seed: { type: 'string' },
+      threads: { type: 'string' },
+      out: { type: 'string' },
+    },
+    async run(v) {
+      setThreads(v.threads);
+      const out = str(v.out) ?? 'seq2seq.safetensors';
+      checkOutputPath(out);
+      const seed = num(v.seed, 'seed', 'int') ?? 1;
+      const testSize = num(v['test-size'], 'test-size', 'int') ?? 2000;
+      let train: TextPair[];
+      let test: TextPair[];
+      if (v.task !== undefined) {
+        if (v.task !== 'dates')
+          throw new UsageError(`--task must be 'dates', got '${String(v.task)}'`);
+        if (v.pairs !== undefined) throw new UsageError('give --pairs or --task, not both');
+        train = datePairs(num(v.examples, 'examples', 'int') ?? 50000, seed);
+        test = datePairs(testSize, seed + 1_000_003);
+      } else {
+        const file = str(v.pairs);
+        if (!file) throw new UsageError('seq2seq train needs --pairs FILE.tsv or --task dates');
+        const column = (name: string, fallback: number) => {
+          const c = num(v[name], name, 'int') ?? fallback;
+          if (c < 1) throw new UsageError(`--${name} counts from 1, got ${c}`);
+          return c - 1;
+        };
+        const all = parsePairs(readBytes(file), file, {
+          sourceColumn: column('source-column', 1),
+          targetColumn: column('target-column', 2),
+        });
+        if (testSize >= all.length) {
+          throw new UsageError(`--test-size ${testSize} leaves no training pairs of ${all.length}`);
+        }
+        [train, test] = splitPairs(all, testSize / all.length, seed);
+      }
+      const kind = str(v.tokenizer) ?? 'char';
+      const maxVocab = num(v['max-vocab'], 'max-vocab', 'int') ?? 8000;
+      const vocab = (texts: string[], specials: string[]) => {
+        const text = texts.join('\n');
+        if (kind === 'char') return CharTokenizer.fromText(text, { specials });
+        if (kind === 'word')
+          return WordTokenizer.fromText(text, { specials, maxVocab, lowercase: true });
+        throw new UsageError(`--tokenizer must be 'char' or 'word', got '${kind}'`);
+      };
+      const cell = str(v.cell) ?? 'lstm';
+      if (!['lstm', 'gru', 'rnn'].includes(cell)) {
+        throw new UsageError(`--cell must be lstm, gru or rnn, got '${cell}'`);
+      }
+      const hidden = num(v.hidden, 'hidden', 'int') ?? 128;
+      const model = new Seq2Seq({
+        sourceTokenizer: vocab(
+          train.map((p) => p.source),
+          [],
+        ),
+        targetTokenizer: vocab(
+          train.map((p) => p.target),
+          ['<pad>', '<bos>', '<eos>'],
+        ),
+        cell: cell as CellType,
+        hiddenSize: hidden,
+        encoderHiddenSize: num(v['encoder-hidden'], 'encoder-hidden', 'int'),
+        bidirectional: v.unidirectional !== true,
+        encoderLayers: num(v['encoder-layers'], 'encoder-layers', 'int') ?? 1,
+        decoderLayers: num(v['decoder-layers'], 'decoder-layers', 'int') ?? 1,
+        embeddingSize: num(v.embedding, 'embedding', 'int') ?? 64,
+        attention: (str(v.attention) ?? 'general') as AttentionKind,
+        dropout: num(v.dropout, 'dropout') ?? 0,
+        seed,
+      });
+      const epochs = num(v.epochs, 'epochs', 'int');
+      const steps = num(v.steps, 'steps', 'int');
+      const timeLimit = num(v['time-limit'], 'time-limit') ?? 0;
+      process.stderr.write(
+        `${model.summary()}\ntraining on ${train.length.toLocaleString('en-US')} pairs, ` +
+          `testing on ${test.length.toLocaleString('en-US')}\n`,
+      );
+      const printer = new ProgressPrinter(process.stderr, timeLimit);
+      const abort = new AbortController();
+      const onSignal = () => abort.abort();
+      process.once('SIGINT', onSignal);
+      const history = await model.fit(train, {
+        epochs: epochs ?? (steps === undefined ? 10 : undefined),
+        steps,
+        timeLimit,
+        batchSize: num(v['batch-size'], 'batch-size', 'int') ?? 64,
+        learningRate: num(v.lr, 'lr') ?? 3e-3,
+        lrSchedule: (str(v['lr-schedule']) ?? 'cosine') as LrSchedule,
+        labelSmoothing: num(v['label-smoothing'], 'label-smoothing') ?? 0.1,
+        validationSplit: num(v['validation-split'], 'validation-split') ?? 0.02,
+        validateEvery: num(v['validate-every'], 'validate-every', 'int') ?? 500,
+        seed,
+        // Words cut by --max-vocab train as <unk>; characters are all in the vocabulary.
+        unknown: 'map',
+        onProgress: (p) => printer.update(p),
+        signal: abort.signal,
+      });
+      process.off('SIGINT', onSignal);
+      printer.end();
+      await model.save(out);
+      process.stdout.write(
+        `trained ${history.steps} steps in ${history.seconds.toFixed(1)} s ` +
+          `(${Math.round(history.tokensPerSec).toLocaleString('en-US')} target tokens/s; ${history.stopped})\n` +
+          `saved ${out}\n`,
+      );
+      const beam = num(v.beam, 'beam', 'int') ?? 5;
+      for (const b of beam > 1 ? [1, beam] : [1]) {
+        const started = performance.now();
+        const got = await model.translate(
+          test.map((p) => p.source),
+          { beam: b, unknown: 'map' },
+        );
+        const seconds = (performance.now() - started) / 1000;
+        const exact = got.filter((t, i) => t.text === test[i].target).length / test.length;
+        const bleu = corpusBleu(
+          got.map((t) => bleuTokens(t.text.toLowerCase())),
+          test.map((p) => bleuTokens(p.target.toLowerCase())),
+        );
+        process.stdout.write(
+          `${b === 1 ? 'greedy' : `beam ${b}`}: exact match ${(100 * exact).toFixed(2)}%, ` +
+            `BLEU ${bleu.bleu.toFixed(2)} on ${test.length} held-out pairs (${seconds.toFixed(1)} s)\n`,
+        );
+      }
+    },
+  },
+
+  translate: {
+    summary: 'translate text with a seq2seq model (greedy or beam search)',
+    usage: `rnnkit translate --model FILE --input TEXT [--input TEXT ...] [options]
+
+  --model FILE           a model saved by seq2seq train
+  --input TEXT           a source text; repeat for several (decoded as one batch)
+  --beam N               beam size (default 1: greedy)
+  --n-best N             hypotheses to print per source (default 1)
+  --max-length N         output tokens at most (default 2 * source length + 10)
+  --length-penalty A     GNMT alpha (default 0.6 with --beam > 1)
+  --unknown error|map    source text outside the vocabulary: fail (default) or map to <unk>
+  --threads N            GEMM threads`,
+    options: {
+      model: { type: 'string' },
+      input: { type: 'string', multiple: true },
+      beam: { type: 'string' },
+      'n-best': { type: 'string' },
+      'max-length': { type: 'string' },
+      'length-penalty': { type: 'string' },
+      unknown: { type: 'string' },
+      threads: { type: 'string' },
+    },
+    async run(v) {
+      setThreads(v.threads);
+      const { model, inputs, options } = await seq2seqArgs(v);
+      const nBest = num(v['n-best'], 'n-best', 'int') ?? 1;
+      const results = await model.translate(inputs, { ...options, nBest });
+      for (const t of results) {
+        if (nBest === 1) {
+          process.stdout.write(`${t.text}\n`);
+          continue;
+        }
+        process.stdout.write(`${t.source}\n`);
+        t.hypotheses.forEach((h, k) =>
+          process.stdout.write(`  ${k + 1}. ${h.text}  (score ${h.score.toFixed(4)})\n`),
+        );
+      }
+    },
+  },
+
+  attention: {
+    summary: "draw a seq2seq model's attention for one input as an SVG heatmap",
+    usage: `rnnkit attention --model FILE --input TEXT --out FILE.svg [--beam N]`,
+    options: {
+      model: { type: 'string' },
+      input: { type: 'string', multiple: true },
+      out: { type: 'string' },
+      beam: { type: 'string' },
+      unknown: { type: 'string' },
+      threads: { type: 'string' },
+    },
+    async run(v) {
+      setThreads(v.threads);
+      const out = str(v.out);
+      if (!out) throw new UsageError('attention needs --out FILE.svg');
+      checkOutputPath(out);
+      const { model, inputs, options } = await seq2seqArgs(v);
+      if (inputs.length !== 1) throw new UsageError('attention takes exactly one --input');
+      const [t] = await model.translate(inputs, options);
+      const best = t.hypotheses[0];
+      await writeFileAtomic(
+        out,
+        attentionHeatmapSvg(
+          t.sourceTokens,
+          best.tokens,
+          best.attention,
+          `${t.source} -> ${t.text}`,
+        ),
+      );
+      process.stdout.write(`${t.text}\nsaved ${out}\n`);
+    },
+  },
+
   info: {
     summary: 'what the native addon was built with',
     usage: 'rnnkit info',
@@ -346,7 +636,9 @@ function help(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+  // Two-word commands ("seq2seq train") are entries whose name holds a space.
+  const twoWords = argv.length > 1 && `${argv[0]} ${argv[1]}` in commands;
+  const [name, ...rest] = twoWords ? [`${argv[0]} ${argv[1]}`, ...argv.slice(2)] : argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(help() + '\n');
     return name ? 0 : 1;

@@ -238,6 +238,7 @@ export interface Native {
     dlogits: F32,
   ): void;
   dropout(x: F32, p: number, seed: number, y: F32): void;
+  dropout(x: F32, p: number, seed: number, y: F32): void;
   globalNorm(tensors: F32[]): number;
   clipGlobalNorm(grads: F32[], maxNorm: number): number;
   adamUpdate(params: F32[], grads: F32[], m: F32[], v: F32[], step: number, cfg: AdamConfig): void;

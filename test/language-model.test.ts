@@ -80,6 +80,34 @@ describe('LanguageModel', () => {
     expect(worstGap).toBeLessThan(50);
   });
 
+  it('dropout keeps about 1 - p of the elements, scaled, with a mask fixed by the seed', () => {
+    const addon = require('../build/Release/rnnkit.node');
+    const x = new Float32Array(20000).fill(1);
+    const y = new Float32Array(x.length);
+    addon.dropout(x, 0.3, 7, y);
+    const kept = y.filter((v: number) => v !== 0);
+    expect(kept.length / x.length).toBeGreaterThan(0.68);
+    expect(kept.length / x.length).toBeLessThan(0.72);
+    expect(kept.every((v: number) => Math.abs(v - 1 / 0.7) < 1e-6)).toBe(true);
+    const again = new Float32Array(x.length);
+    addon.dropout(x, 0.3, 7, again);
+    expect(Array.from(again)).toEqual(Array.from(y));
+    addon.dropout(x, 0.3, 8, again);
+    expect(Array.from(again)).not.toEqual(Array.from(y));
+  });
+
+  it('with dropout, training steps are noisy but inference is deterministic', () => {
+    const m = small('lstm', { dropout: 0.4 });
+    const ids = new Int32Array([1, 2, 3, 4, 5, 6]);
+    const tg = new Int32Array([2, 3, 4, 5, 6, 7]);
+    const a = m.lossAndGradients(ids, tg, 3, 2).loss;
+    const b = m.lossAndGradients(ids, tg, 3, 2).loss;
+    expect(a).not.toBe(b);
+    const f1 = m.forward({ ids, steps: 3, batch: 2 }).logits;
+    const f2 = m.forward({ ids, steps: 3, batch: 2 }).logits;
+    expect(Array.from(f1)).toEqual(Array.from(f2));
+  });
+
   it('evaluate reports loss, perplexity and bits per token consistently', () => {
     const r = small().evaluate(corpus.slice(0, 300));
     expect(r.perplexity).toBeCloseTo(Math.exp(r.loss), 6);

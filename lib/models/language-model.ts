@@ -1,3 +1,4 @@
+import { Dropout } from '../nn/dropout';
 import { Embedding } from '../nn/embedding';
 import { Linear } from '../nn/linear';
 import { SoftmaxCrossEntropy } from '../nn/loss';
@@ -70,6 +71,9 @@ export class LanguageModel extends Module implements TextGenerator {
   readonly embedding: Embedding;
   readonly rnn: RecurrentStack;
   readonly decoder: Linear;
+  /** Dropout on the embedded input and on the last layer's output (Zaremba et al.'s placement). */
+  private readonly inputDropout: Dropout;
+  private readonly outputDropout: Dropout;
   tokenizer: Tokenizer | null;
   private lastTraining: {
     training: TrainingState;
@@ -116,6 +120,8 @@ export class LanguageModel extends Module implements TextGenerator {
       nonlinearity: cell === 'rnn' ? s.nonlinearity : undefined,
       seed: Math.floor(rng.uniform() * 2 ** 32),
     });
+    this.inputDropout = new Dropout(s.dropout, Math.floor(rng.uniform() * 2 ** 32));
+    this.outputDropout = new Dropout(s.dropout, Math.floor(rng.uniform() * 2 ** 32));
     this.decoder = new Linear(s.hiddenSize, s.vocabSize, {
       rng,
       weight: s.tieWeights ? this.embedding.weight : undefined,
@@ -198,8 +204,8 @@ export class LanguageModel extends Module implements TextGenerator {
     const dlogits = this.loss.backward();
     const dout = this.decoder.backward(dlogits);
     if (!dout) throw new Error('decoder gave no input gradient');
-    const { dx } = this.rnn.backward(dout);
-    this.embedding.backward(dx);
+    const { dx } = this.rnn.backward(this.outputDropout.backward(dout));
+    this.embedding.backward(this.inputDropout.backward(dx));
     return { loss, count, state: final };
   }
 
@@ -223,9 +229,12 @@ export class LanguageModel extends Module implements TextGenerator {
     state: RecurrentState | undefined,
     training: boolean,
   ): { logits: Float32Array; state: RecurrentState } {
-    const x = this.embedding.forward(ids);
+    const x = this.inputDropout.forward(this.embedding.forward(ids), training);
     const { output, state: final } = this.rnn.forward(x, { steps, batch, state, training });
-    return { logits: this.decoder.forward(output), state: final };
+    return {
+      logits: this.decoder.forward(this.outputDropout.forward(output, training)),
+      state: final,
+    };
   }
 
   private toIds(tokens: TokenBatch): { ids: Int32Array; steps: number; batch: number } {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "args.h"
+#include "dropout.h"
 #include "gemm.h"
 #include "layers.h"
 #include "ops.h"
@@ -289,6 +290,24 @@ struct SoftmaxXentBackward {
   Napi::Value result(Napi::Env env) { return env.Undefined(); }
 };
 
+// dropout(x, p, seed, y): y = x * mask, the mask a pure function of (seed, index) kept with
+// probability 1 - p and scaled by 1 / (1 - p). Backward is the same call on the gradients.
+struct DropoutOp {
+  static constexpr const char* name = "dropout";
+  size_t n = 0;
+  const float* x;
+  rnnkit::Dropout d;
+  float* y;
+  explicit DropoutOp(Parser& p) {
+    x = p.f32(p.arg(0), "x", Parser::kAnyLength, "", false, &n);
+    d = rnnkit::Dropout(static_cast<uint64_t>(p.integer(2, "seed", 0, 9007199254740991LL)),
+                        static_cast<float>(p.number(1, "p", 0, 0.99)));
+    y = p.f32(3, "y", n, "x.length");
+  }
+  void run() { rnnkit::dropout_apply(d, x, n, y); }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
+
 // A list of Float32Arrays, optionally required to match another list's sizes.
 struct List {
   std::vector<float*> ptrs;
@@ -463,6 +482,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add<LinearBackward>(env, exports, false);
   add<SoftmaxXentForward>(env, exports, false);
   add<SoftmaxXentBackward>(env, exports, false);
+  add<DropoutOp>(env, exports, false);
   add<GlobalNorm>(env, exports, false);
   add<ClipGlobalNorm>(env, exports, false);
   add<AdamUpdate>(env, exports, false);

@@ -89,8 +89,9 @@ class Parser {
   // number with kAnyLength (then *length receives it). optional: undefined/null gives nullptr.
   static constexpr size_t kAnyLength = static_cast<size_t>(-1);
   float* f32(Napi::Value v, const std::string& name, size_t expected, const std::string& shape,
-             bool optional = false) {
-    return typed<float>(v, name, napi_float32_array, "Float32Array", expected, shape, optional);
+             bool optional = false, size_t* length = nullptr) {
+    return typed<float>(v, name, napi_float32_array, "Float32Array", expected, shape, optional,
+                        length);
   }
   float* f32(size_t i, const char* name, size_t expected, const std::string& shape,
              bool optional = false) {
