@@ -9,6 +9,7 @@ import { ProgressPrinter, lossCurveSvg } from './cli/progress';
 import { writeFileAtomic } from './io/atomic';
 import { LanguageModel } from './models/language-model';
 import { native } from './native';
+import { exportOnnx } from './onnx/export';
 import { CharTokenizer, WordTokenizer, validateCorpus, type Tokenizer } from './text';
 import type { CellType } from './nn/recurrent';
 import { Seq2Seq } from './models/seq2seq';
@@ -609,6 +610,45 @@ const commands: Record<string, Command> = {
         ),
       );
       process.stdout.write(`${t.text}\nsaved ${out}\n`);
+    },
+  },
+
+  export: {
+    summary: 'export a trained model to ONNX, for onnxruntime in Node, Python or elsewhere',
+    usage: `rnnkit export --model FILE --out FILE.onnx [--kind step|sequence] [--opset N]
+
+  --model FILE           language model saved by train (.safetensors)
+  --out FILE             the .onnx file to write; replaced atomically
+  --kind step|sequence   sequence (default): tokens [time, batch], primes a prompt in one call
+                         and runs single steps with time = 1; step: tokens [1, batch], for
+                         runtimes that want a fixed shape
+  --opset N              ONNX opset, 14 to 17 (default 17)
+
+The vocabulary and the model config travel in the file's metadata, so the .onnx file alone is
+enough to generate (OnnxGenerator). See docs/onnx.md for its inputs and outputs.`,
+    options: {
+      model: { type: 'string' },
+      out: { type: 'string' },
+      kind: { type: 'string' },
+      opset: { type: 'string' },
+    },
+    async run(v) {
+      const modelFile = str(v.model);
+      const out = str(v.out);
+      if (!modelFile || !out) throw new UsageError('export needs --model FILE and --out FILE.onnx');
+      const kind = str(v.kind) ?? 'sequence';
+      if (kind !== 'step' && kind !== 'sequence') {
+        throw new UsageError(`--kind must be step or sequence, got '${kind}'`);
+      }
+      const opset = num(v.opset, 'opset', 'int') ?? 17;
+      if (opset < 14 || opset > 17) throw new UsageError(`--opset must be 14 to 17, got ${opset}`);
+      checkOutputPath(out);
+      const model = await LanguageModel.load(modelFile);
+      await exportOnnx(model, out, { kind, opset });
+      const size = (fs.statSync(out).size / 2 ** 20).toFixed(1);
+      process.stdout.write(
+        `exported ${model.describe()} to ${out} (${kind} model, opset ${opset}, ${size} MiB)\n`,
+      );
     },
   },
 

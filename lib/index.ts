@@ -67,6 +67,7 @@ export function loadModel(path: string): Promise<LanguageModel> {
 }
 export { exportOnnx, buildOnnx, type ExportOptions } from './onnx/export';
 export { readOnnxModel, type OnnxKind, type OnnxModelInfo } from './onnx/format';
+export { OnnxGenerator, type OnnxGeneratorOptions } from './onnx/generator';
 export { Seq2Seq, type Seq2SeqConfig, type Seq2SeqSpec } from './models/seq2seq';
 export { Attention, type AttentionKind, type AttentionOptions } from './nn/attention';
 export type { Seq2SeqFitOptions, TextPair } from './seq2seq/fit';

@@ -185,3 +185,62 @@ describe('ONNX export', () => {
     expect(fs.readdirSync(tmp).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 });
+
+describe('rnnkit export (CLI)', () => {
+  const cli = path.resolve(__dirname, '..', 'dist', 'cli.js');
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [cli, 'export', ...args], { encoding: 'utf8' });
+
+  it('exports a saved model to an .onnx file that onnxruntime loads', async () => {
+    const model = makeModel({ cell: 'gru', numLayers: 2 });
+    const saved = path.join(tmp, 'cli-model.safetensors');
+    await model.save(saved);
+    const out = path.join(tmp, 'cli-model.onnx');
+    const r = run('--model', saved, '--out', out, '--kind', 'step', '--opset', '15');
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(
+      /exported LanguageModel\(.*GRU.* to .*cli-model\.onnx \(step model, opset 15/,
+    );
+    const session = await ort.InferenceSession.create(out);
+    expect(session.inputNames).toEqual(['tokens', 'h0']);
+    await session.release();
+    const proto = onnx.ModelProto.decode(fs.readFileSync(out));
+    expect(proto.metadataProps.find((p) => p.key === 'kind')?.value).toBe('step');
+    expect(run('--help').stdout).toMatch(/--kind step\|sequence/);
+  });
+
+  it.each([
+    [[], /export needs --model FILE and --out FILE\.onnx/, 2],
+    [
+      ['--model', 'm.safetensors', '--out', 'x.onnx', '--kind', 'whole'],
+      /--kind must be step or sequence, got 'whole'/,
+      2,
+    ],
+    [
+      ['--model', 'm.safetensors', '--out', 'x.onnx', '--opset', '13'],
+      /--opset must be 14 to 17, got 13/,
+      2,
+    ],
+    [
+      ['--model', 'm.safetensors', '--out', 'x.onnx', '--opset', 'new'],
+      /--opset must be an integer/,
+      2,
+    ],
+    [
+      ['--model', 'm.safetensors', '--out', '/no/such/dir/x.onnx'],
+      /output folder .* does not exist/,
+      2,
+    ],
+    [
+      ['--model', '/no/such/model.safetensors', '--out', 'x.onnx'],
+      /cannot read \/no\/such\/model/,
+      1,
+    ],
+    [['--model', 'm', '--out', 'x.onnx', '--bogus'], /Unknown option '--bogus'/, 2],
+  ] as const)('fails clearly on %j', (args, message, code) => {
+    const r = run(...args);
+    expect(r.stderr).toMatch(message);
+    expect(r.status).toBe(code);
+  });
+});
