@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 
 import type { Seq2Seq } from '../models/seq2seq';
+import type { UnknownPolicy } from '../text';
 import { checkNumber } from '../nn/parameter';
 import { Random } from '../random';
 import { abortError, loopOptions, runTrainingWorker, type FitOptions } from '../train/fit';
@@ -20,10 +21,16 @@ export interface TextPair {
 export interface Seq2SeqFitOptions extends Omit<FitOptions, 'seqLength' | 'resume'> {
   /** Mix the one-hot targets with the uniform distribution (0..1, default 0.1). */
   labelSmoothing?: number;
+  /** Text outside the vocabularies: 'error' (default) or 'map' to the unknown token. */
+  unknown?: UnknownPolicy;
 }
 
 /** Text pairs -> token pairs with the model's tokenizers; names the pair that fails. */
-export function tokenizePairs(model: Seq2Seq, pairs: readonly TextPair[]): TokenPair[] {
+export function tokenizePairs(
+  model: Seq2Seq,
+  pairs: readonly TextPair[],
+  unknown: UnknownPolicy = 'error',
+): TokenPair[] {
   const { sourceTokenizer: src, targetTokenizer: tgt } = model;
   if (!src || !tgt) throw new Error('the model needs source and target tokenizers for text pairs');
   return pairs.map((p, i) => {
@@ -31,7 +38,10 @@ export function tokenizePairs(model: Seq2Seq, pairs: readonly TextPair[]): Token
       throw new TypeError(`pairs[${i}] must be { source: string, target: string }`);
     }
     try {
-      const pair = { source: src.encode(p.source), target: tgt.encode(p.target) };
+      const pair = {
+        source: src.encode(p.source, { unknown }),
+        target: tgt.encode(p.target, { unknown }),
+      };
       if (pair.source.length === 0) throw new RangeError('the source is empty');
       return pair;
     } catch (error) {
@@ -62,7 +72,7 @@ export function fitSeq2Seq(
   const base = loopOptions(options);
   const seed = options.seed ?? 0;
   const [train, validation] = splitPairs(
-    tokenizePairs(model, pairs),
+    tokenizePairs(model, pairs, options.unknown),
     options.validationSplit ?? 0.05,
     seed,
   );
