@@ -10,7 +10,7 @@ import type { NativeGenerateResult } from '../native';
 import { checkInt } from '../nn/parameter';
 import { tokenizerFromJSON, type Tokenizer } from '../text';
 import type { OnnxModelInfo } from './format';
-import { generateText, streamText, type TokenLoop } from './token-loop';
+import { generateText, streamText, type OnTokens, type TokenLoop } from './token-loop';
 import type { GenerateRequest, WorkerInput, WorkerReply } from './worker';
 
 export interface OnnxGeneratorOptions {
@@ -23,7 +23,7 @@ export interface OnnxGeneratorOptions {
 interface Pending {
   resolve: (r: NativeGenerateResult) => void;
   reject: (e: Error) => void;
-  onTokens?: (step: number, rows: Int32Array, tokens: Int32Array) => void;
+  onTokens?: OnTokens;
 }
 
 /**

@@ -7,9 +7,7 @@ import type { Ragged } from '../generate/options';
 import type { LanguageModelSpec } from '../models/language-model';
 import { native, type NativeGenerateOptions, type NativeGenerateResult } from '../native';
 import { NAMES, type OnnxKind } from './format';
-
-/** Called after every step with the token sampled by each row active at its start. */
-export type OnTokens = (step: number, rows: Int32Array, tokens: Int32Array) => void;
+import type { OnTokens } from './token-loop';
 
 const FINISH_LENGTH = 0;
 const FINISH_STOP = 1;

@@ -20,12 +20,15 @@ import {
   type StreamOptions,
 } from '../generate/options';
 
+/** Called after every step with the token sampled by each row (a prompt index) active at its start. */
+export type OnTokens = (step: number, rows: Int32Array, tokens: Int32Array) => void;
+
 export type TokenLoop = (
   prompts: Ragged,
   options: NativeGenerateOptions,
   stops: Ragged | null,
   cancel: Int32Array,
-  onTokens?: (step: number, rows: Int32Array, tokens: Int32Array) => void,
+  onTokens?: OnTokens,
 ) => Promise<NativeGenerateResult>;
 
 /** An Int32Array(1) over shared memory that the loop polls; set to 1 by the signal. */

@@ -1,14 +1,13 @@
 // The OnnxGenerator's worker thread: it owns the onnxruntime session, whose run() blocks the
 // thread that calls it, and runs whole generation loops, so the main thread only routes requests
 // and tokens. Requests run one after another, in the order they arrive.
-import { readFile } from 'node:fs/promises';
 import { parentPort, workerData } from 'node:worker_threads';
-import * as ort from 'onnxruntime-node';
 
 import type { Ragged } from '../generate/options';
 import type { NativeGenerateOptions, NativeGenerateResult } from '../native';
-import { readOnnxModel, type OnnxModelInfo } from './format';
+import type { OnnxModelInfo } from './format';
 import { OnnxTokenLoop } from './loop';
+import { openOnnxSession, type OnnxSession } from './session';
 
 export interface WorkerInput {
   file: string;
@@ -34,43 +33,21 @@ export type WorkerReply =
   | { type: 'done'; id: number; result: NativeGenerateResult }
   | { type: 'error'; id: number; message: string };
 
-async function open(input: WorkerInput): Promise<{ info: OnnxModelInfo; loop: OnnxTokenLoop }> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(input.file);
-  } catch (error) {
-    throw new Error(`cannot read ${input.file}: ${(error as Error).message}`);
-  }
-  const info = readOnnxModel(bytes, input.file);
-  let session: ort.InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(bytes, {
-      ...(input.threads === undefined ? {} : { intraOpNumThreads: input.threads }),
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-    });
-  } catch (error) {
-    throw new Error(
-      `${input.file}: onnxruntime cannot load the model: ${(error as Error).message}`,
-    );
-  }
-  return { info, loop: new OnnxTokenLoop(session, info.spec, info.kind) };
-}
-
 async function main(): Promise<void> {
   const port = parentPort;
   if (!port) throw new Error('the ONNX generator worker must run in a worker thread');
   const post = (reply: WorkerReply, transfer: ArrayBuffer[] = []) =>
     port.postMessage(reply, transfer);
-  let opened: Awaited<ReturnType<typeof open>>;
+  let opened: OnnxSession;
   try {
-    opened = await open(workerData as WorkerInput);
+    const input = workerData as WorkerInput;
+    opened = await openOnnxSession(input.file, input.threads);
   } catch (error) {
     post({ type: 'failed', message: (error as Error).message });
     return;
   }
-  const { info, loop } = opened;
+  const { info } = opened;
+  const loop = new OnnxTokenLoop(opened.session, info.spec, info.kind);
   let queue = Promise.resolve();
   port.on('message', (r: GenerateRequest) => {
     queue = queue.then(async () => {

@@ -1,0 +1,37 @@
+// Opening an rnnkit .onnx file in onnxruntime-node: the bytes are read once, checked
+// (readOnnxModel) and handed to the session, and every failure becomes one Error naming the file.
+import { readFile } from 'node:fs/promises';
+import * as ort from 'onnxruntime-node';
+
+import { readOnnxModel, type OnnxModelInfo } from './format';
+
+export interface OnnxSession {
+  info: OnnxModelInfo;
+  session: ort.InferenceSession;
+}
+
+/**
+ * Reads and checks `file`, then opens an onnxruntime session on it with `threads` intra-op threads
+ * (undefined: onnxruntime's default). The session runs its nodes one after another: a recurrent
+ * graph is a chain, so inter-op parallelism would only add threads.
+ */
+export async function openOnnxSession(file: string, threads?: number): Promise<OnnxSession> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch (error) {
+    throw new Error(`cannot read ${file}: ${(error as Error).message}`);
+  }
+  const info = readOnnxModel(bytes, file);
+  try {
+    const session = await ort.InferenceSession.create(bytes, {
+      ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+    });
+    return { info, session };
+  } catch (error) {
+    throw new Error(`${file}: onnxruntime cannot load the model: ${(error as Error).message}`);
+  }
+}
