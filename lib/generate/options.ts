@@ -137,3 +137,20 @@ export function cutAtStop(text: string, stops: string[]): string {
   }
   return text.slice(0, end);
 }
+
+/**
+ * Length of the longest stop sequence that the generated tokens `gen` end with; 0 for none. The
+ * longest, because when "b" and "ab" both match the user produced all of "ab" (as the native loop
+ * decides).
+ */
+export function matchedStop(stops: Ragged | null, gen: Int32Array): number {
+  let best = 0;
+  if (!stops) return best;
+  for (let s = 0; s + 1 < stops.offsets.length; s++) {
+    const stop = stops.tokens.subarray(stops.offsets[s], stops.offsets[s + 1]);
+    if (stop.length <= best || stop.length > gen.length) continue;
+    const tail = gen.subarray(gen.length - stop.length);
+    if (stop.every((id, i) => id === tail[i])) best = stop.length;
+  }
+  return best;
+}
