@@ -1,0 +1,98 @@
+// The step-level backend that continuous batching drives: a model that advances any set of rows by
+// some tokens from their own state and gives the logits after each row's last token. Priming a
+// prompt and generating a token are the same call (a prompt chunk per row, or one token per row),
+// so the engine can let new rows join between steps. Backends run inside the engine's worker
+// thread; their calls are synchronous compute (native) or block it (onnxruntime).
+import type { Ragged } from '../generate/options';
+import { native, type LmWeights, type StackShape } from '../native';
+import { reuse } from '../nn/parameter';
+import { StateLayout, type RowStates } from './state';
+
+export interface StepBackend {
+  readonly vocabSize: number;
+  readonly layout: StateLayout;
+  /**
+   * Feeds row b the tokens seqs[b] (at least one) starting from row b of `state`; resolves with
+   * the logits after each row's last token [n, V] and the state there (new arrays, `state` is left
+   * as it was).
+   */
+  forward(seqs: Ragged, state: RowStates): Promise<{ logits: Float32Array; state: RowStates }>;
+}
+
+export function rowLengths(seqs: Ragged): Int32Array {
+  return seqs.offsets.subarray(1).map((end, b) => end - seqs.offsets[b]);
+}
+
+/** A LanguageModel's weights run with the native kernels: embedding, stack forward, decoder. */
+export class NativeStepBackend implements StepBackend {
+  readonly vocabSize: number;
+  readonly layout: StateLayout;
+  private ws: Float32Array | null = null;
+
+  constructor(private readonly w: LmWeights) {
+    this.vocabSize = w.V;
+    this.layout = new StateLayout(w.L, w.H, w.cell === 'lstm');
+  }
+
+  async forward(
+    seqs: Ragged,
+    state: RowStates,
+  ): Promise<{ logits: Float32Array; state: RowStates }> {
+    const { V, E, H, L } = this.w;
+    const n = state.n;
+    const lengths = rowLengths(seqs);
+    const T = lengths.reduce((a, b) => Math.max(a, b), 0);
+    // Time-major ids, padded with 0: the stack leaves a row's state alone past its length.
+    const ids = new Int32Array(T * n);
+    for (let b = 0; b < n; b++) {
+      for (let t = 0; t < lengths[b]; t++) ids[t * n + b] = seqs.tokens[seqs.offsets[b] + t];
+    }
+    const x = new Float32Array(T * n * E);
+    native.embeddingForward({ V, E }, this.w.embedding, ids, x);
+    const shape: StackShape = {
+      cell: this.w.cell,
+      T,
+      B: n,
+      I: E,
+      H,
+      L,
+      dropout: 0,
+      residual: this.w.residual,
+      training: false,
+      seed: 0,
+    };
+    this.ws = reuse(this.ws, native.stackWorkspaceSize(shape));
+    const y = new Float32Array(T * n * H);
+    const next = this.layout.zeros(n);
+    const ragged = lengths.some((len) => len !== T);
+    native.stackForward(
+      shape,
+      this.w.stack,
+      x,
+      ragged ? lengths : null,
+      state.h,
+      state.c,
+      y,
+      next.h,
+      next.c,
+      this.ws,
+    );
+    let last = y;
+    if (T > 1) {
+      last = new Float32Array(n * H);
+      for (let b = 0; b < n; b++) {
+        const at = ((lengths[b] - 1) * n + b) * H;
+        last.set(y.subarray(at, at + H), b * H);
+      }
+    }
+    const logits = new Float32Array(n * V);
+    native.linearForward(
+      { N: n, I: H, O: V },
+      last,
+      this.w.decoderWeight,
+      this.w.decoderBias,
+      logits,
+    );
+    return { logits, state: next };
+  }
+}

@@ -1,0 +1,396 @@
+// BatchingGenerator: concurrent generate/stream calls share one batch, stepped in a worker thread
+// (engine.ts). This side checks and encodes each call on its own (lib/onnx/token-loop.ts, over
+// lib/generate/options.ts), so a bad call is rejected before it reaches the batch; it queues
+// prompts for batch slots, enforces the queue limits, routes the worker's tokens to their calls
+// and decodes text.
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+
+import type { GenerateOptions, StreamOptions } from '../generate/options';
+import type { GeneratorInfo, TextGenerator } from '../generate/text-generator';
+import { LanguageModel, type LanguageModelSpec } from '../models/language-model';
+import type { NativeGenerateResult } from '../native';
+import { checkInt } from '../nn/parameter';
+import { generateText, streamText, type OnTokens, type TokenLoop } from '../onnx/token-loop';
+import { tokenizerFromJSON, type Tokenizer } from '../text';
+import {
+  FINISH_CANCELLED,
+  type FromWorker,
+  type RowRequest,
+  type ToWorker,
+  type WorkerInput,
+} from './protocol';
+
+export interface BatchingOptions {
+  /** Most prompts stepped together (default 64); more wait in the queue. */
+  maxBatch?: number;
+  /** Most prompts waiting for a batch slot (default 1024); beyond it calls get QueueFullError. */
+  maxQueue?: number;
+  /** Longest a prompt waits in the queue, in ms (default 30000); then QueueTimeoutError. */
+  maxWait?: number;
+  /** GEMM threads (native; process-wide) or onnxruntime intra-op threads (default: all cores). */
+  threads?: number;
+  /** Most prompt tokens a new prompt is fed per step (default 64), so long prompts do not stall the batch. */
+  primeChunk?: number;
+}
+
+/** The queue cannot take the call's prompts; try again later (HTTP 429). */
+export class QueueFullError extends Error {
+  override name = 'QueueFullError';
+}
+
+/** A prompt waited longer than maxWait for a batch slot (HTTP 503). */
+export class QueueTimeoutError extends Error {
+  override name = 'QueueTimeoutError';
+}
+
+/** One TokenLoop call: the prompts of a generate call (or the one of a stream). */
+interface Call {
+  maxTokens: number;
+  tokens: Int32Array;
+  lengths: Int32Array;
+  finish: Int32Array;
+  /** Rows not finished yet. */
+  open: number;
+  settled: boolean;
+  cancel: Int32Array;
+  onTokens?: OnTokens;
+  resolve: (r: NativeGenerateResult) => void;
+  reject: (e: Error) => void;
+}
+
+interface Row {
+  call: Call;
+  /** The row's index in its call. */
+  index: number;
+  request: RowRequest;
+  generated: number;
+  queuedAt: number;
+}
+
+type Resolved = Required<Omit<BatchingOptions, 'threads'>>;
+
+function resolveOptions(o: BatchingOptions): Resolved {
+  return {
+    maxBatch: checkInt('maxBatch', o.maxBatch ?? 64, 1, 65536),
+    maxQueue: checkInt('maxQueue', o.maxQueue ?? 1024, 0, 1 << 24),
+    maxWait: checkInt('maxWait', o.maxWait ?? 30_000, 1, 2 ** 31 - 1),
+    primeChunk: checkInt('primeChunk', o.primeChunk ?? 64, 1, 1 << 20),
+  };
+}
+
+function startWorker(input: WorkerInput): Worker {
+  return new Worker(path.join(__dirname, 'worker.js'), { workerData: input });
+}
+
+/** The worker's first message: ready, or the one error that kept it from loading. */
+function ready(worker: Worker, what: string): Promise<Extract<FromWorker, { type: 'ready' }>> {
+  return new Promise((resolve, reject) => {
+    const settle = (error: Error | null, m?: Extract<FromWorker, { type: 'ready' }>) => {
+      // Only these listeners go: the Worker's own internal ones must stay.
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+      if (m) resolve(m);
+      else reject(error);
+    };
+    const onMessage = (m: FromWorker) =>
+      m.type === 'ready'
+        ? settle(null, m)
+        : settle(new Error(m.type === 'failed' ? m.message : `${what}: unexpected '${m.type}'`));
+    const onError = (e: Error) =>
+      settle(new Error(`${what}: the engine worker failed: ${e.message}`));
+    const onExit = (code: number) =>
+      settle(new Error(`${what}: the engine worker exited while loading (code ${code})`));
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+  });
+}
+
+async function open(input: WorkerInput, what: string) {
+  const worker = startWorker(input);
+  try {
+    return { worker, ready: await ready(worker, what) };
+  } catch (error) {
+    await worker.terminate();
+    throw error;
+  }
+}
+
+export class BatchingGenerator implements TextGenerator {
+  private readonly options: Resolved;
+  private readonly queue: Row[] = [];
+  /** Rows in the worker's batch, by row id. */
+  private readonly rows = new Map<number, Row>();
+  private readonly calls = new Set<Call>();
+  private readonly observers = new Set<(batchSize: number) => void>();
+  private sweeper: NodeJS.Timeout | null = null;
+  private nextRow = 0;
+  private closed: Error | null = null;
+
+  private constructor(
+    private readonly worker: Worker,
+    readonly tokenizer: Tokenizer,
+    private readonly spec: LanguageModelSpec,
+    /** What computes the steps. */
+    readonly engine: 'native' | 'onnx',
+    options: Resolved,
+  ) {
+    this.options = options;
+    // An idle generator does not keep the process alive; one with calls in flight does.
+    worker.unref();
+    worker.on('message', (m: FromWorker) => this.route(m));
+    worker.on('error', (e) => this.fail(new Error(`the engine worker failed: ${e.message}`)));
+    worker.on('exit', (code) => this.fail(new Error(`the engine worker exited (code ${code})`)));
+  }
+
+  /** Batches a LanguageModel's generation with the native kernels (the weights are shared). */
+  static async fromModel(
+    model: LanguageModel,
+    options: BatchingOptions = {},
+  ): Promise<BatchingGenerator> {
+    if (!model.tokenizer) throw new Error('the model has no tokenizer; text generation needs one');
+    const o = resolveOptions(options);
+    const { worker } = await open(
+      {
+        kind: 'native',
+        spec: model.spec,
+        weights: model.nativeWeights(),
+        threads: threadsOption(options),
+        primeChunk: o.primeChunk,
+      },
+      'native model',
+    );
+    return new BatchingGenerator(worker, model.tokenizer, model.spec, 'native', o);
+  }
+
+  /** Batches generation from an .onnx file written by exportOnnx, in onnxruntime-node. */
+  static async fromOnnx(file: string, options: BatchingOptions = {}): Promise<BatchingGenerator> {
+    const o = resolveOptions(options);
+    const input: WorkerInput = {
+      kind: 'onnx',
+      file,
+      threads: threadsOption(options),
+      primeChunk: o.primeChunk,
+    };
+    const { worker, ready: r } = await open(input, file);
+    if (!r.tokenizer) {
+      await worker.terminate();
+      throw new Error(
+        `${file}: the model was exported without a tokenizer, so it cannot turn text into tokens`,
+      );
+    }
+    return new BatchingGenerator(worker, tokenizerFromJSON(r.tokenizer), r.spec, 'onnx', o);
+  }
+
+  /** An .onnx file through onnxruntime, anything else as a LanguageModel checkpoint. */
+  static async load(file: string, options: BatchingOptions = {}): Promise<BatchingGenerator> {
+    if (file.toLowerCase().endsWith('.onnx')) return BatchingGenerator.fromOnnx(file, options);
+    return BatchingGenerator.fromModel(await LanguageModel.load(file), options);
+  }
+
+  get info(): GeneratorInfo {
+    return { backend: 'batching', vocabSize: this.spec.vocabSize, spec: { ...this.spec } };
+  }
+
+  /** Prompts waiting for a batch slot, and prompts in the batch. */
+  get load(): { queued: number; active: number } {
+    return { queued: this.queue.length, active: this.rows.size };
+  }
+
+  get limits(): Readonly<Resolved> {
+    return this.options;
+  }
+
+  /** Calls `listener` with the batch size of every step; returns the unsubscribe function. */
+  observe(listener: (batchSize: number) => void): () => void {
+    this.observers.add(listener);
+    return () => this.observers.delete(listener);
+  }
+
+  /**
+   * Continues every prompt; the prompts join the shared batch as slots free up. Results equal
+   * LanguageModel.generate's for the same options (each prompt keeps its own random stream).
+   */
+  generate(options: GenerateOptions): Promise<string[]> {
+    // One loop call for all prompts: the batch, not the call, decides how many run at once.
+    return generateText(this.loop, this.tokenizer, options, 65536);
+  }
+
+  /** Streams the continuation of one prompt as text pieces. */
+  stream(options: StreamOptions): AsyncGenerator<string> {
+    return streamText(this.loop, this.tokenizer, options);
+  }
+
+  /** Stops the worker; calls in flight reject, later ones reject at once. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.fail(new Error('the generator was closed'));
+    await this.worker.terminate();
+  }
+
+  private readonly loop: TokenLoop = (prompts, options, stops, cancel, onTokens) => {
+    if (this.closed) return Promise.reject(this.closed);
+    const B = prompts.offsets.length - 1;
+    const free = this.options.maxBatch - this.rows.size;
+    const waiting = this.queue.length + B - Math.max(0, free);
+    if (waiting > this.options.maxQueue) {
+      return Promise.reject(
+        new QueueFullError(
+          `the queue is full: ${this.queue.length} prompts wait for ${this.options.maxBatch} ` +
+            `batch slots (maxQueue ${this.options.maxQueue}); this call adds ${B}`,
+        ),
+      );
+    }
+    const M = options.maxTokens;
+    const sampler = {
+      temperature: options.temperature,
+      topK: options.topK,
+      topP: options.topP,
+      repetitionPenalty: options.repetitionPenalty,
+      noRepeatNgramSize: options.noRepeatNgramSize,
+    };
+    return new Promise<NativeGenerateResult>((resolve, reject) => {
+      const call: Call = {
+        maxTokens: M,
+        tokens: new Int32Array(B * M).fill(-1),
+        lengths: new Int32Array(B),
+        finish: new Int32Array(B),
+        open: B,
+        settled: false,
+        cancel,
+        onTokens,
+        resolve,
+        reject,
+      };
+      if (this.calls.size === 0) this.worker.ref();
+      this.calls.add(call);
+      const now = performance.now();
+      for (let b = 0; b < B; b++) {
+        const request: RowRequest = {
+          id: this.nextRow++,
+          prompt: prompts.tokens.slice(prompts.offsets[b], prompts.offsets[b + 1]),
+          sampler,
+          maxTokens: M,
+          seed: options.seed,
+          rowIndex: options.rowOffset + b,
+          stops,
+          cancel,
+        };
+        this.queue.push({ call, index: b, request, generated: 0, queuedAt: now });
+      }
+      this.pump();
+    });
+  };
+
+  /** Sends queued rows to the worker while the batch has free slots. */
+  private pump(): void {
+    const free = this.options.maxBatch - this.rows.size;
+    if (free > 0 && this.queue.length > 0) {
+      const take = this.queue.splice(0, free);
+      for (const row of take) this.rows.set(row.request.id, row);
+      const message: ToWorker = { type: 'add', rows: take.map((r) => r.request) };
+      this.worker.postMessage(message);
+    }
+    // While rows wait, look every so often for cancelled and expired ones.
+    if (this.queue.length > 0 && !this.sweeper) {
+      this.sweeper = setInterval(() => this.sweep(), 20);
+    } else if (this.queue.length === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const row of [...this.queue]) {
+      if (row.call.settled) this.unqueue(row);
+      else if (Atomics.load(row.call.cancel, 0) !== 0) {
+        this.unqueue(row);
+        this.finishRow(row, 0, FINISH_CANCELLED);
+      } else if (now - row.queuedAt > this.options.maxWait) {
+        this.settle(
+          row.call,
+          new QueueTimeoutError(
+            `no batch slot came free within maxWait (${this.options.maxWait} ms); try again later`,
+          ),
+        );
+      }
+    }
+    this.pump();
+  }
+
+  private unqueue(row: Row): void {
+    const i = this.queue.indexOf(row);
+    if (i >= 0) this.queue.splice(i, 1);
+  }
+
+  private route(m: FromWorker): void {
+    if (m.type === 'step') {
+      if (m.rows.length > 0) for (const f of this.observers) f(m.rows.length);
+      m.rows.forEach((id, i) => {
+        const row = this.rows.get(id);
+        if (!row) return;
+        const step = row.generated++;
+        const call = row.call;
+        call.tokens[row.index * call.maxTokens + step] = m.tokens[i];
+        if (!call.settled)
+          call.onTokens?.(step, Int32Array.of(row.index), m.tokens.subarray(i, i + 1));
+      });
+      m.done.forEach((id, i) => {
+        const row = this.rows.get(id);
+        if (!row) return;
+        this.rows.delete(id);
+        this.finishRow(row, m.lengths[i], m.finish[i]);
+      });
+    } else if (m.type === 'error') {
+      for (const id of m.rows) {
+        const row = this.rows.get(id);
+        if (!row) continue;
+        this.rows.delete(id);
+        this.settle(row.call, new Error(m.message));
+      }
+    }
+    this.pump();
+  }
+
+  private finishRow(row: Row, length: number, finish: number): void {
+    const call = row.call;
+    call.lengths[row.index] = length;
+    call.finish[row.index] = finish;
+    const start = row.index * call.maxTokens;
+    call.tokens.fill(-1, start + length, start + call.maxTokens);
+    if (--call.open === 0) this.settle(call, null);
+  }
+
+  /** Resolves (error null) or rejects a call once; a rejected call's rows leave the batch. */
+  private settle(call: Call, error: Error | null): void {
+    if (call.settled) return;
+    call.settled = true;
+    this.calls.delete(call);
+    if (this.calls.size === 0) this.worker.unref();
+    if (error) {
+      Atomics.store(call.cancel, 0, 1);
+      for (const row of this.queue.filter((r) => r.call === call)) this.unqueue(row);
+      call.reject(error);
+    } else {
+      call.resolve({ tokens: call.tokens, lengths: call.lengths, finish: call.finish });
+    }
+  }
+
+  /** Rejects every call in flight and every later one with `error`. */
+  private fail(error: Error): void {
+    this.closed ??= error;
+    for (const call of [...this.calls]) this.settle(call, error);
+    this.queue.length = 0;
+    this.rows.clear();
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+}
+
+function threadsOption(o: BatchingOptions): number | undefined {
+  return o.threads === undefined ? undefined : checkInt('threads', o.threads, 1, 1024);
+}

@@ -1,0 +1,45 @@
+// The engine worker of a BatchingGenerator: it owns the step backend (native kernels or an
+// onnxruntime session, both of which hold the thread they run on) and the batching loop, so the
+// main thread only routes rows and tokens.
+import { parentPort, workerData } from 'node:worker_threads';
+
+import { native } from '../native';
+import { NativeStepBackend, type StepBackend } from './backend';
+import { StepEngine } from './engine';
+import type { FromWorker, ToWorker, WorkerInput } from './protocol';
+
+async function open(input: WorkerInput): Promise<{ backend: StepBackend; ready: FromWorker }> {
+  if (input.kind === 'native') {
+    if (input.threads !== undefined) native.setThreads(input.threads);
+    return {
+      backend: new NativeStepBackend(input.weights),
+      ready: { type: 'ready', spec: input.spec, tokenizer: null },
+    };
+  }
+  // Loaded only for ONNX models, so a native server never starts onnxruntime.
+  const { OnnxStepBackend } = require('./onnx-backend') as typeof import('./onnx-backend');
+  const backend = await OnnxStepBackend.open(input.file, input.threads);
+  return {
+    backend,
+    ready: { type: 'ready', spec: backend.model.spec, tokenizer: backend.model.tokenizer },
+  };
+}
+
+async function main(): Promise<void> {
+  const port = parentPort;
+  if (!port) throw new Error('the batching engine must run in a worker thread');
+  const input = workerData as WorkerInput;
+  const post = (m: FromWorker) => port.postMessage(m);
+  let opened: Awaited<ReturnType<typeof open>>;
+  try {
+    opened = await open(input);
+  } catch (error) {
+    post({ type: 'failed', message: (error as Error).message });
+    return;
+  }
+  const engine = new StepEngine(opened.backend, post, input.primeChunk);
+  port.on('message', (m: ToWorker) => engine.add(m.rows));
+  post(opened.ready);
+}
+
+void main();
