@@ -50,6 +50,9 @@ a markdown table; the full record goes to bench/results/latest.json.
 
 Build first: npm run build:native && npm run build.`;
 
+/** Not a system: the GEMM-ceiling measurement, scheduled like one. */
+const CEILING = 'GEMM ceiling';
+
 export const SYSTEMS = {
   rnnkit: 'rnnkit',
   torch: 'PyTorch',
@@ -174,6 +177,20 @@ async function findTorch(opts, ctx) {
   return { python: null, tried };
 }
 
+/**
+ * The kernel set OpenBLAS picked for this CPU (its DYNAMIC_ARCH detection, which
+ * OPENBLAS_CORETYPE overrides), as it reports it at load time with OPENBLAS_VERBOSE=2; null
+ * when the addon does not use OpenBLAS. An old OpenBLAS on a new CPU falls back to older kernels.
+ */
+function openblasCore() {
+  const native = path.join(root, 'dist', 'native.js');
+  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(native)})`], {
+    env: { ...process.env, OPENBLAS_VERBOSE: '2' },
+    encoding: 'utf8',
+  });
+  return /Core: (\S+)/.exec(`${r.stdout}${r.stderr}`)?.[1] ?? null;
+}
+
 function ortInstalled() {
   try {
     require.resolve('onnxruntime-node');
@@ -263,6 +280,7 @@ export async function main(argv = process.argv.slice(2)) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-bench-'));
   const ctx = { tmp, timeoutMs: (opts.quick ? 120 : 900) * 1000 };
   const notices = [];
+  let failed = false;
   const startedAt = new Date();
   const loadStart = os.loadavg();
 
@@ -293,7 +311,8 @@ export async function main(argv = process.argv.slice(2)) {
           { kind: 'export-onnx', workload: w, path: file, threads: opts.threads },
           { ...ctx, env: threadEnv(opts.threads) },
         );
-        if (r.status !== 'ok') notices.push(`torch.onnx.export failed: ${r.reason}`);
+        if (r.status !== 'ok') notices.push(`torch.onnx.export ${r.status}: ${r.reason}`);
+        if (r.status === 'error') failed = true;
         onnxModels.set(key, r);
       }
     }
@@ -306,11 +325,26 @@ export async function main(argv = process.argv.slice(2)) {
       if (!runsOf.has(key)) runsOf.set(key, []);
       runsOf.get(key).push(r);
     };
+    // The GEMM ceiling of a workload is measured right after rnnkit's run at the same thread
+    // count (the machine's load then is as close as it gets to the load the run saw), in a
+    // process of its own so that its buffers do not count in rnnkit's peak RSS.
+    const ceilingOfRun = new Map();
     const plan = [];
     for (const w of workloads) {
+      const distinct = new Map(gemmShapes(w).map((g) => [shapeKey(g), g]));
+      const shapes = [...distinct.values()].map(({ M, N, K, transA, transB }) => {
+        return { M, N, K, transA, transB };
+      });
       for (const threads of threadCandidates) {
         const task = { kind: 'workload', workload: w, threads, ...timing };
         plan.push({ w, threads, system: SYSTEMS.rnnkit, task });
+        const ceilingTiming = { reps: timing.reps, minRepMs: opts.quick ? 1 : 50 };
+        plan.push({
+          w,
+          threads,
+          system: CEILING,
+          task: { kind: 'ceiling', threads, shapes, ...ceilingTiming },
+        });
         if (torch.python) plan.push({ w, threads, system: SYSTEMS.torch, task });
         if (w.kind === 'generate' && haveOrt) {
           const exported = onnxModels.get(`${w.cell}-${w.E}-${w.H}-${w.L}-${w.V}`);
@@ -328,8 +362,10 @@ export async function main(argv = process.argv.slice(2)) {
         }
       }
     }
+    const rnnkitWorker = [process.execPath, path.join(here, 'rnnkit_worker.mjs')];
     const command = {
-      [SYSTEMS.rnnkit]: [process.execPath, path.join(here, 'rnnkit_worker.mjs')],
+      [SYSTEMS.rnnkit]: rnnkitWorker,
+      [CEILING]: rnnkitWorker,
       [SYSTEMS.torch]: [torch.python, path.join(here, 'torch_ref.py')],
       [SYSTEMS.ortTorch]: [process.execPath, path.join(here, 'ort_worker.mjs')],
     };
@@ -350,56 +386,43 @@ export async function main(argv = process.argv.slice(2)) {
       const list = tasks.length === 1 ? [r] : Array.isArray(r) ? r : tasks.map(() => r);
       job.items.forEach(({ w, system, threads }, k) => {
         const one = { ...list[k], threads };
-        record(w, system, one);
-        const what =
-          one.status === 'ok'
-            ? `${fmt((tokensPerIteration(w) * 1000) / one.msPerIteration)} tokens/s`
-            : `${one.status}: ${String(one.reason).split('\n')[0]}`;
-        log(
-          `[${++done}/${plan.length}] ${w.id} ${system} ${threads}t: ${what} (${fmt(r.wallSeconds, 1)} s)`,
-        );
+        let what;
+        if (system === CEILING) {
+          if (one.status === 'ok') {
+            const byKey = Object.fromEntries(one.shapes.map((g) => [shapeKey(g), g.gflops]));
+            const builtinByKey = one.shapes.every((g) => g.builtinGflops > 0)
+              ? Object.fromEntries(one.shapes.map((g) => [shapeKey(g), g.builtinGflops]))
+              : null;
+            ceilingOfRun.set(`${w.id}\u0000${threads}`, {
+              byKey,
+              builtinByKey,
+              shapes: one.shapes,
+            });
+            what = `GEMM ceiling ${fmt(ceilingOf(w, byKey).gflops, 1)} GFLOP/s`;
+          } else {
+            failed = true;
+            notices.push(`GEMM ceiling of ${w.id} at ${threads} thread(s) failed: ${one.reason}`);
+            what = `GEMM ceiling ${one.status}`;
+          }
+        } else {
+          record(w, system, one);
+          what =
+            one.status === 'ok'
+              ? `${fmt((tokensPerIteration(w) * 1000) / one.msPerIteration)} tokens/s`
+              : `${one.status}: ${String(one.reason).split('\n')[0]}`;
+        }
+        const took = tasks.length === 1 ? ` (${fmt(r.wallSeconds, 1)} s)` : '';
+        log(`[${++done}/${plan.length}] ${w.id} ${system} ${threads}t: ${what}${took}`);
       });
     }
     for (const w of workloads.filter((x) => x.kind === 'generate')) {
       record(w, SYSTEMS.ortRnnkit, exportRnnkitOnnx(rnnkit));
     }
 
-    // The GEMM ceiling: every distinct shape, at every thread count.
-    const shapes = new Map();
-    for (const w of workloads) for (const s of gemmShapes(w)) shapes.set(shapeKey(s), s);
-    const ceilingByThreads = {};
-    for (const threads of threadCandidates) {
-      log(`measuring the GEMM ceiling at ${shapes.size} shapes, ${threads} thread(s) ...`);
-      const r = await runChild(
-        process.execPath,
-        [path.join(here, 'rnnkit_worker.mjs')],
-        {
-          kind: 'ceiling',
-          threads,
-          shapes: [...shapes.values()].map(({ M, N, K, transA, transB }) => ({
-            M,
-            N,
-            K,
-            transA,
-            transB,
-          })),
-          reps: timing.reps,
-          minRepMs: opts.quick ? 1 : 100,
-        },
-        { ...ctx, env: threadEnv(threads) },
-      );
-      if (r.status !== 'ok') {
-        notices.push(`GEMM ceiling at ${threads} thread(s) failed: ${r.reason}`);
-        continue;
-      }
-      ceilingByThreads[threads] = Object.fromEntries(r.shapes.map((s) => [shapeKey(s), s.gflops]));
-    }
-
     // Rows: the best run of each system, with throughput, memory, ratio and GFLOP/s.
     const results = [];
     const rows = [];
     const ceilingRows = [];
-    let failed = false;
     for (const w of workloads) {
       const tokens = tokensPerIteration(w);
       const flops = flopsPerToken(w);
@@ -410,21 +433,34 @@ export async function main(argv = process.argv.slice(2)) {
         flopsPerToken: flops,
         systems: {},
       };
-      const ceilings = Object.fromEntries(
-        Object.entries(ceilingByThreads).map(([t, g]) => [t, ceilingOf(w, g)]),
-      );
+      const rnnkitBest = best(runsOf.get(`${w.id}\u0000${SYSTEMS.rnnkit}`) ?? []);
+      const ceilings = {};
+      for (const t of threadCandidates) {
+        const m = ceilingOfRun.get(`${w.id}\u0000${t}`);
+        if (!m) continue;
+        const builtin = m.builtinByKey ? ceilingOf(w, m.builtinByKey) : null;
+        ceilings[t] = {
+          ...ceilingOf(w, m.byKey),
+          builtinGflops: builtin?.gflops,
+          shapes: m.shapes,
+        };
+      }
       entry.gemmCeiling = ceilings;
-      const c = ceilings[opts.threads] ?? Object.values(ceilings)[0];
+      // The ceiling table shows the thread count rnnkit ran best at.
+      const ct = rnnkitBest?.status === 'ok' ? rnnkitBest.threads : opts.threads;
+      const c = ceilings[ct];
       if (c) {
+        const d = c.dominant;
         ceilingRows.push([
           w.id,
+          ct,
           fmt(c.gflops, 1),
-          `${c.dominant.what} ${c.dominant.key} (${fmt((100 * c.dominant.flops) / c.flops)}% of FLOPs)`,
-          fmt(c.dominant.gflops, 1),
+          fmt(c.builtinGflops, 1),
+          `${d.key}: ${d.uses[0]}${d.uses.length > 1 ? ` +${d.uses.length - 1} more` : ''} (${fmt((100 * d.flops) / c.flops)}% of FLOPs)`,
+          fmt(d.gflops, 1),
           fmt(c.gemmSeconds * 1000, 2),
         ]);
       }
-      const rnnkitBest = best(runsOf.get(`${w.id}\u0000${SYSTEMS.rnnkit}`) ?? []);
       const rnnkitRate =
         rnnkitBest?.status === 'ok' ? (tokens * 1000) / rnnkitBest.msPerIteration : NaN;
       for (const system of Object.values(SYSTEMS)) {
@@ -474,16 +510,18 @@ export async function main(argv = process.argv.slice(2)) {
 
     const info = rnnkit.info();
     // An exported tree (git archive) has no .git: its runner names the commit in the environment.
-    const head = git(['rev-parse', 'HEAD']) ?? process.env.RNNKIT_BENCH_COMMIT ?? null;
+    const head = git(['rev-parse', 'HEAD']);
     const dirty = git(['status', '--porcelain', '--untracked-files=no']);
     const meta = {
       date: startedAt.toISOString(),
-      commit: head,
+      commit: head ?? process.env.RNNKIT_BENCH_COMMIT ?? null,
       dirty: dirty ? dirty.split('\n') : [],
       built: { addon: mtime('build/Release/rnnkit.node'), dist: mtime('dist/index.js') },
       options: { quick: opts.quick, only: opts.only, threads: opts.threads, reps: timing.reps },
       threadCandidates,
       gemm: info.gemm,
+      openblasCore: info.gemm === 'openblas' ? openblasCore() : null,
+      openblasCoretypeEnv: process.env.OPENBLAS_CORETYPE ?? null,
       rnnkitInfo: info,
       node: process.version,
       python: torch.python,
@@ -506,16 +544,16 @@ export async function main(argv = process.argv.slice(2)) {
         'time-weighted: the workload FLOPs divided by the time its textbook GEMMs (gemmShapes) take ' +
         "at the standalone GFLOP/s of rnnkit's native gemm at each shape, same thread count",
     };
-    const record_ = { meta, notices, workloads: results, gemm: ceilingByThreads };
+    const record_ = { meta, notices, workloads: results };
     fs.mkdirSync(path.dirname(opts.json), { recursive: true });
     fs.writeFileSync(opts.json, JSON.stringify(record_, null, 2) + '\n');
 
     const commit = head
       ? `${head.slice(0, 10)}${meta.dirty.length ? ' (+ uncommitted changes)' : ''}`
-      : 'unknown';
+      : (meta.commit ?? 'unknown');
     console.log(
       `## rnnkit benchmark${opts.quick ? ' (--quick: smoke test, numbers mean nothing)' : ''}\n\n` +
-        `${meta.date}, commit ${commit}; GEMM ${info.gemm}; threads ${threadCandidates.join(' and ')} ` +
+        `${meta.date}, commit ${commit}; GEMM ${info.gemm}${meta.openblasCore ? ` (OpenBLAS kernels: ${meta.openblasCore})` : ''}; threads ${threadCandidates.join(' and ')} ` +
         `(best kept); median of ${timing.reps}; ${meta.host.cpu}, ${meta.host.cores} cores, ` +
         `load ${loadStart.map((x) => x.toFixed(1)).join(' ')}; PyTorch ${torch.info?.torch ?? 'n/a'}\n`,
     );
@@ -537,14 +575,18 @@ export async function main(argv = process.argv.slice(2)) {
     );
     if (ceilingRows.length) {
       console.log(
-        `\nGEMM ceiling (${opts.threads} thread(s); time-weighted over each workload's shapes):\n`,
+        `\nGEMM ceiling: ${info.gemm} sgemm at each workload's own GEMM shapes, time-weighted ` +
+          `(FLOPs / time those GEMMs alone take), at the thread count rnnkit ran best with; ` +
+          `beside it the built-in GEMM (single-threaded) at the same shapes:\n`,
       );
       console.log(
         markdownTable(
           [
             'workload',
-            'ceiling GFLOP/s',
-            'dominant GEMM (op M×N×K)',
+            'threads',
+            `${info.gemm} GFLOP/s`,
+            'built-in GFLOP/s',
+            'dominant GEMM (op M×N×K: use)',
             'its GFLOP/s',
             'ideal GEMM ms/iter',
           ],

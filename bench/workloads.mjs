@@ -125,21 +125,26 @@ export function shapeKey(s) {
 /**
  * The GEMM ceiling of a workload from measured GFLOP/s per shape: the time the workload's GEMMs
  * would take at the standalone BLAS speed of each shape, and the FLOP rate that implies
- * ("time-weighted": total FLOPs over the summed ideal GEMM time). Also reports the dominant shape
- * (most FLOPs) and its own rate, for readers who prefer that simpler definition.
+ * ("time-weighted": total FLOPs over the summed ideal GEMM time). Also reports the dominant
+ * GEMM problem (the shape with the most FLOPs, summed over the purposes that share it) and its
+ * own rate, for readers who prefer that simpler definition.
  */
 export function ceilingOf(w, gflopsByKey) {
   let flops = 0;
   let seconds = 0;
-  let dominant = null;
+  const byKey = new Map();
   for (const s of gemmShapes(w)) {
+    const key = shapeKey(s);
     const f = 2 * s.M * s.N * s.K * s.count;
-    const rate = gflopsByKey[shapeKey(s)];
+    const rate = gflopsByKey[key];
     if (!(rate > 0)) return null;
     flops += f;
     seconds += f / (rate * 1e9);
-    if (!dominant || f > dominant.flops)
-      dominant = { ...s, key: shapeKey(s), flops: f, gflops: rate };
+    const d = byKey.get(key) ?? { key, uses: [], flops: 0, gflops: rate };
+    d.uses.push(s.what);
+    d.flops += f;
+    byKey.set(key, d);
   }
+  const dominant = [...byKey.values()].reduce((a, b) => (b.flops > a.flops ? b : a));
   return { gflops: flops / seconds / 1e9, gemmSeconds: seconds, flops, dominant };
 }

@@ -1,0 +1,104 @@
+// rnnkit's side of each workload, shared by the measuring worker (bench/rnnkit_worker.mjs) and the
+// profiling driver (bench/profile.mjs): builds the model and inputs and returns one iteration.
+import { createRequire } from 'node:module';
+import { Unavailable, randomTokens } from './common.mjs';
+
+const require = createRequire(import.meta.url);
+
+/** 64 printable characters: with the tokenizer's <unk> the vocabulary has BENCH.md's 65 ids. */
+const ALPHABET = ' !"#$%&\'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_';
+
+/** The built package (../dist) and its native addon, with the GEMM thread count set. */
+export function loadRnnkit(threads) {
+  const rnnkit = require('../dist/index.js');
+  const { native } = require('../dist/native.js');
+  rnnkit.setThreads(threads);
+  return { rnnkit, native };
+}
+
+/**
+ * Sets up workload `w` and returns { iteration, finish }: `iteration()` (sync, or async for
+ * generate) is what one timed iteration runs; `finish()` checks the work was real (finite loss,
+ * every token generated) and returns what the result record should add. The iterations are
+ * exactly BENCH.md's: train = zeroGrad, lossAndGradients, clipGradNorm(5), Adam step;
+ * forward = lossSum; generate = model.generate of `steps` tokens for `B` one-character prompts.
+ */
+export function prepareWorkload(rnnkit, native, w) {
+  const tokenizer = w.kind === 'generate' ? new rnnkit.CharTokenizer([...ALPHABET]) : undefined;
+  if (tokenizer && tokenizer.size !== w.V) {
+    throw new Error(`bench tokenizer has ${tokenizer.size} ids, the workload needs ${w.V}`);
+  }
+  const model = new rnnkit.LanguageModel({
+    vocabSize: w.V,
+    embeddingSize: w.E,
+    hiddenSize: w.H,
+    numLayers: w.L,
+    cell: w.cell,
+    seed: 1,
+    tokenizer,
+  });
+
+  if (w.kind === 'generate') {
+    if (typeof native.lmGenerate !== 'function') {
+      throw new Unavailable('the native generation loop (native.lmGenerate) is not built yet');
+    }
+    const prompts = Array.from({ length: w.B }, (_, b) => ALPHABET[(7 * b) % ALPHABET.length]);
+    let seed = 1234;
+    let produced = 0;
+    return {
+      iteration: async () => {
+        const out = await model.generate({
+          prompts,
+          maxTokens: w.steps,
+          temperature: 1,
+          seed: seed++,
+        });
+        produced = out.reduce((n, s) => n + [...s].length, 0);
+      },
+      finish: () => {
+        if (produced !== w.B * w.steps) {
+          throw new Error(`generate produced ${produced} tokens, expected ${w.B * w.steps}`);
+        }
+        return {};
+      },
+    };
+  }
+
+  const n = w.T * w.B;
+  const inputs = randomTokens(n, w.V, 11);
+  const targets = randomTokens(n, w.V, 12);
+  if (w.kind === 'forward') {
+    let sum = NaN;
+    return {
+      iteration: () => {
+        sum = model.lossSum(inputs, targets, w.T, w.B).sum;
+      },
+      finish: () => ({ loss: checkLoss(sum / n) }),
+    };
+  }
+
+  const params = model.parameters();
+  const adam = new rnnkit.Adam(params, { lr: 1e-3 });
+  const losses = [];
+  return {
+    iteration: () => {
+      model.zeroGrad();
+      const { loss } = model.lossAndGradients(inputs, targets, w.T, w.B);
+      rnnkit.clipGradNorm(params, 5);
+      adam.step();
+      losses.push(loss);
+    },
+    finish: () => {
+      losses.forEach(checkLoss);
+      return { firstLoss: losses[0], lastLoss: losses[losses.length - 1] };
+    },
+  };
+}
+
+/** A fresh character LM starts near ln(65) = 4.17 nats; NaN or nonsense means a broken kernel. */
+function checkLoss(loss) {
+  if (!(Number.isFinite(loss) && loss > 0 && loss < 50)) {
+    throw new Error(`implausible loss ${loss}: the benchmark refuses to time a broken computation`);
+  }
+  return loss;
+}
