@@ -415,12 +415,6 @@ export class Seq2Seq extends Module {
     };
   }
 
-  /** Checks beam and n-best sizes: 1 <= nBest <= beam <= target vocabulary. */
-  static checkBeam(beam: number, nBest: number, vocab: number): void {
-    checkInt('beam', beam, 1, vocab);
-    checkInt('nBest', nBest, 1, beam);
-  }
-
   /**
    * Native beam search (beam 1: greedy) over an already padded source batch; token-level results.
    */
@@ -428,7 +422,6 @@ export class Seq2Seq extends Module {
     batch: SourceBatch,
     o: { beam: number; nBest: number; maxLength: number; lengthPenalty: number },
   ) {
-    Seq2Seq.checkBeam(o.beam, o.nBest, this.spec.targetVocab);
     const { states, initial } = this.encode(batch, false);
     const d = this.nativeDecoder();
     // Copies: the encoder's buffers are reused by the next encode, which may run while the

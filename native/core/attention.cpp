@@ -6,7 +6,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <vector>
 
 #include "gemm.h"
 #include "recurrent_cells.h"
@@ -148,7 +147,8 @@ void attention_scores_forward(const AttentionShape& s, const float* params, cons
 
 void attention_scores_backward(const AttentionShape& s, const float* params, const float* q,
                                const float* keys, const int32_t* lengths, const float* qproj,
-                               const float* dscores, float* dq, float* dkeys, float* dparams) {
+                               const float* dscores, float* dq, float* dkeys, float* dparams,
+                               float* dqproj) {
   const int K = attention_key_size(s), B = s.B;
   if (s.kind != AttentionKind::Additive) {
     for (int b = 0; b < B; ++b) {
@@ -163,7 +163,7 @@ void attention_scores_backward(const AttentionShape& s, const float* params, con
   const ScoreWeights w = score_weights(s, params);
   float* dv = grad_at(params, w.v, dparams);
   // d(score) / d(W_q q) for every (t, b), then one GEMM each for dq and dW_q.
-  std::vector<float> dqproj(static_cast<size_t>(s.T) * B * s.A, 0.0f);
+  std::memset(dqproj, 0, sizeof(float) * s.T * B * s.A);
   for (int t = 0; t < s.T; ++t)
     for (int b = 0; b < B; ++b) {
       const size_t tb = static_cast<size_t>(t) * B + b;
@@ -171,11 +171,11 @@ void attention_scores_backward(const AttentionShape& s, const float* params, con
       for (int j = 0; j < lengths[b]; ++j) {
         const size_t jb = static_cast<size_t>(j) * B + b;
         additive_score_backward(ds[j], w.v, qproj + tb * s.A, keys + jb * s.A, s.A, dv,
-                                dqproj.data() + tb * s.A, dkeys + jb * s.A);
+                                dqproj + tb * s.A, dkeys + jb * s.A);
       }
     }
-  gemm(false, false, s.T * B, s.Hd, s.A, 1.0f, dqproj.data(), s.A, w.Wq, s.Hd, 1.0f, dq, s.Hd);
-  gemm(true, false, s.A, s.Hd, s.T * B, 1.0f, dqproj.data(), s.A, q, s.Hd, 1.0f,
+  gemm(false, false, s.T * B, s.Hd, s.A, 1.0f, dqproj, s.A, w.Wq, s.Hd, 1.0f, dq, s.Hd);
+  gemm(true, false, s.A, s.Hd, s.T * B, 1.0f, dqproj, s.A, q, s.Hd, 1.0f,
        grad_at(params, w.Wq, dparams), s.Hd);
 }
 
@@ -253,19 +253,16 @@ namespace {
 
 // The workspace: keys, qproj and ctx are kept from forward for backward; the rest is backward's.
 struct LuongWorkspace {
-  float *keys, *qproj, *ctx, *dctx, *dalign, *dkeys;
+  float *keys, *qproj, *ctx, *dctx, *dalign, *dkeys, *dqproj;
   size_t total;
   LuongWorkspace(const AttentionShape& s, float* ws) {
     const size_t TB = static_cast<size_t>(s.T) * s.B, SB = static_cast<size_t>(s.S) * s.B;
-    const size_t sizes[] = {SB * attention_key_size(s),
-                            s.kind == AttentionKind::Additive ? TB * s.A : 0,
-                            TB * s.He,
-                            TB * s.He,
-                            TB * s.S,
-                            SB * attention_key_size(s)};
-    float** slots[] = {&keys, &qproj, &ctx, &dctx, &dalign, &dkeys};
+    const size_t additive = s.kind == AttentionKind::Additive ? TB * s.A : 0;
+    const size_t K = attention_key_size(s);
+    const size_t sizes[] = {SB * K, additive, TB * s.He, TB * s.He, TB * s.S, SB * K, additive};
+    float** slots[] = {&keys, &qproj, &ctx, &dctx, &dalign, &dkeys, &dqproj};
     total = 0;
-    for (int i = 0; i < 6; ++i) {
+    for (int i = 0; i < 7; ++i) {
       *slots[i] = ws ? ws + total : nullptr;
       total += sizes[i];
     }
@@ -304,7 +301,8 @@ void luong_attention_backward(const AttentionShape& s, const float* params, cons
                              dparams + wc);
   attention_context_backward(s.T, s.B, s.S, s.He, align, enc, w.dctx, w.dalign, denc);
   masked_softmax_backward(s.T, s.B, s.S, lengths, align, w.dalign);
-  attention_scores_backward(s, params, q, w.keys, lengths, w.qproj, w.dalign, dq, w.dkeys, dparams);
+  attention_scores_backward(s, params, q, w.keys, lengths, w.qproj, w.dalign, dq, w.dkeys, dparams,
+                            w.dqproj);
   attention_keys_backward(s, params, enc, w.dkeys, denc, dparams);
 }
 

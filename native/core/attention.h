@@ -54,10 +54,11 @@ void attention_scores_forward(const AttentionShape& s, const float* params, cons
                               const float* keys, const int32_t* lengths, float* qproj,
                               float* scores);
 // From dscores [T, B, S] (entries s >= lengths[b] ignored): ADDS into dq, dkeys and dparams.
-// qproj as forward wrote it.
+// qproj as forward wrote it; dqproj [T, B, A]: Additive's scratch, null for the other kinds.
 void attention_scores_backward(const AttentionShape& s, const float* params, const float* q,
                                const float* keys, const int32_t* lengths, const float* qproj,
-                               const float* dscores, float* dq, float* dkeys, float* dparams);
+                               const float* dscores, float* dq, float* dkeys, float* dparams,
+                               float* dqproj);
 
 // In place over x [T, B, S]: softmax of each row over s < lengths[b], exact zeros beyond.
 void masked_softmax_forward(int T, int B, int S, const int32_t* lengths, float* x);
@@ -81,7 +82,8 @@ void attention_combine_backward(int N, int He, int Hd, const float* Wc, const fl
                                 float* dq, float* dWc);
 
 // The whole Luong attention layer: keys, scores, masked softmax, context and combine, for all T
-// decoder steps in one call. ws holds what backward needs (keys, qproj, ctx) followed by scratch.
+// decoder steps in one call. ws holds what backward needs (keys, qproj, ctx) followed by backward's
+// scratch, so a training step allocates nothing.
 size_t luong_attention_workspace_size(const AttentionShape& s);
 void luong_attention_forward(const AttentionShape& s, const float* params, const float* q,
                              const float* enc, const int32_t* lengths, float* ws, float* align,

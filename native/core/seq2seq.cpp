@@ -92,7 +92,7 @@ void seq2seq_beam_search(const Seq2SeqDecoderWeights& w, int S, int B, const flo
       if (lstm && c0) std::memcpy(&c[to], c0 + from, sizeof(float) * H);
     }
   }
-  attention_keys_forward({w.kind, 1, S, R, H, He, w.A}, w.attention, enc_r.data(), keys.data());
+  attention_keys_forward(as, w.attention, enc_r.data(), keys.data());
   const float* Wc = w.attention + attention_combine_offset(as);
 
   std::vector<float> hT(h.size()), cT(c.size()), emb(static_cast<size_t>(R) * w.E);
