@@ -1,4 +1,8 @@
 {
+  "variables": {
+    "rnnkit_openblas": "<!(node scripts/find-openblas.js --gyp)",
+    "rnnkit_openblas_include": "<!(node scripts/find-openblas.js --include)"
+  },
   "targets": [
     {
       "target_name": "rnnkit",
@@ -14,10 +18,10 @@
       "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-ffp-contract=fast", "-fno-math-errno", "-march=native"],
       "conditions": [
         [
-          "<!(node scripts/find-openblas.js --gyp)=='1'",
+          "rnnkit_openblas==1",
           {
             "defines": ["RNNKIT_HAVE_OPENBLAS=1"],
-            "include_dirs": ["<!(node scripts/find-openblas.js --include)"],
+            "include_dirs": ["<(rnnkit_openblas_include)"],
             "libraries": ["-lopenblas", "-lpthread"]
           }
         ]
