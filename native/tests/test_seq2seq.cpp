@@ -26,11 +26,11 @@ struct Model {
   std::vector<float> enc, h0, c0;
   std::vector<int32_t> lengths{5, 2, 4};
 
-  Model(CellType cell, AttentionKind kind, uint64_t seed) {
+  Model(CellType cell, AttentionKind kind, uint64_t seed, bool feeding = false) {
     const int he = kind == AttentionKind::Dot ? H : He;
     const AttentionShape as{kind, 1, S, B, H, he, A};
     embedding.resize(V * E);
-    stack.resize(stack_param_count(cell, E, H, L));
+    stack.resize(stack_param_count(cell, E + (feeding ? H : 0), H, L));
     attention.resize(attention_param_count(as));
     out_weight.resize(V * H);
     out_bias.resize(V);
@@ -48,6 +48,7 @@ struct Model {
     check::fill_uniform(c0, seed + 7);
     w = {cell,
          kind,
+         feeding,
          V,
          E,
          H,
@@ -83,10 +84,11 @@ struct Model {
     source(b, e, h, c);
     const int n = lengths[b];
     const bool lstm = w.cell == CellType::Lstm;
-    const StackShape ss{w.cell, 1, 1, E, H, L, 0.0f, false, false, 0};
+    const int I = E + (w.input_feeding ? H : 0);
+    const StackShape ss{w.cell, 1, 1, I, H, L, 0.0f, false, false, 0};
     const AttentionShape as{w.kind, 1, n, 1, H, w.He, A};
     std::vector<float> ws(stack_workspace_size(ss)), aws(luong_attention_workspace_size(as));
-    std::vector<float> x(E), y(H), hT(h.size()), cT(c.size()), a(n), out(H), row(V);
+    std::vector<float> x(I, 0.0f), y(H), hT(h.size()), cT(c.size()), a(n), out(H), row(V);
     logp.clear();
     align.clear();
     int32_t id = kBos;
@@ -98,6 +100,7 @@ struct Model {
       c = cT;
       luong_attention_forward(as, w.attention, y.data(), e.data(), &n, aws.data(), a.data(),
                               out.data());
+      if (w.input_feeding) std::copy(out.begin(), out.end(), x.begin() + E);
       linear_forward(1, H, V, out.data(), w.out_weight, w.out_bias, row.data());
       double m = -INFINITY, sum = 0;
       for (float v : row) m = std::fmax(m, v);
@@ -138,7 +141,7 @@ const AttentionKind kKinds[] = {AttentionKind::Dot, AttentionKind::General,
 
 std::string name(const Model& m, const char* what) {
   return std::string(what) + (m.w.cell == CellType::Lstm ? " lstm " : " gru ") +
-         std::to_string(static_cast<int>(m.w.kind));
+         std::to_string(static_cast<int>(m.w.kind)) + (m.w.input_feeding ? " feeding" : "");
 }
 
 }  // namespace
@@ -146,39 +149,40 @@ std::string name(const Model& m, const char* what) {
 TEST(greedy_matches_one_source_at_a_time) {
   uint64_t seed = 10;
   for (CellType cell : kCells)
-    for (AttentionKind kind : kKinds) {
-      Model m(cell, kind, seed += 10);
-      const int T = 8;
-      Result r = decode(m, 1, 1, T, 0.0f);
-      for (int b = 0; b < B; ++b) {
-        // The greedy reference: extend by the argmax until it is the end token or T tokens.
-        std::vector<int32_t> want;
-        std::vector<float> logp, align;
-        double total = 0;
-        for (int t = 0; t < T; ++t) {
+    for (AttentionKind kind : kKinds)
+      for (bool feeding : {false, true}) {
+        Model m(cell, kind, seed += 10, feeding);
+        const int T = 8;
+        Result r = decode(m, 1, 1, T, 0.0f);
+        for (int b = 0; b < B; ++b) {
+          // The greedy reference: extend by the argmax until it is the end token or T tokens.
+          std::vector<int32_t> want;
+          std::vector<float> logp, align;
+          double total = 0;
+          for (int t = 0; t < T; ++t) {
+            m.teacher_forced(b, want, logp, align);
+            const float* row = &logp[want.size() * V];
+            int best = 0;
+            for (int v = 1; v < V; ++v)
+              if (row[v] > row[best]) best = v;
+            total += row[best];
+            if (best == kEos) break;
+            want.push_back(best);
+          }
+          std::vector<int32_t> got = r.hyp(b, 0);
+          CHECK(got == want);
+          const float score = static_cast<float>(total);
+          check::close(&r.scores[b], &score, 1, 1e-5, 1e-5, name(m, "greedy score"));
           m.teacher_forced(b, want, logp, align);
-          const float* row = &logp[want.size() * V];
-          int best = 0;
-          for (int v = 1; v < V; ++v)
-            if (row[v] > row[best]) best = v;
-          total += row[best];
-          if (best == kEos) break;
-          want.push_back(best);
+          for (size_t t = 0; t < got.size(); ++t)
+            check::close(&r.align[(b * T + t) * S], &align[t * m.lengths[b]], m.lengths[b], 1e-5,
+                         1e-6, name(m, "greedy align"));
+          for (int t = 0; t < T; ++t)
+            for (int s = t < static_cast<int>(got.size()) ? m.lengths[b] : 0; s < S; ++s)
+              CHECK(r.align[(b * T + t) * S + s] == 0.0f);
+          for (int t = static_cast<int>(got.size()); t < T; ++t) CHECK(r.tokens[b * T + t] == -1);
         }
-        std::vector<int32_t> got = r.hyp(b, 0);
-        CHECK(got == want);
-        const float score = static_cast<float>(total);
-        check::close(&r.scores[b], &score, 1, 1e-5, 1e-5, name(m, "greedy score"));
-        m.teacher_forced(b, want, logp, align);
-        for (size_t t = 0; t < got.size(); ++t)
-          check::close(&r.align[(b * T + t) * S], &align[t * m.lengths[b]], m.lengths[b], 1e-5,
-                       1e-6, name(m, "greedy align"));
-        for (int t = 0; t < T; ++t)
-          for (int s = t < static_cast<int>(got.size()) ? m.lengths[b] : 0; s < S; ++s)
-            CHECK(r.align[(b * T + t) * S + s] == 0.0f);
-        for (int t = static_cast<int>(got.size()); t < T; ++t) CHECK(r.tokens[b * T + t] == -1);
       }
-    }
 }
 
 TEST(beam_scores_are_rescored_log_probabilities) {
@@ -187,7 +191,7 @@ TEST(beam_scores_are_rescored_log_probabilities) {
   for (CellType cell : kCells)
     for (AttentionKind kind : kKinds)
       for (float alpha : {0.0f, 0.6f}) {
-        Model m(cell, kind, seed += 10);
+        Model m(cell, kind, seed += 10, alpha > 0);
         const int T = 6, K = 4, N = 3;
         Result r = decode(m, K, N, T, alpha);
         for (int b = 0; b < B; ++b) {
@@ -243,6 +247,104 @@ TEST(beam_results_do_not_depend_on_the_batch) {
                    "alone align");
     }
   }
+}
+
+namespace {
+
+// A feeding-decoder case: x [T, B, E], and the Model's enc, lengths, h0, c0 and weights.
+struct Feeding {
+  Model m;
+  FeedingShape f;
+  std::vector<float> x;
+  Feeding(CellType cell, AttentionKind kind, uint64_t seed) : m(cell, kind, seed, true) {
+    f = {cell, kind, 4, S, B, E, H, L, m.w.He, A, 0.0f, true, 0};
+    x.resize(size_t(f.T) * B * E);
+    check::fill_uniform(x, seed + 50);
+  }
+  void forward(std::vector<float>& out, std::vector<float>& align, std::vector<float>& ws) {
+    out.assign(size_t(f.T) * B * H, NAN);
+    align.assign(size_t(f.T) * B * S, NAN);
+    ws.assign(feeding_workspace_size(f), NAN);
+    feeding_decoder_forward(f, m.stack.data(), m.attention.data(), x.data(), m.enc.data(),
+                            m.lengths.data(), m.h0.data(), m.c0.empty() ? nullptr : m.c0.data(),
+                            ws.data(), out.data(), align.data());
+  }
+};
+
+}  // namespace
+
+// Each row against one step at a time over that row alone, feeding its output back by hand.
+TEST(feeding_decoder_matches_a_step_loop_per_row) {
+  uint64_t seed = 700;
+  for (CellType cell : kCells)
+    for (AttentionKind kind : kKinds) {
+      Feeding c(cell, kind, seed += 10);
+      std::vector<float> out, align, ws;
+      c.forward(out, align, ws);
+      const bool lstm = cell == CellType::Lstm;
+      for (int b = 0; b < B; ++b) {
+        std::vector<float> e, h, cs;
+        c.m.source(b, e, h, cs);
+        const int n = c.m.lengths[b];
+        const StackShape ss{cell, 1, 1, E + H, H, L, 0.0f, false, false, 0};
+        const AttentionShape as{kind, 1, n, 1, H, c.m.w.He, A};
+        std::vector<float> sws(stack_workspace_size(ss)), aws(luong_attention_workspace_size(as));
+        std::vector<float> xin(E + H, 0.0f), y(H), hT(h.size()), cT(cs.size()), a(n), o(H);
+        for (int t = 0; t < c.f.T; ++t) {
+          std::copy_n(&c.x[(size_t(t) * B + b) * E], E, xin.begin());
+          stack_forward(ss, c.m.stack.data(), xin.data(), nullptr, h.data(),
+                        lstm ? cs.data() : nullptr, y.data(), hT.data(), lstm ? cT.data() : nullptr,
+                        sws.data());
+          h = hT;
+          cs = cT;
+          luong_attention_forward(as, c.m.attention.data(), y.data(), e.data(), &n, aws.data(),
+                                  a.data(), o.data());
+          std::copy(o.begin(), o.end(), xin.begin() + E);
+          check::close(&out[(size_t(t) * B + b) * H], o.data(), H, 1e-5, 1e-6,
+                       name(c.m, "feeding out"));
+          check::close(&align[(size_t(t) * B + b) * S], a.data(), n, 1e-5, 1e-6,
+                       name(c.m, "feeding align"));
+        }
+      }
+    }
+}
+
+// d(sum out * r) with respect to x, enc, h0, c0 and both parameter buffers.
+TEST(feeding_decoder_backward_finite_differences) {
+  uint64_t seed = 800;
+  for (CellType cell : kCells)
+    for (AttentionKind kind : kKinds) {
+      Feeding c(cell, kind, seed += 10);
+      std::vector<float> out, align, ws;
+      c.forward(out, align, ws);
+      std::vector<float> r(out.size());
+      check::fill_uniform(r, seed + 3);
+      std::vector<float> dout = r, dx(c.x.size(), NAN), denc(c.m.enc.size(), NAN);
+      std::vector<float> dh0(c.m.h0.size(), NAN), dc0(c.m.c0.size(), NAN);
+      std::vector<float> dstack(c.m.stack.size(), 0.0f), datt(c.m.attention.size(), 0.0f);
+      feeding_decoder_backward(c.f, c.m.stack.data(), c.m.attention.data(), c.x.data(),
+                               c.m.enc.data(), c.m.lengths.data(), c.m.h0.data(),
+                               c.m.c0.empty() ? nullptr : c.m.c0.data(), ws.data(), out.data(),
+                               align.data(), dout.data(), dx.data(), denc.data(), dh0.data(),
+                               c.m.c0.empty() ? nullptr : dc0.data(), dstack.data(), datt.data());
+      auto loss = [&] {
+        std::vector<float> o2, a2, w2;
+        c.forward(o2, a2, w2);
+        double sum = 0;
+        for (size_t i = 0; i < o2.size(); ++i) sum += double(o2[i]) * r[i];
+        return sum;
+      };
+      auto expect = [&](std::vector<float>& v, const std::vector<float>& g, const char* what) {
+        std::vector<double> numeric = check::numeric_gradient(loss, v.data(), v.size(), 1e-2);
+        check::close(g.data(), numeric.data(), v.size(), 3e-3, 3e-3, name(c.m, what));
+      };
+      expect(c.x, dx, "feeding dx");
+      expect(c.m.enc, denc, "feeding denc");
+      expect(c.m.h0, dh0, "feeding dh0");
+      if (!c.m.c0.empty()) expect(c.m.c0, dc0, "feeding dc0");
+      expect(c.m.stack, dstack, "feeding dstack");
+      expect(c.m.attention, datt, "feeding dattention");
+    }
 }
 
 TEST_MAIN()
