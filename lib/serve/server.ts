@@ -1,0 +1,410 @@
+// The HTTP server over a TextGenerator, on Node's own http module: POST /v1/generate (JSON or
+// Server-Sent Events), GET /health, GET /v1/model and GET /metrics (Prometheus). The main thread
+// only parses, routes and writes; generation runs in the generator's worker, so /health answers
+// while a batch is stepping.
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+
+import type { SamplingOptions } from '../generate/options';
+import type { TextGenerator } from '../generate/text-generator';
+import { checkInt } from '../nn/parameter';
+import { BatchingGenerator, QueueFullError, QueueTimeoutError } from './batching';
+import { Counter, Gauge, Histogram, Registry } from './metrics';
+import {
+  DEFAULT_LIMITS,
+  HttpError,
+  fieldMessage,
+  parseGenerate,
+  type GenerateRequest,
+  type RequestLimits,
+} from './request';
+
+export interface ServerOptions extends Partial<RequestLimits> {
+  /** Port to listen on (default 8080; 0 picks a free one). */
+  port?: number;
+  /** Interface to listen on (default 127.0.0.1). */
+  host?: string;
+  /** Longest a generate request may take, queueing included, in ms (default 120000); then 504. */
+  requestTimeout?: number;
+  /** Longest a client may take to send its headers and body, in ms (default 10000); then 408. */
+  bodyTimeout?: number;
+  /** Longest close() waits for requests in flight before dropping them, in ms (default 30000). */
+  shutdownTimeout?: number;
+}
+
+export interface RunningServer {
+  /** http://host:port, with the port actually bound. */
+  url: string;
+  server: http.Server;
+  /**
+   * Graceful shutdown: stops taking connections and requests (503), lets the requests in flight
+   * finish (up to shutdownTimeout), then closes every connection. The generator stays open.
+   */
+  close(): Promise<void>;
+}
+
+const ROUTES = new Set(['/health', '/v1/model', '/metrics', '/v1/generate']);
+
+/** Seconds. */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+
+/** Status for requests whose client went away before the answer (nginx's convention). */
+const CLIENT_CLOSED = 499;
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+/** The status and message a failed request gets; validation errors name the request's field. */
+function errorStatus(error: unknown, request: GenerateRequest | null): [number, string] {
+  if (error instanceof HttpError) return [error.status, error.message];
+  if (error instanceof QueueFullError) return [429, error.message];
+  if (error instanceof QueueTimeoutError) return [503, error.message];
+  // The generators check their options before any work and throw these for bad values only.
+  if (error instanceof RangeError || error instanceof TypeError) {
+    return [400, fieldMessage(error.message, request?.single ?? false)];
+  }
+  return [500, `generation failed: ${(error as Error).message}`];
+}
+
+/** Reads the body up to `maxBytes`, failing with 413, or 408 when it has not come in time. */
+function readBody(req: http.IncomingMessage, maxBytes: number, timeoutMs: number): Promise<string> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > maxBytes) {
+    return Promise.reject(
+      new HttpError(413, `body: ${declared} bytes, more than the limit of ${maxBytes}`),
+    );
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (error: HttpError | null) => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      if (error) reject(error);
+      else resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes)
+        done(new HttpError(413, `body: more than the limit of ${maxBytes} bytes`));
+      else chunks.push(chunk);
+    };
+    const onEnd = () => done(null);
+    const onError = () => done(new HttpError(400, 'body: the upload failed'));
+    const timer = setTimeout(
+      () => done(new HttpError(408, `body: not received within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+}
+
+class Service {
+  readonly registry = new Registry();
+  private readonly requests: Counter;
+  private readonly latency: Histogram;
+  private readonly delay = monitorEventLoopDelay({ resolution: 10 });
+  private readonly unobserve: () => void = () => {};
+  private inFlight = 0;
+  private draining = false;
+  private onIdle: (() => void) | null = null;
+
+  constructor(
+    private readonly generator: TextGenerator,
+    private readonly limits: RequestLimits,
+    private readonly requestTimeout: number,
+    private readonly bodyTimeout: number,
+  ) {
+    const r = this.registry;
+    this.requests = r.add(
+      new Counter('rnnkit_http_requests_total', 'HTTP requests answered, by path and status.'),
+    );
+    this.latency = r.add(
+      new Histogram(
+        'rnnkit_generate_duration_seconds',
+        'Time from a POST /v1/generate arriving to its last byte, queueing included.',
+        LATENCY_BUCKETS,
+      ),
+    );
+    r.add(
+      new Gauge('rnnkit_requests_in_flight', 'Generate requests being answered.', () => [
+        [{}, this.inFlight],
+      ]),
+    );
+    if (generator instanceof BatchingGenerator) {
+      const tokens = r.add(
+        new Counter('rnnkit_generated_tokens_total', 'Tokens sampled by the batch.'),
+      );
+      const batch = r.add(
+        new Histogram('rnnkit_batch_size', 'Prompts in the batch at each step.', BATCH_BUCKETS),
+      );
+      this.unobserve = generator.observe((size) => {
+        tokens.inc({}, size);
+        batch.observe(size);
+      });
+      r.add(
+        new Gauge('rnnkit_queue_depth', 'Prompts waiting for a batch slot.', () => [
+          [{}, generator.load.queued],
+        ]),
+      );
+      r.add(
+        new Gauge('rnnkit_batch_active', 'Prompts in the batch.', () => [
+          [{}, generator.load.active],
+        ]),
+      );
+    }
+    r.add(
+      new Gauge(
+        'rnnkit_event_loop_delay_seconds',
+        "The server's event-loop delay since it started: median, 99th percentile and worst.",
+        () => [
+          [{ stat: 'p50' }, this.delay.percentile(50) / 1e9],
+          [{ stat: 'p99' }, this.delay.percentile(99) / 1e9],
+          [{ stat: 'max' }, this.delay.max / 1e9],
+        ],
+      ),
+    );
+    r.add(
+      new Gauge('process_resident_memory_bytes', 'Resident set size of the process.', () => [
+        [{}, process.memoryUsage.rss()],
+      ]),
+    );
+    this.delay.enable();
+  }
+
+  handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0];
+    res.on('close', () => {
+      const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED;
+      this.requests.inc({ path: ROUTES.has(path) ? path : 'other', status: String(status) });
+    });
+    if (this.draining) res.setHeader('Connection', 'close');
+    const allow = (method: string) => {
+      if (req.method === method || (method === 'GET' && req.method === 'HEAD')) return;
+      res.setHeader('Allow', method === 'GET' ? 'GET, HEAD' : method);
+      throw new HttpError(405, `${path} takes ${method}, not ${req.method}`);
+    };
+    try {
+      switch (path) {
+        case '/health':
+          allow('GET');
+          return this.draining
+            ? sendJson(res, 503, { status: 'draining' })
+            : sendJson(res, 200, { status: 'ok' });
+        case '/v1/model':
+          allow('GET');
+          return sendJson(res, 200, this.model());
+        case '/metrics': {
+          allow('GET');
+          const text = this.registry.render();
+          res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
+          return void res.end(text);
+        }
+        case '/v1/generate':
+          allow('POST');
+          if (this.draining) throw new HttpError(503, 'the server is shutting down');
+          return void this.generate(req, res);
+        default:
+          throw new HttpError(404, `no such path: ${path}`);
+      }
+    } catch (error) {
+      const [status, message] = errorStatus(error, null);
+      sendJson(res, status, { error: message });
+    }
+  }
+
+  private model(): Record<string, unknown> {
+    const g = this.generator;
+    const info = g.info;
+    const limits = this.limits;
+    return {
+      backend: info.backend,
+      ...(g instanceof BatchingGenerator
+        ? { engine: g.engine, max_batch: g.limits.maxBatch, max_queue: g.limits.maxQueue }
+        : {}),
+      vocab_size: info.vocabSize,
+      config: info.spec,
+      limits: {
+        max_body_bytes: limits.maxBodyBytes,
+        max_prompt_chars: limits.maxPromptChars,
+        max_prompts: limits.maxPrompts,
+        max_tokens: limits.maxTokens,
+        max_stops: limits.maxStops,
+      },
+    };
+  }
+
+  private async generate(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const started = performance.now();
+    this.inFlight++;
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, this.requestTimeout);
+    // Counted until the last byte is out (or the client is gone), so shutdown never cuts an answer;
+    // a client that goes away cancels its generation.
+    res.on('close', () => {
+      clearTimeout(timer);
+      controller.abort();
+      this.latency.observe((performance.now() - started) / 1000);
+      if (--this.inFlight === 0) this.onIdle?.();
+    });
+    let request: GenerateRequest | null = null;
+    try {
+      let text: string;
+      try {
+        text = await readBody(req, this.limits.maxBodyBytes, this.bodyTimeout);
+      } catch (error) {
+        // The rest of the body is not read: answer and drop the connection.
+        res.setHeader('Connection', 'close');
+        res.on('finish', () => req.socket.destroy());
+        throw error;
+      }
+      request = parseGenerate(text, this.limits);
+      const options = { ...request.sampling, signal: controller.signal };
+      if (request.stream) {
+        await this.streamEvents(res, request.prompts[0], options, started);
+      } else {
+        const completions = await this.generator.generate({ prompts: request.prompts, ...options });
+        sendJson(res, 200, { completions, elapsed_ms: performance.now() - started });
+      }
+    } catch (error) {
+      if (res.headersSent || res.destroyed) return;
+      if (timedOut) {
+        sendJson(res, 504, { error: `generation took longer than ${this.requestTimeout} ms` });
+      } else {
+        const [status, message] = errorStatus(error, request);
+        sendJson(res, status, { error: message });
+      }
+    }
+  }
+
+  /**
+   * Server-Sent Events: one `data: {"text": ...}` event per piece, then `event: done` with the
+   * whole completion, or `event: error`. Headers go out with the first piece, so errors found
+   * before it (bad options, a full queue) still get their HTTP status.
+   */
+  private async streamEvents(
+    res: http.ServerResponse,
+    prompt: string,
+    options: SamplingOptions,
+    started: number,
+  ): Promise<void> {
+    const pieces = this.generator.stream({ prompt, ...options });
+    let completion = '';
+    let next = await pieces.next();
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache',
+      'X-Accel-Buffering': 'no',
+    });
+    try {
+      for (; !next.done; next = await pieces.next()) {
+        completion += next.value;
+        res.write(`data: ${JSON.stringify({ text: next.value })}\n\n`);
+      }
+      const done = { completion, elapsed_ms: performance.now() - started };
+      res.end(`event: done\ndata: ${JSON.stringify(done)}\n\n`);
+    } catch (error) {
+      const message =
+        options.signal?.aborted && !res.destroyed
+          ? `generation took longer than ${this.requestTimeout} ms`
+          : errorStatus(error, null)[1];
+      res.end(`event: error\ndata: ${JSON.stringify({ error: message })}\n\n`);
+    }
+  }
+
+  /** Stops taking generate requests; resolves when none is in flight or after `timeout` ms. */
+  drain(timeout: number): Promise<void> {
+    this.draining = true;
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(finish, timeout);
+      function finish() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.onIdle = finish;
+    });
+  }
+
+  stop(): void {
+    this.delay.disable();
+    this.unobserve();
+  }
+}
+
+/**
+ * Serves `generator` over HTTP. Pass a BatchingGenerator to merge concurrent requests into one
+ * batch and get its queue limits (429) and batch metrics; any TextGenerator works.
+ */
+export async function startServer(
+  generator: TextGenerator,
+  options: ServerOptions = {},
+): Promise<RunningServer> {
+  const limits: RequestLimits = {
+    maxBodyBytes: checkInt('maxBodyBytes', options.maxBodyBytes ?? DEFAULT_LIMITS.maxBodyBytes, 2),
+    maxPromptChars: checkInt(
+      'maxPromptChars',
+      options.maxPromptChars ?? DEFAULT_LIMITS.maxPromptChars,
+      1,
+    ),
+    maxPrompts: checkInt('maxPrompts', options.maxPrompts ?? DEFAULT_LIMITS.maxPrompts, 1),
+    maxTokens: checkInt('maxTokens', options.maxTokens ?? DEFAULT_LIMITS.maxTokens, 1, 1_000_000),
+    maxStops: checkInt('maxStops', options.maxStops ?? DEFAULT_LIMITS.maxStops, 0),
+  };
+  const port = checkInt('port', options.port ?? 8080, 0, 65535);
+  const host = options.host ?? '127.0.0.1';
+  const requestTimeout = checkInt('requestTimeout', options.requestTimeout ?? 120_000, 1);
+  const bodyTimeout = checkInt('bodyTimeout', options.bodyTimeout ?? 10_000, 1);
+  const shutdownTimeout = checkInt('shutdownTimeout', options.shutdownTimeout ?? 30_000, 0);
+  const service = new Service(generator, limits, requestTimeout, bodyTimeout);
+  const server = http.createServer(
+    {
+      // Node's own limits on slow clients, checked every second rather than every 30 s.
+      headersTimeout: bodyTimeout,
+      requestTimeout: bodyTimeout,
+      connectionsCheckingInterval: 1000,
+    },
+    (req, res) => service.handle(req, res),
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  let closing: Promise<void> | null = null;
+  return {
+    url: `http://${shown}:${address.port}`,
+    server,
+    close() {
+      closing ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        await service.drain(shutdownTimeout);
+        server.closeAllConnections();
+        await closed;
+        service.stop();
+      })();
+      return closing;
+    },
+  };
+}
