@@ -19,6 +19,8 @@ import { datePairs } from './seq2seq/dates';
 import { splitPairs, type TextPair } from './seq2seq/fit';
 import { attentionHeatmapSvg } from './seq2seq/heatmap';
 import { parsePairs } from './seq2seq/pairs';
+import { BatchingGenerator } from './serve/batching';
+import { startServer } from './serve/server';
 import type { TranslateOptions } from './seq2seq/translate';
 import type { LrSchedule } from './train/loop';
 
@@ -649,6 +651,55 @@ enough to generate (OnnxGenerator). See docs/onnx.md for its inputs and outputs.
       process.stdout.write(
         `exported ${model.describe()} to ${out} (${kind} model, opset ${opset}, ${size} MiB)\n`,
       );
+    },
+  },
+
+  serve: {
+    summary: 'serve a model over HTTP, concurrent requests batched together',
+    usage: `rnnkit serve --model FILE [options]
+
+  --model FILE           an exported .onnx file (run by onnxruntime) or a model saved by train
+                         (.safetensors, run by the native kernels)
+  --port N               port to listen on (default 8080; 0 picks a free one)
+  --host ADDR            interface to listen on (default 127.0.0.1)
+  --max-batch N          prompts generated together, step by step (default 64)
+  --max-queue N          prompts waiting for a batch slot; beyond it requests get 429 (default 1024)
+  --threads N            compute threads (default: all cores)
+
+POST /v1/generate (JSON, or Server-Sent Events with "stream": true), GET /health, GET /v1/model,
+GET /metrics (Prometheus). SIGTERM or SIGINT drains: requests in flight finish, new ones get 503.
+See docs/serving.md.`,
+    options: {
+      model: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'max-batch': { type: 'string' },
+      'max-queue': { type: 'string' },
+      threads: { type: 'string' },
+    },
+    async run(v) {
+      const file = str(v.model);
+      if (!file) throw new UsageError('serve needs --model FILE (.onnx or .safetensors)');
+      const generator = await BatchingGenerator.load(file, {
+        maxBatch: num(v['max-batch'], 'max-batch', 'int'),
+        maxQueue: num(v['max-queue'], 'max-queue', 'int'),
+        threads: num(v.threads, 'threads', 'int'),
+      });
+      const server = await startServer(generator, {
+        port: num(v.port, 'port', 'int'),
+        host: str(v.host),
+      }).catch(async (error: unknown) => {
+        await generator.close();
+        throw error;
+      });
+      process.stdout.write(`rnnkit serve: ${file} (${generator.engine}) on ${server.url}\n`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGTERM', resolve);
+        process.once('SIGINT', resolve);
+      });
+      process.stdout.write('rnnkit serve: draining\n');
+      await server.close();
+      await generator.close();
     },
   },
 

@@ -77,3 +77,11 @@ export { attentionHeatmapSvg } from './seq2seq/heatmap';
 export { datePairs, dateAlphabet, type DatePair } from './seq2seq/dates';
 export { parsePairs, type PairsFormat } from './seq2seq/pairs';
 export { pairBatch, sourceBatch, type PairBatch, type SourceBatch } from './seq2seq/batch';
+export {
+  BatchingGenerator,
+  QueueFullError,
+  QueueTimeoutError,
+  type BatchingOptions,
+} from './serve/batching';
+export { startServer, type ServerOptions, type RunningServer } from './serve/server';
+export type { RequestLimits } from './serve/request';
