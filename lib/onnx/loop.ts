@@ -3,7 +3,7 @@
 // generator streams, so that for the same seed and logits it picks the same tokens.
 import * as ort from 'onnxruntime-node';
 
-import type { Ragged } from '../generate/options';
+import { matchedStop, type Ragged } from '../generate/options';
 import type { LanguageModelSpec } from '../models/language-model';
 import { native, type NativeGenerateOptions, type NativeGenerateResult } from '../native';
 import { NAMES, type OnnxKind } from './format';
@@ -17,19 +17,6 @@ const FINISH_CANCELLED = 2;
 interface State {
   h: Float32Array;
   c: Float32Array | null;
-}
-
-/** Length of the longest stop sequence that `gen` ends with; 0 for none. */
-function matchedStop(stops: Ragged | null, gen: Int32Array): number {
-  let best = 0;
-  if (!stops) return best;
-  for (let s = 0; s + 1 < stops.offsets.length; s++) {
-    const stop = stops.tokens.subarray(stops.offsets[s], stops.offsets[s + 1]);
-    if (stop.length <= best || stop.length > gen.length) continue;
-    const tail = gen.subarray(gen.length - stop.length);
-    if (stop.every((id, i) => id === tail[i])) best = stop.length;
-  }
-  return best;
 }
 
 export class OnnxTokenLoop {
