@@ -10,7 +10,7 @@ import type { NativeGenerateResult } from '../native';
 import { checkInt } from '../nn/parameter';
 import { tokenizerFromJSON, type Tokenizer } from '../text';
 import type { OnnxModelInfo } from './format';
-import { generateText, streamText, type OnTokens, type TokenLoop } from './token-loop';
+import { generateText, streamText, type OnTokens, type TokenLoop } from '../generate/token-loop';
 import type { GenerateRequest, WorkerInput, WorkerReply } from './worker';
 
 export interface OnnxGeneratorOptions {

@@ -7,7 +7,7 @@ import { matchedStop, type Ragged } from '../generate/options';
 import type { LanguageModelSpec } from '../models/language-model';
 import { native, type NativeGenerateOptions, type NativeGenerateResult } from '../native';
 import { NAMES, type OnnxKind } from './format';
-import type { OnTokens } from './token-loop';
+import type { OnTokens } from '../generate/token-loop';
 
 const FINISH_LENGTH = 0;
 const FINISH_STOP = 1;

@@ -1,8 +1,8 @@
 // The step-level backend that continuous batching drives: a model that advances any set of rows by
-// some tokens from their own state and gives the logits after each row's last token. Priming a
-// prompt and generating a token are the same call (a prompt chunk per row, or one token per row),
-// so the engine can let new rows join between steps. Backends run inside the engine's worker
-// thread; their calls are synchronous compute (native) or block it (onnxruntime).
+// some tokens from their own state and gives the logits after the last token of the rows that
+// want them. Priming a prompt and generating a token are the same call, so one step can do both
+// for different rows. Backends run inside the engine's worker thread; their calls are synchronous
+// compute (native) or block it (onnxruntime).
 import type { Ragged } from '../generate/options';
 import { native, type LmWeights, type StackShape } from '../native';
 import { reuse } from '../nn/parameter';
@@ -13,10 +13,14 @@ export interface StepBackend {
   readonly layout: StateLayout;
   /**
    * Feeds row b the tokens seqs[b] (at least one) starting from row b of `state`; resolves with
-   * the logits after each row's last token [n, V] and the state there (new arrays, `state` is left
-   * as it was).
+   * the state after each row's last token (new arrays; `state` is left as it was) and the logits
+   * there of the rows `want` [want.length, V].
    */
-  forward(seqs: Ragged, state: RowStates): Promise<{ logits: Float32Array; state: RowStates }>;
+  forward(
+    seqs: Ragged,
+    state: RowStates,
+    want: Int32Array,
+  ): Promise<{ logits: Float32Array; state: RowStates }>;
 }
 
 export function rowLengths(seqs: Ragged): Int32Array {
@@ -37,6 +41,7 @@ export class NativeStepBackend implements StepBackend {
   async forward(
     seqs: Ragged,
     state: RowStates,
+    want: Int32Array,
   ): Promise<{ logits: Float32Array; state: RowStates }> {
     const { V, E, H, L } = this.w;
     const n = state.n;
@@ -77,22 +82,23 @@ export class NativeStepBackend implements StepBackend {
       next.c,
       this.ws,
     );
-    let last = y;
-    if (T > 1) {
-      last = new Float32Array(n * H);
-      for (let b = 0; b < n; b++) {
-        const at = ((lengths[b] - 1) * n + b) * H;
-        last.set(y.subarray(at, at + H), b * H);
-      }
+    // The decoder runs on the wanted rows' outputs at their last step only.
+    const k = want.length;
+    const last = new Float32Array(k * H);
+    want.forEach((b, i) => {
+      const at = ((lengths[b] - 1) * n + b) * H;
+      last.set(y.subarray(at, at + H), i * H);
+    });
+    const logits = new Float32Array(k * V);
+    if (k > 0) {
+      native.linearForward(
+        { N: k, I: H, O: V },
+        last,
+        this.w.decoderWeight,
+        this.w.decoderBias,
+        logits,
+      );
     }
-    const logits = new Float32Array(n * V);
-    native.linearForward(
-      { N: n, I: H, O: V },
-      last,
-      this.w.decoderWeight,
-      this.w.decoderBias,
-      logits,
-    );
     return { logits, state: next };
   }
 }

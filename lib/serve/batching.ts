@@ -1,5 +1,5 @@
 // BatchingGenerator: concurrent generate/stream calls share one batch, stepped in a worker thread
-// (engine.ts). This side checks and encodes each call on its own (lib/onnx/token-loop.ts, over
+// (engine.ts). This side checks and encodes each call on its own (lib/generate/token-loop.ts, over
 // lib/generate/options.ts), so a bad call is rejected before it reaches the batch; it queues
 // prompts for batch slots, enforces the queue limits, routes the worker's tokens to their calls
 // and decodes text.
@@ -12,7 +12,7 @@ import type { GeneratorInfo, TextGenerator } from '../generate/text-generator';
 import { LanguageModel, type LanguageModelSpec } from '../models/language-model';
 import type { NativeGenerateResult } from '../native';
 import { checkInt } from '../nn/parameter';
-import { generateText, streamText, type OnTokens, type TokenLoop } from '../onnx/token-loop';
+import { generateText, streamText, type OnTokens, type TokenLoop } from '../generate/token-loop';
 import { tokenizerFromJSON, type Tokenizer } from '../text';
 import {
   FINISH_CANCELLED,
@@ -31,7 +31,10 @@ export interface BatchingOptions {
   maxWait?: number;
   /** GEMM threads (native; process-wide) or onnxruntime intra-op threads (default: all cores). */
   threads?: number;
-  /** Most prompt tokens a new prompt is fed per step (default 64), so long prompts do not stall the batch. */
+  /**
+   * Prompt tokens per row and call when no row is generating (default 64). While rows generate,
+   * new prompts are fed one token per step alongside them, so they never stall the batch.
+   */
   primeChunk?: number;
 }
 

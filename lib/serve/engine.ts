@@ -1,13 +1,17 @@
-// Continuous batching at step granularity, inside the engine worker. Each iteration:
-//   1. rows whose request was cancelled leave (waiting, priming or active);
-//   2. rows being primed advance by up to `primeChunk` prompt tokens in one backend call, and the
-//      rows whose prompt is done join the active batch with the logits of their last prompt token;
-//   3. every active row samples one token (per-row random streams, so a row's tokens do not depend
-//      on who else is in the batch), finished rows leave at once, and one backend call advances
-//      the rest by their new token.
-// Prompts are primed in chunks so a long prompt delays the others' next token by one chunk, not
-// by the whole prompt. Between iterations the worker's event loop runs, which is when new rows
-// arrive.
+// Continuous batching at step granularity, inside the engine worker. Every row of the batch is a
+// prompt being primed or a continuation being generated, and each iteration:
+//   1. rows whose request was cancelled leave, and rows that arrived join (zero state);
+//   2. rows that have next-token logits sample a token (per-row random streams, so a row's tokens
+//      do not depend on who else is in the batch); finished rows leave at once;
+//   3. one backend call advances every row by one token: its sampled token, or its next prompt
+//      token. A prompt is thus primed inside the batch's own steps and its row starts sampling the
+//      step after its last prompt token.
+// Priming one token per step costs the rows already generating nothing: a separate prompt pass
+// of T tokens would hold them for T sequential recurrent steps, and with requests arriving all
+// the time that stall would come at nearly every step. When no row is generating, nobody waits,
+// so the prompts are fed up to `primeChunk` tokens per call instead (one pass for a burst of new
+// requests, as an in-process batch primes). Between iterations the worker's event loop runs,
+// which is when new rows arrive.
 import { matchedStop, ragged } from '../generate/options';
 import { native, type NativeSamplerOptions } from '../native';
 import type { StepBackend } from './backend';
@@ -28,6 +32,8 @@ interface Row {
   primed: number;
   generated: number;
   rng: bigint;
+  /** Next-token logits [V], once the whole prompt is fed; until then null. */
+  logits: Float32Array | null;
 }
 
 const EMPTY = new Int32Array(0);
@@ -46,29 +52,14 @@ function sameSampler(a: NativeSamplerOptions, b: NativeSamplerOptions): boolean 
   );
 }
 
-/** The logits of rows `rows` (in that order) of a [n, V] array. */
-function logitRows(logits: Float32Array, V: number, rows: number[]): Float32Array {
-  const out = new Float32Array(rows.length * V);
-  rows.forEach((r, i) => out.set(logits.subarray(r * V, (r + 1) * V), i * V));
-  return out;
-}
-
-function concatFloats(a: Float32Array, b: Float32Array): Float32Array {
-  const out = new Float32Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
+const primedFully = (r: Row) => r.primed === r.request.prompt.length;
 
 export class StepEngine {
   private readonly V: number;
   private incoming: Row[] = [];
-  private priming: Row[] = [];
-  private primeState: RowStates;
-  private active: Row[] = [];
+  private rows: Row[] = [];
+  /** The rows' recurrent state, row for row. */
   private state: RowStates;
-  /** Next-token logits of the active rows [n, V]. */
-  private logits: Float32Array = new Float32Array(0);
   private running = false;
 
   constructor(
@@ -77,7 +68,6 @@ export class StepEngine {
     private readonly primeChunk: number,
   ) {
     this.V = backend.vocabSize;
-    this.primeState = backend.layout.zeros(0);
     this.state = backend.layout.zeros(0);
   }
 
@@ -86,7 +76,7 @@ export class StepEngine {
       const seq = new Int32Array(request.prompt.length + request.maxTokens);
       seq.set(request.prompt);
       const [rng] = native.rngInit(request.seed, request.rowIndex, 1);
-      this.incoming.push({ request, seq, primed: 0, generated: 0, rng });
+      this.incoming.push({ request, seq, primed: 0, generated: 0, rng, logits: null });
     }
     if (!this.running) {
       this.running = true;
@@ -95,15 +85,23 @@ export class StepEngine {
   }
 
   private async run(): Promise<void> {
-    while (this.incoming.length + this.priming.length + this.active.length > 0) {
+    while (this.incoming.length + this.rows.length > 0) {
       try {
-        this.dropCancelled();
-        await this.prime();
-        await this.step();
+        this.admit();
+        this.sample();
+        await this.advance();
       } catch (error) {
-        // Backend failures are caught per call above; anything else is a bug, and the rows it
-        // reaches get its message instead of a dead worker.
-        this.reset(error);
+        // Backend errors (a step that onnxruntime refuses) fail the rows of the batch; the
+        // engine goes on with the rows that arrive later.
+        const failed = [...this.rows, ...this.incoming];
+        this.rows = [];
+        this.incoming = [];
+        this.state = this.backend.layout.zeros(0);
+        this.post({
+          type: 'error',
+          rows: Int32Array.from(failed, (r) => r.request.id),
+          message: error instanceof Error ? error.message : String(error),
+        });
       }
       // Let the worker's event loop deliver new rows before the next step.
       await new Promise((resolve) => setImmediate(resolve));
@@ -111,132 +109,67 @@ export class StepEngine {
     this.running = false;
   }
 
-  private dropCancelled(): void {
+  /** Drops cancelled rows (reported as such) and lets the new ones in. */
+  private admit(): void {
     const cancelled = (r: Row) => Atomics.load(r.request.cancel, 0) !== 0;
-    const gone = [...this.incoming, ...this.priming, ...this.active].filter(cancelled);
-    if (gone.length === 0) return;
-    this.incoming = this.incoming.filter((r) => !cancelled(r));
-    const keepPriming = indicesWhere(this.priming, (r) => !cancelled(r));
-    this.priming = keepPriming.map((i) => this.priming[i]);
-    this.primeState = this.backend.layout.select(this.primeState, keepPriming);
-    this.keepActive(indicesWhere(this.active, (r) => !cancelled(r)));
-    this.post({
-      type: 'step',
-      rows: EMPTY,
-      tokens: EMPTY,
-      done: Int32Array.from(gone, (r) => r.request.id),
-      lengths: Int32Array.from(gone, (r) => r.generated),
-      finish: new Int32Array(gone.length).fill(FINISH_CANCELLED),
-    });
-  }
-
-  private keepActive(keep: number[]): void {
-    if (keep.length === this.active.length) return;
-    this.active = keep.map((i) => this.active[i]);
-    this.state = this.backend.layout.select(this.state, keep);
-    this.logits = logitRows(this.logits, this.V, keep);
-  }
-
-  private async prime(): Promise<void> {
-    const layout = this.backend.layout;
+    const gone = [...this.rows, ...this.incoming].filter(cancelled);
+    if (gone.length > 0) {
+      this.incoming = this.incoming.filter((r) => !cancelled(r));
+      this.keep(this.rows.filter((r) => !cancelled(r)));
+      this.post({
+        type: 'step',
+        rows: EMPTY,
+        tokens: EMPTY,
+        done: Int32Array.from(gone, (r) => r.request.id),
+        lengths: Int32Array.from(gone, (r) => r.generated),
+        finish: new Int32Array(gone.length).fill(FINISH_CANCELLED),
+      });
+    }
     if (this.incoming.length > 0) {
-      this.primeState = layout.concat(this.primeState, layout.zeros(this.incoming.length));
-      this.priming.push(...this.incoming);
+      const layout = this.backend.layout;
+      this.state = layout.concat(this.state, layout.zeros(this.incoming.length));
+      this.rows.push(...this.incoming);
       this.incoming = [];
     }
-    if (this.priming.length === 0) return;
-    const rows = this.priming;
-    const chunks = rows.map((r) => {
-      const end = Math.min(r.request.prompt.length, r.primed + this.primeChunk);
-      return r.request.prompt.subarray(r.primed, end);
-    });
-    let out: { logits: Float32Array; state: RowStates };
-    try {
-      out = await this.backend.forward(ragged(chunks), this.primeState);
-    } catch (error) {
-      this.priming = [];
-      this.primeState = layout.zeros(0);
-      this.fail(rows, error);
-      return;
-    }
-    rows.forEach((r, i) => (r.primed += chunks[i].length));
-    const ready = indicesWhere(rows, (r) => r.primed === r.request.prompt.length);
-    const waiting = indicesWhere(rows, (r) => r.primed < r.request.prompt.length);
-    this.priming = waiting.map((i) => rows[i]);
-    this.primeState = layout.select(out.state, waiting);
-    if (ready.length === 0) return;
-    this.active.push(...ready.map((i) => rows[i]));
-    this.state = layout.concat(this.state, layout.select(out.state, ready));
-    this.logits = concatFloats(this.logits, logitRows(out.logits, this.V, ready));
   }
 
-  /** Samples every active row's next token, lets finished rows go, advances the rest. */
-  private async step(): Promise<void> {
-    const rows = this.active;
-    const n = rows.length;
-    if (n === 0) return;
-    const tokens = this.sample();
-    const keep: number[] = [];
-    const done: number[] = [];
-    const lengths: number[] = [];
-    const finish: number[] = [];
-    rows.forEach((r, i) => {
-      const p = r.request.prompt.length;
-      r.seq[p + r.generated++] = tokens[i];
-      const stop = matchedStop(r.request.stops, r.seq.subarray(p, p + r.generated));
-      if (stop === 0 && r.generated < r.request.maxTokens) {
-        keep.push(i);
-        return;
-      }
-      done.push(r.request.id);
-      lengths.push(r.generated - stop);
-      finish.push(stop > 0 ? FINISH_STOP : FINISH_LENGTH);
-    });
-    this.post({
-      type: 'step',
-      rows: Int32Array.from(rows, (r) => r.request.id),
-      tokens,
-      done: Int32Array.from(done),
-      lengths: Int32Array.from(lengths),
-      finish: Int32Array.from(finish),
-    });
-    this.keepActive(keep);
-    if (keep.length === 0) return;
-    const next = ragged(keep.map((i) => tokens.subarray(i, i + 1)));
-    try {
-      ({ logits: this.logits, state: this.state } = await this.backend.forward(next, this.state));
-    } catch (error) {
-      const failed = this.active;
-      this.active = [];
-      this.state = this.backend.layout.zeros(0);
-      this.logits = new Float32Array(0);
-      this.fail(failed, error);
-    }
+  /** Keeps `kept` (a subsequence of the rows) and their state. */
+  private keep(kept: Row[]): void {
+    if (kept.length === this.rows.length) return;
+    const index = new Map(this.rows.map((r, i) => [r, i]));
+    this.state = this.backend.layout.select(
+      this.state,
+      kept.map((r) => index.get(r) as number),
+    );
+    this.rows = kept;
   }
 
   /**
-   * One native sampler call per run of neighbouring rows with the same settings (a request's rows
-   * are neighbours); rows whose sampler reads the history go one at a time, with their own.
+   * Samples a token for every row with logits, reports the step and lets finished rows go. One
+   * native sampler call per run of neighbouring rows with the same settings; rows whose sampler
+   * reads the history go one at a time, with their own.
    */
-  private sample(): Int32Array {
-    const rows = this.active;
-    const n = rows.length;
+  private sample(): void {
+    const ready = this.rows.filter((r) => r.logits !== null);
+    const n = ready.length;
+    if (n === 0) return;
     const V = this.V;
+    const logits = new Float32Array(n * V);
+    ready.forEach((r, i) => logits.set(r.logits as Float32Array, i * V));
     const tokens = new Int32Array(n);
-    const rng = BigUint64Array.from(rows, (r) => r.rng);
+    const rng = BigUint64Array.from(ready, (r) => r.rng);
     for (let i = 0; i < n;) {
-      const s = rows[i].request.sampler;
+      const s = ready[i].request.sampler;
       let j = i + 1;
       if (!usesHistory(s)) {
-        while (j < n && sameSampler(rows[j].request.sampler, s)) j++;
+        while (j < n && sameSampler(ready[j].request.sampler, s)) j++;
       }
-      const r = rows[i];
-      const seen = r.request.prompt.length + r.generated;
+      const seen = ready[i].request.prompt.length + ready[i].generated;
       const history = usesHistory(s)
-        ? { tokens: r.seq.subarray(0, seen), offsets: Int32Array.of(0, seen) }
+        ? { tokens: ready[i].seq.subarray(0, seen), offsets: Int32Array.of(0, seen) }
         : { tokens: EMPTY, offsets: new Int32Array(j - i + 1) };
       const picked = native.sampleTokens(
-        this.logits.subarray(i * V, j * V),
+        logits.subarray(i * V, j * V),
         { B: j - i, V },
         history,
         s,
@@ -245,32 +178,57 @@ export class StepEngine {
       tokens.set(picked, i);
       i = j;
     }
-    rows.forEach((r, i) => (r.rng = rng[i]));
-    return tokens;
-  }
-
-  private reset(error: unknown): void {
-    const rows = [...this.incoming, ...this.priming, ...this.active];
-    this.incoming = [];
-    this.priming = [];
-    this.active = [];
-    this.primeState = this.backend.layout.zeros(0);
-    this.state = this.backend.layout.zeros(0);
-    this.logits = new Float32Array(0);
-    this.fail(rows, error);
-  }
-
-  private fail(rows: Row[], error: unknown): void {
-    this.post({
-      type: 'error',
-      rows: Int32Array.from(rows, (r) => r.request.id),
-      message: error instanceof Error ? error.message : String(error),
+    const finished = new Set<Row>();
+    const done: number[] = [];
+    const lengths: number[] = [];
+    const finish: number[] = [];
+    ready.forEach((r, i) => {
+      const p = r.request.prompt.length;
+      r.rng = rng[i];
+      r.seq[p + r.generated++] = tokens[i];
+      r.logits = null;
+      const stop = matchedStop(r.request.stops, r.seq.subarray(p, p + r.generated));
+      if (stop === 0 && r.generated < r.request.maxTokens) return;
+      finished.add(r);
+      done.push(r.request.id);
+      lengths.push(r.generated - stop);
+      finish.push(stop > 0 ? FINISH_STOP : FINISH_LENGTH);
     });
+    this.post({
+      type: 'step',
+      rows: Int32Array.from(ready, (r) => r.request.id),
+      tokens,
+      done: Int32Array.from(done),
+      lengths: Int32Array.from(lengths),
+      finish: Int32Array.from(finish),
+    });
+    if (finished.size > 0) this.keep(this.rows.filter((r) => !finished.has(r)));
   }
-}
 
-function indicesWhere<T>(items: T[], keep: (item: T) => boolean): number[] {
-  const out: number[] = [];
-  items.forEach((item, i) => keep(item) && out.push(i));
-  return out;
+  /**
+   * Feeds every row its next token (the one it sampled, or its next prompt token), or when no
+   * row is generating yet, up to primeChunk prompt tokens; rows whose prompt is then complete
+   * get their next-token logits.
+   */
+  private async advance(): Promise<void> {
+    const rows = this.rows;
+    if (rows.length === 0) return;
+    const perRow = rows.some(primedFully) ? 1 : this.primeChunk;
+    const feed = rows.map((r) => {
+      if (primedFully(r)) {
+        const last = r.request.prompt.length + r.generated - 1;
+        return r.seq.subarray(last, last + 1);
+      }
+      return r.request.prompt.subarray(
+        r.primed,
+        Math.min(r.request.prompt.length, r.primed + perRow),
+      );
+    });
+    rows.forEach((r, i) => (r.primed += primedFully(r) ? 0 : feed[i].length));
+    const want = Int32Array.from(rows.flatMap((r, i) => (primedFully(r) ? [i] : [])));
+    const out = await this.backend.forward(ragged(feed), this.state, want);
+    this.state = out.state;
+    const V = this.V;
+    want.forEach((b, i) => (rows[b].logits = out.logits.subarray(i * V, (i + 1) * V)));
+  }
 }

@@ -30,9 +30,22 @@ export class OnnxStepBackend implements StepBackend {
 
   /**
    * Rows are grouped by how many tokens they are fed, and each group runs without padding (the
-   * graphs take no lengths). Steps and equal-length prompt chunks are a single group.
+   * graphs take no lengths). A step (one token per row) is a single group.
    */
   async forward(
+    seqs: Ragged,
+    state: RowStates,
+    want: Int32Array,
+  ): Promise<{ logits: Float32Array; state: RowStates }> {
+    const all = await this.forwardAll(seqs, state);
+    const V = this.vocabSize;
+    const logits = new Float32Array(want.length * V);
+    want.forEach((b, i) => logits.set(all.logits.subarray(b * V, (b + 1) * V), i * V));
+    return { logits, state: all.state };
+  }
+
+  /** forward with the logits of every row [n, V]. */
+  private async forwardAll(
     seqs: Ragged,
     state: RowStates,
   ): Promise<{ logits: Float32Array; state: RowStates }> {

@@ -9,7 +9,7 @@ export type WorkerInput = (
 ) & {
   /** GEMM threads (native, process-wide) or onnxruntime intra-op threads; undefined: default. */
   threads: number | undefined;
-  /** Most prompt tokens a row is fed per engine iteration. */
+  /** Prompt tokens per row and call while no row is generating. */
   primeChunk: number;
 };
 

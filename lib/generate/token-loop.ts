@@ -18,7 +18,7 @@ import {
   type SamplerSettings,
   type SamplingOptions,
   type StreamOptions,
-} from '../generate/options';
+} from './options';
 
 /** Called after every step with the token sampled by each row (a prompt index) active at its start. */
 export type OnTokens = (step: number, rows: Int32Array, tokens: Int32Array) => void;
