@@ -6,5 +6,6 @@ export default defineConfig({
     testTimeout: 120000,
     hookTimeout: 120000,
     pool: 'forks',
+    fileParallelism: false,
   },
 });
