@@ -24,12 +24,24 @@ export async function timeIterations(fn, { reps, minRepMs }) {
   const inner = Math.max(1, Math.ceil(minRepMs / Math.max(firstMs, 1e-3)));
   for (let i = 0; i < inner; i++) await fn();
   const samples = [];
+  const cpuSamples = [];
   for (let r = 0; r < reps; r++) {
+    const cpu = process.cpuUsage();
     t = performance.now();
     for (let i = 0; i < inner; i++) await fn();
     samples.push((performance.now() - t) / inner);
+    const { user, system } = process.cpuUsage(cpu);
+    cpuSamples.push((user + system) / 1000 / inner);
   }
-  return { msPerIteration: median(samples), samplesMs: samples, inner, warmupMs: firstMs };
+  return {
+    msPerIteration: median(samples),
+    samplesMs: samples,
+    // Process CPU time (all threads, spinning included): at one thread on a loaded machine it is
+    // the steadier figure, since time spent preempted does not count.
+    cpuMsPerIteration: median(cpuSamples),
+    inner,
+    warmupMs: firstMs,
+  };
 }
 
 /** Peak resident set size of this process so far, in MB. */

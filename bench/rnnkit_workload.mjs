@@ -24,44 +24,12 @@ export function loadRnnkit(threads) {
  * forward = lossSum; generate = model.generate of `steps` tokens for `B` one-character prompts.
  */
 export function prepareWorkload(rnnkit, native, w) {
-  const tokenizer = w.kind === 'generate' ? new rnnkit.CharTokenizer([...ALPHABET]) : undefined;
-  if (tokenizer && tokenizer.size !== w.V) {
-    throw new Error(`bench tokenizer has ${tokenizer.size} ids, the workload needs ${w.V}`);
-  }
-  const model = new rnnkit.LanguageModel({
-    vocabSize: w.V,
-    embeddingSize: w.E,
-    hiddenSize: w.H,
-    numLayers: w.L,
-    cell: w.cell,
-    seed: 1,
-    tokenizer,
-  });
-
+  const model = buildModel(rnnkit, w);
   if (w.kind === 'generate') {
     if (typeof native.lmGenerate !== 'function') {
       throw new Unavailable('the native generation loop (native.lmGenerate) is not built yet');
     }
-    const prompts = Array.from({ length: w.B }, (_, b) => ALPHABET[(7 * b) % ALPHABET.length]);
-    let seed = 1234;
-    let produced = 0;
-    return {
-      iteration: async () => {
-        const out = await model.generate({
-          prompts,
-          maxTokens: w.steps,
-          temperature: 1,
-          seed: seed++,
-        });
-        produced = out.reduce((n, s) => n + [...s].length, 0);
-      },
-      finish: () => {
-        if (produced !== w.B * w.steps) {
-          throw new Error(`generate produced ${produced} tokens, expected ${w.B * w.steps}`);
-        }
-        return {};
-      },
-    };
+    return generateLoop(w, (options) => model.generate(options));
   }
 
   const n = w.T * w.B;
@@ -91,6 +59,61 @@ export function prepareWorkload(rnnkit, native, w) {
     finish: () => {
       losses.forEach(checkLoss);
       return { firstLoss: losses[0], lastLoss: losses[losses.length - 1] };
+    },
+  };
+}
+
+/** The workload's model, seeded; generate workloads get a 65-id character tokenizer. */
+export function buildModel(rnnkit, w) {
+  const tokenizer = w.kind === 'generate' ? new rnnkit.CharTokenizer([...ALPHABET]) : undefined;
+  if (tokenizer && tokenizer.size !== w.V) {
+    throw new Error(`bench tokenizer has ${tokenizer.size} ids, the workload needs ${w.V}`);
+  }
+  return new rnnkit.LanguageModel({
+    vocabSize: w.V,
+    embeddingSize: w.E,
+    hiddenSize: w.H,
+    numLayers: w.L,
+    cell: w.cell,
+    seed: 1,
+    tokenizer,
+  });
+}
+
+/**
+ * The generate workload on rnnkit's ONNX path: OnnxGenerator (onnxruntime-node in a worker
+ * thread, rnnkit's sampler) over `file`, rnnkit's own step-model export of buildModel(w).
+ */
+export async function prepareOnnxGenerator(rnnkit, w, file, threads) {
+  if (typeof rnnkit.OnnxGenerator?.load !== 'function') {
+    throw new Unavailable('rnnkit.OnnxGenerator is not in this build');
+  }
+  const generator = await rnnkit.OnnxGenerator.load(file, { threads });
+  const loop = generateLoop(w, (options) => generator.generate(options));
+  return {
+    iteration: loop.iteration,
+    finish: async () => {
+      await generator.close();
+      return loop.finish();
+    },
+  };
+}
+
+/** One generate iteration: `steps` tokens at temperature 1 for B one-character prompts. */
+function generateLoop(w, generate) {
+  const prompts = Array.from({ length: w.B }, (_, b) => ALPHABET[(7 * b) % ALPHABET.length]);
+  let seed = 1234;
+  let produced = 0;
+  return {
+    iteration: async () => {
+      const out = await generate({ prompts, maxTokens: w.steps, temperature: 1, seed: seed++ });
+      produced = out.reduce((n, s) => n + [...s].length, 0);
+    },
+    finish: () => {
+      if (produced !== w.B * w.steps) {
+        throw new Error(`generate produced ${produced} tokens, expected ${w.B * w.steps}`);
+      }
+      return {};
     },
   };
 }

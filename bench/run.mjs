@@ -58,6 +58,7 @@ export const SYSTEMS = {
   torch: 'PyTorch',
   ortTorch: 'onnxruntime (torch export)',
   ortRnnkit: 'onnxruntime (rnnkit export)',
+  onnxGenerator: 'rnnkit OnnxGenerator',
 };
 
 export function parseArgs(argv) {
@@ -200,23 +201,6 @@ function ortInstalled() {
   }
 }
 
-/**
- * Slot for rnnkit's own ONNX export (lib/onnx, not written yet). When it lands, export `model`'s
- * one-step graph here (tokens [1, B] int64, then h0 [L, B, H] and c0 [L, B, H] for LSTM, in that
- * input order; logits [1, B, V], hn, cn out, dynamic batch) to `file` and return
- * { status: 'ok', path: file }; bench/ort_worker.mjs then runs it exactly like the torch export.
- * It must run in a worker process like every other measurement (see bench/rnnkit_worker.mjs).
- */
-function exportRnnkitOnnx(rnnkit) {
-  const api = ['exportOnnx', 'toOnnx', 'exportONNX'].find((n) => typeof rnnkit[n] === 'function');
-  return {
-    status: 'unavailable',
-    reason: api
-      ? `rnnkit.${api} exists but the bench slot exportRnnkitOnnx (bench/run.mjs) is not wired to it yet`
-      : 'rnnkit ONNX export not implemented yet',
-  };
-}
-
 function fmt(n, digits = 0) {
   if (!Number.isFinite(n)) return '—';
   return n.toLocaleString('en-US', {
@@ -297,23 +281,37 @@ export async function main(argv = process.argv.slice(2)) {
     if (wantsGenerate && !haveOrt)
       notices.push('onnxruntime-node not installed: its rows are skipped');
 
-    // One torch.onnx.export per distinct generate model, shared by every batch size and thread count.
-    const onnxModels = new Map();
-    if (wantsGenerate && haveOrt && torch.python) {
+    // The step model of each distinct generate model, exported once by torch.onnx.export and
+    // once by rnnkit's exportOnnx (same architecture; each its own random weights), shared by
+    // every batch size and thread count. The files live in the temporary folder.
+    const exports = new Map();
+    const modelKey = (w) => `${w.cell}-${w.E}-${w.H}-${w.L}-${w.V}`;
+    if (wantsGenerate && haveOrt) {
       for (const w of workloads.filter((x) => x.kind === 'generate')) {
-        const key = `${w.cell}-${w.E}-${w.H}-${w.L}-${w.V}`;
-        if (onnxModels.has(key)) continue;
-        const file = path.join(tmp, `torch-step-${key}.onnx`);
-        log(`exporting the ${key} step model with torch.onnx.export ...`);
-        const r = await runChild(
-          torch.python,
-          [path.join(here, 'torch_ref.py')],
-          { kind: 'export-onnx', workload: w, path: file, threads: opts.threads },
-          { ...ctx, env: threadEnv(opts.threads) },
-        );
-        if (r.status !== 'ok') notices.push(`torch.onnx.export ${r.status}: ${r.reason}`);
-        if (r.status === 'error') failed = true;
-        onnxModels.set(key, r);
+        const key = modelKey(w);
+        if (exports.has(`torch:${key}`)) continue;
+        for (const [by, cmd] of [
+          ['torch', torch.python ? [torch.python, path.join(here, 'torch_ref.py')] : null],
+          ['rnnkit', [process.execPath, path.join(here, 'rnnkit_worker.mjs')]],
+        ]) {
+          if (!cmd) {
+            exports.set(`${by}:${key}`, {
+              status: 'unavailable',
+              reason: 'torch is not installed',
+            });
+            continue;
+          }
+          const file = path.join(tmp, `${by}-step-${key}.onnx`);
+          log(`exporting the ${key} step model with ${by} ...`);
+          const task = { kind: 'export-onnx', workload: w, path: file, threads: opts.threads };
+          const r = await runChild(cmd[0], cmd.slice(1), task, {
+            ...ctx,
+            env: threadEnv(opts.threads),
+          });
+          if (r.status !== 'ok') notices.push(`${by} ONNX export ${r.status}: ${r.reason}`);
+          if (r.status === 'error') failed = true;
+          exports.set(`${by}:${key}`, r);
+        }
       }
     }
 
@@ -347,17 +345,21 @@ export async function main(argv = process.argv.slice(2)) {
         });
         if (torch.python) plan.push({ w, threads, system: SYSTEMS.torch, task });
         if (w.kind === 'generate' && haveOrt) {
-          const exported = onnxModels.get(`${w.cell}-${w.E}-${w.H}-${w.L}-${w.V}`);
-          if (exported?.status === 'ok') {
-            plan.push({
-              w,
-              threads,
-              system: SYSTEMS.ortTorch,
-              task: { ...task, model: exported.path },
-            });
-          } else {
-            const reason = exported?.reason ?? 'no exported model (torch is needed to export it)';
-            record(w, SYSTEMS.ortTorch, { status: 'unavailable', reason, threads });
+          const viaOnnx = [
+            [SYSTEMS.ortTorch, 'torch', { ...task, model: '' }],
+            [SYSTEMS.ortRnnkit, 'rnnkit', { ...task, model: '' }],
+            [SYSTEMS.onnxGenerator, 'rnnkit', { ...task, onnx: '' }],
+          ];
+          for (const [system, by, t] of viaOnnx) {
+            const exported = exports.get(`${by}:${modelKey(w)}`);
+            if (exported?.status === 'ok') {
+              if ('model' in t) t.model = exported.path;
+              else t.onnx = exported.path;
+              plan.push({ w, threads, system, task: t });
+            } else {
+              const reason = `no ${by} export: ${exported?.reason ?? 'not attempted'}`;
+              record(w, system, { status: 'unavailable', reason, threads });
+            }
           }
         }
       }
@@ -368,6 +370,8 @@ export async function main(argv = process.argv.slice(2)) {
       [CEILING]: rnnkitWorker,
       [SYSTEMS.torch]: [torch.python, path.join(here, 'torch_ref.py')],
       [SYSTEMS.ortTorch]: [process.execPath, path.join(here, 'ort_worker.mjs')],
+      [SYSTEMS.ortRnnkit]: [process.execPath, path.join(here, 'ort_worker.mjs')],
+      [SYSTEMS.onnxGenerator]: rnnkitWorker,
     };
     // A job is one child process: one measurement, or with --quick every measurement of one
     // system at one thread count (process start-up, torch's above all, would dominate otherwise).
@@ -389,16 +393,16 @@ export async function main(argv = process.argv.slice(2)) {
         let what;
         if (system === CEILING) {
           if (one.status === 'ok') {
-            const byKey = Object.fromEntries(one.shapes.map((g) => [shapeKey(g), g.gflops]));
-            const builtinByKey = one.shapes.every((g) => g.builtinGflops > 0)
-              ? Object.fromEntries(one.shapes.map((g) => [shapeKey(g), g.builtinGflops]))
-              : null;
-            ceilingOfRun.set(`${w.id}\u0000${threads}`, {
-              byKey,
-              builtinByKey,
+            const field = (f) => Object.fromEntries(one.shapes.map((g) => [shapeKey(g), g[f]]));
+            const m = {
+              wall: ceilingOf(w, field('gflops')),
+              cpu: ceilingOf(w, field('cpuGflops')),
+              builtin: ceilingOf(w, field('builtinGflops')),
+              builtinCpu: ceilingOf(w, field('builtinCpuGflops')),
               shapes: one.shapes,
-            });
-            what = `GEMM ceiling ${fmt(ceilingOf(w, byKey).gflops, 1)} GFLOP/s`;
+            };
+            ceilingOfRun.set(`${w.id}\u0000${threads}`, m);
+            what = `GEMM ceiling ${fmt(m.wall.gflops, 1)} GFLOP/s`;
           } else {
             failed = true;
             notices.push(`GEMM ceiling of ${w.id} at ${threads} thread(s) failed: ${one.reason}`);
@@ -415,14 +419,12 @@ export async function main(argv = process.argv.slice(2)) {
         log(`[${++done}/${plan.length}] ${w.id} ${system} ${threads}t: ${what}${took}`);
       });
     }
-    for (const w of workloads.filter((x) => x.kind === 'generate')) {
-      record(w, SYSTEMS.ortRnnkit, exportRnnkitOnnx(rnnkit));
-    }
 
     // Rows: the best run of each system, with throughput, memory, ratio and GFLOP/s.
     const results = [];
     const rows = [];
     const ceilingRows = [];
+    const cpuRows = [];
     for (const w of workloads) {
       const tokens = tokensPerIteration(w);
       const flops = flopsPerToken(w);
@@ -437,32 +439,37 @@ export async function main(argv = process.argv.slice(2)) {
       const ceilings = {};
       for (const t of threadCandidates) {
         const m = ceilingOfRun.get(`${w.id}\u0000${t}`);
-        if (!m) continue;
-        const builtin = m.builtinByKey ? ceilingOf(w, m.builtinByKey) : null;
+        if (!m?.wall) continue;
         ceilings[t] = {
-          ...ceilingOf(w, m.byKey),
-          builtinGflops: builtin?.gflops,
+          ...m.wall,
+          cpuGflops: m.cpu?.gflops,
+          builtinGflops: m.builtin?.gflops,
+          builtinCpuGflops: m.builtinCpu?.gflops,
           shapes: m.shapes,
         };
       }
       entry.gemmCeiling = ceilings;
-      // The ceiling table shows the thread count rnnkit ran best at.
+      // The ceiling table shows the thread count rnnkit ran best at, and one thread by CPU time.
       const ct = rnnkitBest?.status === 'ok' ? rnnkitBest.threads : opts.threads;
       const c = ceilings[ct];
       if (c) {
         const d = c.dominant;
+        const more = d.uses.length > 1 ? ` +${d.uses.length - 1} more` : '';
         ceilingRows.push([
           w.id,
-          ct,
-          fmt(c.gflops, 1),
-          fmt(c.builtinGflops, 1),
-          `${d.key}: ${d.uses[0]}${d.uses.length > 1 ? ` +${d.uses.length - 1} more` : ''} (${fmt((100 * d.flops) / c.flops)}% of FLOPs)`,
-          fmt(d.gflops, 1),
+          fmt(ceilings[1]?.cpuGflops, 1),
+          fmt(ceilings[1]?.builtinCpuGflops, 1),
+          `${fmt(c.gflops, 1)} (${ct}t)`,
+          `${d.key}: ${d.uses[0]}${more} (${fmt((100 * d.flops) / c.flops)}% of FLOPs)`,
           fmt(c.gemmSeconds * 1000, 2),
         ]);
       }
       const rnnkitRate =
         rnnkitBest?.status === 'ok' ? (tokens * 1000) / rnnkitBest.msPerIteration : NaN;
+      const oneThread = (system) =>
+        runsOf.get(`${w.id}\u0000${system}`)?.find((r) => r.status === 'ok' && r.threads === 1);
+      const rnnkitCpu = oneThread(SYSTEMS.rnnkit);
+      const rnnkitCpuRate = rnnkitCpu ? (tokens * 1000) / rnnkitCpu.cpuMsPerIteration : NaN;
       for (const system of Object.values(SYSTEMS)) {
         const runs = runsOf.get(`${w.id}\u0000${system}`);
         if (!runs) continue;
@@ -485,6 +492,29 @@ export async function main(argv = process.argv.slice(2)) {
             fractionOfCeiling: ceiling ? gflops / ceiling.gflops : null,
             ratioRnnkitOverThis: rnnkitRate / rate,
           });
+          const one = oneThread(system);
+          if (one) {
+            const cpuRate = (tokens * 1000) / one.cpuMsPerIteration;
+            const cpuGflops = (cpuRate * flops) / 1e9;
+            s.oneThreadCpu = {
+              cpuMsPerIteration: one.cpuMsPerIteration,
+              tokensPerCpuSecond: cpuRate,
+              gflopsPerCpuSecond: cpuGflops,
+              fractionOfCeiling: ceilings[1] ? cpuGflops / ceilings[1].cpuGflops : null,
+              ratioRnnkitOverThis: rnnkitCpuRate / cpuRate,
+            };
+            cpuRows.push([
+              w.id,
+              system,
+              fmt(cpuRate),
+              fmtAuto(one.cpuMsPerIteration / (w.kind === 'generate' ? w.steps : 1)),
+              system === SYSTEMS.rnnkit || !Number.isFinite(rnnkitCpuRate)
+                ? ''
+                : `${fmt(rnnkitCpuRate / cpuRate, 2)}×`,
+              fmt(cpuGflops, 1),
+              ceilings[1] ? `${fmt((100 * cpuGflops) / ceilings[1].cpuGflops)}%` : '—',
+            ]);
+          }
           rows.push([
             w.id,
             system,
@@ -573,21 +603,40 @@ export async function main(argv = process.argv.slice(2)) {
         rows,
       ),
     );
-    if (ceilingRows.length) {
+    if (cpuRows.length) {
       console.log(
-        `\nGEMM ceiling: ${info.gemm} sgemm at each workload's own GEMM shapes, time-weighted ` +
-          `(FLOPs / time those GEMMs alone take), at the thread count rnnkit ran best with; ` +
-          `beside it the built-in GEMM (single-threaded) at the same shapes:\n`,
+        '\nThe same runs at one thread, by process CPU time (time spent preempted by other work ' +
+          'on the machine does not count, so these ratios hold on a busy machine):\n',
       );
       console.log(
         markdownTable(
           [
             'workload',
-            'threads',
+            'system',
+            'tokens/CPU-s',
+            'CPU ms/step',
+            'rnnkit ÷ this',
+            'GFLOP/CPU-s',
+            '% of GEMM ceiling',
+          ],
+          cpuRows,
+        ),
+      );
+    }
+    if (ceilingRows.length) {
+      console.log(
+        `\nGEMM ceiling: sgemm at each workload's own GEMM shapes, time-weighted (its FLOPs over ` +
+          `the time those GEMMs alone take): ${info.gemm} and the built-in GEMM at one thread ` +
+          `by CPU time, and ${info.gemm} by wall time at the thread count rnnkit ran best with:\n`,
+      );
+      console.log(
+        markdownTable(
+          [
+            'workload',
+            `${info.gemm} 1t GFLOP/CPU-s`,
+            'built-in 1t GFLOP/CPU-s',
             `${info.gemm} GFLOP/s`,
-            'built-in GFLOP/s',
             'dominant GEMM (op M×N×K: use)',
-            'its GFLOP/s',
             'ideal GEMM ms/iter',
           ],
           ceilingRows,

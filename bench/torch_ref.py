@@ -52,14 +52,18 @@ def time_iterations(fn, reps, min_rep_ms):
     for _ in range(inner):
         fn()
     samples = []
+    cpu_samples = []
     for _ in range(reps):
+        cpu = time.process_time()
         t = time.perf_counter()
         for _ in range(inner):
             fn()
         samples.append((time.perf_counter() - t) * 1e3 / inner)
+        cpu_samples.append((time.process_time() - cpu) * 1e3 / inner)
     return {
         "msPerIteration": median(samples),
         "samplesMs": samples,
+        "cpuMsPerIteration": median(cpu_samples),
         "inner": inner,
         "warmupMs": first_ms,
     }

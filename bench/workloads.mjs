@@ -82,13 +82,17 @@ export function flopsPerToken(w) {
  * in the textbook formulation (one input projection over all steps, one recurrent GEMM per step,
  * weight gradients over all steps). Their 2*M*N*K*count sums to exactly flopsPerToken *
  * tokensPerIteration, which is what makes the ceiling below comparable with achieved GFLOP/s.
+ * `phase` names the model call that performs it (bench/profile.mjs --phases times those).
  */
 export function gemmShapes(w) {
   const { B, H, V, G } = w;
   const GH = G * H;
   const shapes = [];
-  const add = (what, M, N, K, transA, transB, count) =>
-    shapes.push({ what, M, N, K, transA, transB, count });
+  const add = (what, M, N, K, transA, transB, count) => {
+    const backward = /gradient|backward/.test(what);
+    const phase = `${what.startsWith('decoder') ? 'decoder' : 'rnn'}.${backward ? 'backward' : 'forward'}`;
+    shapes.push({ what, phase, M, N, K, transA, transB, count });
+  };
   if (w.kind === 'generate') {
     for (let l = 0; l < w.L; l++) {
       add(`L${l} input projection`, B, GH, layerInput(w, l), false, true, w.steps);
