@@ -371,6 +371,7 @@ const commands: Record<string, Command> = {
   --hidden N             decoder hidden size (default 128)
   --encoder-hidden N     encoder hidden size per direction (default hidden/2)
   --unidirectional       read the source left to right only
+  --input-feeding        feed each attentional state into the next decoder step
   --encoder-layers N     (default 1)
   --decoder-layers N     (default 1)
   --embedding N          embedding size (default 64)
@@ -401,6 +402,7 @@ const commands: Record<string, Command> = {
       hidden: { type: 'string' },
       'encoder-hidden': { type: 'string' },
       unidirectional: { type: 'boolean' },
+      'input-feeding': { type: 'boolean' },
       'encoder-layers': { type: 'string' },
       'decoder-layers': { type: 'string' },
       embedding: { type: 'string' },
@@ -479,6 +481,7 @@ const commands: Record<string, Command> = {
         hiddenSize: hidden,
         encoderHiddenSize: num(v['encoder-hidden'], 'encoder-hidden', 'int'),
         bidirectional: v.unidirectional !== true,
+        inputFeeding: v['input-feeding'] === true,
         encoderLayers: num(v['encoder-layers'], 'encoder-layers', 'int') ?? 1,
         decoderLayers: num(v['decoder-layers'], 'decoder-layers', 'int') ?? 1,
         embeddingSize: num(v.embedding, 'embedding', 'int') ?? 64,

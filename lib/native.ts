@@ -152,10 +152,52 @@ type LuongForwardArgs = [
 ];
 type LuongBackwardArgs = [...LuongForwardArgs, dout: F32, dq: F32, denc: F32, dparams: F32];
 
+/** The input-feeding decoder over T target steps (its stack's input is E + H wide). */
+export interface FeedingShape {
+  cell: CellName;
+  kind: AttentionKind;
+  T: number;
+  S: number;
+  B: number;
+  E: number;
+  H: number;
+  L: number;
+  He: number;
+  A: number;
+  dropout: number;
+  training: boolean;
+  seed: number;
+}
+
+type FeedingForwardArgs = [
+  shape: FeedingShape,
+  stack: F32,
+  attention: F32,
+  x: F32,
+  enc: F32,
+  lengths: I32,
+  h0: Opt<F32>,
+  c0: Opt<F32>,
+  ws: F32,
+  out: F32,
+  align: F32,
+];
+type FeedingBackwardArgs = [
+  ...FeedingForwardArgs,
+  dout: F32,
+  dx: Opt<F32>,
+  denc: F32,
+  dh0: Opt<F32>,
+  dc0: Opt<F32>,
+  dstack: F32,
+  dattention: F32,
+];
+
 /** The decoder of a seq2seq model as native beam search reads it. */
 export interface Seq2SeqDecoderShape {
   cell: CellName;
   kind: AttentionKind;
+  inputFeeding: boolean;
   V: number;
   E: number;
   H: number;
@@ -238,7 +280,6 @@ export interface Native {
     dlogits: F32,
   ): void;
   dropout(x: F32, p: number, seed: number, y: F32): void;
-  dropout(x: F32, p: number, seed: number, y: F32): void;
   globalNorm(tensors: F32[]): number;
   clipGlobalNorm(grads: F32[], maxNorm: number): number;
   adamUpdate(params: F32[], grads: F32[], m: F32[], v: F32[], step: number, cfg: AdamConfig): void;
@@ -270,6 +311,9 @@ export interface Native {
   attentionWorkspaceSize(shape: AttentionShape): number;
   luongAttentionForward(...args: LuongForwardArgs): void;
   luongAttentionBackward(...args: LuongBackwardArgs): void;
+  feedingWorkspaceSize(shape: FeedingShape): number;
+  feedingDecoderForward(...args: FeedingForwardArgs): void;
+  feedingDecoderBackward(...args: FeedingBackwardArgs): void;
   seq2seqBeamSearch(...args: BeamSearchArgs): BeamSearchResult;
   seq2seqBeamSearchAsync(...args: BeamSearchArgs): Promise<BeamSearchResult>;
   gemm(shape: GemmShape, A: F32, B: F32, C: F32): void;

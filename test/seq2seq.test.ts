@@ -41,6 +41,8 @@ const configs: Partial<Seq2SeqConfig>[] = [
   { cell: 'lstm', attention: 'general', bidirectional: true, encoderLayers: 2 },
   { cell: 'gru', attention: 'additive', bidirectional: false, decoderLayers: 2 },
   { cell: 'lstm', attention: 'dot', bidirectional: true, encoderHiddenSize: 3 },
+  { cell: 'lstm', attention: 'additive', inputFeeding: true },
+  { cell: 'gru', attention: 'general', inputFeeding: true, decoderLayers: 2 },
 ];
 
 describe('Seq2Seq training', () => {

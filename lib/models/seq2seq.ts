@@ -1,4 +1,4 @@
-import { native } from '../native';
+import { native, type FeedingShape } from '../native';
 import { Attention, type AttentionKind } from '../nn/attention';
 import { Embedding } from '../nn/embedding';
 import { Linear } from '../nn/linear';
@@ -41,6 +41,11 @@ export interface Seq2SeqConfig {
   attention?: AttentionKind;
   /** Dropout between stacked recurrent layers (default 0). */
   dropout?: number;
+  /**
+   * Feed each step's attentional state into the next step's input (Luong et al. 2015, 3.3), so
+   * the decoder knows what it attended to before; its step loop then runs natively (default false).
+   */
+  inputFeeding?: boolean;
   /** Start and end token ids of the target; default the target tokenizer's '<bos>' and '<eos>'. */
   bos?: number;
   eos?: number;
@@ -60,6 +65,7 @@ export interface Seq2SeqSpec {
   bidirectional: boolean;
   attention: AttentionKind;
   dropout: number;
+  inputFeeding: boolean;
   bos: number;
   eos: number;
 }
@@ -99,6 +105,8 @@ export class Seq2Seq extends Module {
   private trainLoss: SoftmaxCrossEntropy;
   private buffers: Record<string, Float32Array | null> = {};
   private last: PairBatch | null = null;
+  private feeding: { shape: FeedingShape; x: Float32Array; encoded: Encoded } | null = null;
+  private feedingSeed: number;
 
   constructor(config: Seq2SeqConfig) {
     super();
@@ -137,6 +145,7 @@ export class Seq2Seq extends Module {
       bidirectional,
       attention: config.attention ?? 'general',
       dropout: checkNumber('dropout', config.dropout ?? 0, 0, 0.99),
+      inputFeeding: config.inputFeeding ?? false,
       bos: checkInt('bos', bos, 0, tv - 1),
       eos: checkInt('eos', eos, 0, tv - 1),
     };
@@ -161,7 +170,7 @@ export class Seq2Seq extends Module {
     this.bridgeC = cell === 'lstm' ? new Linear(this.encoderSize, bridgeOut, { rng }) : null;
     this.targetEmbedding = new Embedding(s.targetVocab, s.embeddingSize, rng);
     this.decoder = new RecurrentStack(cell, {
-      inputSize: s.embeddingSize,
+      inputSize: s.embeddingSize + (s.inputFeeding ? s.hiddenSize : 0),
       hiddenSize: s.hiddenSize,
       numLayers: s.decoderLayers,
       dropout: s.dropout,
@@ -174,6 +183,7 @@ export class Seq2Seq extends Module {
       rng,
     });
     this.output = new Linear(s.hiddenSize, s.targetVocab, { rng });
+    this.feedingSeed = seed();
     this.loss = new SoftmaxCrossEntropy({ ignoreIndex: IGNORE_INDEX });
     this.trainLoss = this.loss;
   }
@@ -279,8 +289,29 @@ export class Seq2Seq extends Module {
 
   /** Teacher-forced logits [T*B, V] for a batch (a view reused by the next call). */
   private decode(batch: PairBatch, encoded: Encoded, training: boolean) {
-    const { batch: B, targetSteps: T } = batch;
+    const { batch: B, targetSteps: T, sourceSteps: S } = batch;
     const y = this.targetEmbedding.forward(batch.targetIn);
+    if (this.spec.inputFeeding) {
+      const shape = this.feedingShape(batch, training);
+      const ws = this.buffer('feed_ws', native.feedingWorkspaceSize(shape));
+      const out = this.buffer('feed_out', T * B * this.spec.hiddenSize);
+      const align = this.buffer('feed_align', T * B * S);
+      native.feedingDecoderForward(
+        shape,
+        this.decoder.weights.data,
+        this.attention.weights.data,
+        y,
+        encoded.states,
+        batch.sourceLengths,
+        encoded.initial.h,
+        encoded.initial.c ?? null,
+        ws,
+        out,
+        align,
+      );
+      this.feeding = { shape, x: y, encoded };
+      return { logits: this.output.forward(out), weights: align };
+    }
     const dec = this.decoder.forward(y, {
       steps: T,
       batch: B,
@@ -290,11 +321,72 @@ export class Seq2Seq extends Module {
     });
     const att = this.attention.forward(dec.output, encoded.states, {
       steps: T,
-      sourceSteps: batch.sourceSteps,
+      sourceSteps: S,
       batch: B,
       lengths: batch.sourceLengths,
     });
     return { logits: this.output.forward(att.output), weights: att.weights };
+  }
+
+  private feedingShape(batch: PairBatch, training: boolean): FeedingShape {
+    const s = this.spec;
+    if (training) this.feedingSeed = (this.feedingSeed + batch.targetSteps) % 2 ** 52;
+    return {
+      cell: this.decoder.cellName,
+      kind: s.attention,
+      T: batch.targetSteps,
+      S: batch.sourceSteps,
+      B: batch.batch,
+      E: s.embeddingSize,
+      H: s.hiddenSize,
+      L: s.decoderLayers,
+      He: this.encoderSize,
+      A: this.attention.attentionSize,
+      dropout: s.dropout,
+      training,
+      seed: this.feedingSeed,
+    };
+  }
+
+  /** From d(attentional states): the decoder's backward, to d(embedded targets), d(encoder
+   * states) and d(initial state). */
+  private decoderBackward(dout: Float32Array): {
+    dx: Float32Array;
+    denc: Float32Array;
+    dState: RecurrentState;
+  } {
+    const f = this.feeding;
+    if (!this.spec.inputFeeding || !f) {
+      const { dq, denc } = this.attention.backward(dout);
+      const { dx, dState } = this.decoder.backward(dq);
+      return { dx, denc, dState };
+    }
+    const { T, S, B, E, H, L } = f.shape;
+    const dx = this.buffer('feed_dx', T * B * E);
+    const denc = this.buffer('feed_denc', S * B * this.encoderSize);
+    const dState: RecurrentState = { h: this.buffer('feed_dh0', L * B * H) };
+    if (f.encoded.initial.c) dState.c = this.buffer('feed_dc0', L * B * H);
+    native.feedingDecoderBackward(
+      f.shape,
+      this.decoder.weights.data,
+      this.attention.weights.data,
+      f.x,
+      f.encoded.states,
+      (this.last as PairBatch).sourceLengths,
+      f.encoded.initial.h,
+      f.encoded.initial.c ?? null,
+      this.buffer('feed_ws', native.feedingWorkspaceSize(f.shape)),
+      this.buffer('feed_out', T * B * H),
+      this.buffer('feed_align', T * B * S),
+      dout,
+      dx,
+      denc,
+      dState.h,
+      dState.c ?? null,
+      this.decoder.weights.grad,
+      this.attention.weights.grad,
+    );
+    return { dx, denc, dState };
   }
 
   /**
@@ -336,8 +428,8 @@ export class Seq2Seq extends Module {
     const H1 = this.spec.encoderHiddenSize;
     const Le = this.spec.encoderLayers;
     const dout = this.output.backward(dlogits) as Float32Array;
-    const { dq, denc } = this.attention.backward(dout);
-    const dec = this.decoder.backward(dq);
+    const dec = this.decoderBackward(dout);
+    const denc = dec.denc;
     this.targetEmbedding.backward(dec.dx);
 
     // Bridge: d(initial state) -> d(final encoder state of the top layer).
@@ -400,6 +492,7 @@ export class Seq2Seq extends Module {
       shape: {
         cell: this.decoder.cellName,
         kind: s.attention,
+        inputFeeding: s.inputFeeding,
         V: s.targetVocab,
         E: s.embeddingSize,
         H: s.hiddenSize,

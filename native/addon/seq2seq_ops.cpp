@@ -1,5 +1,6 @@
 // N-API glue for sequence-to-sequence models: the Luong attention layer (forward/backward over all
-// decoder steps) and batched beam search (a Promise, or the sync twin).
+// decoder steps), the input-feeding decoder (forward/backward) and batched beam search (a Promise,
+// or the sync twin).
 #include <napi.h>
 
 #include <cstring>
@@ -107,7 +108,104 @@ struct LuongAttentionBackward {
   Napi::Value result(Napi::Env env) { return env.Undefined(); }
 };
 
-// seq2seqBeamSearch(decoder {cell, kind, V, E, H, L, He, A}, embedding, stack, attention,
+rnnkit::FeedingShape parse_feeding_shape(Parser& p, size_t i) {
+  Napi::Object o = p.object(i, "shape");
+  rnnkit::FeedingShape f;
+  f.cell = static_cast<rnnkit::CellType>(
+      p.choice(o.Get("cell"), "shape.cell", {"rnn_tanh", "rnn_relu", "lstm", "gru"}));
+  f.kind = parse_kind(p, o.Get("kind"), "shape.kind");
+  f.T = p.size(o, "shape", "T");
+  f.S = p.size(o, "shape", "S");
+  f.B = p.size(o, "shape", "B");
+  f.E = p.size(o, "shape", "E");
+  f.H = p.size(o, "shape", "H");
+  f.L = p.size(o, "shape", "L");
+  f.He = p.size(o, "shape", "He");
+  f.A = p.size(o, "shape", "A");
+  check_dot_sizes(p, f.kind, f.H, f.He, "shape");
+  f.dropout = static_cast<float>(p.number(o.Get("dropout"), "shape.dropout", 0, 0.99));
+  f.training = p.boolean(o.Get("training"), "shape.training");
+  f.seed = static_cast<uint64_t>(p.integer(o.Get("seed"), "shape.seed", 0, 9007199254740991LL));
+  return f;
+}
+
+// The arguments the feeding decoder's forward and backward share:
+// (shape, stack, attention, x, enc, lengths, h0, c0, ws, out, align).
+struct FeedingArgs {
+  rnnkit::FeedingShape f;
+  const float *stack, *attention, *x, *enc, *h0, *c0;
+  const int32_t* lengths;
+  float *ws, *out, *align;
+  size_t state;
+  explicit FeedingArgs(Parser& p) : f(parse_feeding_shape(p, 0)) {
+    const bool lstm = f.cell == rnnkit::CellType::Lstm;
+    const AttentionShape as{f.kind, 1, 1, 1, f.H, f.He, f.A};
+    state = size_t(f.L) * f.B * f.H;
+    stack = p.f32(1, "stack", rnnkit::stack_param_count(f.cell, f.E + f.H, f.H, f.L),
+                  "stackParamCount(cell, E + H, H, L)");
+    attention =
+        p.f32(2, "attention", rnnkit::attention_param_count(as), "attentionParamCount(shape)");
+    x = p.f32(3, "x", size_t(f.T) * f.B * f.E, shape_str("T*B*E", {f.T, f.B, f.E}));
+    enc = p.f32(4, "enc", size_t(f.S) * f.B * f.He, shape_str("S*B*He", {f.S, f.B, f.He}));
+    lengths = parse_lengths(p, 5, f.B, f.S);
+    h0 = p.f32(6, "h0", state, shape_str("L*B*H", {f.L, f.B, f.H}), true);
+    c0 = lstm ? p.f32(7, "c0", state, shape_str("L*B*H", {f.L, f.B, f.H}), true) : nullptr;
+    ws = p.f32(8, "ws", rnnkit::feeding_workspace_size(f), "feedingWorkspaceSize(shape)");
+    out = p.f32(9, "out", size_t(f.T) * f.B * f.H, shape_str("T*B*H", {f.T, f.B, f.H}));
+    align = p.f32(10, "align", size_t(f.T) * f.B * f.S, shape_str("T*B*S", {f.T, f.B, f.S}));
+  }
+};
+
+// feedingDecoderForward(shape, stack, attention, x, enc, lengths, h0, c0, ws, out, align)
+struct FeedingDecoderForward {
+  static constexpr const char* name = "feedingDecoderForward";
+  FeedingArgs a;
+  explicit FeedingDecoderForward(Parser& p) : a(p) {}
+  void run() {
+    rnnkit::feeding_decoder_forward(a.f, a.stack, a.attention, a.x, a.enc, a.lengths, a.h0, a.c0,
+                                    a.ws, a.out, a.align);
+  }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
+
+// feedingDecoderBackward(shape, stack, attention, x, enc, lengths, h0, c0, ws, out, align,
+//   dout, dx, denc, dh0, dc0, dstack, dattention)
+struct FeedingDecoderBackward {
+  static constexpr const char* name = "feedingDecoderBackward";
+  FeedingArgs a;
+  float *dout, *dx, *denc, *dh0, *dc0, *dstack, *dattention;
+  explicit FeedingDecoderBackward(Parser& p) : a(p) {
+    const rnnkit::FeedingShape& f = a.f;
+    if (!f.training)
+      p.range_error("'shape.training' must be true: backward needs a training forward");
+    const std::string state = shape_str("L*B*H", {f.L, f.B, f.H});
+    dout = p.f32(11, "dout", size_t(f.T) * f.B * f.H, shape_str("T*B*H", {f.T, f.B, f.H}));
+    dx = p.f32(12, "dx", size_t(f.T) * f.B * f.E, shape_str("T*B*E", {f.T, f.B, f.E}), true);
+    denc = p.f32(13, "denc", size_t(f.S) * f.B * f.He, shape_str("S*B*He", {f.S, f.B, f.He}));
+    dh0 = p.f32(14, "dh0", a.state, state, true);
+    dc0 = f.cell == rnnkit::CellType::Lstm ? p.f32(15, "dc0", a.state, state, true) : nullptr;
+    dstack = p.f32(16, "dstack", rnnkit::stack_param_count(f.cell, f.E + f.H, f.H, f.L),
+                   "stackParamCount(cell, E + H, H, L)");
+    dattention =
+        p.f32(17, "dattention", rnnkit::attention_param_count({f.kind, 1, 1, 1, f.H, f.He, f.A}),
+              "attentionParamCount(shape)");
+  }
+  void run() {
+    rnnkit::feeding_decoder_backward(a.f, a.stack, a.attention, a.x, a.enc, a.lengths, a.h0, a.c0,
+                                     a.ws, a.out, a.align, dout, dx, denc, dh0, dc0, dstack,
+                                     dattention);
+  }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
+
+Napi::Value FeedingWorkspaceSize(const Napi::CallbackInfo& info) {
+  Parser p(info, "feedingWorkspaceSize");
+  rnnkit::FeedingShape f = parse_feeding_shape(p, 0);
+  return Napi::Number::New(info.Env(), static_cast<double>(rnnkit::feeding_workspace_size(f)));
+}
+
+// seq2seqBeamSearch(decoder {cell, kind, inputFeeding, V, E, H, L, He, A}, embedding, stack,
+// attention,
 //   outWeight, outBias, enc, lengths, h0, c0,
 //   config {S, B, beam, nBest, maxLength, lengthPenalty, bos, eos})
 //   -> {tokens [B*nBest*maxLength], lengths [B*nBest], scores [B*nBest], align [..*S]}
@@ -126,6 +224,7 @@ struct Seq2SeqBeamSearch {
     w.cell = static_cast<rnnkit::CellType>(
         p.choice(d.Get("cell"), "decoder.cell", {"rnn_tanh", "rnn_relu", "lstm", "gru"}));
     w.kind = parse_kind(p, d.Get("kind"), "decoder.kind");
+    w.input_feeding = p.boolean(d.Get("inputFeeding"), "decoder.inputFeeding");
     w.V = p.size(d, "decoder", "V");
     w.E = p.size(d, "decoder", "E");
     w.H = p.size(d, "decoder", "H");
@@ -135,8 +234,9 @@ struct Seq2SeqBeamSearch {
     check_dot_sizes(p, w.kind, w.H, w.He, "decoder");
     const AttentionShape as{w.kind, 1, 1, 1, w.H, w.He, w.A};
     w.embedding = p.f32(1, "embedding", size_t(w.V) * w.E, shape_str("V*E", {w.V, w.E}));
-    w.stack = p.f32(2, "stack", rnnkit::stack_param_count(w.cell, w.E, w.H, w.L),
-                    "stackParamCount(cell, E, H, L)");
+    w.stack = p.f32(
+        2, "stack", rnnkit::stack_param_count(w.cell, w.E + (w.input_feeding ? w.H : 0), w.H, w.L),
+        w.input_feeding ? "stackParamCount(cell, E + H, H, L)" : "stackParamCount(cell, E, H, L)");
     w.attention =
         p.f32(3, "attention", rnnkit::attention_param_count(as), "attentionParamCount(shape)");
     w.out_weight = p.f32(4, "outWeight", size_t(w.V) * w.H, shape_str("V*H", {w.V, w.H}));
@@ -221,6 +321,10 @@ void init_seq2seq(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, AttentionWorkspaceSize, "attentionWorkspaceSize"));
   add<LuongAttentionForward>(env, exports, false);
   add<LuongAttentionBackward>(env, exports, false);
+  exports.Set("feedingWorkspaceSize",
+              Napi::Function::New(env, FeedingWorkspaceSize, "feedingWorkspaceSize"));
+  add<FeedingDecoderForward>(env, exports, false);
+  add<FeedingDecoderBackward>(env, exports, false);
   add<Seq2SeqBeamSearch>(env, exports, true);
 }
 
