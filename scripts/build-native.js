@@ -4,6 +4,10 @@
 //   --debug        debug build with AddressSanitizer/UBSan (cmake-js only)
 //   --gyp          force the node-gyp build
 //   --blas=off     build with the built-in GEMM even when OpenBLAS is installed (cmake-js only)
+//   --cuda         also compile the CUDA kernels into the addon (needs nvcc; cmake-js only). The
+//                  environment variable RNNKIT_CUDA=on|auto does the same for `npm install`.
+//                  Off by default, so that a broken or mismatched CUDA toolkit can never fail an
+//                  install that does not ask for it.
 'use strict';
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
@@ -12,6 +16,11 @@ const root = path.resolve(__dirname, '..');
 const args = process.argv.slice(2);
 const debug = args.includes('--debug');
 const blas = (args.find((a) => a.startsWith('--blas=')) ?? '--blas=auto').slice(7);
+const cuda = args.includes('--cuda') ? 'on' : (process.env.RNNKIT_CUDA ?? 'off');
+if (!['on', 'off', 'auto'].includes(cuda)) {
+  console.error(`rnnkit: RNNKIT_CUDA must be on, off or auto, got '${cuda}'`);
+  process.exit(1);
+}
 
 function run(cmd, argv) {
   const r = spawnSync(cmd, argv, {
@@ -31,12 +40,12 @@ function haveCmake() {
 let result;
 if (!args.includes('--gyp') && haveCmake()) {
   const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
-  const flags = ['compile', '--CDRNNKIT_BLAS=' + blas];
+  const flags = ['compile', '--CDRNNKIT_BLAS=' + blas, '--CDRNNKIT_CUDA=' + cuda];
   if (debug) flags.push('--debug', '--CDRNNKIT_SANITIZE=ON');
   result = run(process.execPath, [cmakeJs, ...flags]);
 } else {
-  if (debug || blas !== 'auto')
-    console.warn('rnnkit: --debug and --blas apply to the CMake build only');
+  if (debug || blas !== 'auto' || cuda !== 'off')
+    console.warn('rnnkit: --debug, --blas and --cuda apply to the CMake build only');
   console.log('rnnkit: CMake not found, building the addon with node-gyp');
   const gyp = process.env.npm_config_node_gyp;
   result = gyp ? run(process.execPath, [gyp, 'rebuild']) : run('node-gyp', ['rebuild']);
