@@ -525,6 +525,8 @@ const commands: Record<string, Command> = {
           `saved ${out}\n`,
       );
       const beam = num(v.beam, 'beam', 'int') ?? 5;
+      // Word vocabularies are lowercased, so their output is compared with lowercased targets.
+      const normalise = (text: string) => (kind === 'word' ? text.toLowerCase() : text);
       for (const b of beam > 1 ? [1, beam] : [1]) {
         const started = performance.now();
         const got = await model.translate(
@@ -532,10 +534,12 @@ const commands: Record<string, Command> = {
           { beam: b, unknown: 'map' },
         );
         const seconds = (performance.now() - started) / 1000;
-        const exact = got.filter((t, i) => t.text === test[i].target).length / test.length;
+        const exact =
+          got.filter((t, i) => normalise(t.text) === normalise(test[i].target)).length /
+          test.length;
         const bleu = corpusBleu(
-          got.map((t) => bleuTokens(t.text.toLowerCase())),
-          test.map((p) => bleuTokens(p.target.toLowerCase())),
+          got.map((t) => bleuTokens(normalise(t.text))),
+          test.map((p) => bleuTokens(normalise(p.target))),
         );
         process.stdout.write(
           `${b === 1 ? 'greedy' : `beam ${b}`}: exact match ${(100 * exact).toFixed(2)}%, ` +
