@@ -133,8 +133,7 @@ describe('date normalisation', () => {
     });
     const progress: number[] = [];
     const history = await model.fit(datePairs(20000, 1), {
-      timeLimit: 20,
-      steps: 100000,
+      steps: 250,
       batchSize: 64,
       learningRate: 3e-3,
       lrSchedule: 'constant',
@@ -142,12 +141,12 @@ describe('date normalisation', () => {
       validateEvery: 100,
       onProgress: (p) => progress.push(p.step),
     });
-    expect(history.stopped).toBe('time-limit');
+    expect(history.stopped).toBe('completed');
     expect(progress.length).toBeGreaterThan(0);
     const test = datePairs(300, 2);
     const greedy = await model.translate(test.map((p) => p.source));
     const exact = greedy.filter((t, i) => t.text === test[i].target).length / test.length;
-    expect(exact).toBeGreaterThan(0.8);
+    expect(exact).toBeGreaterThan(0.9);
     const beam = await model.translate(
       test.slice(0, 50).map((p) => p.source),
       { beam: 4, nBest: 2 },
@@ -180,7 +179,7 @@ describe('date normalisation', () => {
     expect(svg.match(/<rect x=/g)).toHaveLength(
       beam[0].sourceTokens.length * beam[0].hypotheses[0].tokens.length,
     );
-  }, 60_000);
+  }, 120_000);
 });
 
 describe('bad input', () => {
