@@ -16,6 +16,9 @@
 #include "ops.h"
 #include "optim.h"
 #include "recurrent.h"
+#ifdef RNNKIT_HAVE_CUDA
+#include "cuda/cuda.h"
+#endif
 
 namespace rnnkit_addon {
 
@@ -458,7 +461,22 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   r.Set("version", kVersion);
   r.Set("gemm", rnnkit::gemm_backend());
   r.Set("threads", rnnkit::gemm_threads());
+#ifdef RNNKIT_HAVE_CUDA
+  // Compiled with the CUDA kernels: say so, and what device (if any) they would run on.
+  r.Set("cuda", true);
+  const rnnkit::cuda::DeviceInfo d = rnnkit::cuda::device_info();
+  Napi::Object dev = Napi::Object::New(env);
+  dev.Set("count", d.count);
+  dev.Set("name", d.name);
+  dev.Set("totalMemory", static_cast<double>(d.total_bytes));
+  dev.Set("freeMemory", static_cast<double>(d.free_bytes));
+  dev.Set("computeCapability", std::to_string(d.major) + "." + std::to_string(d.minor));
+  dev.Set("status", d.status);
+  dev.Set("gemm", rnnkit::cuda::gemm_backend());
+  r.Set("cudaDevice", dev);
+#else
   r.Set("cuda", false);
+#endif
   return r;
 }
 
