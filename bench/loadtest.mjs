@@ -1,0 +1,266 @@
+#!/usr/bin/env node
+// Load test for `rnnkit serve`: starts the server on 127.0.0.1 (a free port) in a child process,
+// drives it with N concurrent clients (bounded by a request count and a time limit) while a probe
+// times GET /health, and reports requests/s, generated tokens/s, p50/p99 latency, errors, the
+// server's event-loop delay and its memory. For scale it first measures in-process batched
+// generation (one generate call of `concurrency` prompts) of the same model and token counts.
+//
+//   npm run loadtest -- [--model FILE] [--onnx] [--concurrency 64] [--requests 10000]
+//                       [--duration 900] [--max-tokens 64] [--threads N] [--out FILE.json]
+//
+// Without --model it builds a config-M-like model (LSTM, embedding 128, hidden 512, 2 layers,
+// the tinyshakespeare characters; random weights: speed does not depend on them) in a temporary
+// folder, and with --onnx serves its ONNX export instead of the checkpoint.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const { CharTokenizer, LanguageModel, OnnxGenerator, exportOnnx, setThreads } = createRequire(
+  import.meta.url,
+)(path.join(ROOT, 'dist', 'index.js'));
+
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    onnx: { type: 'boolean', default: false },
+    concurrency: { type: 'string', default: '64' },
+    requests: { type: 'string', default: '10000' },
+    duration: { type: 'string', default: '900' },
+    'max-tokens': { type: 'string', default: '64' },
+    threads: { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+const int = (name) => {
+  const v = Number(args[name]);
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
+  return v;
+};
+const concurrency = int('concurrency');
+const totalRequests = int('requests');
+const durationMs = int('duration') * 1000;
+const maxTokens = int('max-tokens');
+const threads = args.threads === undefined ? undefined : int('threads');
+/** The request whose completion marks the start of the memory comparison. */
+const memoryMark = Math.min(1000, Math.floor(totalRequests / 10));
+
+const corpus = fs.readFileSync(path.join(ROOT, 'data', 'tinyshakespeare.txt'), 'utf8');
+/** Prompt i: 8 to 23 characters of the corpus, a different place for every request. */
+function prompt(i) {
+  const start = (i * 7919) % (corpus.length - 64);
+  return corpus.slice(start, start + 8 + (i % 16));
+}
+
+async function modelFile() {
+  if (args.model) return args.model;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-loadtest-'));
+  const model = new LanguageModel({
+    tokenizer: CharTokenizer.fromText(corpus),
+    cell: 'lstm',
+    embeddingSize: 128,
+    hiddenSize: 512,
+    numLayers: 2,
+    seed: 1,
+  });
+  const file = path.join(dir, 'config-m.safetensors');
+  await model.save(file);
+  if (!args.onnx) return file;
+  const onnx = path.join(dir, 'config-m.onnx');
+  await exportOnnx(model, onnx, { kind: 'sequence' });
+  return onnx;
+}
+
+/** Tokens/s of in-process batched generation: `concurrency` prompts in one generate call. */
+async function inProcess(file) {
+  const onnx = file.toLowerCase().endsWith('.onnx');
+  if (!onnx && threads !== undefined) setThreads(threads);
+  const generator = onnx
+    ? await OnnxGenerator.load(file, { threads })
+    : await LanguageModel.load(file);
+  const prompts = Array.from({ length: concurrency }, (_, i) => prompt(i));
+  const options = { prompts, maxTokens, seed: 1, maxBatch: concurrency };
+  await generator.generate(options);
+  const rates = [];
+  for (let rep = 0; rep < 3; rep++) {
+    const t0 = performance.now();
+    await generator.generate(options);
+    // No stop strings: every prompt gets exactly maxTokens tokens.
+    rates.push((concurrency * maxTokens) / ((performance.now() - t0) / 1000));
+  }
+  await generator.close();
+  return rates.sort((a, b) => a - b)[1];
+}
+
+function startServer(file) {
+  const cli = path.join(ROOT, 'dist', 'cli.js');
+  const argv = [cli, 'serve', '--model', file, '--port', '0', '--max-batch', String(concurrency)];
+  argv.push('--max-queue', String(4 * concurrency));
+  if (threads !== undefined) argv.push('--threads', String(threads));
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const url = /on (http:\/\/\S+)/.exec(out)?.[1];
+      if (url) resolve({ child, url, exited });
+    });
+    child.on('exit', (code) => reject(new Error(`the server exited (code ${code}): ${out}`)));
+  });
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+const probeAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+function request(url, { method = 'GET', body, agent: a = agent } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, agent: a }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode, text }));
+    });
+    req.on('error', reject);
+    if (body) {
+      req.setHeader('Content-Type', 'application/json');
+      req.end(JSON.stringify(body));
+    } else req.end();
+  });
+}
+
+async function metrics(url) {
+  const { text } = await request(`${url}/metrics`, { agent: probeAgent });
+  const values = new Map();
+  for (const line of text.split('\n')) {
+    const m = /^(\S+) (\S+)$/.exec(line);
+    if (m && !line.startsWith('#')) values.set(m[1], Number(m[2]));
+  }
+  return values;
+}
+
+const quantile = (sorted, q) =>
+  sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN;
+
+async function drive(url) {
+  const before = await metrics(url);
+  const latencies = [];
+  const health = [];
+  const errors = new Map();
+  let issued = 0;
+  let completed = 0;
+  let markRss = null;
+  const started = performance.now();
+  const deadline = started + durationMs;
+
+  let probing = true;
+  const probe = (async () => {
+    while (probing) {
+      const t0 = performance.now();
+      const { status } = await request(`${url}/health`, { agent: probeAgent });
+      health.push(performance.now() - t0);
+      if (status !== 200) errors.set(`health ${status}`, (errors.get(`health ${status}`) ?? 0) + 1);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+
+  async function client() {
+    while (issued < totalRequests && performance.now() < deadline) {
+      const i = issued++;
+      const t0 = performance.now();
+      let outcome;
+      try {
+        const body = { prompt: prompt(i), max_tokens: maxTokens, seed: i };
+        const res = await request(`${url}/v1/generate`, { method: 'POST', body });
+        outcome = res.status === 200 ? null : `HTTP ${res.status}: ${res.text.slice(0, 200)}`;
+      } catch (error) {
+        outcome = error.message;
+      }
+      latencies.push(performance.now() - t0);
+      if (outcome) errors.set(outcome, (errors.get(outcome) ?? 0) + 1);
+      if (++completed === memoryMark) {
+        markRss = (await metrics(url)).get('process_resident_memory_bytes');
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, client));
+  const elapsed = (performance.now() - started) / 1000;
+  probing = false;
+  await probe;
+  const after = await metrics(url);
+  const tokens =
+    after.get('rnnkit_generated_tokens_total') - (before.get('rnnkit_generated_tokens_total') ?? 0);
+  latencies.sort((a, b) => a - b);
+  health.sort((a, b) => a - b);
+  const rss = (m) => m.get('process_resident_memory_bytes') / 2 ** 20;
+  return {
+    requests: completed,
+    seconds: elapsed,
+    requestsPerSecond: completed / elapsed,
+    tokensPerSecond: tokens / elapsed,
+    latencyMs: { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) },
+    errors: Object.fromEntries(errors),
+    errorCount: [...errors.values()].reduce((a, b) => a + b, 0),
+    healthMs: { p99: quantile(health, 0.99), max: health.at(-1), probes: health.length },
+    eventLoopDelayMs: {
+      p99: after.get('rnnkit_event_loop_delay_seconds{stat="p99"}') * 1000,
+      max: after.get('rnnkit_event_loop_delay_seconds{stat="max"}') * 1000,
+    },
+    rssMiB: {
+      before: rss(before),
+      [`at request ${memoryMark}`]: markRss / 2 ** 20,
+      after: rss(after),
+    },
+    memoryGrowth: rss(after) / (markRss / 2 ** 20) - 1,
+  };
+}
+
+const file = await modelFile();
+console.log(
+  `model ${file}; ${concurrency} clients, ${totalRequests} requests, ${maxTokens} tokens each`,
+);
+// In-process speed is measured before and after the server run and the ratio taken to their
+// mean: on a machine whose speed drifts during the run (other load), that shows as a gap between
+// the two rather than as a wrong ratio.
+const inProcessBefore = await inProcess(file);
+console.log(
+  `in-process batched generation at batch ${concurrency}: ${inProcessBefore.toFixed(0)} tokens/s`,
+);
+const server = await startServer(file);
+let result;
+try {
+  result = await drive(server.url);
+} finally {
+  server.child.kill('SIGTERM');
+  await server.exited;
+  agent.destroy();
+  probeAgent.destroy();
+}
+const inProcessAfter = await inProcess(file);
+const report = {
+  model: file,
+  cpus: os.cpus().length,
+  loadAverage: os.loadavg()[0],
+  concurrency,
+  maxTokens,
+  inProcessTokensPerSecond: { before: inProcessBefore, after: inProcessAfter },
+  ...result,
+  ratio: result.tokensPerSecond / ((inProcessBefore + inProcessAfter) / 2),
+};
+const checks = {
+  'tokens/s >= 80% of in-process batched': report.ratio >= 0.8,
+  'no errors': report.errorCount === 0,
+  'event-loop delay p99 < 50 ms': report.eventLoopDelayMs.p99 < 50,
+  '/health < 50 ms throughout': report.healthMs.max < 50,
+  [`memory flat within 10% (request ${memoryMark} to the last)`]:
+    Math.abs(report.memoryGrowth) <= 0.1,
+};
+console.log(JSON.stringify(report, null, 2));
+for (const [name, ok] of Object.entries(checks)) console.log(`${ok ? 'PASS' : 'FAIL'}  ${name}`);
+if (args.out) fs.writeFileSync(args.out, JSON.stringify({ ...report, checks }, null, 2) + '\n');
