@@ -64,7 +64,6 @@ TEST(batched_sampler_matches_sample_token) {
     rnnkit::SamplerScratch scratch(V);
     for (int b = 0; b < B; ++b) {
       rnnkit::Rng rng = rnnkit::sampler_rng(99, b);
-      states[b] = rng.state;
       want[b] = rnnkit::sample_token(n.cfg, cpu_logits.data() + size_t(b) * V, V,
                                      history.data() + size_t(b) * stride, hist_len, rng, scratch);
       states[b] = rng.state;
