@@ -156,6 +156,15 @@ void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const floa
     scale_c(M, N, beta, C, ldc);
     return;
   }
+  // A single row (a batch-1 generation step) is a matrix-vector product: OpenBLAS's sgemm pays
+  // its packing and threading set-up for it, sgemv streams the matrix once.
+  if (M == 1) {
+    // C[1,N] = a . op(B): with B stored [N,K] (transB) that is B a, else B^T a over B [K,N].
+    const int a_step = transA ? lda : 1;
+    cblas_sgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, transB ? N : K, transB ? K : N,
+                alpha, B, ldb, A, a_step, beta, C, 1);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
               M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

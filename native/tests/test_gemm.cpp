@@ -117,7 +117,8 @@ TEST(padded_leading_dimensions) {
   uint64_t seed = 100;
   for (int t = 0; t < 4; ++t)
     for (int pad : {1, 5, 16})
-      run_against_reference({(t & 2) != 0, (t & 1) != 0, 17, 33, 65, pad}, 1.0f, 0.0f, seed++);
+      for (int M : {17, 1})  // M = 1 is the matrix-vector path
+        run_against_reference({(t & 2) != 0, (t & 1) != 0, M, 33, 65, pad}, 0.5f, 2.0f, seed++);
 }
 
 TEST(alpha_beta) {
