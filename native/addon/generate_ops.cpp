@@ -69,6 +69,10 @@ double positive(Parser& p, Napi::Value v, const std::string& name, double hi) {
   return x;
 }
 
+}  // namespace
+
+// The sampler options of an options object; seq2seq_ops.cpp parses its sampling options with it
+// too.
 rnnkit::SamplerConfig parse_sampler(Parser& p, Napi::Object o, const std::string& obj, int V) {
   rnnkit::SamplerConfig c;
   c.temperature = static_cast<float>(p.number(o.Get("temperature"), obj + ".temperature", 0, 3e38));
@@ -80,6 +84,8 @@ rnnkit::SamplerConfig parse_sampler(Parser& p, Napi::Object o, const std::string
       p.integer(o.Get("noRepeatNgramSize"), obj + ".noRepeatNgramSize", 0, 1 << 30));
   return c;
 }
+
+namespace {
 
 uint64_t parse_seed(Parser& p, Napi::Value v, const std::string& name) {
   return static_cast<uint64_t>(p.integer(v, name, 0, kMaxSafeInteger));
