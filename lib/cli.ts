@@ -559,12 +559,20 @@ const commands: Record<string, Command> = {
   --n-best N             hypotheses to print per source (default 1)
   --max-length N         output tokens at most (default 2 * source length + 10)
   --length-penalty A     GNMT alpha (default 0.6 with --beam > 1)
+  --temperature T        sample each token (with --beam 1) at this temperature (default 0: greedy)
+  --top-k K              sample among the K most likely tokens (default off)
+  --top-p P              nucleus sampling (default off)
+  --seed N               sampling seed (default 0)
   --unknown error|map    source text outside the vocabulary: fail (default) or map to <unk>
   --threads N            GEMM threads`,
     options: {
       model: { type: 'string' },
       input: { type: 'string', multiple: true },
       beam: { type: 'string' },
+      temperature: { type: 'string' },
+      'top-k': { type: 'string' },
+      'top-p': { type: 'string' },
+      seed: { type: 'string' },
       'n-best': { type: 'string' },
       'max-length': { type: 'string' },
       'length-penalty': { type: 'string' },
@@ -575,7 +583,14 @@ const commands: Record<string, Command> = {
       setThreads(v.threads);
       const { model, inputs, options } = await seq2seqArgs(v);
       const nBest = num(v['n-best'], 'n-best', 'int') ?? 1;
-      const results = await model.translate(inputs, { ...options, nBest });
+      const results = await model.translate(inputs, {
+        ...options,
+        nBest,
+        temperature: num(v.temperature, 'temperature'),
+        topK: num(v['top-k'], 'top-k', 'int'),
+        topP: num(v['top-p'], 'top-p'),
+        seed: num(v.seed, 'seed', 'int'),
+      });
       for (const t of results) {
         if (nBest === 1) {
           process.stdout.write(`${t.text}\n`);

@@ -206,7 +206,8 @@ export interface Seq2SeqDecoderShape {
   A: number;
 }
 
-export interface BeamSearchConfig {
+export interface BeamSearchConfig extends NativeSamplerOptions {
+  seed: number;
   S: number;
   B: number;
   beam: number;

@@ -160,6 +160,14 @@ describe('date normalisation', () => {
         expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
       }
     }
+    const few = test.slice(0, 20).map((p) => p.source);
+    const sampled = await model.translate(few, { temperature: 1, seed: 4 });
+    expect((await model.translate(few, { temperature: 1, seed: 4 })).map((t) => t.text)).toEqual(
+      sampled.map((t) => t.text),
+    );
+    await expect(model.translate(few, { temperature: 1, beam: 2 })).rejects.toThrow(
+      /sampling \(temperature > 0\) decodes with beam 1, got beam 2/,
+    );
     const file = path.join(tmp, 'dates.safetensors');
     await model.save(file);
     const loaded = await Seq2Seq.load(file);

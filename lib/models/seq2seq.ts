@@ -1,3 +1,4 @@
+import type { SamplerSettings } from '../generate/options';
 import { native, type FeedingShape } from '../native';
 import { Attention, type AttentionKind } from '../nn/attention';
 import { Embedding } from '../nn/embedding';
@@ -509,11 +510,14 @@ export class Seq2Seq extends Module {
   }
 
   /**
-   * Native beam search (beam 1: greedy) over an already padded source batch; token-level results.
+   * Native beam search (beam 1: greedy, or sampling with temperature > 0) over an already padded
+   * source batch; token-level results.
    */
   beamSearch(
     batch: SourceBatch,
-    o: { beam: number; nBest: number; maxLength: number; lengthPenalty: number },
+    o: { beam: number; nBest: number; maxLength: number; lengthPenalty: number } & Partial<
+      Omit<SamplerSettings, 'maxTokens'>
+    >,
   ) {
     const { states, initial } = this.encode(batch, false);
     const d = this.nativeDecoder();
@@ -539,6 +543,12 @@ export class Seq2Seq extends Module {
         lengthPenalty: checkNumber('lengthPenalty', o.lengthPenalty, 0, 100),
         bos: this.spec.bos,
         eos: this.spec.eos,
+        temperature: o.temperature ?? 0,
+        topK: o.topK ?? 0,
+        topP: o.topP ?? 1,
+        repetitionPenalty: o.repetitionPenalty ?? 1,
+        noRepeatNgramSize: o.noRepeatNgramSize ?? 0,
+        seed: o.seed ?? 0,
       },
     );
   }

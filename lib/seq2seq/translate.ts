@@ -1,12 +1,21 @@
 // Text-level decoding: tokenizes sources, decodes them in length-sorted batches with native beam
 // search (beam 1: greedy) and turns the tokens back into text, with each output token's attention
 // over the source tokens.
+import { samplerSettings, type SamplingOptions } from '../generate/options';
 import type { Seq2Seq } from '../models/seq2seq';
 import { checkInt, checkNumber } from '../nn/parameter';
 import type { UnknownPolicy } from '../text';
 import { sourceBatch } from './batch';
 
-export interface TranslateOptions {
+/**
+ * With beam 1, `temperature` > 0 samples each output token instead of taking the most likely one,
+ * with the language model's sampler options (topK, topP, repetitionPenalty, noRepeatNgramSize,
+ * seed); the default temperature here is 0.
+ */
+export interface TranslateOptions extends Pick<
+  SamplingOptions,
+  'temperature' | 'topK' | 'topP' | 'repetitionPenalty' | 'noRepeatNgramSize' | 'seed'
+> {
   /** Hypotheses kept per source (default 1: greedy); at most the target vocabulary. */
   beam?: number;
   /** Hypotheses returned per source, best first (default 1, at most beam). */
@@ -58,6 +67,13 @@ export async function translate(
     );
   }
   const nBest = checkInt('nBest', options.nBest ?? 1, 1, beam);
+  const sampler = samplerSettings(
+    { ...options, temperature: options.temperature ?? 0, seed: options.seed ?? 0 },
+    model.spec.targetVocab,
+  );
+  if (sampler.temperature > 0 && beam !== 1) {
+    throw new RangeError(`sampling (temperature > 0) decodes with beam 1, got beam ${beam}`);
+  }
   const lengthPenalty = checkNumber(
     'lengthPenalty',
     options.lengthPenalty ?? (beam > 1 ? 0.6 : 0),
@@ -89,7 +105,13 @@ export async function translate(
     const batch = sourceBatch(rows.map((i) => ids[i]));
     const S = batch.sourceSteps;
     const T = maxLength ?? 2 * S + 10;
-    const r = await model.beamSearch(batch, { beam, nBest, maxLength: T, lengthPenalty });
+    const r = await model.beamSearch(batch, {
+      ...sampler,
+      beam,
+      nBest,
+      maxLength: T,
+      lengthPenalty,
+    });
     rows.forEach((i, b) => {
       const n = ids[i].length;
       const hypotheses: Hypothesis[] = [];

@@ -15,6 +15,10 @@
 #include "seq2seq.h"
 
 namespace rnnkit_addon {
+
+rnnkit::SamplerConfig parse_sampler(Parser& p, Napi::Object o, const std::string& obj,
+                                    int V);  // generate_ops.cpp
+
 namespace {
 
 using rnnkit::AttentionKind;
@@ -207,7 +211,8 @@ Napi::Value FeedingWorkspaceSize(const Napi::CallbackInfo& info) {
 // seq2seqBeamSearch(decoder {cell, kind, inputFeeding, V, E, H, L, He, A}, embedding, stack,
 // attention,
 //   outWeight, outBias, enc, lengths, h0, c0,
-//   config {S, B, beam, nBest, maxLength, lengthPenalty, bos, eos})
+//   config {S, B, beam, nBest, maxLength, lengthPenalty, bos, eos, temperature, topK, topP,
+//           repetitionPenalty, noRepeatNgramSize, seed})
 //   -> {tokens [B*nBest*maxLength], lengths [B*nBest], scores [B*nBest], align [..*S]}
 struct Seq2SeqBeamSearch {
   static constexpr const char* name = "seq2seqBeamSearch";
@@ -258,6 +263,12 @@ struct Seq2SeqBeamSearch {
         static_cast<float>(p.number(c.Get("lengthPenalty"), "config.lengthPenalty", 0, 100));
     cfg.bos = static_cast<int32_t>(p.integer(c.Get("bos"), "config.bos", 0, w.V - 1));
     cfg.eos = static_cast<int32_t>(p.integer(c.Get("eos"), "config.eos", 0, w.V - 1));
+    cfg.sampler = parse_sampler(p, c, "config", w.V);
+    if (cfg.sampler.temperature > 0 && cfg.beam != 1)
+      p.range_error("sampling ('config.temperature' > 0) needs 'config.beam' = 1, got " +
+                    std::to_string(cfg.beam));
+    cfg.seed =
+        static_cast<uint64_t>(p.integer(c.Get("seed"), "config.seed", 0, 9007199254740991LL));
     const double out_floats = double(B) * cfg.n_best * cfg.max_len * S;
     if (out_floats > double(1u << 30))
       p.range_error("the attention output " +

@@ -245,6 +245,11 @@ void seq2seq_beam_search(const Seq2SeqDecoderWeights& w, int S, int B, const flo
   std::vector<char> done(B, 0);
   std::vector<Candidate> cand;
   for (int b = 0; b < B; ++b) score[static_cast<size_t>(b) * K] = 0;  // one live hypothesis
+  const bool sampling = K == 1 && cfg.sampler.temperature > 0;
+  std::vector<Rng> rngs;
+  for (int b = 0; sampling && b < B; ++b) rngs.push_back(sampler_rng(cfg.seed, b));
+  SamplerScratch scratch(sampling ? V : 0);
+  std::vector<float> row(sampling ? V : 0);
 
   // Row r's first n tokens and their attention rows, as a finished hypothesis.
   auto hypothesis = [&](int r, int n, double normalised) {
@@ -279,7 +284,16 @@ void seq2seq_beam_search(const Seq2SeqDecoderWeights& w, int S, int B, const flo
         ids[r0 + k] = cfg.eos;  // rows left dead still need a valid id
       }
       if (done[b]) continue;
-      top_candidates(&score[r0], &logp[static_cast<size_t>(r0) * V], K, V, 2 * K, cand);
+      const float* lp = &logp[static_cast<size_t>(r0) * V];
+      if (sampling) {
+        // The sampler overwrites what it reads: it gets a copy, the score the log-probability.
+        std::copy(lp, lp + V, row.begin());
+        const int32_t v = sample_token(cfg.sampler, row.data(), V,
+                                       &hist[static_cast<size_t>(r0) * T], step, rngs[b], scratch);
+        cand.assign(1, {score[r0] + lp[v], 0, v});
+      } else {
+        top_candidates(&score[r0], lp, K, V, 2 * K, cand);
+      }
       int kept = 0;
       for (size_t i = 0; i < cand.size() && kept < K; ++i) {
         const Candidate& cd = cand[i];

@@ -9,6 +9,7 @@
 
 #include "attention.h"
 #include "recurrent.h"
+#include "sampling.h"
 
 namespace rnnkit {
 
@@ -60,6 +61,11 @@ struct BeamConfig {
   int max_len;           // tokens generated per hypothesis at most, the end token included
   float length_penalty;  // GNMT's alpha >= 0: scores are log P / ((5 + length) / 6)^alpha
   int32_t bos, eos;      // start and end tokens, in [0, V)
+  // With beam 1, temperature > 0 samples each token instead of taking the argmax, with the
+  // language model's sampler (sampling.h); source b draws from sampler_rng(seed, b). The history
+  // the sampler's penalties read is the hypothesis's own output.
+  SamplerConfig sampler = {0.0f};
+  uint64_t seed = 0;
 };
 
 // Decodes B sources: enc [S, B, He] and lengths [B] (1..S) as in attention.h; h0, c0 [L, B, H]
