@@ -12,6 +12,7 @@ import {
   type LoopMessage,
   type LrSchedule,
   type StopReason,
+  ValidationTracker,
 } from '../train/loop';
 import { saveSeq2Seq } from './checkpoint';
 import { pairBatch, type PairBatch } from './batch';
@@ -124,16 +125,12 @@ export async function trainSeq2SeqLoop(
     stopped: 'completed',
     bestValLoss: null,
   };
-  let best = Infinity;
-  let sinceBest = 0;
+  const tracker = new ValidationTracker(history, o.earlyStoppingPatience);
   let step = 0;
   let epoch = 0;
   let tokens = 0;
   let batches: TokenPair[][] = [];
-  let lossSum = 0;
-  let lossSteps = 0;
   let lastLoss = NaN;
-  let valLoss: number | null = null;
   let stopped: StopReason = 'completed';
   const started = performance.now();
   let lastReport = started;
@@ -148,7 +145,7 @@ export async function trainSeq2SeqLoop(
         totalSteps,
         epoch,
         loss: lastLoss,
-        valLoss,
+        valLoss: tracker.last,
         learningRate: optimizer.lr,
         tokensPerSec: rate,
         elapsed: elapsed(),
@@ -185,23 +182,12 @@ export async function trainSeq2SeqLoop(
     step++;
     tokens += batch.tokens;
     lastLoss = r.loss;
-    lossSum += r.loss;
-    lossSteps++;
+    tracker.addTrainingLoss(r.loss);
 
     if (validation.length > 0 && (step % validateEvery === 0 || step === totalSteps)) {
-      history.train.push({ step, loss: lossSum / lossSteps });
-      lossSum = 0;
-      lossSteps = 0;
-      valLoss = evaluatePairs(model, validation, o.batchSize);
-      history.validation.push({ step, loss: valLoss });
-      if (valLoss < best - 1e-4) {
-        best = valLoss;
-        sinceBest = 0;
-      } else {
-        sinceBest++;
-      }
+      const patienceOut = tracker.record(step, evaluatePairs(model, validation, o.batchSize));
       sendProgress();
-      if (o.earlyStoppingPatience > 0 && sinceBest >= o.earlyStoppingPatience) {
+      if (patienceOut) {
         stopped = 'early-stopping';
         break;
       }
@@ -213,12 +199,11 @@ export async function trainSeq2SeqLoop(
       report({ type: 'checkpoint', path: o.checkpointPath, step });
     }
   }
-  if (lossSteps > 0) history.train.push({ step, loss: lossSum / lossSteps });
+  tracker.finish(step);
   sendProgress();
   history.seconds = elapsed();
   history.steps = step;
   history.tokensPerSec = tokens / Math.max(elapsed(), 1e-9);
   history.stopped = stopped;
-  history.bestValLoss = best === Infinity ? null : best;
   return history;
 }

@@ -151,6 +151,61 @@ export function scheduledLr(
   }
 }
 
+/**
+ * The validation bookkeeping of a training loop: the mean training loss since the last
+ * validation, the validation losses, the best one and how many validations ago it was, written
+ * into `history` as it goes.
+ */
+export class ValidationTracker {
+  best: number;
+  sinceBest: number;
+  last: number | null;
+  private lossSum = 0;
+  private lossSteps = 0;
+
+  constructor(
+    readonly history: History,
+    private readonly patience: number,
+    sinceBest = 0,
+  ) {
+    this.best = history.bestValLoss ?? Infinity;
+    this.sinceBest = sinceBest;
+    this.last = history.validation.at(-1)?.loss ?? null;
+  }
+
+  addTrainingLoss(loss: number): void {
+    this.lossSum += loss;
+    this.lossSteps++;
+  }
+
+  /** Records a validation loss at `step`; true when early stopping should end the run. */
+  record(step: number, valLoss: number): boolean {
+    this.history.train.push({ step, loss: this.lossSum / this.lossSteps });
+    this.lossSum = 0;
+    this.lossSteps = 0;
+    this.history.validation.push({ step, loss: valLoss });
+    this.last = valLoss;
+    if (valLoss < this.best - 1e-4) {
+      this.best = valLoss;
+      this.sinceBest = 0;
+    } else {
+      this.sinceBest++;
+    }
+    return this.patience > 0 && this.sinceBest >= this.patience;
+  }
+
+  get bestOrNull(): number | null {
+    return this.best === Infinity ? null : this.best;
+  }
+
+  /** At the end of a run: the mean training loss of the steps since the last validation. */
+  finish(step: number): void {
+    if (this.lossSteps > 0) this.history.train.push({ step, loss: this.lossSum / this.lossSteps });
+    this.lossSteps = 0;
+    this.history.bestValLoss = this.bestOrNull;
+  }
+}
+
 export interface LoopResult {
   history: History;
   training: TrainingState;
@@ -193,15 +248,15 @@ export async function trainLoop(
     stopped: 'completed',
     bestValLoss: null,
   };
-  let best = history.bestValLoss ?? Infinity;
-  let sinceBest = typeof progress.sinceBest === 'number' ? progress.sinceBest : 0;
+  const tracker = new ValidationTracker(
+    history,
+    o.earlyStoppingPatience,
+    typeof progress.sinceBest === 'number' ? progress.sinceBest : 0,
+  );
   let state: RecurrentState | undefined;
   const started = performance.now();
   let lastReport = started;
-  let lossSum = 0;
-  let lossSteps = 0;
   let lastLoss = NaN;
-  let valLoss: number | null = history.validation.at(-1)?.loss ?? null;
   const firstStep = step;
   const validateEvery = o.validateEvery > 0 ? o.validateEvery : batcher.chunks;
   let stopped: StopReason = 'completed';
@@ -216,8 +271,8 @@ export async function trainLoop(
     epoch,
     progress: {
       chunk,
-      sinceBest,
-      history: { ...history, bestValLoss: best === Infinity ? null : best },
+      sinceBest: tracker.sinceBest,
+      history: { ...history, bestValLoss: tracker.bestOrNull },
     },
   });
   const elapsed = () => (performance.now() - started) / 1000;
@@ -231,7 +286,7 @@ export async function trainLoop(
         totalSteps,
         epoch,
         loss: lastLoss,
-        valLoss,
+        valLoss: tracker.last,
         learningRate: optimizer.lr,
         tokensPerSec: rate,
         elapsed: elapsed(),
@@ -270,25 +325,15 @@ export async function trainLoop(
     step++;
     chunk++;
     lastLoss = r.loss;
-    lossSum += r.loss;
-    lossSteps++;
+    tracker.addTrainingLoss(r.loss);
 
     const validateNow =
       validation.length > 0 && (step % validateEvery === 0 || step === totalSteps);
     if (validateNow) {
-      history.train.push({ step, loss: lossSum / lossSteps });
-      lossSum = 0;
-      lossSteps = 0;
-      valLoss = evaluateTokens(model, validation, Math.min(B, evalBatch(validation, T)), T).loss;
-      history.validation.push({ step, loss: valLoss });
-      if (valLoss < best - 1e-4) {
-        best = valLoss;
-        sinceBest = 0;
-      } else {
-        sinceBest++;
-      }
+      const valLoss = evaluateTokens(model, validation, Math.min(B, evalBatch(validation, T)), T);
+      const patienceOut = tracker.record(step, valLoss.loss);
       sendProgress();
-      if (o.earlyStoppingPatience > 0 && sinceBest >= o.earlyStoppingPatience) {
+      if (patienceOut) {
         stopped = 'early-stopping';
         break;
       }
@@ -303,13 +348,12 @@ export async function trainLoop(
       report({ type: 'checkpoint', path: o.checkpointPath, step });
     }
   }
-  if (lossSteps > 0) history.train.push({ step, loss: lossSum / lossSteps });
+  tracker.finish(step);
   sendProgress();
   history.seconds += elapsed();
   history.steps = step;
   history.tokensPerSec = tokensPerSec();
   history.stopped = stopped;
-  history.bestValLoss = best === Infinity ? null : best;
   return { history, training: snapshot(), optimizerTensors: optimizer.state().tensors };
 }
 
