@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -17,6 +18,7 @@ import {
   sourceBatch,
   type Seq2SeqConfig,
 } from '../dist/index.js';
+import type { Native } from '../dist/native.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-s2s-'));
 const ids = (a: number[]) => Int32Array.from(a);
@@ -222,6 +224,76 @@ describe('bad input', () => {
   it('rejects dot attention between mismatched sizes and unknown attention kinds', () => {
     expect(() => tiny({ attention: 'dot', encoderHiddenSize: 5 })).toThrow(/dot attention needs/);
     expect(() => tiny({ attention: 'luong' as never })).toThrow(/'dot', 'general' or 'additive'/);
+  });
+
+  it('native entry points name the argument, the expectation and the value', async () => {
+    const addon = createRequire(__filename)(
+      path.join(__dirname, '..', 'build', 'Release', 'rnnkit.node'),
+    ) as Native;
+    const m = tiny({ cell: 'gru', attention: 'general' });
+    const d = m.nativeDecoder();
+    const enc = new Float32Array(2 * 1 * m.encoderSize);
+    const config = {
+      S: 2,
+      B: 1,
+      beam: 1,
+      nBest: 1,
+      maxLength: 4,
+      lengthPenalty: 0,
+      bos: 1,
+      eos: 2,
+      temperature: 0,
+      topK: 0,
+      topP: 1,
+      repetitionPenalty: 1,
+      noRepeatNgramSize: 0,
+      seed: 0,
+    };
+    const search = (lengths: Int32Array, cfg: Partial<typeof config>) =>
+      addon.seq2seqBeamSearch(
+        d.shape,
+        d.embedding,
+        d.stack,
+        d.attention,
+        d.outWeight,
+        d.outBias,
+        enc,
+        lengths,
+        new Float32Array(6),
+        null,
+        { ...config, ...cfg },
+      );
+    expect(search(Int32Array.of(2), {}).lengths).toHaveLength(1);
+    expect(() => search(Int32Array.of(3), {})).toThrow(
+      /seq2seqBeamSearch: 'lengths\[0\]' must be in \[1, S=2\], got 3/,
+    );
+    expect(() => search(Int32Array.of(2), { beam: 9 })).toThrow(
+      /'config.beam' must be at most the target vocabulary size 8, got 9/,
+    );
+    expect(() => search(Int32Array.of(2), { beam: 2, nBest: 3 })).toThrow(/'config.nBest'/);
+    expect(() => search(Int32Array.of(2), { eos: 8 })).toThrow(/'config.eos'/);
+    await expect(
+      addon.seq2seqBeamSearchAsync(
+        d.shape,
+        d.embedding,
+        d.stack,
+        d.attention,
+        d.outWeight,
+        d.outBias,
+        new Float32Array(3),
+        Int32Array.of(2),
+        new Float32Array(6),
+        null,
+        config,
+      ),
+    ).rejects.toThrow(
+      /'enc' must be a Float32Array of length 12 \(S\*B\*He = 2\*1\*6\), got length 3/,
+    );
+    const shape = { kind: 'dot' as const, T: 1, S: 1, B: 1, Hd: 4, He: 5, A: 4 };
+    expect(() => addon.attentionParamCount(shape)).toThrow(/dot attention needs 'shape.He' \(5\)/);
+    expect(() => addon.attentionParamCount({ ...shape, kind: 'luong' as never })).toThrow(
+      /'shape.kind' must be one of 'dot', 'general', 'additive', got 'luong'/,
+    );
   });
 
   it('parses pairs files with clear errors for missing columns, bad encodings and no pairs', () => {
