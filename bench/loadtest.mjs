@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // Load test for `rnnkit serve`: starts the server on 127.0.0.1 (a free port) in a child process,
 // drives it with N concurrent clients (bounded by a request count and a time limit) while a probe
-// times GET /health, and reports requests/s, generated tokens/s, p50/p99 latency, errors, the
-// server's event-loop delay and its memory. For scale it first measures in-process batched
-// generation (one generate call of `concurrency` prompts) of the same model and token counts.
+// process times GET /health, and reports requests/s, generated tokens/s, p50/p99 latency, errors,
+// the server's event-loop delay and its memory. For scale it measures in-process batched
+// generation (one generate call of `concurrency` prompts) of the same model and token counts
+// before and after.
 //
 //   npm run loadtest -- [--model FILE] [--onnx] [--concurrency 64] [--requests 10000]
-//                       [--duration 900] [--max-tokens 64] [--threads N] [--out FILE.json]
+//                       [--duration 900] [--max-tokens 64] [--threads cores-1] [--out FILE.json]
 //
 // Without --model it builds a config-M-like model (LSTM, embedding 128, hidden 512, 2 layers,
 // the tinyshakespeare characters; random weights: speed does not depend on them) in a temporary
@@ -47,7 +48,9 @@ const concurrency = int('concurrency');
 const totalRequests = int('requests');
 const durationMs = int('duration') * 1000;
 const maxTokens = int('max-tokens');
-const threads = args.threads === undefined ? undefined : int('threads');
+// The server's default (all cores but one), and the same for the in-process baseline.
+const threads =
+  args.threads === undefined ? Math.max(1, os.availableParallelism() - 1) : int('threads');
 /** The request whose completion marks the start of the memory comparison. */
 const memoryMark = Math.min(1000, Math.floor(totalRequests / 10));
 
@@ -80,7 +83,7 @@ async function modelFile() {
 /** Tokens/s of in-process batched generation: `concurrency` prompts in one generate call. */
 async function inProcess(file) {
   const onnx = file.toLowerCase().endsWith('.onnx');
-  if (!onnx && threads !== undefined) setThreads(threads);
+  if (!onnx) setThreads(threads);
   const generator = onnx
     ? await OnnxGenerator.load(file, { threads })
     : await LanguageModel.load(file);
@@ -102,7 +105,7 @@ function startServer(file) {
   const cli = path.join(ROOT, 'dist', 'cli.js');
   const argv = [cli, 'serve', '--model', file, '--port', '0', '--max-batch', String(concurrency)];
   argv.push('--max-queue', String(4 * concurrency));
-  if (threads !== undefined) argv.push('--threads', String(threads));
+  argv.push('--threads', String(threads));
   const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise((resolve) => child.on('exit', resolve));
   return new Promise((resolve, reject) => {
@@ -116,12 +119,59 @@ function startServer(file) {
   });
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-const probeAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+/**
+ * The /health probe, in a process of its own so that its timings do not include the load
+ * clients' work: GET /health every 100 ms. It also measures its own (idle) event-loop delay, which
+ * is what the machine alone (other load, scheduling) does to any event loop, to read the server's
+ * figures against.
+ */
+const PROBE = `
+  const http = require('node:http');
+  const h = require('node:perf_hooks').monitorEventLoopDelay({ resolution: 10 });
+  h.enable();
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const times = [];
+  let failures = 0;
+  let stopped = false;
+  (async () => {
+    while (!stopped) {
+      const t0 = performance.now();
+      const status = await new Promise((resolve) =>
+        http.get(process.argv[1] + '/health', { agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode));
+        }).on('error', () => resolve(0)));
+      times.push(performance.now() - t0);
+      if (status !== 200) failures++;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    times.sort((a, b) => a - b);
+    console.log(JSON.stringify({
+      healthMs: { p99: times[Math.floor(0.99 * (times.length - 1))], max: times.at(-1), probes: times.length, failures },
+      idleLoopDelayMs: { p99: h.percentile(99) / 1e6, max: h.max / 1e6 },
+    }));
+    agent.destroy();
+  })();
+  process.stdin.resume();
+  process.stdin.on('end', () => (stopped = true));`;
 
-function request(url, { method = 'GET', body, agent: a = agent } = {}) {
+function startProbe(url) {
+  const child = spawn(process.execPath, ['-e', PROBE, url], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  return async () => {
+    child.stdin.end();
+    await exited;
+    return JSON.parse(out);
+  };
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+
+function request(url, { method = 'GET', body } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, agent: a }, (res) => {
+    const req = http.request(url, { method, agent }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d) => (text += d));
@@ -136,7 +186,7 @@ function request(url, { method = 'GET', body, agent: a = agent } = {}) {
 }
 
 async function metrics(url) {
-  const { text } = await request(`${url}/metrics`, { agent: probeAgent });
+  const { text } = await request(`${url}/metrics`);
   const values = new Map();
   for (const line of text.split('\n')) {
     const m = /^(\S+) (\S+)$/.exec(line);
@@ -150,25 +200,16 @@ const quantile = (sorted, q) =>
 
 async function drive(url) {
   const before = await metrics(url);
+  const stopProbe = startProbe(url);
   const latencies = [];
-  const health = [];
   const errors = new Map();
   let issued = 0;
   let completed = 0;
   let markRss = null;
+  /** RSS (MiB) every `memoryMark` completed requests: flat, or growing? */
+  const rssSeries = [];
   const started = performance.now();
   const deadline = started + durationMs;
-
-  let probing = true;
-  const probe = (async () => {
-    while (probing) {
-      const t0 = performance.now();
-      const { status } = await request(`${url}/health`, { agent: probeAgent });
-      health.push(performance.now() - t0);
-      if (status !== 200) errors.set(`health ${status}`, (errors.get(`health ${status}`) ?? 0) + 1);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
 
   async function client() {
     while (issued < totalRequests && performance.now() < deadline) {
@@ -184,20 +225,22 @@ async function drive(url) {
       }
       latencies.push(performance.now() - t0);
       if (outcome) errors.set(outcome, (errors.get(outcome) ?? 0) + 1);
-      if (++completed === memoryMark) {
-        markRss = (await metrics(url)).get('process_resident_memory_bytes');
+      const count = ++completed;
+      if (count % memoryMark === 0) {
+        const rss = (await metrics(url)).get('process_resident_memory_bytes');
+        if (count === memoryMark) markRss = rss;
+        rssSeries.push(Math.round(rss / 2 ** 20));
       }
     }
   }
   await Promise.all(Array.from({ length: concurrency }, client));
   const elapsed = (performance.now() - started) / 1000;
-  probing = false;
-  await probe;
   const after = await metrics(url);
+  const probe = await stopProbe();
+  if (probe.healthMs.failures > 0) errors.set('GET /health failed', probe.healthMs.failures);
   const tokens =
     after.get('rnnkit_generated_tokens_total') - (before.get('rnnkit_generated_tokens_total') ?? 0);
   latencies.sort((a, b) => a - b);
-  health.sort((a, b) => a - b);
   const rss = (m) => m.get('process_resident_memory_bytes') / 2 ** 20;
   return {
     requests: completed,
@@ -207,16 +250,18 @@ async function drive(url) {
     latencyMs: { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) },
     errors: Object.fromEntries(errors),
     errorCount: [...errors.values()].reduce((a, b) => a + b, 0),
-    healthMs: { p99: quantile(health, 0.99), max: health.at(-1), probes: health.length },
+    healthMs: probe.healthMs,
     eventLoopDelayMs: {
       p99: after.get('rnnkit_event_loop_delay_seconds{stat="p99"}') * 1000,
       max: after.get('rnnkit_event_loop_delay_seconds{stat="max"}') * 1000,
+      idleProcessOnThisMachine: probe.idleLoopDelayMs,
     },
     rssMiB: {
       before: rss(before),
       [`at request ${memoryMark}`]: markRss / 2 ** 20,
       after: rss(after),
     },
+    rssSeriesMiB: rssSeries,
     memoryGrowth: rss(after) / (markRss / 2 ** 20) - 1,
   };
 }
@@ -240,7 +285,6 @@ try {
   server.child.kill('SIGTERM');
   await server.exited;
   agent.destroy();
-  probeAgent.destroy();
 }
 const inProcessAfter = await inProcess(file);
 const report = {

@@ -2,6 +2,7 @@
 // The rnnkit command line: parses arguments and calls the library. Errors print one line and
 // exit non-zero; RNNKIT_DEBUG=1 shows stack traces.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
@@ -686,7 +687,8 @@ enough to generate (OnnxGenerator). See docs/onnx.md for its inputs and outputs.
   --host ADDR            interface to listen on (default 127.0.0.1)
   --max-batch N          prompts generated together, step by step (default 64)
   --max-queue N          prompts waiting for a batch slot; beyond it requests get 429 (default 1024)
-  --threads N            compute threads (default: all cores)
+  --threads N            compute threads (default: all cores but one, which the event loop and
+                         HTTP keep to themselves)
 
 POST /v1/generate (JSON, or Server-Sent Events with "stream": true), GET /health, GET /v1/model,
 GET /metrics (Prometheus). SIGTERM or SIGINT drains: requests in flight finish, new ones get 503.
@@ -705,7 +707,7 @@ See docs/serving.md.`,
       const generator = await BatchingGenerator.load(file, {
         maxBatch: num(v['max-batch'], 'max-batch', 'int'),
         maxQueue: num(v['max-queue'], 'max-queue', 'int'),
-        threads: num(v.threads, 'threads', 'int'),
+        threads: num(v.threads, 'threads', 'int') ?? Math.max(1, os.availableParallelism() - 1),
       });
       const server = await startServer(generator, {
         port: num(v.port, 'port', 'int'),

@@ -181,6 +181,11 @@ class Service {
         [{}, process.memoryUsage.rss()],
       ]),
     );
+    r.add(
+      new Gauge('nodejs_heap_size_used_bytes', "The main thread's V8 heap in use.", () => [
+        [{}, process.memoryUsage().heapUsed],
+      ]),
+    );
     this.delay.enable();
   }
 
