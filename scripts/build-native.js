@@ -40,9 +40,12 @@ function haveCmake() {
 let result;
 if (!args.includes('--gyp') && haveCmake()) {
   const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
-  const flags = ['compile', '--CDRNNKIT_BLAS=' + blas, '--CDRNNKIT_CUDA=' + cuda];
+  const flags = ['--CDRNNKIT_BLAS=' + blas, '--CDRNNKIT_CUDA=' + cuda];
   if (debug) flags.push('--debug', '--CDRNNKIT_SANITIZE=ON');
-  result = run(process.execPath, [cmakeJs, ...flags]);
+  // Configure every time: `cmake-js compile` skips configuring an already configured build
+  // directory, and with it these options, so a cached RNNKIT_CUDA would outlive the flag.
+  result = run(process.execPath, [cmakeJs, 'configure', ...flags]);
+  if (result.ok) result = run(process.execPath, [cmakeJs, 'build', ...(debug ? ['--debug'] : [])]);
 } else {
   if (debug || blas !== 'auto' || cuda !== 'off')
     console.warn('rnnkit: --debug, --blas and --cuda apply to the CMake build only');
