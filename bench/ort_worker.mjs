@@ -30,6 +30,9 @@ await runWorker(async (task) => {
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
+    // Idle intra-op threads sleep instead of spinning: the counterpart of PyTorch's
+    // OMP_WAIT_POLICY=PASSIVE, and what rnnkit's own sessions do (lib/onnx/session.ts).
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
   });
   // Inputs and outputs by position: tokens, then the states (h, and c for LSTM), in that order.
   const [tokensName, ...stateNames] = session.inputNames;

@@ -19,6 +19,7 @@ bench/common.mjs timeIterations exactly. Only the standard library, torch and on
 import json
 import math
 import os
+import re
 import resource
 import sys
 import time
@@ -88,16 +89,18 @@ def import_torch(threads):
 
 
 def torch_info(torch):
-    blas = [
-        line.strip()
-        for line in torch.__config__.show().splitlines()
-        if "BLAS" in line or "LAPACK" in line or "MKL" in line
-    ]
+    config = torch.__config__.show()
+
+    def setting(pattern):
+        found = re.search(pattern, config)
+        return found.group(1) if found else None
+
     return {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "blas": setting(r"BLAS_INFO=([^,\s]+)"),
+        "cpuCapability": setting(r"CPU capability usage: (\S+)"),
         "mkldnn": bool(torch.backends.mkldnn.is_available()),
-        "blas": blas,
         "env": {k: os.environ.get(k) for k in THREAD_VARIABLES},
     }
 
