@@ -5,7 +5,6 @@
 // compute (native) or block it (onnxruntime).
 import type { Ragged } from '../generate/options';
 import { native, type LmWeights, type StackShape } from '../native';
-import { reuse } from '../nn/parameter';
 import { StateLayout, type RowStates } from './state';
 
 export interface StepBackend {
@@ -13,8 +12,9 @@ export interface StepBackend {
   readonly layout: StateLayout;
   /**
    * Feeds row b the tokens seqs[b] (at least one) starting from row b of `state`; resolves with
-   * the state after each row's last token (new arrays; `state` is left as it was) and the logits
-   * there of the rows `want` [want.length, V].
+   * the state after each row's last token (arrays of its own, `state` is left as it was; the
+   * caller gives it to layout.release when done with it) and the logits there of the rows `want`
+   * [want.length, V].
    */
   forward(
     seqs: Ragged,
@@ -27,11 +27,25 @@ export function rowLengths(seqs: Ragged): Int32Array {
   return seqs.offsets.subarray(1).map((end, b) => end - seqs.offsets[b]);
 }
 
+/** A buffer that grows to the largest size asked of it and lends views of that size. */
+class Scratch {
+  private buf = new Float32Array(0);
+
+  get(n: number): Float32Array {
+    if (this.buf.length < n) this.buf = new Float32Array(n);
+    return this.buf.subarray(0, n);
+  }
+}
+
 /** A LanguageModel's weights run with the native kernels: embedding, stack forward, decoder. */
 export class NativeStepBackend implements StepBackend {
   readonly vocabSize: number;
   readonly layout: StateLayout;
-  private ws: Float32Array | null = null;
+  // Scratch reused from call to call, so that a step allocates only what it returns.
+  private readonly ws = new Scratch();
+  private readonly x = new Scratch();
+  private readonly y = new Scratch();
+  private readonly last = new Scratch();
 
   constructor(private readonly w: LmWeights) {
     this.vocabSize = w.V;
@@ -52,7 +66,7 @@ export class NativeStepBackend implements StepBackend {
     for (let b = 0; b < n; b++) {
       for (let t = 0; t < lengths[b]; t++) ids[t * n + b] = seqs.tokens[seqs.offsets[b] + t];
     }
-    const x = new Float32Array(T * n * E);
+    const x = this.x.get(T * n * E);
     native.embeddingForward({ V, E }, this.w.embedding, ids, x);
     const shape: StackShape = {
       cell: this.w.cell,
@@ -66,8 +80,7 @@ export class NativeStepBackend implements StepBackend {
       training: false,
       seed: 0,
     };
-    this.ws = reuse(this.ws, native.stackWorkspaceSize(shape));
-    const y = new Float32Array(T * n * H);
+    const y = this.y.get(T * n * H);
     const next = this.layout.zeros(n);
     const ragged = lengths.some((len) => len !== T);
     native.stackForward(
@@ -80,11 +93,11 @@ export class NativeStepBackend implements StepBackend {
       y,
       next.h,
       next.c,
-      this.ws,
+      this.ws.get(native.stackWorkspaceSize(shape)),
     );
     // The decoder runs on the wanted rows' outputs at their last step only.
     const k = want.length;
-    const last = new Float32Array(k * H);
+    const last = this.last.get(k * H);
     want.forEach((b, i) => {
       const at = ((lengths[b] - 1) * n + b) * H;
       last.set(y.subarray(at, at + H), i * H);

@@ -96,7 +96,7 @@ export class StepEngine {
         const failed = [...this.rows, ...this.incoming];
         this.rows = [];
         this.incoming = [];
-        this.state = this.backend.layout.zeros(0);
+        this.replaceState(this.backend.layout.zeros(0));
         this.post({
           type: 'error',
           rows: Int32Array.from(failed, (r) => r.request.id),
@@ -127,7 +127,9 @@ export class StepEngine {
     }
     if (this.incoming.length > 0) {
       const layout = this.backend.layout;
-      this.state = layout.concat(this.state, layout.zeros(this.incoming.length));
+      const fresh = layout.zeros(this.incoming.length);
+      this.replaceState(layout.concat(this.state, fresh));
+      layout.release(fresh);
       this.rows.push(...this.incoming);
       this.incoming = [];
     }
@@ -137,11 +139,18 @@ export class StepEngine {
   private keep(kept: Row[]): void {
     if (kept.length === this.rows.length) return;
     const index = new Map(this.rows.map((r, i) => [r, i]));
-    this.state = this.backend.layout.select(
-      this.state,
-      kept.map((r) => index.get(r) as number),
+    this.replaceState(
+      this.backend.layout.select(
+        this.state,
+        kept.map((r) => index.get(r) as number),
+      ),
     );
     this.rows = kept;
+  }
+
+  private replaceState(next: RowStates): void {
+    this.backend.layout.release(this.state);
+    this.state = next;
   }
 
   /**
@@ -227,7 +236,7 @@ export class StepEngine {
     rows.forEach((r, i) => (r.primed += primedFully(r) ? 0 : feed[i].length));
     const want = Int32Array.from(rows.flatMap((r, i) => (primedFully(r) ? [i] : [])));
     const out = await this.backend.forward(ragged(feed), this.state, want);
-    this.state = out.state;
+    this.replaceState(out.state);
     const V = this.V;
     want.forEach((b, i) => (rows[b].logits = out.logits.subarray(i * V, (i + 1) * V)));
   }

@@ -64,7 +64,9 @@ export class OnnxStepBackend implements StepBackend {
       const part = ragged(
         rows.map((b) => seqs.tokens.subarray(seqs.offsets[b], seqs.offsets[b + 1])),
       );
-      const out = await this.run(part, T, this.layout.select(state, rows));
+      const start = this.layout.select(state, rows);
+      const out = await this.run(part, T, start);
+      this.layout.release(start);
       this.layout.assign(next, rows, out.state);
       rows.forEach((b, i) => logits.set(out.logits.subarray(i * V, (i + 1) * V), b * V));
     }
@@ -92,14 +94,19 @@ export class OnnxStepBackend implements StepBackend {
         [NAMES.h0]: new ort.Tensor('float32', current.h, dims),
       };
       if (current.c) feeds[NAMES.c0] = new ort.Tensor('float32', current.c, dims);
-      const out = await this.session.run(feeds);
+      // The next state goes straight into pooled arrays (onnxruntime fills pre-allocated
+      // outputs), so a step allocates only its logits.
+      const next = this.layout.zeros(n);
+      const fetches: Record<string, ort.Tensor | null> = {
+        [NAMES.logits]: null,
+        [NAMES.hT]: new ort.Tensor('float32', next.h, dims),
+      };
+      if (next.c) fetches[NAMES.cT] = new ort.Tensor('float32', next.c, dims);
+      const out = await this.session.run(feeds, fetches);
       const all = out[NAMES.logits].data as Float32Array;
       logits = all.subarray((perRun - 1) * n * this.vocabSize);
-      current = {
-        n,
-        h: out[NAMES.hT].data as Float32Array,
-        c: current.c && (out[NAMES.cT].data as Float32Array),
-      };
+      if (current !== state) this.layout.release(current);
+      current = next;
     }
     return { logits, state: current };
   }
