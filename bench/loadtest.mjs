@@ -8,6 +8,7 @@
 //
 //   npm run loadtest -- [--model FILE] [--onnx] [--concurrency 64] [--requests 10000]
 //                       [--duration 900] [--max-tokens 64] [--threads cores-1] [--out FILE.json]
+//                       [--node-flags "--max-semi-space-size=1"]   (node options for the server)
 //
 // Without --model it builds a config-M-like model (LSTM, embedding 128, hidden 512, 2 layers,
 // the tinyshakespeare characters; random weights: speed does not depend on them) in a temporary
@@ -36,6 +37,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '900' },
     'max-tokens': { type: 'string', default: '64' },
     threads: { type: 'string' },
+    'node-flags': { type: 'string', default: '' },
     out: { type: 'string' },
   },
 });
@@ -103,7 +105,9 @@ async function inProcess(file) {
 
 function startServer(file) {
   const cli = path.join(ROOT, 'dist', 'cli.js');
-  const argv = [cli, 'serve', '--model', file, '--port', '0', '--max-batch', String(concurrency)];
+  const flags = args['node-flags'].split(' ').filter(Boolean);
+  const argv = [...flags, cli, 'serve', '--model', file, '--port', '0'];
+  argv.push('--max-batch', String(concurrency));
   argv.push('--max-queue', String(4 * concurrency));
   argv.push('--threads', String(threads));
   const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -206,8 +210,9 @@ async function drive(url) {
   let issued = 0;
   let completed = 0;
   let markRss = null;
-  /** RSS (MiB) every `memoryMark` completed requests: flat, or growing? */
+  /** RSS and the main thread's heap (MiB) every `memoryMark` requests: flat, or growing? */
   const rssSeries = [];
+  const heapSeries = [];
   const started = performance.now();
   const deadline = started + durationMs;
 
@@ -227,9 +232,11 @@ async function drive(url) {
       if (outcome) errors.set(outcome, (errors.get(outcome) ?? 0) + 1);
       const count = ++completed;
       if (count % memoryMark === 0) {
-        const rss = (await metrics(url)).get('process_resident_memory_bytes');
+        const m = await metrics(url);
+        const rss = m.get('process_resident_memory_bytes');
         if (count === memoryMark) markRss = rss;
         rssSeries.push(Math.round(rss / 2 ** 20));
+        heapSeries.push(Math.round(m.get('nodejs_heap_size_used_bytes') / 2 ** 20));
       }
     }
   }
@@ -262,6 +269,7 @@ async function drive(url) {
       after: rss(after),
     },
     rssSeriesMiB: rssSeries,
+    heapSeriesMiB: heapSeries,
     memoryGrowth: rss(after) / (markRss / 2 ** 20) - 1,
   };
 }
@@ -289,6 +297,7 @@ try {
 const inProcessAfter = await inProcess(file);
 const report = {
   model: file,
+  serverNodeFlags: args['node-flags'],
   cpus: os.cpus().length,
   loadAverage: os.loadavg()[0],
   concurrency,
