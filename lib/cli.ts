@@ -143,6 +143,8 @@ const commands: Record<string, Command> = {
   --out FILE             where to save the model (default model.safetensors);
                          a loss-curve SVG is written beside it
   --resume FILE          continue training from a checkpoint saved by train
+  --init FILE            start from a saved model's weights (fine-tuning; fresh optimizer)
+  --state-reset P        chance a window starts from a zero state (default 0.05)
   --checkpoint-every N   save a resumable checkpoint to --out every N steps
   --weights-only         save without the optimizer state (smaller; cannot be resumed)
   --sample N             characters of sample text to print at the end (default 300; 0: none)`,
@@ -169,6 +171,8 @@ const commands: Record<string, Command> = {
       threads: { type: 'string' },
       out: { type: 'string' },
       resume: { type: 'string' },
+      init: { type: 'string' },
+      'state-reset': { type: 'string' },
       'checkpoint-every': { type: 'string' },
       sample: { type: 'string' },
       'weights-only': { type: 'boolean' },
@@ -180,12 +184,16 @@ const commands: Record<string, Command> = {
       checkOutputPath(out);
       const text = readCorpus(dataFile);
       let model: LanguageModel;
-      if (v.resume !== undefined) {
-        model = await LanguageModel.load(String(v.resume));
-        if (!model.resumeState) {
-          throw new UsageError(
-            `${String(v.resume)} holds no training state to resume (it was saved with weights only)`,
-          );
+      let resume: LanguageModel['resumeState'] = null;
+      if (v.resume !== undefined || v.init !== undefined) {
+        model = await LanguageModel.load(String(v.resume ?? v.init));
+        if (v.resume !== undefined) {
+          resume = model.resumeState;
+          if (!resume) {
+            throw new UsageError(
+              `${String(v.resume)} holds no training state to resume (it was saved with weights only); use --init to start from its weights`,
+            );
+          }
         }
       } else {
         const cell = str(v.cell) ?? 'lstm';
@@ -230,7 +238,8 @@ const commands: Record<string, Command> = {
         validateEvery: num(v['validate-every'], 'validate-every', 'int') ?? 200,
         seed: num(v.seed, 'seed', 'int') ?? 1,
         checkpoint: checkpointEvery ? { path: out, every: checkpointEvery } : undefined,
-        resume: model.resumeState ?? undefined,
+        resume: resume ?? undefined,
+        stateResetRate: num(v['state-reset'], 'state-reset'),
         onProgress: (p) => printer.update(p),
         signal: abort.signal,
       });

@@ -143,6 +143,7 @@ describe('LanguageModel', () => {
     await expect(m.fit(corpus, { seqLength: 0 })).rejects.toThrow(/seqLength must be an integer/);
     await expect(m.fit(corpus, { learningRate: NaN })).rejects.toThrow(/learningRate/);
     await expect(m.fit(corpus, { batchSize: -1 })).rejects.toThrow(/batchSize/);
+    await expect(m.fit(corpus, { stateResetRate: 1.5 })).rejects.toThrow(/stateResetRate/);
     await expect(m.fit('', {})).rejects.toThrow(/empty/);
     await expect(m.fit('the fox', { batchSize: 4, seqLength: 16 })).rejects.toThrow(
       /too few for one training window/,

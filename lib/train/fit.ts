@@ -36,8 +36,13 @@ export interface FitOptions {
   earlyStopping?: { patience: number };
   /** Stop after this many seconds. */
   timeLimit?: number;
-  /** Seed for dropout masks. */
+  /** Seed for dropout masks and state resets. */
   seed?: number;
+  /**
+   * Probability that a training window starts from a zero state rather than the state carried
+   * from the previous window (default 0.05), so that the model also learns to start cold.
+   */
+  stateResetRate?: number;
   /** Write a resumable checkpoint to `path` every `every` steps. */
   checkpoint?: { path: string; every: number };
   /** Continue an earlier run: the training state and optimizer tensors of a checkpoint. */
@@ -86,6 +91,8 @@ export function loopOptions(o: FitOptions): LoopOptions {
     timeLimit: checkNumber('timeLimit', o.timeLimit ?? 0, 0, 1e9),
     checkpointPath: o.checkpoint?.path ?? null,
     checkpointEvery: o.checkpoint ? checkInt('checkpoint.every', o.checkpoint.every, 1) : 0,
+    stateResetRate: checkNumber('stateResetRate', o.stateResetRate ?? 0.05, 0, 1),
+    seed: checkInt('seed', o.seed ?? 0, 0, Number.MAX_SAFE_INTEGER),
   };
 }
 

@@ -6,6 +6,7 @@ import { saveCheckpoint, type TrainingState } from '../io/checkpoint';
 import { copyState, type LanguageModel } from '../models/language-model';
 import type { Module } from '../nn/parameter';
 import type { RecurrentState } from '../nn/recurrent';
+import { Random } from '../random';
 import { Adam, SGD, clipGradNorm, type Optimizer } from './optim';
 
 export type LrSchedule = 'constant' | 'cosine' | 'linear';
@@ -31,6 +32,14 @@ export interface LoopOptions {
   timeLimit: number;
   checkpointPath: string | null;
   checkpointEvery: number;
+  /**
+   * Probability that a window starts from a zero state instead of the state carried from the one
+   * before: without it a model trained on carried state rarely sees a cold start, and prompts
+   * given to it from a zero state can derail it.
+   */
+  stateResetRate: number;
+  /** Seed of the state-reset draws. */
+  seed: number;
 }
 
 export interface Progress {
@@ -254,6 +263,7 @@ export async function trainLoop(
     typeof progress.sinceBest === 'number' ? progress.sinceBest : 0,
   );
   let state: RecurrentState | undefined;
+  const resets = new Random(o.seed + step);
   const started = performance.now();
   let lastReport = started;
   let lastLoss = NaN;
@@ -310,6 +320,7 @@ export async function trainLoop(
       epoch++;
       state = undefined;
     }
+    if (o.stateResetRate > 0 && resets.uniform() < o.stateResetRate) state = undefined;
     batcher.chunk(chunk, inputs, targets);
     optimizer.lr = scheduledLr(o, step, totalSteps);
     model.zeroGrad();
