@@ -8,7 +8,7 @@
 //
 //   npm run loadtest -- [--model FILE] [--onnx] [--concurrency 64] [--requests 10000]
 //                       [--duration 900] [--max-tokens 64] [--threads cores-1] [--out FILE.json]
-//                       [--node-flags "--max-semi-space-size=1"]   (node options for the server)
+//                       [--node-flags=--max-semi-space-size=1]   (node options for the server)
 //
 // Without --model it builds a config-M-like model (LSTM, embedding 128, hidden 512, 2 layers,
 // the tinyshakespeare characters; random weights: speed does not depend on them) in a temporary
