@@ -33,6 +33,21 @@ enum class CellType : int { RnnTanh = 0, RnnRelu = 1, Lstm = 2, Gru = 3 };
 // Gates per cell: 1 (RNN), 4 (LSTM), 3 (GRU).
 int gate_count(CellType cell);
 
+// The cell's name as the JS API spells it: "rnn_tanh", "rnn_relu", "lstm", "gru".
+inline const char* cell_name(CellType cell) {
+  switch (cell) {
+    case CellType::RnnTanh:
+      return "rnn_tanh";
+    case CellType::RnnRelu:
+      return "rnn_relu";
+    case CellType::Lstm:
+      return "lstm";
+    case CellType::Gru:
+      return "gru";
+  }
+  return "?";
+}
+
 struct StackShape {
   CellType cell;
   int T, B, I, H, L;

@@ -35,20 +35,6 @@ struct Model {
   }
 };
 
-const char* cell_name(CellType c) {
-  switch (c) {
-    case CellType::RnnTanh:
-      return "rnn_tanh";
-    case CellType::RnnRelu:
-      return "rnn_relu";
-    case CellType::Lstm:
-      return "lstm";
-    case CellType::Gru:
-      return "gru";
-  }
-  return "?";
-}
-
 struct Spans {
   std::vector<int32_t> tokens, offsets{0};
   explicit Spans(const std::vector<std::vector<int32_t>>& seqs) {

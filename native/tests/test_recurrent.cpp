@@ -21,20 +21,6 @@ using FVec = std::vector<float>;
 const CellType kCells[] = {CellType::RnnTanh, CellType::RnnRelu, CellType::Lstm, CellType::Gru};
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-const char* cell_name(CellType c) {
-  switch (c) {
-    case CellType::RnnTanh:
-      return "rnn_tanh";
-    case CellType::RnnRelu:
-      return "rnn_relu";
-    case CellType::Lstm:
-      return "lstm";
-    case CellType::Gru:
-      return "gru";
-  }
-  return "?";
-}
-
 struct Config {
   int T, B, I, H, L;
   std::vector<int32_t> lengths;  // empty: every row runs all T steps
