@@ -147,6 +147,7 @@ const commands: Record<string, Command> = {
   --state-reset P        chance a window starts from a zero state (default 0.05)
   --checkpoint-every N   save a resumable checkpoint to --out every N steps
   --weights-only         save without the optimizer state (smaller; cannot be resumed)
+  --half                 save the weights as float16: half the file, implies --weights-only
   --sample N             characters of sample text to print at the end (default 300; 0: none)`,
     options: {
       data: { type: 'string' },
@@ -176,6 +177,7 @@ const commands: Record<string, Command> = {
       'checkpoint-every': { type: 'string' },
       sample: { type: 'string' },
       'weights-only': { type: 'boolean' },
+      half: { type: 'boolean' },
     },
     async run(v) {
       setThreads(v.threads);
@@ -245,7 +247,10 @@ const commands: Record<string, Command> = {
       });
       process.off('SIGINT', onSignal);
       printer.end();
-      await model.save(out, { weightsOnly: v['weights-only'] === true });
+      await model.save(out, {
+        weightsOnly: v['weights-only'] === true,
+        dtype: v.half === true ? 'float16' : 'float32',
+      });
       const svg = out.replace(/\.safetensors$/, '') + '.loss.svg';
       await writeFileAtomic(svg, lossCurveSvg(history, `${model.describe()}`));
       const val =

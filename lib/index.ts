@@ -59,7 +59,12 @@ export {
   type TokenizerJSON,
 } from './text';
 export { readSafetensors, writeSafetensors, writeFileAtomic } from './io';
-export { loadCheckpoint, saveCheckpoint, type TrainingState } from './io/checkpoint';
+export {
+  loadCheckpoint,
+  saveCheckpoint,
+  type TrainingState,
+  type WeightsDType,
+} from './io/checkpoint';
 
 /** Loads a language model saved with `model.save(path)`. */
 export function loadModel(path: string): Promise<LanguageModel> {

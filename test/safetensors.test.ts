@@ -136,8 +136,11 @@ describe('safetensors round trip', () => {
     await expect(bad({ dtype: 'F32', shape: [2], data: new Float64Array(2) })).rejects.toThrow(
       'tensor "w": dtype F32 needs data as a Float32Array',
     );
+    await expect(bad({ dtype: 'F8_E4M3', shape: [1], data: new Uint8Array(1) })).rejects.toThrow(
+      'dtype "F8_E4M3" is not supported (F32, F64, F16, BF16, I32, I64)',
+    );
     await expect(bad({ dtype: 'F16', shape: [1], data: new Float32Array(1) })).rejects.toThrow(
-      'dtype "F16" is not supported (F32, F64, I32, I64)',
+      'tensor "w": dtype F16 needs data as a Uint16Array',
     );
     await expect(bad({ dtype: 'I32', shape: [-1], data: new Int32Array(1) })).rejects.toThrow(
       'shape must be an array of non-negative integers',
@@ -173,8 +176,8 @@ describe('safetensors validation', () => {
     ['a header that is not an object', craft([]), 'the header is not a JSON object'],
     [
       'an unsupported dtype',
-      craft({ a: { ...f32, dtype: 'F16', data_offsets: [0, 4] } }, new Uint8Array(4)),
-      'tensor "a" has dtype "F16"; rnnkit reads F32, F64, I32, I64',
+      craft({ a: { ...f32, dtype: 'F8_E4M3', data_offsets: [0, 2] } }, new Uint8Array(2)),
+      'tensor "a" has dtype "F8_E4M3"; rnnkit reads F32, F64, F16, BF16, I32, I64',
     ],
     [
       'a misspelt dtype',

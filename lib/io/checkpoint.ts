@@ -4,7 +4,8 @@
 // training checkpoints) the optimizer state and progress travel in the metadata.
 import { LanguageModel, type LanguageModelSpec } from '../models/language-model';
 import { tokenizerFromJSON } from '../text';
-import { readSafetensors, writeSafetensors, type Tensor } from './safetensors';
+import { float32ToFloat16 } from './float16';
+import { float32Data, readSafetensors, writeSafetensors, type Tensor } from './safetensors';
 
 const FORMAT = 'rnnkit';
 const VERSION = '0.1.0';
@@ -76,23 +77,44 @@ export function loadPytorchStateDict(model: LanguageModel, tensors: Named, sourc
   if (bias && model.decoder.bias) model.decoder.bias.data.set(bias);
 }
 
-function f32(named: Named): Record<string, Tensor> {
+/** How weights are stored: float32 as trained, or float16 for half the file. */
+export type WeightsDType = 'float32' | 'float16';
+
+function tensorsOf(named: Named, dtype: WeightsDType = 'float32'): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
-  for (const [k, v] of Object.entries(named))
-    out[k] = { dtype: 'F32', shape: v.shape, data: v.data };
+  for (const [k, v] of Object.entries(named)) {
+    out[k] =
+      dtype === 'float16'
+        ? { dtype: 'F16', shape: v.shape, data: float32ToFloat16(v.data) }
+        : { dtype: 'F32', shape: v.shape, data: v.data };
+  }
   return out;
+}
+
+/** The weight tensors of a file as float32 (F16 and BF16 widened). */
+function weightsOf(path: string, tensors: Record<string, Tensor>): Named {
+  const weights: Named = {};
+  for (const [name, t] of Object.entries(tensors)) {
+    weights[name] = { shape: t.shape, data: float32Data(t, `${path}: tensor '${name}'`) };
+  }
+  return weights;
 }
 
 /**
  * Saves the model (and, when given, the training state and optimizer tensors) atomically: a failed
- * save leaves any previous file at `path` untouched.
+ * save leaves any previous file at `path` untouched. float16 weights go without training state,
+ * which resuming needs at full precision.
  */
 export async function saveCheckpoint(
   model: LanguageModel,
   path: string,
   training?: { state: TrainingState; optimizerTensors: Record<string, Float32Array> },
+  dtype: WeightsDType = 'float32',
 ): Promise<void> {
-  const tensors = f32(pytorchStateDict(model));
+  if (training && dtype !== 'float32') {
+    throw new Error(`a checkpoint with training state stores float32 weights, not ${dtype}`);
+  }
+  const tensors = tensorsOf(pytorchStateDict(model), dtype);
   const metadata: Record<string, string> = {
     format: FORMAT,
     kind: 'language-model',
@@ -141,15 +163,14 @@ export async function loadCheckpoint(path: string): Promise<CheckpointContents> 
   } catch (error) {
     throw new Error(`${path}: the checkpoint's model spec is invalid: ${(error as Error).message}`);
   }
-  const weights: Named = {};
+  const weightTensors: Record<string, Tensor> = {};
   const optimizerTensors: Record<string, Float32Array> = {};
   for (const [name, t] of Object.entries(tensors)) {
-    if (t.dtype !== 'F32')
-      throw new Error(`${path}: tensor '${name}' has dtype ${t.dtype}, expected F32`);
-    if (name.startsWith('optimizer.')) optimizerTensors[name.slice('optimizer.'.length)] = t.data;
-    else weights[name] = { shape: t.shape, data: t.data };
+    if (!name.startsWith('optimizer.')) weightTensors[name] = t;
+    else if (t.dtype === 'F32') optimizerTensors[name.slice('optimizer.'.length)] = t.data;
+    else throw new Error(`${path}: tensor '${name}' has dtype ${t.dtype}, expected F32`);
   }
-  loadPytorchStateDict(model, weights, path);
+  loadPytorchStateDict(model, weightsOf(path, weightTensors), path);
   const training =
     metadata.training === undefined
       ? null
@@ -163,18 +184,12 @@ export async function loadPytorch(
   config: ConstructorParameters<typeof LanguageModel>[0],
 ): Promise<LanguageModel> {
   const { tensors } = await readSafetensors(path);
-  const weights: Named = {};
-  for (const [name, t] of Object.entries(tensors)) {
-    if (t.dtype !== 'F32')
-      throw new Error(`${path}: tensor '${name}' has dtype ${t.dtype}, expected F32`);
-    weights[name] = { shape: t.shape, data: t.data };
-  }
   const model = new LanguageModel({ seed: 0, ...config });
-  loadPytorchStateDict(model, weights, path);
+  loadPytorchStateDict(model, weightsOf(path, tensors), path);
   return model;
 }
 
 /** Writes the model's weights as a PyTorch state dict in safetensors (plain names, no extras). */
 export async function savePytorch(model: LanguageModel, path: string): Promise<void> {
-  await writeSafetensors(path, f32(pytorchStateDict(model)), { format: 'pt' });
+  await writeSafetensors(path, tensorsOf(pytorchStateDict(model)), { format: 'pt' });
 }

@@ -15,17 +15,21 @@
 import { readFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { writeFileAtomic } from './atomic';
+import { bfloat16ToFloat32, float16ToFloat32 } from './float16';
 
+/** 16-bit floats are held as their bit patterns (see float16.ts). */
 const ARRAY_TYPES = {
   F32: Float32Array,
   F64: Float64Array,
+  F16: Uint16Array,
+  BF16: Uint16Array,
   I32: Int32Array,
   I64: BigInt64Array,
 } as const;
 
 export type DType = keyof typeof ARRAY_TYPES;
 
-/** The one constructor signature the four array types share. */
+/** The one constructor signature the array types share. */
 interface ViewConstructor {
   readonly BYTES_PER_ELEMENT: number;
   new (buffer: ArrayBufferLike, byteOffset: number, length: number): Tensor['data'];
@@ -36,6 +40,8 @@ interface ViewConstructor {
 interface ArrayFor {
   F32: Float32Array;
   F64: Float64Array;
+  F16: Uint16Array;
+  BF16: Uint16Array;
   I32: Int32Array;
   I64: BigInt64Array;
 }
@@ -48,6 +54,17 @@ export type Tensor = {
 export interface SafetensorsContents {
   tensors: Record<string, Tensor>;
   metadata: Record<string, string>;
+}
+
+/**
+ * A floating-point tensor's values as float32: F32 data as it is, F16 and BF16 widened. `where`
+ * names the tensor in the error any other dtype gets.
+ */
+export function float32Data(tensor: Tensor, where: string): Float32Array {
+  if (tensor.dtype === 'F32') return tensor.data;
+  if (tensor.dtype === 'F16') return float16ToFloat32(tensor.data);
+  if (tensor.dtype === 'BF16') return bfloat16ToFloat32(tensor.data);
+  throw new Error(`${where} has dtype ${tensor.dtype}, expected F32, F16 or BF16`);
 }
 
 const METADATA_KEY = '__metadata__';

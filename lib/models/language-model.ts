@@ -15,6 +15,7 @@ import {
   saveCheckpoint,
   savePytorch,
   type TrainingState,
+  type WeightsDType,
 } from '../io/checkpoint';
 import { evalBatch, evaluateTokens } from '../train/loop';
 import { fit, type FitOptions, type FitResult } from '../train/fit';
@@ -306,16 +307,25 @@ export class LanguageModel extends Module implements TextGenerator {
   /**
    * Saves weights, architecture and vocabulary as safetensors, atomically. After fit, the
    * optimizer state is saved too (so that training can resume) unless `weightsOnly` is set.
+   * `dtype: 'float16'` stores the weights in half the space, rounded to float16, and implies
+   * `weightsOnly`; they are widened back to float32 when loaded.
    */
-  save(path: string, options: { weightsOnly?: boolean } = {}): Promise<void> {
+  async save(
+    path: string,
+    options: { weightsOnly?: boolean; dtype?: WeightsDType } = {},
+  ): Promise<void> {
+    const dtype = options.dtype ?? 'float32';
+    if (dtype !== 'float32' && dtype !== 'float16') {
+      throw new TypeError(`dtype must be 'float32' or 'float16', got ${JSON.stringify(dtype)}`);
+    }
     const training =
-      options.weightsOnly || !this.lastTraining
+      options.weightsOnly || dtype === 'float16' || !this.lastTraining
         ? undefined
         : {
             state: this.lastTraining.training,
             optimizerTensors: this.lastTraining.optimizerTensors,
           };
-    return saveCheckpoint(this, path, training);
+    return saveCheckpoint(this, path, training, dtype);
   }
 
   /** Loads a model saved by `save` (the training state, if any, is kept for resuming). */
