@@ -226,6 +226,19 @@ export interface BeamSearchResult {
   align: F32;
 }
 
+/**
+ * seq2seqBeamSearch's search with the decoder outside the addon: while `next(tokens, parents)`
+ * (it writes the token each of the `rows` = B * beam rows reads next and the row whose decoder
+ * state it continues), decode one step and pass its logits [rows, V] (turned into
+ * log-probabilities in place) and attention [rows, S] to `step`; then `results()`.
+ */
+export interface NativeBeamSearch {
+  readonly rows: number;
+  next(tokens: I32, parents: I32): boolean;
+  step(logits: F32, align: F32): void;
+  results(): BeamSearchResult;
+}
+
 type BeamSearchArgs = [
   decoder: Seq2SeqDecoderShape,
   embedding: F32,
@@ -317,6 +330,7 @@ export interface Native {
   feedingDecoderBackward(...args: FeedingBackwardArgs): void;
   seq2seqBeamSearch(...args: BeamSearchArgs): BeamSearchResult;
   seq2seqBeamSearchAsync(...args: BeamSearchArgs): Promise<BeamSearchResult>;
+  BeamSearch: new (config: BeamSearchConfig & { V: number }) => NativeBeamSearch;
   gemm(shape: GemmShape, A: F32, B: F32, C: F32): void;
   gemmAsync(shape: GemmShape, A: F32, B: F32, C: F32): Promise<void>;
 }

@@ -1,10 +1,13 @@
 // N-API glue for sequence-to-sequence models: the Luong attention layer (forward/backward over all
-// decoder steps), the input-feeding decoder (forward/backward) and batched beam search (a Promise,
-// or the sync twin).
+// decoder steps), the input-feeding decoder (forward/backward), batched beam search (a Promise,
+// or the sync twin) and the BeamSearch class, the same search driven by a decoder outside the
+// addon (onnxruntime).
 #include <napi.h>
 
+#include <algorithm>
 #include <cstring>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -208,6 +211,66 @@ Napi::Value FeedingWorkspaceSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(rnnkit::feeding_workspace_size(f)));
 }
 
+// A beam search's config {S, B, beam, nBest, maxLength, lengthPenalty, bos, eos, temperature,
+// topK, topP, repetitionPenalty, noRepeatNgramSize, seed} for a target vocabulary of V tokens.
+struct BeamArgs {
+  int S, B;
+  rnnkit::BeamConfig cfg;
+};
+
+BeamArgs parse_beam_config(Parser& p, Napi::Object c, int V) {
+  BeamArgs a;
+  rnnkit::BeamConfig& cfg = a.cfg;
+  a.S = p.size(c, "config", "S");
+  a.B = p.size(c, "config", "B");
+  cfg.beam = p.size(c, "config", "beam");
+  if (cfg.beam > V)
+    p.range_error("'config.beam' must be at most the target vocabulary size " + std::to_string(V) +
+                  ", got " + std::to_string(cfg.beam));
+  cfg.n_best = p.size(c, "config", "nBest");
+  if (cfg.n_best > cfg.beam)
+    p.range_error("'config.nBest' must be at most config.beam = " + std::to_string(cfg.beam) +
+                  ", got " + std::to_string(cfg.n_best));
+  cfg.max_len = p.size(c, "config", "maxLength");
+  cfg.length_penalty =
+      static_cast<float>(p.number(c.Get("lengthPenalty"), "config.lengthPenalty", 0, 100));
+  cfg.bos = static_cast<int32_t>(p.integer(c.Get("bos"), "config.bos", 0, V - 1));
+  cfg.eos = static_cast<int32_t>(p.integer(c.Get("eos"), "config.eos", 0, V - 1));
+  cfg.sampler = parse_sampler(p, c, "config", V);
+  if (cfg.sampler.temperature > 0 && cfg.beam != 1)
+    p.range_error("sampling ('config.temperature' > 0) needs 'config.beam' = 1, got " +
+                  std::to_string(cfg.beam));
+  cfg.seed = static_cast<uint64_t>(p.integer(c.Get("seed"), "config.seed", 0, 9007199254740991LL));
+  const double out_floats = double(a.B) * cfg.n_best * cfg.max_len * a.S;
+  if (out_floats > double(1u << 30))
+    p.range_error("the attention output " +
+                  shape_str("B*nBest*maxLength*S", {a.B, cfg.n_best, cfg.max_len, a.S}) +
+                  " floats is too large; decode fewer sources at a time or lower maxLength");
+  return a;
+}
+
+// {tokens [B*nBest*maxLength], lengths [B*nBest], scores [B*nBest], align [..*S]}
+Napi::Object beam_result_object(Napi::Env env, Napi::Int32Array tokens, Napi::Int32Array lengths,
+                                Napi::Float32Array scores, Napi::Float32Array align) {
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("tokens", tokens);
+  r.Set("lengths", lengths);
+  r.Set("scores", scores);
+  r.Set("align", align);
+  return r;
+}
+
+// A finished search's n_best hypotheses per source, as beam_result_object.
+Napi::Value beam_results(Napi::Env env, const rnnkit::BeamSearch& search, const BeamArgs& a) {
+  const size_t n = size_t(a.B) * a.cfg.n_best;
+  auto tokens = Napi::Int32Array::New(env, n * a.cfg.max_len);
+  auto lengths = Napi::Int32Array::New(env, n);
+  auto scores = Napi::Float32Array::New(env, n);
+  auto align = Napi::Float32Array::New(env, tokens.ElementLength() * a.S);
+  search.results(tokens.Data(), lengths.Data(), scores.Data(), align.Data());
+  return beam_result_object(env, tokens, lengths, scores, align);
+}
+
 // seq2seqBeamSearch(decoder {cell, kind, inputFeeding, V, E, H, L, He, A}, embedding, stack,
 // attention,
 //   outWeight, outBias, enc, lengths, h0, c0,
@@ -247,33 +310,10 @@ struct Seq2SeqBeamSearch {
     w.out_weight = p.f32(4, "outWeight", size_t(w.V) * w.H, shape_str("V*H", {w.V, w.H}));
     w.out_bias = p.f32(5, "outBias", w.V, "V");
 
-    Napi::Object c = p.object(10, "config");
-    S = p.size(c, "config", "S");
-    B = p.size(c, "config", "B");
-    cfg.beam = p.size(c, "config", "beam");
-    if (cfg.beam > w.V)
-      p.range_error("'config.beam' must be at most the target vocabulary size " +
-                    std::to_string(w.V) + ", got " + std::to_string(cfg.beam));
-    cfg.n_best = p.size(c, "config", "nBest");
-    if (cfg.n_best > cfg.beam)
-      p.range_error("'config.nBest' must be at most config.beam = " + std::to_string(cfg.beam) +
-                    ", got " + std::to_string(cfg.n_best));
-    cfg.max_len = p.size(c, "config", "maxLength");
-    cfg.length_penalty =
-        static_cast<float>(p.number(c.Get("lengthPenalty"), "config.lengthPenalty", 0, 100));
-    cfg.bos = static_cast<int32_t>(p.integer(c.Get("bos"), "config.bos", 0, w.V - 1));
-    cfg.eos = static_cast<int32_t>(p.integer(c.Get("eos"), "config.eos", 0, w.V - 1));
-    cfg.sampler = parse_sampler(p, c, "config", w.V);
-    if (cfg.sampler.temperature > 0 && cfg.beam != 1)
-      p.range_error("sampling ('config.temperature' > 0) needs 'config.beam' = 1, got " +
-                    std::to_string(cfg.beam));
-    cfg.seed =
-        static_cast<uint64_t>(p.integer(c.Get("seed"), "config.seed", 0, 9007199254740991LL));
-    const double out_floats = double(B) * cfg.n_best * cfg.max_len * S;
-    if (out_floats > double(1u << 30))
-      p.range_error("the attention output " +
-                    shape_str("B*nBest*maxLength*S", {B, cfg.n_best, cfg.max_len, S}) +
-                    " floats is too large; decode fewer sources at a time or lower maxLength");
+    const BeamArgs beam = parse_beam_config(p, p.object(10, "config"), w.V);
+    S = beam.S;
+    B = beam.B;
+    cfg = beam.cfg;
 
     const size_t state = size_t(w.L) * B * w.H;
     enc = p.f32(6, "enc", size_t(S) * B * w.He, shape_str("S*B*He", {S, B, w.He}));
@@ -301,13 +341,72 @@ struct Seq2SeqBeamSearch {
       std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
       return a;
     };
-    Napi::Object r = Napi::Object::New(env);
-    r.Set("tokens", i32(tokens));
-    r.Set("lengths", i32(out_lengths));
-    r.Set("scores", f32(scores));
-    r.Set("align", f32(align));
-    return r;
+    return beam_result_object(env, i32(tokens), i32(out_lengths), f32(scores), f32(align));
   }
+};
+
+// new BeamSearch(config {V, S, B, beam, nBest, ...}): the search of seq2seqBeamSearch with the
+// decoder left to the caller, who runs one step per loop:
+//   while (search.next(tokens, parents)) { decode tokens [R] from the states of rows parents [R]
+//                                          -> logits [R*V], align [R*S]; search.step(logits, align)
+//                                          }
+// then search.results() is seq2seqBeamSearch's result. R = B * beam rows (`rows`).
+class BeamSearchObject : public Napi::ObjectWrap<BeamSearchObject> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "BeamSearch",
+                       {InstanceAccessor<&BeamSearchObject::rows>("rows"),
+                        InstanceMethod<&BeamSearchObject::next>("next"),
+                        InstanceMethod<&BeamSearchObject::step>("step"),
+                        InstanceMethod<&BeamSearchObject::results>("results")});
+  }
+
+  explicit BeamSearchObject(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<BeamSearchObject>(info) {
+    Parser p(info, "BeamSearch");
+    Napi::Object c = p.object(0, "config");
+    V_ = p.size(c, "config", "V");
+    args_ = parse_beam_config(p, c, V_);
+    search_ = std::make_unique<rnnkit::BeamSearch>(args_.cfg, args_.B, args_.S, V_);
+  }
+
+ private:
+  Napi::Value rows(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), search_->rows());
+  }
+
+  // next(tokens: Int32Array [R], parents: Int32Array [R]) -> false once the search is done; else
+  // writes the token each row reads next and the row whose state it continues.
+  Napi::Value next(const Napi::CallbackInfo& info) {
+    Parser p(info, "BeamSearch.next");
+    const size_t R = search_->rows();
+    int32_t* tokens = p.i32(0, "tokens", R, "B*beam");
+    int32_t* parents = p.i32(1, "parents", R, "B*beam");
+    if (search_->done()) return Napi::Boolean::New(info.Env(), false);
+    std::memcpy(tokens, search_->tokens(), sizeof(int32_t) * R);
+    std::copy(search_->parents(), search_->parents() + R, parents);
+    return Napi::Boolean::New(info.Env(), true);
+  }
+
+  // step(logits: Float32Array [R*V], turned into log-probabilities; align: Float32Array [R*S]).
+  Napi::Value step(const Napi::CallbackInfo& info) {
+    Parser p(info, "BeamSearch.step");
+    const int R = search_->rows();
+    float* logits = p.f32(0, "logits", size_t(R) * V_, shape_str("B*beam*V", {R, V_}));
+    const float* align =
+        p.f32(1, "align", size_t(R) * args_.S, shape_str("B*beam*S", {R, args_.S}));
+    if (search_->done()) p.range_error("the search is done; read its results()");
+    search_->step(logits, align);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value results(const Napi::CallbackInfo& info) {
+    return beam_results(info.Env(), *search_, args_);
+  }
+
+  int V_;
+  BeamArgs args_;
+  std::unique_ptr<rnnkit::BeamSearch> search_;
 };
 
 Napi::Value AttentionParamCount(const Napi::CallbackInfo& info) {
@@ -337,6 +436,7 @@ void init_seq2seq(Napi::Env env, Napi::Object exports) {
   add<FeedingDecoderForward>(env, exports, false);
   add<FeedingDecoderBackward>(env, exports, false);
   add<Seq2SeqBeamSearch>(env, exports, true);
+  exports.Set("BeamSearch", BeamSearchObject::define(env));
 }
 
 }  // namespace rnnkit_addon

@@ -15,58 +15,6 @@
 namespace rnnkit {
 namespace {
 
-struct Hypothesis {
-  double score;  // normalised
-  std::vector<int32_t> tokens;
-  std::vector<float> align;  // [tokens, S]
-};
-
-struct Candidate {
-  double total;  // unnormalised log-probability of the extended hypothesis
-  int beam;      // k
-  int32_t token;
-};
-
-double penalty(float alpha, int length) {
-  return alpha == 0 ? 1.0 : std::pow((5.0 + length) / 6.0, static_cast<double>(alpha));
-}
-
-// logits [V] -> log-probabilities in place.
-void log_softmax(float* x, int V) {
-  float m = x[0];
-  for (int v = 1; v < V; ++v) m = std::fmax(m, x[v]);
-  double sum = 0;
-  for (int v = 0; v < V; ++v) sum += std::exp(static_cast<double>(x[v] - m));
-  const float lse = m + static_cast<float>(std::log(sum));
-  for (int v = 0; v < V; ++v) x[v] -= lse;
-}
-
-// The best `n` candidates of one source (rows k of logp with a finite score), best first.
-void top_candidates(const double* score, const float* logp, int K, int V, int n,
-                    std::vector<Candidate>& out) {
-  out.clear();
-  auto worse = [](const Candidate& a, const Candidate& b) { return a.total > b.total; };
-  for (int k = 0; k < K; ++k) {
-    if (!std::isfinite(score[k])) continue;
-    const float* row = logp + static_cast<size_t>(k) * V;
-    for (int v = 0; v < V; ++v) {
-      const double total = score[k] + row[v];
-      if (static_cast<int>(out.size()) == n && total <= out.front().total) continue;
-      if (static_cast<int>(out.size()) == n) {
-        std::pop_heap(out.begin(), out.end(), worse);
-        out.pop_back();
-      }
-      out.push_back({total, k, v});
-      std::push_heap(out.begin(), out.end(), worse);
-    }
-  }
-  std::sort_heap(out.begin(), out.end(), worse);
-}
-
-}  // namespace
-
-namespace {
-
 // Where step t's tensors live in the feeding decoder's workspace: per step the stack input, the
 // stack output (the query), the state after the step, the stack's own workspace, the additive
 // query projection and the context; then, shared, the keys and backward's scratch.
@@ -201,7 +149,7 @@ void seq2seq_beam_search(const Seq2SeqDecoderWeights& w, int S, int B, const flo
                          const int32_t* lengths, const float* h0, const float* c0,
                          const BeamConfig& cfg, int32_t* tokens, int32_t* out_lengths,
                          float* scores, float* align) {
-  const int K = cfg.beam, R = B * K, V = w.V, H = w.H, L = w.L, He = w.He, T = cfg.max_len;
+  const int K = cfg.beam, R = B * K, V = w.V, H = w.H, L = w.L, He = w.He;
   const bool lstm = w.cell == CellType::Lstm;
   const AttentionShape as{w.kind, 1, S, R, H, He, w.A};
   const int Kk = attention_key_size(as);
@@ -232,38 +180,17 @@ void seq2seq_beam_search(const Seq2SeqDecoderWeights& w, int S, int B, const flo
   std::vector<float> y(static_cast<size_t>(R) * H), out(y.size());
   // Input feeding: the stack reads [embedding; the row's previous attentional state].
   std::vector<float> xin(w.input_feeding ? static_cast<size_t>(R) * I : 0);
-  std::vector<float> feed(w.input_feeding ? y.size() : 0), feed2(feed.size());
+  std::vector<float> feed(w.input_feeding ? y.size() : 0);
   std::vector<float> ctx(static_cast<size_t>(R) * He);
   std::vector<float> qproj(w.kind == AttentionKind::Additive ? static_cast<size_t>(R) * w.A : 0);
   std::vector<float> a(static_cast<size_t>(R) * S), logp(static_cast<size_t>(R) * V);
   std::vector<float> ws(stack_workspace_size(ss));
-  std::vector<int32_t> ids(R, cfg.bos), hist(static_cast<size_t>(R) * T), hist2(hist.size());
-  std::vector<float> ahist(static_cast<size_t>(R) * T * S), ahist2(ahist.size());
-  std::vector<double> score(R, -INFINITY), score2(R);
-  std::vector<int> from(R);
-  std::vector<std::vector<Hypothesis>> finished(B);
-  std::vector<char> done(B, 0);
-  std::vector<Candidate> cand;
-  for (int b = 0; b < B; ++b) score[static_cast<size_t>(b) * K] = 0;  // one live hypothesis
-  const bool sampling = K == 1 && cfg.sampler.temperature > 0;
-  std::vector<Rng> rngs;
-  for (int b = 0; sampling && b < B; ++b) rngs.push_back(sampler_rng(cfg.seed, b));
-  SamplerScratch scratch(sampling ? V : 0);
-  std::vector<float> row(sampling ? V : 0);
+  BeamSearch search(cfg, B, S, V);
 
-  // Row r's first n tokens and their attention rows, as a finished hypothesis.
-  auto hypothesis = [&](int r, int n, double normalised) {
-    const int32_t* t = &hist[static_cast<size_t>(r) * T];
-    const float* al = &ahist[static_cast<size_t>(r) * T * S];
-    return Hypothesis{normalised, std::vector<int32_t>(t, t + n),
-                      std::vector<float>(al, al + static_cast<size_t>(n) * S)};
-  };
-
-  int step = 0;
-  while (step < T && !std::all_of(done.begin(), done.end(), [](char d) { return d != 0; })) {
-    embedding_forward(w.embedding, V, w.E, ids.data(), R, emb.data());
+  for (bool first = true; !search.done(); first = false) {
+    embedding_forward(w.embedding, V, w.E, search.tokens(), R, emb.data());
     if (w.input_feeding)
-      feed_input(emb.data(), step > 0 ? feed.data() : nullptr, R, w.E, H, xin.data());
+      feed_input(emb.data(), first ? nullptr : feed.data(), R, w.E, H, xin.data());
     stack_forward(ss, w.stack, w.input_feeding ? xin.data() : emb.data(), nullptr, h.data(),
                   lstm ? c.data() : nullptr, y.data(), hT.data(), lstm ? cT.data() : nullptr,
                   ws.data());
@@ -273,54 +200,14 @@ void seq2seq_beam_search(const Seq2SeqDecoderWeights& w, int S, int B, const flo
     attention_context_forward(1, R, S, He, a.data(), enc_r.data(), ctx.data());
     attention_combine_forward(R, He, H, Wc, ctx.data(), y.data(), out.data());
     linear_forward(R, H, V, out.data(), w.out_weight, w.out_bias, logp.data());
-    for (int r = 0; r < R; ++r) log_softmax(&logp[static_cast<size_t>(r) * V], V);
+    search.step(logp.data(), a.data());
 
-    // Choose each source's next hypotheses: row r0 + j continues row from[r0 + j] with ids[..].
-    for (int b = 0; b < B; ++b) {
-      const int r0 = b * K;
-      for (int k = 0; k < K; ++k) {
-        from[r0 + k] = r0 + k;
-        score2[r0 + k] = -INFINITY;
-        ids[r0 + k] = cfg.eos;  // rows left dead still need a valid id
-      }
-      if (done[b]) continue;
-      const float* lp = &logp[static_cast<size_t>(r0) * V];
-      if (sampling) {
-        // The sampler overwrites what it reads: it gets a copy, the score the log-probability.
-        std::copy(lp, lp + V, row.begin());
-        const int32_t v = sample_token(cfg.sampler, row.data(), V,
-                                       &hist[static_cast<size_t>(r0) * T], step, rngs[b], scratch);
-        cand.assign(1, {score[r0] + lp[v], 0, v});
-      } else {
-        top_candidates(&score[r0], lp, K, V, 2 * K, cand);
-      }
-      int kept = 0;
-      for (size_t i = 0; i < cand.size() && kept < K; ++i) {
-        const Candidate& cd = cand[i];
-        if (cd.token != cfg.eos) {
-          from[r0 + kept] = r0 + cd.beam;
-          score2[r0 + kept] = cd.total;
-          ids[r0 + kept] = cd.token;
-          ++kept;
-        } else if (static_cast<int>(i) < K) {
-          const double lp = penalty(cfg.length_penalty, step + 1);
-          finished[b].push_back(hypothesis(r0 + cd.beam, step, cd.total / lp));
-          // The end token's own attention row is not kept: it produced no output token.
-        }
-      }
-      if (static_cast<int>(finished[b].size()) >= K) done[b] = 1;
-    }
-
-    // Gather: state, history and attention history of each row's parent, plus this step.
+    // Each row takes its parent's state (and attentional state, which feeds the next step).
+    const int* from = search.parents();
     for (int r = 0; r < R; ++r) {
       const int p = from[r];
-      const size_t dst = static_cast<size_t>(r) * T, src = static_cast<size_t>(p) * T;
-      std::memcpy(&hist2[dst], &hist[src], sizeof(int32_t) * step);
-      hist2[dst + step] = ids[r];
-      std::memcpy(&ahist2[dst * S], &ahist[src * S], sizeof(float) * step * S);
-      std::memcpy(&ahist2[(dst + step) * S], &a[static_cast<size_t>(p) * S], sizeof(float) * S);
       if (w.input_feeding)
-        std::memcpy(&feed2[static_cast<size_t>(r) * H], &out[static_cast<size_t>(p) * H],
+        std::memcpy(&feed[static_cast<size_t>(r) * H], &out[static_cast<size_t>(p) * H],
                     sizeof(float) * H);
       for (int l = 0; l < L; ++l) {
         const size_t to = (static_cast<size_t>(l) * R + r) * H;
@@ -329,40 +216,8 @@ void seq2seq_beam_search(const Seq2SeqDecoderWeights& w, int S, int B, const flo
         if (lstm) std::memcpy(&c[to], &cT[fr], sizeof(float) * H);
       }
     }
-    std::swap(feed, feed2);
-    std::swap(hist, hist2);
-    std::swap(ahist, ahist2);
-    std::swap(score, score2);
-    ++step;
   }
-
-  for (int b = 0; b < B; ++b) {
-    std::vector<Hypothesis>& f = finished[b];
-    if (!done[b])
-      for (int k = 0; k < K; ++k)
-        if (std::isfinite(score[b * K + k]))
-          f.push_back(
-              hypothesis(b * K + k, step, score[b * K + k] / penalty(cfg.length_penalty, step)));
-    std::stable_sort(f.begin(), f.end(),
-                     [](const Hypothesis& x, const Hypothesis& y) { return x.score > y.score; });
-    for (int n = 0; n < cfg.n_best; ++n) {
-      const size_t o = static_cast<size_t>(b) * cfg.n_best + n;
-      int32_t* t = tokens + o * T;
-      float* al = align + o * T * S;
-      std::fill(t, t + T, -1);
-      std::fill(al, al + static_cast<size_t>(T) * S, 0.0f);
-      if (n >= static_cast<int>(f.size())) {
-        out_lengths[o] = 0;
-        scores[o] = -INFINITY;
-        continue;
-      }
-      const Hypothesis& hy = f[n];
-      out_lengths[o] = static_cast<int32_t>(hy.tokens.size());
-      scores[o] = static_cast<float>(hy.score);
-      std::copy(hy.tokens.begin(), hy.tokens.end(), t);
-      std::copy(hy.align.begin(), hy.align.end(), al);
-    }
-  }
+  search.results(tokens, out_lengths, scores, align);
 }
 
 }  // namespace rnnkit

@@ -8,8 +8,8 @@
 #include <cstdint>
 
 #include "attention.h"
+#include "beam.h"
 #include "recurrent.h"
-#include "sampling.h"
 
 namespace rnnkit {
 
@@ -55,28 +55,9 @@ struct Seq2SeqDecoderWeights {
   const float* out_bias;    // [V]
 };
 
-struct BeamConfig {
-  int beam;              // hypotheses kept per source, 1..V; 1 is greedy decoding
-  int n_best;            // hypotheses returned per source, 1..beam
-  int max_len;           // tokens generated per hypothesis at most, the end token included
-  float length_penalty;  // GNMT's alpha >= 0: scores are log P / ((5 + length) / 6)^alpha
-  int32_t bos, eos;      // start and end tokens, in [0, V)
-  // With beam 1, temperature > 0 samples each token instead of taking the argmax, with the
-  // language model's sampler (sampling.h); source b draws from sampler_rng(seed, b). The history
-  // the sampler's penalties read is the hypothesis's own output.
-  SamplerConfig sampler = {0.0f};
-  uint64_t seed = 0;
-};
-
 // Decodes B sources: enc [S, B, He] and lengths [B] (1..S) as in attention.h; h0, c0 [L, B, H]
-// the decoder's initial state (c0 for LSTM only, else null). A source stops when `beam`
-// hypotheses have ended with eos (a candidate eos counts when it ranks among the top `beam`), or
-// at max_len, where its unfinished hypotheses join the finished ones.
-// Outputs, per source the n_best best hypotheses by normalised score:
-//   tokens [B, n_best, max_len]   the tokens without eos, -1 after the end
-//   lengths [B, n_best]           tokens kept
-//   scores [B, n_best]            normalised log-probability (eos included)
-//   align [B, n_best, max_len, S] the attention weights that produced each kept token, 0 after
+// the decoder's initial state (c0 for LSTM only, else null). The search and its outputs are
+// BeamSearch's (beam.h).
 void seq2seq_beam_search(const Seq2SeqDecoderWeights& w, int S, int B, const float* enc,
                          const int32_t* lengths, const float* h0, const float* c0,
                          const BeamConfig& cfg, int32_t* tokens, int32_t* out_lengths,
