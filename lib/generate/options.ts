@@ -1,4 +1,5 @@
 // Sampling options shared by every text generator (native and ONNX): parsed and checked once here.
+import type { NativeSamplerOptions } from '../native';
 import { checkInt, checkNumber } from '../nn/parameter';
 import type { Tokenizer } from '../text';
 
@@ -136,6 +137,22 @@ export function cutAtStop(text: string, stops: string[]): string {
     if (i >= 0 && i < end) end = i;
   }
   return text.slice(0, end);
+}
+
+/** Just the sampler's settings of a loop call's options, as the native sampler takes them. */
+export function samplerOf(o: NativeSamplerOptions): NativeSamplerOptions {
+  return {
+    temperature: o.temperature,
+    topK: o.topK,
+    topP: o.topP,
+    repetitionPenalty: o.repetitionPenalty,
+    noRepeatNgramSize: o.noRepeatNgramSize,
+  };
+}
+
+/** Whether the sampler reads a row's history (prompt and tokens so far), as the penalties do. */
+export function usesHistory(s: NativeSamplerOptions): boolean {
+  return s.repetitionPenalty !== 1 || s.noRepeatNgramSize > 0;
 }
 
 /**

@@ -3,7 +3,7 @@
 // generator streams, so that for the same seed and logits it picks the same tokens.
 import * as ort from 'onnxruntime-node';
 
-import { matchedStop, type Ragged } from '../generate/options';
+import { matchedStop, samplerOf, usesHistory, type Ragged } from '../generate/options';
 import type { LanguageModelSpec } from '../models/language-model';
 import { native, type NativeGenerateOptions, type NativeGenerateResult } from '../native';
 import { NAMES, type OnnxKind } from './format';
@@ -164,15 +164,9 @@ export class OnnxTokenLoop {
 
     let { logits, state } = await this.prime(prompts);
     let rng = native.rngInit(options.seed, options.rowOffset, B);
-    const sampler = {
-      temperature: options.temperature,
-      topK: options.topK,
-      topP: options.topP,
-      repetitionPenalty: options.repetitionPenalty,
-      noRepeatNgramSize: options.noRepeatNgramSize,
-    };
+    const sampler = samplerOf(options);
     // Like the native loop, keep no history unless the sampler reads it.
-    const useHistory = options.repetitionPenalty !== 1 || options.noRepeatNgramSize > 0;
+    const useHistory = usesHistory(sampler);
     let rows = Int32Array.from({ length: B }, (_, b) => b);
     for (let step = 0; ; step++) {
       if (cancelled()) {

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 
-import type { GenerateOptions, StreamOptions } from '../generate/options';
+import { samplerOf, type GenerateOptions, type StreamOptions } from '../generate/options';
 import type { GeneratorInfo, TextGenerator } from '../generate/text-generator';
 import { LanguageModel, type LanguageModelSpec } from '../models/language-model';
 import type { NativeGenerateResult } from '../native';
@@ -248,13 +248,7 @@ export class BatchingGenerator implements TextGenerator {
       );
     }
     const M = options.maxTokens;
-    const sampler = {
-      temperature: options.temperature,
-      topK: options.topK,
-      topP: options.topP,
-      repetitionPenalty: options.repetitionPenalty,
-      noRepeatNgramSize: options.noRepeatNgramSize,
-    };
+    const sampler = samplerOf(options);
     return new Promise<NativeGenerateResult>((resolve, reject) => {
       const call: Call = {
         maxTokens: M,

@@ -12,7 +12,7 @@
 // so the prompts are fed up to `primeChunk` tokens per call instead (one pass for a burst of new
 // requests, as an in-process batch primes). Between iterations the worker's event loop runs,
 // which is when new rows arrive.
-import { matchedStop, ragged } from '../generate/options';
+import { matchedStop, ragged, usesHistory } from '../generate/options';
 import { native, type NativeSamplerOptions } from '../native';
 import type { StepBackend } from './backend';
 import {
@@ -37,10 +37,6 @@ interface Row {
 }
 
 const EMPTY = new Int32Array(0);
-
-function usesHistory(s: NativeSamplerOptions): boolean {
-  return s.repetitionPenalty !== 1 || s.noRepeatNgramSize > 0;
-}
 
 function sameSampler(a: NativeSamplerOptions, b: NativeSamplerOptions): boolean {
   return (
