@@ -10,6 +10,23 @@ export class Random {
     this.state = BigInt.asUintN(64, BigInt(Math.floor(seed)));
   }
 
+  /** Where the stream stands, as a decimal string (JSON-safe); `Random.resume` continues it. */
+  save(): string {
+    return this.state.toString();
+  }
+
+  /** A generator that continues the stream `save()` described. */
+  static resume(saved: string): Random {
+    if (typeof saved !== 'string' || !/^\d{1,20}$/.test(saved) || BigInt(saved) >= 2n ** 64n) {
+      throw new RangeError(
+        `a saved random state must be a 64-bit decimal string, got ${JSON.stringify(saved)}`,
+      );
+    }
+    const r = new Random(0);
+    r.state = BigInt(saved);
+    return r;
+  }
+
   /** 53 random bits as a float in [0, 1). */
   uniform(): number {
     this.state = BigInt.asUintN(64, this.state + 0x9e3779b97f4a7c15n);
