@@ -6,20 +6,14 @@ import { LanguageModel, type LanguageModelSpec } from '../models/language-model'
 import { tokenizerFromJSON } from '../text';
 import { float32ToFloat16 } from './float16';
 import { float32Data, readSafetensors, writeSafetensors, type Tensor } from './safetensors';
+import { addTrainingState, metadataJson, readTrainingState, type TrainingState } from './training';
+
+export type { TrainingState };
 
 const FORMAT = 'rnnkit';
 const VERSION = '0.1.0';
 
 type Named = Record<string, { shape: readonly number[]; data: Float32Array }>;
-
-/** Training progress saved with a checkpoint so that training can resume where it stopped. */
-export interface TrainingState {
-  optimizer: { kind: 'adam' | 'sgd'; step: number; options: Record<string, number | boolean> };
-  step: number;
-  epoch: number;
-  /** Anything else the trainer needs to resume (batch position, best loss, history). */
-  progress: Record<string, unknown>;
-}
 
 export interface CheckpointContents {
   model: LanguageModel;
@@ -123,21 +117,12 @@ export async function saveCheckpoint(
   };
   if (model.tokenizer) metadata.tokenizer = JSON.stringify(model.tokenizer.toJSON());
   if (training) {
-    metadata.training = JSON.stringify(training.state);
-    for (const [k, data] of Object.entries(training.optimizerTensors)) {
-      tensors[`optimizer.${k}`] = { dtype: 'F32', shape: [data.length], data };
-    }
+    addTrainingState(tensors, metadata, {
+      training: training.state,
+      optimizerTensors: training.optimizerTensors,
+    });
   }
   await writeSafetensors(path, tensors, metadata);
-}
-
-function parseJson(path: string, key: string, text: string | undefined): unknown {
-  if (text === undefined) throw new Error(`${path}: the checkpoint metadata has no '${key}'`);
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new Error(`${path}: the checkpoint metadata '${key}' is not valid JSON`);
-  }
 }
 
 /** Loads an rnnkit language-model checkpoint, checking every tensor's name, shape and dtype. */
@@ -152,30 +137,24 @@ export async function loadCheckpoint(path: string): Promise<CheckpointContents> 
   if (metadata.kind !== 'language-model') {
     throw new Error(`${path}: this checkpoint holds a '${metadata.kind}', not a language model`);
   }
-  const spec = parseJson(path, 'spec', metadata.spec) as LanguageModelSpec;
+  const spec = metadataJson(path, 'spec', metadata.spec) as LanguageModelSpec;
   const tokenizer =
     metadata.tokenizer === undefined
       ? undefined
-      : tokenizerFromJSON(parseJson(path, 'tokenizer', metadata.tokenizer));
+      : tokenizerFromJSON(metadataJson(path, 'tokenizer', metadata.tokenizer));
   let model: LanguageModel;
   try {
     model = new LanguageModel({ ...spec, tokenizer, seed: 0 });
   } catch (error) {
     throw new Error(`${path}: the checkpoint's model spec is invalid: ${(error as Error).message}`);
   }
-  const weightTensors: Record<string, Tensor> = {};
-  const optimizerTensors: Record<string, Float32Array> = {};
-  for (const [name, t] of Object.entries(tensors)) {
-    if (!name.startsWith('optimizer.')) weightTensors[name] = t;
-    else if (t.dtype === 'F32') optimizerTensors[name.slice('optimizer.'.length)] = t.data;
-    else throw new Error(`${path}: tensor '${name}' has dtype ${t.dtype}, expected F32`);
-  }
-  loadPytorchStateDict(model, weightsOf(path, weightTensors), path);
-  const training =
-    metadata.training === undefined
-      ? null
-      : (parseJson(path, 'training', metadata.training) as TrainingState);
-  return { model, training, optimizerTensors };
+  const { weights, resume } = readTrainingState(path, tensors, metadata);
+  loadPytorchStateDict(model, weightsOf(path, weights), path);
+  return {
+    model,
+    training: resume?.training ?? null,
+    optimizerTensors: resume?.optimizerTensors ?? {},
+  };
 }
 
 /** Reads a PyTorch state dict saved as safetensors into a new model of the given config. */
