@@ -19,6 +19,8 @@ import {
   type Seq2SeqConfig,
 } from '../dist/index.js';
 import type { Native } from '../dist/native.js';
+import { Random } from '../dist/random.js';
+import { mixDecoderInputs, samplingRate } from '../dist/seq2seq/train.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-s2s-'));
 const ids = (a: number[]) => Int32Array.from(a);
@@ -108,6 +110,163 @@ describe('Seq2Seq training', () => {
           expect(single.scores[k]).toBeCloseTo(search.scores[b * 2 + k], 5);
       }
     }
+  });
+});
+
+describe('scheduled sampling, checkpoints and resume', () => {
+  const src = CharTokenizer.fromText(dateAlphabet());
+  const tgt = CharTokenizer.fromText('0123456789-', { specials: ['<pad>', '<bos>', '<eos>'] });
+  const small = (extra: Partial<Seq2SeqConfig> = {}) =>
+    new Seq2Seq({
+      sourceTokenizer: src,
+      targetTokenizer: tgt,
+      embeddingSize: 8,
+      hiddenSize: 16,
+      seed: 2,
+      ...extra,
+    });
+  const weights = (m: Seq2Seq) => m.parameters().flatMap((p) => Array.from(p.data));
+
+  it('replaces decoder inputs after bos with the prediction of the step before at about rate p', () => {
+    const B = 300;
+    const tgts = Array.from({ length: B }, (_, b) =>
+      ids(Array.from({ length: 1 + (b % 9) }, () => 5)),
+    );
+    const batch = pairBatch(
+      tgts.map(() => ids([3])),
+      tgts,
+      1,
+      2,
+    );
+    const T = batch.targetSteps;
+    const predictions = Int32Array.from({ length: T * B }, (_, i) => 100 + i);
+    const rng = new Random(9);
+    expect(mixDecoderInputs(batch, predictions, 0, rng)).toBe(batch.targetIn);
+    expect(rng.save()).toBe(new Random(9).save());
+    for (const p of [0.1, 0.5]) {
+      const mixed = mixDecoderInputs(batch, predictions, p, new Random(9));
+      expect(Array.from(mixDecoderInputs(batch, predictions, p, new Random(9)))).toEqual(
+        Array.from(mixed),
+      );
+      let eligible = 0;
+      let replaced = 0;
+      for (let b = 0; b < B; b++) {
+        expect(mixed[b]).toBe(1);
+        for (let t = 1; t < T; t++) {
+          const i = t * B + b;
+          if (t >= batch.targetLengths[b]) {
+            expect(mixed[i]).toBe(0);
+            continue;
+          }
+          eligible++;
+          if (mixed[i] !== batch.targetIn[i]) {
+            replaced++;
+            expect(mixed[i]).toBe(predictions[i - B]);
+          }
+        }
+      }
+      expect(Math.abs(replaced / eligible - p)).toBeLessThan(0.03);
+    }
+    const ramp = { scheduledSampling: 0.4, scheduledSamplingRamp: 10 };
+    expect([0, 5, 10, 50].map((step) => samplingRate(ramp, step))).toEqual([0, 0.2, 0.4, 0.4]);
+  });
+
+  it('rate 0 trains exactly as teacher forcing; a positive rate still learns', async () => {
+    const pairs = datePairs(400, 3);
+    const options = { steps: 30, batchSize: 16, learningRate: 1e-2, validationSplit: 0 };
+    const plain = small();
+    await plain.fit(pairs, options);
+    const zero = small();
+    await zero.fit(pairs, { ...options, scheduledSampling: { rate: 0, rampSteps: 5 } });
+    expect(weights(zero)).toEqual(weights(plain));
+
+    const check = pairs.slice(0, 64);
+    const batch = pairBatch(
+      check.map((p) => src.encode(p.source)),
+      check.map((p) => tgt.encode(p.target)),
+      zero.spec.bos,
+      zero.spec.eos,
+    );
+    const sampled = small();
+    const before = sampled.lossSum(batch);
+    const h = await sampled.fit(pairs, { ...options, steps: 60, scheduledSampling: 0.5 });
+    const after = sampled.lossSum(batch);
+    expect(h.steps).toBe(60);
+    expect(after.sum / after.count).toBeLessThan((0.75 * before.sum) / before.count);
+  });
+
+  it('stopping at a checkpoint and resuming gives the weights of one uninterrupted run', async () => {
+    const pairs = datePairs(60, 4);
+    const config = { inputFeeding: true, encoderLayers: 2, decoderLayers: 2, dropout: 0.2 };
+    const options = {
+      batchSize: 8,
+      learningRate: 5e-3,
+      warmupSteps: 4,
+      validationSplit: 0.2,
+      validateEvery: 3,
+      earlyStopping: { patience: 50 },
+      scheduledSampling: { rate: 0.5, rampSteps: 8 },
+      seed: 7,
+    };
+    const straight = small(config);
+    const whole = await straight.fit(pairs, { ...options, steps: 14 });
+
+    const file = path.join(tmp, 'resume.safetensors');
+    const first = small(config);
+    const saved: number[] = [];
+    await first.fit(pairs, {
+      ...options,
+      steps: 7,
+      checkpoint: { path: file, every: 3 },
+      onCheckpoint: (c) => saved.push(c.step),
+    });
+    expect(saved).toEqual([3, 6]);
+    const loaded = await Seq2Seq.load(file);
+    expect(loaded.resumeState?.training.step).toBe(6);
+    const rest = await loaded.fit(pairs, {
+      ...options,
+      steps: 14,
+      resume: loaded.resumeState ?? undefined,
+    });
+    expect(weights(loaded)).toEqual(weights(straight));
+    for (const key of ['train', 'validation', 'bestValLoss', 'steps', 'stopped'] as const) {
+      expect(rest[key], key).toEqual(whole[key]);
+    }
+
+    await loaded.save(file, { weightsOnly: true });
+    const bare = await Seq2Seq.load(file);
+    expect(bare.resumeState).toBeNull();
+    await expect(
+      bare.fit(pairs, { ...options, steps: 20, resume: bare.resumeState as never }),
+    ).rejects.toThrow(/resume holds no training state/);
+    const resume = straight.resumeState ?? undefined;
+    await expect(
+      small(config).fit(pairs, { ...options, batchSize: 4, steps: 20, resume }),
+    ).rejects.toThrow(/trained on 48 pairs in batches of 8, this run has 48 pairs in batches of 4/);
+    await expect(
+      small(config).fit(pairs, { ...options, optimizer: 'sgd', steps: 20, resume }),
+    ).rejects.toThrow(/the checkpoint's optimizer is 'adam', this run asks for 'sgd'/);
+    const lm = new LanguageModel({ vocabSize: 5, hiddenSize: 4, seed: 1 });
+    const lmState = (
+      await lm.fit(
+        Int32Array.from({ length: 200 }, (_, i) => i % 5),
+        {
+          steps: 1,
+          batchSize: 2,
+          seqLength: 4,
+          validationSplit: 0,
+        },
+      )
+    ).resume;
+    await expect(
+      small(config).fit(pairs, { ...options, steps: 20, resume: lmState }),
+    ).rejects.toThrow(/the training state is not a sequence-to-sequence one/);
+    await expect(small().fit(pairs, { scheduledSampling: 1.5 })).rejects.toThrow(
+      /scheduledSampling must be/,
+    );
+    await expect(
+      small().fit(pairs, { scheduledSampling: { rate: 0.1, rampSteps: -1 } }),
+    ).rejects.toThrow(/scheduledSampling.rampSteps/);
   });
 });
 

@@ -20,7 +20,8 @@ import {
 import { loadSeq2Seq, saveSeq2Seq } from '../seq2seq/checkpoint';
 import { fitSeq2Seq, type Seq2SeqFitOptions, type TextPair } from '../seq2seq/fit';
 import { translate, type TranslateOptions, type Translation } from '../seq2seq/translate';
-import type { History } from '../train/loop';
+import type { ResumeState } from '../io/training';
+import type { FitResult } from '../train/fit';
 
 export interface Seq2SeqConfig {
   /** Tokenizers for text-level methods; the vocabulary sizes come from them when given. */
@@ -108,6 +109,7 @@ export class Seq2Seq extends Module {
   private last: PairBatch | null = null;
   private feeding: { shape: FeedingShape; x: Float32Array; encoded: Encoded } | null = null;
   private feedingSeed: number;
+  private lastTraining: ResumeState | null = null;
 
   constructor(config: Seq2SeqConfig) {
     super();
@@ -414,6 +416,44 @@ export class Seq2Seq extends Module {
     return { sum, count };
   }
 
+  /** The most likely token [T, B] at every teacher-forced decoder step, without gradients. */
+  predictions(batch: PairBatch): Int32Array {
+    const V = this.spec.targetVocab;
+    const { logits } = this.decode(batch, this.encode(batch, false), false);
+    const out = new Int32Array(logits.length / V);
+    for (let r = 0, at = 0; r < out.length; r++, at += V) {
+      let best = 0;
+      for (let v = 1; v < V; v++) if (logits[at + v] > logits[at + best]) best = v;
+      out[r] = best;
+    }
+    return out;
+  }
+
+  /**
+   * The seeds of the dropout masks, which every training step advances; a resumed run sets them
+   * back so that it draws the masks the uninterrupted run would have.
+   */
+  get dropoutSeeds(): number[] {
+    return [this.feedingSeed, ...this.stacks().map((s) => s.dropoutSeed)];
+  }
+
+  set dropoutSeeds(seeds: number[]) {
+    const stacks = this.stacks();
+    if (
+      !Array.isArray(seeds) ||
+      seeds.length !== stacks.length + 1 ||
+      !seeds.every((x) => Number.isSafeInteger(x) && x >= 0)
+    ) {
+      throw new RangeError(`dropoutSeeds must be ${stacks.length + 1} integers >= 0`);
+    }
+    this.feedingSeed = seeds[0];
+    stacks.forEach((s, i) => (s.dropoutSeed = seeds[i + 1]));
+  }
+
+  private stacks(): RecurrentStack[] {
+    return [this.encoder, this.encoderReverse, this.decoder].filter((s) => s !== null);
+  }
+
   /**
    * Attention weights [T, B, S] of teacher-forced decoding (a copy): the alignment the model
    * assigns to a known target.
@@ -553,9 +593,19 @@ export class Seq2Seq extends Module {
     );
   }
 
-  /** Trains on (source, target) text pairs in a worker thread; resolves with the loss history. */
-  fit(pairs: readonly TextPair[], options: Seq2SeqFitOptions = {}): Promise<History> {
-    return fitSeq2Seq(this, pairs, options);
+  /**
+   * Trains on (source, target) text pairs in a worker thread; resolves with the loss history and
+   * the state `save` keeps for resuming.
+   */
+  async fit(pairs: readonly TextPair[], options: Seq2SeqFitOptions = {}): Promise<FitResult> {
+    const result = await fitSeq2Seq(this, pairs, options);
+    this.lastTraining = result.resume;
+    return result;
+  }
+
+  /** The training state after fit or load, for resuming: pass as `fit(..., { resume })`. */
+  get resumeState(): ResumeState | null {
+    return this.lastTraining;
   }
 
   /** Translates every source (greedy, or beam search with `beam` > 1); see TranslateOptions. */
@@ -563,13 +613,18 @@ export class Seq2Seq extends Module {
     return translate(this, sources, options);
   }
 
-  /** Saves weights, architecture and vocabularies as safetensors, atomically. */
-  save(path: string): Promise<void> {
-    return saveSeq2Seq(this, path);
+  /**
+   * Saves weights, architecture and vocabularies as safetensors, atomically. After fit, the
+   * optimizer state is saved too (so that training can resume) unless `weightsOnly` is set.
+   */
+  save(path: string, options: { weightsOnly?: boolean } = {}): Promise<void> {
+    return saveSeq2Seq(this, path, options.weightsOnly ? null : this.lastTraining);
   }
 
-  /** Loads a model saved by `save`, checking every tensor. */
-  static load(path: string): Promise<Seq2Seq> {
-    return loadSeq2Seq(path);
+  /** Loads a model saved by `save`, checking every tensor (the training state is kept). */
+  static async load(path: string): Promise<Seq2Seq> {
+    const { model, resume } = await loadSeq2Seq(path);
+    model.lastTraining = resume;
+    return model;
   }
 }

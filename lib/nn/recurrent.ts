@@ -68,7 +68,8 @@ export class RecurrentStack extends Module {
   readonly dropout: number;
   readonly residual: boolean;
   readonly weights: Parameter;
-  private dropoutSeed: number;
+  /** Seed of the dropout masks, advanced by every training forward (a resumed run restores it). */
+  dropoutSeed: number;
 
   private shape: StackShape | null = null;
   private x: Float32Array | null = null;

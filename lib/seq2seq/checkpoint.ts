@@ -2,8 +2,15 @@
 // 'seq2seq'. Recurrent stacks are stored under PyTorch's nn.LSTM/GRU names (encoder.weight_ih_l0,
 // ...), the attention under its pieces' names (attention.score_weight, attention.combine_weight,
 // ...), embeddings and linear layers as weight/bias; the spec and both vocabularies travel in the
-// metadata. Loading checks every name, shape and dtype before the model is returned.
+// metadata, and a training checkpoint adds the training state both model kinds share
+// (lib/io/training.ts). Loading checks every name, shape and dtype before the model is returned.
 import { writeSafetensors, readSafetensors, type Tensor } from '../io/safetensors';
+import {
+  addTrainingState,
+  metadataJson,
+  readTrainingState,
+  type ResumeState,
+} from '../io/training';
 import { Seq2Seq, type Seq2SeqSpec } from '../models/seq2seq';
 import { Attention } from '../nn/attention';
 import type { Module } from '../nn/parameter';
@@ -33,8 +40,15 @@ export function seq2seqStateDict(model: Seq2Seq): Named {
   return Object.assign({}, ...model.modules().map(([prefix, m]) => moduleTensors(prefix, m)));
 }
 
-/** Saves weights, spec and vocabularies atomically (a failed save leaves `path` untouched). */
-export async function saveSeq2Seq(model: Seq2Seq, path: string): Promise<void> {
+/**
+ * Saves weights, spec, vocabularies and (when given) the training state atomically: a failed save
+ * leaves `path` untouched.
+ */
+export async function saveSeq2Seq(
+  model: Seq2Seq,
+  path: string,
+  resume: ResumeState | null = null,
+): Promise<void> {
   const tensors: Record<string, Tensor> = {};
   for (const [k, v] of Object.entries(seq2seqStateDict(model))) {
     tensors[k] = { dtype: 'F32', shape: v.shape, data: v.data.slice() };
@@ -51,21 +65,19 @@ export async function saveSeq2Seq(model: Seq2Seq, path: string): Promise<void> {
   if (model.targetTokenizer) {
     metadata.target_tokenizer = JSON.stringify(model.targetTokenizer.toJSON());
   }
+  if (resume) addTrainingState(tensors, metadata, resume);
   await writeSafetensors(path, tensors, metadata);
 }
 
-function parseJson(path: string, key: string, text: string | undefined): unknown {
-  if (text === undefined) throw new Error(`${path}: the checkpoint metadata has no '${key}'`);
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new Error(`${path}: the checkpoint metadata '${key}' is not valid JSON`);
-  }
-}
-
-/** Loads a model saved by saveSeq2Seq, checking every tensor's name, shape and dtype. */
-export async function loadSeq2Seq(path: string): Promise<Seq2Seq> {
-  const { tensors, metadata } = await readSafetensors(path);
+/**
+ * Loads a model saved by saveSeq2Seq, checking every tensor's name, shape and dtype, and its
+ * training state (null when it was saved with weights only).
+ */
+export async function loadSeq2Seq(
+  path: string,
+): Promise<{ model: Seq2Seq; resume: ResumeState | null }> {
+  const file = await readSafetensors(path);
+  const { metadata } = file;
   if (metadata.format !== FORMAT) {
     throw new Error(`${path}: not an rnnkit checkpoint (no 'format: rnnkit' in its metadata)`);
   }
@@ -74,11 +86,11 @@ export async function loadSeq2Seq(path: string): Promise<Seq2Seq> {
       `${path}: this checkpoint holds a '${metadata.kind}', not a sequence-to-sequence model`,
     );
   }
-  const spec = parseJson(path, 'spec', metadata.spec) as Seq2SeqSpec;
+  const spec = metadataJson(path, 'spec', metadata.spec) as Seq2SeqSpec;
   const tokenizer = (key: string) =>
     metadata[key] === undefined
       ? undefined
-      : tokenizerFromJSON(parseJson(path, key, metadata[key]));
+      : tokenizerFromJSON(metadataJson(path, key, metadata[key]));
   let model: Seq2Seq;
   try {
     model = new Seq2Seq({
@@ -90,6 +102,7 @@ export async function loadSeq2Seq(path: string): Promise<Seq2Seq> {
   } catch (error) {
     throw new Error(`${path}: the checkpoint's model spec is invalid: ${(error as Error).message}`);
   }
+  const { weights: tensors, resume } = readTrainingState(path, file.tensors, metadata);
   const expected = seq2seqStateDict(model);
   for (const [name, want] of Object.entries(expected)) {
     const t = tensors[name];
@@ -117,5 +130,5 @@ export async function loadSeq2Seq(path: string): Promise<Seq2Seq> {
       for (const [name, view] of Object.entries(moduleTensors(prefix, m)))
         view.data.set(named[name].data);
   }
-  return model;
+  return { model, resume };
 }

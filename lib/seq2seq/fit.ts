@@ -3,13 +3,19 @@
 // shared parameter memory, so the caller's event loop keeps running.
 import * as path from 'node:path';
 
+import type { ResumeState } from '../io/training';
 import type { Seq2Seq } from '../models/seq2seq';
 import type { UnknownPolicy } from '../text';
-import { checkNumber } from '../nn/parameter';
+import { checkInt, checkNumber } from '../nn/parameter';
 import { Random } from '../random';
-import { abortError, loopOptions, runTrainingWorker, type FitOptions } from '../train/fit';
-import type { History } from '../train/loop';
-import type { TokenPair } from './train';
+import {
+  abortError,
+  loopOptions,
+  runTrainingWorker,
+  type FitOptions,
+  type FitResult,
+} from '../train/fit';
+import type { Seq2SeqLoopOptions, TokenPair } from './train';
 import type { Seq2SeqWorkerInput } from './worker';
 
 /** A training pair as text. */
@@ -18,9 +24,20 @@ export interface TextPair {
   target: string;
 }
 
-export interface Seq2SeqFitOptions extends Omit<FitOptions, 'seqLength' | 'resume'> {
+export interface Seq2SeqFitOptions extends Omit<
+  FitOptions,
+  'seqLength' | 'stateResetRate' | 'resume'
+> {
   /** Mix the one-hot targets with the uniform distribution (0..1, default 0.1). */
   labelSmoothing?: number;
+  /**
+   * Parallel scheduled sampling (Duckworth et al. 2019): the probability (0..1, default 0) that a
+   * decoder input is the model's own greedy prediction of that token instead of the reference.
+   * `{ rate, rampSteps }` raises it linearly from 0 over the first `rampSteps` steps.
+   */
+  scheduledSampling?: number | { rate: number; rampSteps: number };
+  /** Continue an earlier run exactly: a checkpoint's `resumeState` (same pairs, seed and batch size). */
+  resume?: ResumeState;
   /** Text outside the vocabularies: 'error' (default) or 'map' to the unknown token. */
   unknown?: UnknownPolicy;
 }
@@ -63,18 +80,40 @@ export function splitPairs<T>(pairs: readonly T[], fraction: number, seed: numbe
   return [order.slice(0, order.length - n), order.slice(order.length - n)];
 }
 
-/** Trains the model in a worker thread; resolves with the loss history. */
+/** Checks the seq2seq-only fit options and fills in their defaults. */
+function seq2seqLoopOptions(options: Seq2SeqFitOptions): Seq2SeqLoopOptions {
+  const ss = options.scheduledSampling ?? 0;
+  const ramped = typeof ss === 'object' && ss !== null;
+  return {
+    ...loopOptions(options),
+    labelSmoothing: checkNumber('labelSmoothing', options.labelSmoothing ?? 0.1, 0, 1),
+    scheduledSampling: checkNumber(
+      ramped ? 'scheduledSampling.rate' : 'scheduledSampling',
+      ramped ? ss.rate : ss,
+      0,
+      1,
+    ),
+    scheduledSamplingRamp: ramped ? checkInt('scheduledSampling.rampSteps', ss.rampSteps, 0) : 0,
+  };
+}
+
+/** Trains the model in a worker thread; resolves with the loss history and resume state. */
 export function fitSeq2Seq(
   model: Seq2Seq,
   pairs: readonly TextPair[],
   options: Seq2SeqFitOptions = {},
-): Promise<History> {
-  const base = loopOptions(options);
-  const seed = options.seed ?? 0;
+): Promise<FitResult> {
+  const loop = seq2seqLoopOptions(options);
+  if (options.resume !== undefined && !options.resume?.training) {
+    throw new TypeError(
+      'fit: resume holds no training state (pass the resumeState of a model loaded from a ' +
+        'checkpoint saved with it, not with weights only)',
+    );
+  }
   const [train, validation] = splitPairs(
     tokenizePairs(model, pairs, options.unknown),
     options.validationSplit ?? 0.05,
-    seed,
+    loop.seed,
   );
   if (train.length === 0) throw new RangeError('fit: no training pairs left after the split');
   const stop = new Int32Array(new SharedArrayBuffer(4));
@@ -85,13 +124,10 @@ export function fitSeq2Seq(
     params: Object.fromEntries(model.namedParameters().map(([name, p]) => [name, p.data])),
     train,
     validation,
-    options: {
-      ...base,
-      labelSmoothing: checkNumber('labelSmoothing', options.labelSmoothing ?? 0.1, 0, 1),
-      seed,
-    },
+    options: loop,
     stop,
+    resume: options.resume ?? null,
   };
   if (options.signal?.aborted) return Promise.reject(abortError());
-  return runTrainingWorker<History>(path.join(__dirname, 'worker.js'), input, stop, options);
+  return runTrainingWorker(path.join(__dirname, 'worker.js'), input, stop, options);
 }

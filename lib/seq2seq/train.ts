@@ -1,18 +1,17 @@
-// The training loop of a sequence-to-sequence model: teacher forcing over length-bucketed padded
-// batches, label smoothing, clipping, the language model's optimizers and schedules, validation
-// and early stopping. It runs in a worker thread (see fit.ts) and talks to its caller only
-// through `report` and `shouldStop`.
+// The training loop of a sequence-to-sequence model: teacher forcing (optionally with parallel
+// scheduled sampling) over length-bucketed padded batches, label smoothing, and the language
+// model's optimizers, schedules, clipping, validation, early stopping and resumable checkpoints
+// (runTraining in lib/train/loop.ts). It runs in a worker thread (see fit.ts) and talks to its
+// caller only through `report` and `shouldStop`.
+import type { ResumeState } from '../io/training';
 import type { Seq2Seq } from '../models/seq2seq';
 import { Random } from '../random';
-import { clipGradNorm } from '../train/optim';
 import {
-  makeOptimizer,
-  scheduledLr,
-  type History,
+  runTraining,
+  type BaseLoopOptions,
   type LoopMessage,
-  type LrSchedule,
-  type StopReason,
-  ValidationTracker,
+  type LoopResult,
+  type TrainingTask,
 } from '../train/loop';
 import { saveSeq2Seq } from './checkpoint';
 import { pairBatch, type PairBatch } from './batch';
@@ -24,26 +23,12 @@ export interface TokenPair {
 }
 
 /** Options of a training run that can cross a thread boundary (no functions). */
-export interface Seq2SeqLoopOptions {
-  epochs?: number;
-  steps?: number;
-  batchSize: number;
-  learningRate: number;
-  optimizer: 'adam' | 'sgd';
-  momentum: number;
-  weightDecay: number;
-  clipNorm: number;
-  lrSchedule: LrSchedule;
-  warmupSteps: number;
+export interface Seq2SeqLoopOptions extends BaseLoopOptions {
   labelSmoothing: number;
-  /** Validate every this many steps (0: once per epoch). */
-  validateEvery: number;
-  earlyStoppingPatience: number;
-  /** Stop after this many seconds (0: no limit). */
-  timeLimit: number;
-  seed: number;
-  checkpointPath: string | null;
-  checkpointEvery: number;
+  /** Probability that a decoder input is the model's own prediction (parallel scheduled sampling). */
+  scheduledSampling: number;
+  /** Steps over which that probability rises linearly from 0 (0: from the first step). */
+  scheduledSamplingRamp: number;
 }
 
 /**
@@ -100,110 +85,126 @@ export function evaluatePairs(model: Seq2Seq, pairs: readonly TokenPair[], batch
   return count > 0 ? sum / count : NaN;
 }
 
-/** Trains `model` on `train`, validating on `validation` when non-empty. */
-export async function trainSeq2SeqLoop(
+/** The scheduled-sampling probability at `step` (0-based): the rate, ramped over the first steps. */
+export function samplingRate(
+  o: Pick<Seq2SeqLoopOptions, 'scheduledSampling' | 'scheduledSamplingRamp'>,
+  step: number,
+): number {
+  const ramp = o.scheduledSamplingRamp;
+  return ramp > 0 ? o.scheduledSampling * Math.min(1, step / ramp) : o.scheduledSampling;
+}
+
+/**
+ * The decoder inputs of parallel scheduled sampling (Duckworth et al. 2019): every input after
+ * the first (bos) within a row's length is, with probability `p`, replaced by `predictions` [T, B]
+ * of the step before it, the model's guess of that same token. With `p` = 0 the batch's own
+ * inputs come back and `rng` is not drawn from.
+ */
+export function mixDecoderInputs(
+  batch: PairBatch,
+  predictions: Int32Array,
+  p: number,
+  rng: Random,
+): Int32Array {
+  if (p === 0) return batch.targetIn;
+  const { batch: B, targetLengths } = batch;
+  const mixed = batch.targetIn.slice();
+  for (let b = 0; b < B; b++) {
+    for (let t = 1; t < targetLengths[b]; t++) {
+      if (rng.uniform() < p) mixed[t * B + b] = predictions[(t - 1) * B + b];
+    }
+  }
+  return mixed;
+}
+
+/** Where a seq2seq run stands, saved in its checkpoints. */
+type Position = {
+  pairs: number;
+  batchSize: number;
+  /** The batch-order stream before it shuffled the current epoch's batches. */
+  epochRandom: string;
+  /** Batches of the current epoch already trained on. */
+  batchesRun: number;
+  samplingRandom: string;
+  dropoutSeeds: number[];
+};
+
+/** The saved position of `resume`, checked against this run. */
+function savedPosition(resume: ResumeState, pairs: number, batchSize: number): Position {
+  const p = resume.training.progress as Partial<Position>;
+  if (
+    typeof p.epochRandom !== 'string' ||
+    typeof p.samplingRandom !== 'string' ||
+    !Number.isInteger(p.batchesRun) ||
+    !Array.isArray(p.dropoutSeeds)
+  ) {
+    throw new Error(
+      'cannot resume: the training state is not a sequence-to-sequence one (it has no batch position)',
+    );
+  }
+  if (p.pairs !== pairs || p.batchSize !== batchSize) {
+    throw new Error(
+      `cannot resume: the checkpoint trained on ${p.pairs} pairs in batches of ${p.batchSize}, ` +
+        `this run has ${pairs} pairs in batches of ${batchSize}`,
+    );
+  }
+  return p as Position;
+}
+
+/**
+ * Trains `model` on `train`, validating on `validation` when non-empty. `resume` (a checkpoint's
+ * state) continues an earlier run exactly where it stopped: the same batches, sampling draws and
+ * dropout masks.
+ */
+export function trainSeq2SeqLoop(
   model: Seq2Seq,
   train: readonly TokenPair[],
   validation: readonly TokenPair[],
   o: Seq2SeqLoopOptions,
   report: (m: LoopMessage) => void,
   shouldStop: () => boolean,
-): Promise<History> {
+  resume?: ResumeState,
+): Promise<LoopResult> {
   if (train.length === 0) throw new RangeError('seq2seq training needs at least one pair');
-  const rng = new Random(o.seed);
-  const batchesPerEpoch = Math.ceil(train.length / o.batchSize);
-  const totalSteps = o.steps ?? (o.epochs ?? 1) * batchesPerEpoch;
-  const optimizer = makeOptimizer(model, o);
-  const params = model.parameters();
-  const validateEvery = o.validateEvery > 0 ? o.validateEvery : batchesPerEpoch;
-  const history: History = {
-    train: [],
-    validation: [],
-    tokensPerSec: 0,
-    seconds: 0,
-    steps: 0,
-    stopped: 'completed',
-    bestValLoss: null,
-  };
-  const tracker = new ValidationTracker(history, o.earlyStoppingPatience);
-  let step = 0;
-  let epoch = 0;
-  let tokens = 0;
-  let batches: TokenPair[][] = [];
-  let lastLoss = NaN;
-  let stopped: StopReason = 'completed';
-  const started = performance.now();
-  let lastReport = started;
-  const elapsed = () => (performance.now() - started) / 1000;
-  const sendProgress = () => {
-    const rate = tokens / Math.max(elapsed(), 1e-9);
-    const perStep = step > 0 ? elapsed() / step : 0;
-    report({
-      type: 'progress',
-      progress: {
-        step,
-        totalSteps,
-        epoch,
-        loss: lastLoss,
-        valLoss: tracker.last,
-        learningRate: optimizer.lr,
-        tokensPerSec: rate,
-        elapsed: elapsed(),
-        eta: perStep > 0 ? (totalSteps - step) * perStep : Infinity,
-      },
-    });
-    lastReport = performance.now();
-  };
-
-  while (step < totalSteps) {
-    if (shouldStop()) {
-      stopped = 'aborted';
-      break;
-    }
-    if (o.timeLimit > 0 && elapsed() >= o.timeLimit) {
-      stopped = 'time-limit';
-      break;
-    }
-    if (batches.length === 0) {
-      if (step > 0) epoch++;
-      batches = bucketBatches(train, o.batchSize, rng);
-    }
-    const batch = toPairBatch(model, batches.pop() as TokenPair[]);
-    optimizer.lr = scheduledLr(o, step, totalSteps);
-    model.zeroGrad();
-    const r = model.lossAndGradients(batch, o.labelSmoothing);
-    if (!Number.isFinite(r.loss)) {
-      throw new Error(
-        `training diverged at step ${step + 1}: the loss is ${r.loss}; lower the learning rate`,
-      );
-    }
-    if (o.clipNorm > 0) clipGradNorm(params, o.clipNorm);
-    optimizer.step();
-    step++;
-    tokens += batch.tokens;
-    lastLoss = r.loss;
-    tracker.addTrainingLoss(r.loss);
-
-    if (validation.length > 0 && (step % validateEvery === 0 || step === totalSteps)) {
-      const patienceOut = tracker.record(step, evaluatePairs(model, validation, o.batchSize));
-      sendProgress();
-      if (patienceOut) {
-        stopped = 'early-stopping';
-        break;
-      }
-    } else if (performance.now() - lastReport > 250) {
-      sendProgress();
-    }
-    if (o.checkpointPath && o.checkpointEvery > 0 && step % o.checkpointEvery === 0) {
-      await saveSeq2Seq(model, o.checkpointPath);
-      report({ type: 'checkpoint', path: o.checkpointPath, step });
-    }
+  const saved = resume ? savedPosition(resume, train.length, o.batchSize) : null;
+  const order = saved ? Random.resume(saved.epochRandom) : new Random(o.seed);
+  const sampling = saved ? Random.resume(saved.samplingRandom) : new Random(o.seed + 1);
+  if (saved) model.dropoutSeeds = saved.dropoutSeeds;
+  let epochRandom = order.save();
+  let batches = bucketBatches(train, o.batchSize, order);
+  const stepsPerEpoch = batches.length;
+  let batchesRun = saved?.batchesRun ?? 0;
+  if (batchesRun < 0 || batchesRun > stepsPerEpoch) {
+    throw new Error(
+      `cannot resume: the checkpoint's batch position ${batchesRun} is outside the epoch's ${stepsPerEpoch} batches`,
+    );
   }
-  tracker.finish(step);
-  sendProgress();
-  history.seconds = elapsed();
-  history.steps = step;
-  history.tokensPerSec = tokens / Math.max(elapsed(), 1e-9);
-  history.stopped = stopped;
-  return history;
+  batches.length -= batchesRun;
+  const task: TrainingTask = {
+    stepsPerEpoch,
+    trainStep(step) {
+      if (batches.length === 0) {
+        epochRandom = order.save();
+        batches = bucketBatches(train, o.batchSize, order);
+        batchesRun = 0;
+      }
+      const batch = toPairBatch(model, batches.pop() as TokenPair[]);
+      batchesRun++;
+      const p = samplingRate(o, step);
+      if (p > 0) batch.targetIn = mixDecoderInputs(batch, model.predictions(batch), p, sampling);
+      const r = model.lossAndGradients(batch, o.labelSmoothing);
+      return { loss: r.loss, tokens: batch.tokens };
+    },
+    validate: () => (validation.length > 0 ? evaluatePairs(model, validation, o.batchSize) : null),
+    position: (): Position => ({
+      pairs: train.length,
+      batchSize: o.batchSize,
+      epochRandom,
+      batchesRun,
+      samplingRandom: sampling.save(),
+      dropoutSeeds: model.dropoutSeeds,
+    }),
+    save: (path, state) => saveSeq2Seq(model, path, state),
+  };
+  return runTraining(model, task, o, report, shouldStop, resume);
 }

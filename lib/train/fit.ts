@@ -1,12 +1,20 @@
 // fit(): validates the options, tokenizes the corpus, and runs the training loop in a worker
 // thread over the model's shared parameter memory, so the caller's event loop keeps running.
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { Worker, parentPort } from 'node:worker_threads';
 
-import type { TrainingState } from '../io/checkpoint';
+import type { ResumeState, TrainingState } from '../io/training';
 import type { LanguageModel } from '../models/language-model';
-import { checkInt, checkNumber } from '../nn/parameter';
-import type { History, LoopMessage, LoopOptions, LoopResult, LrSchedule, Progress } from './loop';
+import { checkInt, checkNumber, type Module, type Parameter } from '../nn/parameter';
+import type {
+  History,
+  LoopMessage,
+  LoopOptions,
+  LoopResult,
+  LrSchedule,
+  Progress,
+  TrainingLoop,
+} from './loop';
 import type { WorkerInput } from './worker';
 
 export interface FitOptions {
@@ -105,7 +113,7 @@ export function splitTokens(tokens: Int32Array, validationSplit: number): [Int32
 
 export interface FitResult extends History {
   /** Training state and optimizer tensors, for a resumable checkpoint. */
-  resume: { training: TrainingState; optimizerTensors: Record<string, Float32Array> };
+  resume: ResumeState;
 }
 
 /** Trains the model in a worker thread; resolves with the loss history. */
@@ -142,32 +150,28 @@ export function fit(
       ? { training: options.resume.training, optimizerTensors: options.resume.optimizerTensors }
       : null,
   };
-  return runTrainingWorker<LoopResult>(
-    path.join(__dirname, 'worker.js'),
-    input,
-    stop,
-    options,
-  ).then((result) => ({
-    ...result.history,
-    resume: { training: result.training, optimizerTensors: result.optimizerTensors },
-  }));
+  return runTrainingWorker(path.join(__dirname, 'worker.js'), input, stop, options);
 }
 
+type WorkerMessage =
+  LoopMessage | { type: 'done'; result: LoopResult } | { type: 'error'; message: string };
+
 /**
- * Runs a training worker script over `workerData` and resolves with what it posts as
- * `{ type: 'done', result }`. Progress and checkpoint messages go to the callbacks; aborting the
- * signal sets `stop[0]`, which the worker's loop polls between steps.
+ * Runs a training worker script over `workerData` and resolves with the history and resume state
+ * of what it posts as `{ type: 'done', result }` (see serveTraining). Progress and checkpoint
+ * messages go to the callbacks; aborting the signal sets `stop[0]`, which the worker's loop polls
+ * between steps.
  */
-export function runTrainingWorker<R>(
+export function runTrainingWorker(
   script: string,
   workerData: unknown,
   stop: Int32Array,
   options: Pick<FitOptions, 'onProgress' | 'onCheckpoint' | 'signal'>,
-): Promise<R> {
+): Promise<FitResult> {
   const worker = new Worker(script, { workerData });
   const onAbort = () => Atomics.store(stop, 0, 1);
   options.signal?.addEventListener('abort', onAbort, { once: true });
-  return new Promise<R>((resolve, reject) => {
+  return new Promise<FitResult>((resolve, reject) => {
     let settled = false;
     const finish = (f: () => void) => {
       if (settled) return;
@@ -175,20 +179,69 @@ export function runTrainingWorker<R>(
       options.signal?.removeEventListener('abort', onAbort);
       f();
     };
-    worker.on(
-      'message',
-      (m: LoopMessage | { type: 'done'; result: R } | { type: 'error'; message: string }) => {
-        if (m.type === 'progress') options.onProgress?.(m.progress);
-        else if (m.type === 'checkpoint') options.onCheckpoint?.({ path: m.path, step: m.step });
-        else if (m.type === 'error') finish(() => reject(new Error(m.message)));
-        else if (m.type === 'done') finish(() => resolve(m.result));
-      },
-    );
+    worker.on('message', (m: WorkerMessage) => {
+      if (m.type === 'progress') options.onProgress?.(m.progress);
+      else if (m.type === 'checkpoint') options.onCheckpoint?.({ path: m.path, step: m.step });
+      else if (m.type === 'error') finish(() => reject(new Error(m.message)));
+      else if (m.type === 'done') {
+        const { history, training, optimizerTensors } = m.result;
+        finish(() => resolve({ ...history, resume: { training, optimizerTensors } }));
+      }
+    });
     worker.on('error', (e) => finish(() => reject(e)));
     worker.on('exit', (code) =>
       finish(() => reject(new Error(`fit: the training worker exited with code ${code}`))),
     );
   });
+}
+
+/** What every training worker gets besides its model's description. */
+export interface TrainingWorkerData<Data, Options> {
+  /** The caller's parameters (shared memory), by name. */
+  params: Record<string, Float32Array>;
+  train: Data;
+  validation: Data;
+  options: Options;
+  stop: Int32Array;
+  resume: ResumeState | null;
+}
+
+/** A model that a worker rebuilds over the caller's parameters. */
+interface SharedModel extends Module {
+  namedParameters(): [string, Parameter][];
+}
+
+/**
+ * The worker side of runTrainingWorker: builds the model, points its parameters at the caller's
+ * memory and runs `loop` with the stop flag as `shouldStop`, posting its reports, then its result
+ * or its error, to the parent thread.
+ */
+export async function serveTraining<M extends SharedModel, Data, Options>(
+  input: TrainingWorkerData<Data, Options>,
+  build: () => M,
+  loop: TrainingLoop<M, Data, Options>,
+): Promise<void> {
+  const port = parentPort;
+  if (!port) throw new Error('the training worker must run in a worker thread');
+  const post = (m: WorkerMessage) => port.postMessage(m);
+  try {
+    const model = build();
+    for (const [name, p] of model.namedParameters()) p.adopt(input.params[name]);
+    const stopped = () => Atomics.load(input.stop, 0) === 1;
+    const { train, validation, options, resume } = input;
+    const result = await loop(
+      model,
+      train,
+      validation,
+      options,
+      post,
+      stopped,
+      resume ?? undefined,
+    );
+    post({ type: 'done', result });
+  } catch (error) {
+    post({ type: 'error', message: (error as Error).message });
+  }
 }
 
 /** The rejection of a fit whose signal was aborted before it started. */

@@ -1,8 +1,10 @@
-// The training loop of a language model: truncated backpropagation through time over parallel
-// streams of the corpus, with clipping, an optimizer, a learning-rate schedule, validation, early
-// stopping and periodic checkpoints. It runs in a worker thread (see fit.ts) and talks to its
-// caller only through `report` and `shouldStop`.
-import { saveCheckpoint, type TrainingState } from '../io/checkpoint';
+// The training loops: `runTraining` drives any model through its steps (learning-rate schedule,
+// clipping, the optimizer, validation, early stopping, periodic resumable checkpoints), and
+// `trainLoop` feeds it a language model's truncated backpropagation through time over parallel
+// streams of the corpus. They run in a worker thread (see fit.ts) and talk to their caller only
+// through `report` and `shouldStop`.
+import { saveCheckpoint } from '../io/checkpoint';
+import type { ResumeState, TrainingState } from '../io/training';
 import { copyState, type LanguageModel } from '../models/language-model';
 import type { Module } from '../nn/parameter';
 import type { RecurrentState } from '../nn/recurrent';
@@ -11,12 +13,11 @@ import { Adam, SGD, clipGradNorm, type Optimizer } from './optim';
 
 export type LrSchedule = 'constant' | 'cosine' | 'linear';
 
-/** Options of a training run that can cross a thread boundary (no functions). */
-export interface LoopOptions {
+/** Options every training run takes; they can cross a thread boundary (no functions). */
+export interface BaseLoopOptions {
   epochs?: number;
   steps?: number;
   batchSize: number;
-  seqLength: number;
   learningRate: number;
   optimizer: 'adam' | 'sgd';
   momentum: number;
@@ -32,14 +33,19 @@ export interface LoopOptions {
   timeLimit: number;
   checkpointPath: string | null;
   checkpointEvery: number;
+  /** Seed of the loop's random draws. */
+  seed: number;
+}
+
+/** A language model's training options. */
+export interface LoopOptions extends BaseLoopOptions {
+  seqLength: number;
   /**
    * Probability that a window starts from a zero state instead of the state carried from the one
    * before: without it a model trained on carried state rarely sees a cold start, and prompts
    * given to it from a zero state can derail it.
    */
   stateResetRate: number;
-  /** Seed of the state-reset draws. */
-  seed: number;
 }
 
 export interface Progress {
@@ -130,7 +136,7 @@ export function evaluateTokens(
 /** The optimizer a training run asks for, over every parameter of `model`. */
 export function makeOptimizer(
   model: Module,
-  o: Pick<LoopOptions, 'optimizer' | 'learningRate' | 'momentum' | 'weightDecay'>,
+  o: Pick<BaseLoopOptions, 'optimizer' | 'learningRate' | 'momentum' | 'weightDecay'>,
 ): Optimizer {
   return o.optimizer === 'sgd'
     ? new SGD(model.parameters(), {
@@ -143,7 +149,7 @@ export function makeOptimizer(
 
 /** The learning rate at `step` of `total`: linear warmup, then the schedule. */
 export function scheduledLr(
-  o: Pick<LoopOptions, 'learningRate' | 'warmupSteps' | 'lrSchedule'>,
+  o: Pick<BaseLoopOptions, 'learningRate' | 'warmupSteps' | 'lrSchedule'>,
   step: number,
   total: number,
 ): number {
@@ -160,6 +166,13 @@ export function scheduledLr(
   }
 }
 
+/** What a ValidationTracker needs to continue after a resume. */
+interface TrackerState {
+  sinceBest: number;
+  lossSum: number;
+  lossSteps: number;
+}
+
 /**
  * The validation bookkeeping of a training loop: the mean training loss since the last
  * validation, the validation losses, the best one and how many validations ago it was, written
@@ -169,16 +182,18 @@ export class ValidationTracker {
   best: number;
   sinceBest: number;
   last: number | null;
-  private lossSum = 0;
-  private lossSteps = 0;
+  private lossSum: number;
+  private lossSteps: number;
 
   constructor(
     readonly history: History,
     private readonly patience: number,
-    sinceBest = 0,
+    saved: Partial<TrackerState> = {},
   ) {
     this.best = history.bestValLoss ?? Infinity;
-    this.sinceBest = sinceBest;
+    this.sinceBest = saved.sinceBest ?? 0;
+    this.lossSum = saved.lossSum ?? 0;
+    this.lossSteps = saved.lossSteps ?? 0;
     this.last = history.validation.at(-1)?.loss ?? null;
   }
 
@@ -207,6 +222,11 @@ export class ValidationTracker {
     return this.best === Infinity ? null : this.best;
   }
 
+  /** The counters a resumed run needs (the history travels on its own). */
+  state(): TrackerState {
+    return { sinceBest: this.sinceBest, lossSum: this.lossSum, lossSteps: this.lossSteps };
+  }
+
   /** At the end of a run: the mean training loss of the steps since the last validation. */
   finish(step: number): void {
     if (this.lossSteps > 0) this.history.train.push({ step, loss: this.lossSum / this.lossSteps });
@@ -215,39 +235,69 @@ export class ValidationTracker {
   }
 }
 
-export interface LoopResult {
+export interface LoopResult extends ResumeState {
   history: History;
-  training: TrainingState;
-  optimizerTensors: Record<string, Float32Array>;
 }
 
 /**
- * Trains `model` on `train` tokens (validating on `validation` when non-empty). `resume` carries
- * the state of an earlier run (from a checkpoint) to continue where it stopped.
+ * A model kind's training loop: trains `model` on `train`, validating on `validation`, reporting
+ * through `report` until done or `shouldStop()`, continuing from `resume` when given.
  */
-export async function trainLoop(
-  model: LanguageModel,
-  train: Int32Array,
-  validation: Int32Array,
-  o: LoopOptions,
+export type TrainingLoop<M, Data, Options> = (
+  model: M,
+  train: Data,
+  validation: Data,
+  o: Options,
   report: (m: LoopMessage) => void,
   shouldStop: () => boolean,
-  resume?: { training: TrainingState; optimizerTensors: Record<string, Float32Array> },
+  resume?: ResumeState,
+) => Promise<LoopResult>;
+
+/** One model's side of a training run, which `runTraining` drives. */
+export interface TrainingTask {
+  /** Optimizer steps in one pass over the training data. */
+  readonly stepsPerEpoch: number;
+  /**
+   * Forward and backward over the next batch for step `step` (0-based), adding to the zeroed
+   * gradients: the batch's mean loss and how many tokens it trained on.
+   */
+  trainStep(step: number): { loss: number; tokens: number };
+  /** The validation loss, or null without validation data. */
+  validate(): number | null;
+  /** Where the task stands (batch order, random streams), for a checkpoint to resume from. */
+  position(): Record<string, unknown>;
+  /** Writes a resumable checkpoint. */
+  save(path: string, resume: ResumeState): Promise<void>;
+}
+
+/**
+ * Trains `model` through `task`: per step the scheduled learning rate, the task's forward and
+ * backward, clipping and the optimizer; validation (with early stopping), progress reports and
+ * checkpoints as `o` asks. `resume` continues a run from a checkpoint's state; the task restores
+ * its own position from `resume.training.progress`.
+ */
+export async function runTraining(
+  model: Module,
+  task: TrainingTask,
+  o: BaseLoopOptions,
+  report: (m: LoopMessage) => void,
+  shouldStop: () => boolean,
+  resume?: ResumeState,
 ): Promise<LoopResult> {
-  const B = o.batchSize;
-  const T = o.seqLength;
-  const batcher = new StreamBatcher(train, B, T, 'the training text');
-  const totalSteps = o.steps ?? (o.epochs ?? 1) * batcher.chunks;
+  const totalSteps = o.steps ?? (o.epochs ?? 1) * task.stepsPerEpoch;
   const optimizer = makeOptimizer(model, o);
-  if (resume)
+  if (resume) {
+    const saved = resume.training.optimizer.kind;
+    if (saved !== o.optimizer) {
+      throw new Error(
+        `cannot resume: the checkpoint's optimizer is '${saved}', this run asks for '${o.optimizer}'`,
+      );
+    }
     optimizer.loadState({ step: resume.training.optimizer.step, tensors: resume.optimizerTensors });
+  }
   const params = model.parameters();
-  const inputs = new Int32Array(B * T);
-  const targets = new Int32Array(B * T);
   const progress = resume?.training.progress ?? {};
   let step = resume?.training.step ?? 0;
-  let epoch = resume?.training.epoch ?? 0;
-  let chunk = typeof progress.chunk === 'number' ? progress.chunk : 0;
   const history: History = (progress.history as History | undefined) ?? {
     train: [],
     validation: [],
@@ -260,16 +310,17 @@ export async function trainLoop(
   const tracker = new ValidationTracker(
     history,
     o.earlyStoppingPatience,
-    typeof progress.sinceBest === 'number' ? progress.sinceBest : 0,
+    progress as Partial<TrackerState>,
   );
-  let state: RecurrentState | undefined;
-  const resets = new Random(o.seed + step);
   const started = performance.now();
   let lastReport = started;
   let lastLoss = NaN;
+  let tokens = 0;
   const firstStep = step;
-  const validateEvery = o.validateEvery > 0 ? o.validateEvery : batcher.chunks;
+  const validateEvery = o.validateEvery > 0 ? o.validateEvery : task.stepsPerEpoch;
   let stopped: StopReason = 'completed';
+  // The epoch of the last step run.
+  const epoch = () => (step > 0 ? Math.floor((step - 1) / task.stepsPerEpoch) : 0);
 
   const snapshot = (): TrainingState => ({
     optimizer: {
@@ -278,29 +329,28 @@ export async function trainLoop(
       options: { lr: o.learningRate, weightDecay: o.weightDecay, momentum: o.momentum },
     },
     step,
-    epoch,
+    epoch: epoch(),
     progress: {
-      chunk,
-      sinceBest: tracker.sinceBest,
+      ...task.position(),
+      ...tracker.state(),
       history: { ...history, bestValLoss: tracker.bestOrNull },
     },
   });
   const elapsed = () => (performance.now() - started) / 1000;
-  const tokensPerSec = () => ((step - firstStep) * B * T) / Math.max(elapsed(), 1e-9);
   const sendProgress = () => {
-    const rate = tokensPerSec();
+    const perStep = step > firstStep ? elapsed() / (step - firstStep) : 0;
     report({
       type: 'progress',
       progress: {
         step,
         totalSteps,
-        epoch,
+        epoch: epoch(),
         loss: lastLoss,
         valLoss: tracker.last,
         learningRate: optimizer.lr,
-        tokensPerSec: rate,
+        tokensPerSec: tokens / Math.max(elapsed(), 1e-9),
         elapsed: elapsed(),
-        eta: rate > 0 ? ((totalSteps - step) * B * T) / rate : Infinity,
+        eta: perStep > 0 ? (totalSteps - step) * perStep : Infinity,
       },
     });
     lastReport = performance.now();
@@ -315,34 +365,24 @@ export async function trainLoop(
       stopped = 'time-limit';
       break;
     }
-    if (chunk >= batcher.chunks) {
-      chunk = 0;
-      epoch++;
-      state = undefined;
-    }
-    if (o.stateResetRate > 0 && resets.uniform() < o.stateResetRate) state = undefined;
-    batcher.chunk(chunk, inputs, targets);
     optimizer.lr = scheduledLr(o, step, totalSteps);
     model.zeroGrad();
-    const r = model.lossAndGradients(inputs, targets, T, B, state);
+    const r = task.trainStep(step);
     if (!Number.isFinite(r.loss)) {
       throw new Error(
         `training diverged at step ${step + 1}: the loss is ${r.loss}; lower the learning rate`,
       );
     }
-    state = copyState(r.state);
     if (o.clipNorm > 0) clipGradNorm(params, o.clipNorm);
     optimizer.step();
     step++;
-    chunk++;
+    tokens += r.tokens;
     lastLoss = r.loss;
     tracker.addTrainingLoss(r.loss);
 
-    const validateNow =
-      validation.length > 0 && (step % validateEvery === 0 || step === totalSteps);
-    if (validateNow) {
-      const valLoss = evaluateTokens(model, validation, Math.min(B, evalBatch(validation, T)), T);
-      const patienceOut = tracker.record(step, valLoss.loss);
+    const valLoss = step % validateEvery === 0 || step === totalSteps ? task.validate() : null;
+    if (valLoss !== null) {
+      const patienceOut = tracker.record(step, valLoss);
       sendProgress();
       if (patienceOut) {
         stopped = 'early-stopping';
@@ -352,8 +392,8 @@ export async function trainLoop(
       sendProgress();
     }
     if (o.checkpointPath && o.checkpointEvery > 0 && step % o.checkpointEvery === 0) {
-      await saveCheckpoint(model, o.checkpointPath, {
-        state: snapshot(),
+      await task.save(o.checkpointPath, {
+        training: snapshot(),
         optimizerTensors: optimizer.state().tensors,
       });
       report({ type: 'checkpoint', path: o.checkpointPath, step });
@@ -363,9 +403,56 @@ export async function trainLoop(
   sendProgress();
   history.seconds += elapsed();
   history.steps = step;
-  history.tokensPerSec = tokensPerSec();
+  history.tokensPerSec = tokens / Math.max(elapsed(), 1e-9);
   history.stopped = stopped;
   return { history, training: snapshot(), optimizerTensors: optimizer.state().tensors };
+}
+
+/**
+ * Trains a language model on `train` tokens (validating on `validation` when non-empty).
+ * `resume` carries the state of an earlier run (from a checkpoint) to continue where it stopped.
+ */
+export function trainLoop(
+  model: LanguageModel,
+  train: Int32Array,
+  validation: Int32Array,
+  o: LoopOptions,
+  report: (m: LoopMessage) => void,
+  shouldStop: () => boolean,
+  resume?: ResumeState,
+): Promise<LoopResult> {
+  const B = o.batchSize;
+  const T = o.seqLength;
+  const batcher = new StreamBatcher(train, B, T, 'the training text');
+  const inputs = new Int32Array(B * T);
+  const targets = new Int32Array(B * T);
+  const saved = resume?.training.progress.chunk;
+  let chunk = typeof saved === 'number' ? saved : 0;
+  let state: RecurrentState | undefined;
+  const resets = new Random(o.seed + (resume?.training.step ?? 0));
+  const task: TrainingTask = {
+    stepsPerEpoch: batcher.chunks,
+    trainStep() {
+      if (chunk >= batcher.chunks) {
+        chunk = 0;
+        state = undefined;
+      }
+      if (o.stateResetRate > 0 && resets.uniform() < o.stateResetRate) state = undefined;
+      batcher.chunk(chunk, inputs, targets);
+      const r = model.lossAndGradients(inputs, targets, T, B, state);
+      state = copyState(r.state);
+      chunk++;
+      return { loss: r.loss, tokens: B * T };
+    },
+    validate: () =>
+      validation.length > 0
+        ? evaluateTokens(model, validation, Math.min(B, evalBatch(validation, T)), T).loss
+        : null,
+    position: () => ({ chunk }),
+    save: (path, r) =>
+      saveCheckpoint(model, path, { state: r.training, optimizerTensors: r.optimizerTensors }),
+  };
+  return runTraining(model, task, o, report, shouldStop, resume);
 }
 
 /** The largest batch (up to 64) that leaves at least one window of `steps` in `tokens`. */
