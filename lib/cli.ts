@@ -398,13 +398,19 @@ const commands: Record<string, Command> = {
   --lr RATE              learning rate (default 3e-3)
   --lr-schedule constant|cosine|linear (default cosine)
   --label-smoothing E    (default 0.1)
+  --scheduled-sampling P chance that a decoder input is the model's own prediction (default 0)
+  --scheduled-sampling-ramp N  raise that chance linearly from 0 over the first N steps
   --validation-split F   shuffled share held back for validation loss (default 0.02)
   --validate-every N     steps between validations (default 500)
   --test-size N          held-out pairs to score at the end (default 2000)
   --beam N               also score beam search of this size on the test pairs (default 5)
   --seed N               (default 1)
   --threads N            GEMM threads
-  --out FILE             where to save the model (default seq2seq.safetensors)`,
+  --out FILE             where to save the model (default seq2seq.safetensors)
+  --checkpoint-every N   save a resumable checkpoint to --out every N steps
+  --resume FILE          continue the run a checkpoint saved, exactly (give the same data, seed
+                         and batch size; the architecture and vocabularies come from FILE)
+  --weights-only         save without the optimizer state (smaller; cannot be resumed)`,
     options: {
       pairs: { type: 'string' },
       'source-column': { type: 'string' },
@@ -430,6 +436,8 @@ const commands: Record<string, Command> = {
       lr: { type: 'string' },
       'lr-schedule': { type: 'string' },
       'label-smoothing': { type: 'string' },
+      'scheduled-sampling': { type: 'string' },
+      'scheduled-sampling-ramp': { type: 'string' },
       'validation-split': { type: 'string' },
       'validate-every': { type: 'string' },
       'test-size': { type: 'string' },
@@ -437,6 +445,9 @@ const commands: Record<string, Command> = {
       seed: { type: 'string' },
       threads: { type: 'string' },
       out: { type: 'string' },
+      'checkpoint-every': { type: 'string' },
+      resume: { type: 'string' },
+      'weights-only': { type: 'boolean' },
     },
     async run(v) {
       setThreads(v.threads);
@@ -478,32 +489,41 @@ const commands: Record<string, Command> = {
           return WordTokenizer.fromText(text, { specials, maxVocab, lowercase: true });
         throw new UsageError(`--tokenizer must be 'char' or 'word', got '${kind}'`);
       };
-      const cell = str(v.cell) ?? 'lstm';
-      if (!['lstm', 'gru', 'rnn'].includes(cell)) {
-        throw new UsageError(`--cell must be lstm, gru or rnn, got '${cell}'`);
+      let model: Seq2Seq;
+      if (v.resume !== undefined) {
+        model = await Seq2Seq.load(String(v.resume));
+        if (!model.resumeState) {
+          throw new UsageError(
+            `${String(v.resume)} holds no training state to resume (it was saved with weights only)`,
+          );
+        }
+      } else {
+        const cell = str(v.cell) ?? 'lstm';
+        if (!['lstm', 'gru', 'rnn'].includes(cell)) {
+          throw new UsageError(`--cell must be lstm, gru or rnn, got '${cell}'`);
+        }
+        model = new Seq2Seq({
+          sourceTokenizer: vocab(
+            train.map((p) => p.source),
+            [],
+          ),
+          targetTokenizer: vocab(
+            train.map((p) => p.target),
+            ['<pad>', '<bos>', '<eos>'],
+          ),
+          cell: cell as CellType,
+          hiddenSize: num(v.hidden, 'hidden', 'int') ?? 128,
+          encoderHiddenSize: num(v['encoder-hidden'], 'encoder-hidden', 'int'),
+          bidirectional: v.unidirectional !== true,
+          inputFeeding: v['input-feeding'] === true,
+          encoderLayers: num(v['encoder-layers'], 'encoder-layers', 'int') ?? 1,
+          decoderLayers: num(v['decoder-layers'], 'decoder-layers', 'int') ?? 1,
+          embeddingSize: num(v.embedding, 'embedding', 'int') ?? 64,
+          attention: (str(v.attention) ?? 'general') as AttentionKind,
+          dropout: num(v.dropout, 'dropout') ?? 0,
+          seed,
+        });
       }
-      const hidden = num(v.hidden, 'hidden', 'int') ?? 128;
-      const model = new Seq2Seq({
-        sourceTokenizer: vocab(
-          train.map((p) => p.source),
-          [],
-        ),
-        targetTokenizer: vocab(
-          train.map((p) => p.target),
-          ['<pad>', '<bos>', '<eos>'],
-        ),
-        cell: cell as CellType,
-        hiddenSize: hidden,
-        encoderHiddenSize: num(v['encoder-hidden'], 'encoder-hidden', 'int'),
-        bidirectional: v.unidirectional !== true,
-        inputFeeding: v['input-feeding'] === true,
-        encoderLayers: num(v['encoder-layers'], 'encoder-layers', 'int') ?? 1,
-        decoderLayers: num(v['decoder-layers'], 'decoder-layers', 'int') ?? 1,
-        embeddingSize: num(v.embedding, 'embedding', 'int') ?? 64,
-        attention: (str(v.attention) ?? 'general') as AttentionKind,
-        dropout: num(v.dropout, 'dropout') ?? 0,
-        seed,
-      });
       const epochs = num(v.epochs, 'epochs', 'int');
       const steps = num(v.steps, 'steps', 'int');
       const timeLimit = num(v['time-limit'], 'time-limit') ?? 0;
@@ -515,6 +535,7 @@ const commands: Record<string, Command> = {
       const abort = new AbortController();
       const onSignal = () => abort.abort();
       process.once('SIGINT', onSignal);
+      const checkpointEvery = num(v['checkpoint-every'], 'checkpoint-every', 'int');
       const history = await model.fit(train, {
         epochs: epochs ?? (steps === undefined ? 10 : undefined),
         steps,
@@ -523,9 +544,15 @@ const commands: Record<string, Command> = {
         learningRate: num(v.lr, 'lr') ?? 3e-3,
         lrSchedule: (str(v['lr-schedule']) ?? 'cosine') as LrSchedule,
         labelSmoothing: num(v['label-smoothing'], 'label-smoothing') ?? 0.1,
+        scheduledSampling: {
+          rate: num(v['scheduled-sampling'], 'scheduled-sampling') ?? 0,
+          rampSteps: num(v['scheduled-sampling-ramp'], 'scheduled-sampling-ramp', 'int') ?? 0,
+        },
         validationSplit: num(v['validation-split'], 'validation-split') ?? 0.02,
         validateEvery: num(v['validate-every'], 'validate-every', 'int') ?? 500,
         seed,
+        checkpoint: checkpointEvery ? { path: out, every: checkpointEvery } : undefined,
+        resume: model.resumeState ?? undefined,
         // Words cut by --max-vocab train as <unk>; characters are all in the vocabulary.
         unknown: 'map',
         onProgress: (p) => printer.update(p),
@@ -533,7 +560,7 @@ const commands: Record<string, Command> = {
       });
       process.off('SIGINT', onSignal);
       printer.end();
-      await model.save(out);
+      await model.save(out, { weightsOnly: v['weights-only'] === true });
       process.stdout.write(
         `trained ${history.steps} steps in ${history.seconds.toFixed(1)} s ` +
           `(${Math.round(history.tokensPerSec).toLocaleString('en-US')} target tokens/s; ${history.stopped})\n` +
@@ -541,7 +568,8 @@ const commands: Record<string, Command> = {
       );
       const beam = num(v.beam, 'beam', 'int') ?? 5;
       // Word vocabularies are lowercased, so their output is compared with lowercased targets.
-      const normalise = (text: string) => (kind === 'word' ? text.toLowerCase() : text);
+      const lower = model.targetTokenizer?.kind === 'word';
+      const normalise = (text: string) => (lower ? text.toLowerCase() : text);
       for (const b of beam > 1 ? [1, beam] : [1]) {
         const started = performance.now();
         const got = await model.translate(

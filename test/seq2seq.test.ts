@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
@@ -267,6 +268,50 @@ describe('scheduled sampling, checkpoints and resume', () => {
     await expect(
       small().fit(pairs, { scheduledSampling: { rate: 0.1, rampSteps: -1 } }),
     ).rejects.toThrow(/scheduledSampling.rampSteps/);
+  });
+
+  it('seq2seq train --checkpoint-every, --resume and --weights-only', () => {
+    const cli = path.resolve(__dirname, '..', 'dist', 'cli.js');
+    const out = path.join(tmp, 'cli.safetensors');
+    const run = (...args: string[]) =>
+      spawnSync(
+        process.execPath,
+        [
+          cli,
+          'seq2seq',
+          'train',
+          '--task',
+          'dates',
+          '--examples',
+          '200',
+          '--test-size',
+          '10',
+          '--hidden',
+          '8',
+          '--embedding',
+          '4',
+          '--batch-size',
+          '16',
+          '--beam',
+          '1',
+          '--scheduled-sampling',
+          '0.3',
+          '--threads',
+          '1',
+          ...args,
+        ],
+        { encoding: 'utf8' },
+      );
+    const first = run('--steps', '4', '--checkpoint-every', '2', '--out', out);
+    expect(first.status, first.stderr).toBe(0);
+    const resumed = run('--steps', '6', '--resume', out, '--out', out, '--weights-only');
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(/trained 6 steps/);
+    const again = run('--steps', '8', '--resume', out, '--out', out);
+    expect(again.status).toBe(2);
+    expect(again.stderr).toMatch(
+      /holds no training state to resume \(it was saved with weights only\)/,
+    );
   });
 });
 
