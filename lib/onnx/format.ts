@@ -42,7 +42,7 @@ export interface OnnxModelInfo {
 type Dim = number | string;
 
 /** One graph input or output: element type and dims (a number, or a dim_param name). */
-interface IoSpec {
+export interface IoSpec {
   name: string;
   elemType: onnx.TensorProto.DataType;
   dims: Dim[];
@@ -130,14 +130,23 @@ function ioProblem(what: string, found: onnx.IValueInfoProto[], want: IoSpec[]):
 
 const CELLS: readonly CellType[] = ['rnn', 'lstm', 'gru'];
 
-function parseSpec(text: string): LanguageModelSpec {
+/**
+ * A metadata spec as an object whose `positive` fields are positive integers and whose `cell` is
+ * a cell type; throws naming the first field that is not.
+ */
+export function parseSpecFields(text: string, positive: string[]): Record<string, unknown> {
   const spec = JSON.parse(text) as Record<string, unknown>;
-  const positive = (k: string) => Number.isSafeInteger(spec[k]) && (spec[k] as number) > 0;
-  const bad = ['vocabSize', 'embeddingSize', 'hiddenSize', 'numLayers'].find((k) => !positive(k));
+  const ok = (k: string) => Number.isSafeInteger(spec[k]) && (spec[k] as number) > 0;
+  const bad = positive.find((k) => !ok(k));
   if (bad) throw new Error(`'${bad}' must be a positive integer, got ${JSON.stringify(spec[bad])}`);
   if (!CELLS.includes(spec.cell as CellType)) {
     throw new Error(`'cell' must be one of ${CELLS.join(', ')}, got ${JSON.stringify(spec.cell)}`);
   }
+  return spec;
+}
+
+function parseSpec(text: string): LanguageModelSpec {
+  const spec = parseSpecFields(text, ['vocabSize', 'embeddingSize', 'hiddenSize', 'numLayers']);
   if (spec.nonlinearity !== 'tanh' && spec.nonlinearity !== 'relu') {
     throw new Error(
       `'nonlinearity' must be tanh or relu, got ${JSON.stringify(spec.nonlinearity)}`,
@@ -146,12 +155,26 @@ function parseSpec(text: string): LanguageModelSpec {
   return spec as unknown as LanguageModelSpec;
 }
 
+/** A decoded rnnkit .onnx file: its metadata and graph, and failures that name the file. */
+export interface RnnkitFile {
+  model: onnx.ModelProto;
+  meta: Map<string, string>;
+  /** Throws one Error naming the file and the problem. */
+  fail(problem: string): never;
+  /** The metadata value of `key`; fails when it is missing. */
+  required(key: string): string;
+  /** The tokenizer JSON under `key` (null when absent), checked to have `size` tokens. */
+  tokenizer(key: string, size: number): TokenizerJSON | null;
+  /** Fails unless the graph's inputs and outputs are exactly these. */
+  checkIo(io: { inputs: IoSpec[]; outputs: IoSpec[] }): void;
+  opset: number;
+}
+
 /**
- * Decodes an .onnx file's bytes and checks that it is an rnnkit language model whose graph inputs
- * and outputs agree with the model spec in its metadata. Throws one Error naming `file` and the
- * problem; never returns a model that the generator would misread.
+ * Decodes an .onnx file's bytes and checks that rnnkit wrote it (metadata format 'rnnkit');
+ * throws one Error naming `file` otherwise.
  */
-export function readOnnxModel(bytes: Uint8Array, file: string): OnnxModelInfo {
+export function openRnnkitFile(bytes: Uint8Array, file: string): RnnkitFile {
   const fail = (problem: string): never => {
     throw new Error(`${file}: ${problem}`);
   };
@@ -165,48 +188,68 @@ export function readOnnxModel(bytes: Uint8Array, file: string): OnnxModelInfo {
   if (!graph?.node?.length) {
     return fail(bytes.length === 0 ? 'the file is empty' : 'not an ONNX model (it has no graph)');
   }
-  const meta = new Map(model.metadataProps.map((p) => [p.key, p.value ?? '']));
+  const meta = new Map(model.metadataProps.map((p) => [p.key ?? '', p.value ?? '']));
   if (meta.get('format') !== FORMAT) {
     return fail(
       `not an rnnkit model: its metadata has no format '${FORMAT}' ` +
         '(export it with `rnnkit export` or exportOnnx)',
     );
   }
-  const json = (key: string): string => meta.get(key) ?? fail(`its metadata has no '${key}'`);
-  const kind = json('kind');
+  return {
+    model,
+    meta,
+    fail,
+    required: (key) => meta.get(key) ?? fail(`its metadata has no '${key}'`),
+    tokenizer(key, size) {
+      const text = meta.get(key);
+      if (text === undefined) return null;
+      try {
+        const json = JSON.parse(text) as TokenizerJSON;
+        const n = tokenizerFromJSON(json).size;
+        if (n !== size)
+          throw new Error(`it has ${n} tokens but the model's vocabulary has ${size}`);
+        return json;
+      } catch (error) {
+        return fail(`its metadata '${key}' is invalid: ${(error as Error).message}`);
+      }
+    },
+    checkIo(io) {
+      const problem =
+        ioProblem('inputs', graph.input ?? [], io.inputs) ??
+        ioProblem('outputs', graph.output ?? [], io.outputs);
+      if (problem) fail(problem);
+    },
+    opset: toNumber(model.opsetImport.find((o) => !o.domain)?.version),
+  };
+}
+
+/** The metadata `kind` of the two halves of an exported sequence-to-sequence model. */
+export const SEQ2SEQ_KINDS = ['seq2seq-encoder', 'seq2seq-decoder'] as const;
+
+/**
+ * Decodes an .onnx file's bytes and checks that it is an rnnkit language model whose graph inputs
+ * and outputs agree with the model spec in its metadata. Throws one Error naming `file` and the
+ * problem; never returns a model that the generator would misread.
+ */
+export function readOnnxModel(bytes: Uint8Array, file: string): OnnxModelInfo {
+  const f = openRnnkitFile(bytes, file);
+  const kind = f.required('kind');
+  if ((SEQ2SEQ_KINDS as readonly string[]).includes(kind)) {
+    return f.fail(
+      `it holds the ${kind.slice(8)} of a sequence-to-sequence model, not a language model; ` +
+        'load it with OnnxSeq2Seq',
+    );
+  }
   if (kind !== 'step' && kind !== 'sequence') {
-    return fail(`its metadata 'kind' is '${kind}', expected 'step' or 'sequence'`);
+    return f.fail(`its metadata 'kind' is '${kind}', expected 'step' or 'sequence'`);
   }
   let spec: LanguageModelSpec;
   try {
-    spec = parseSpec(json('spec'));
+    spec = parseSpec(f.required('spec'));
   } catch (error) {
-    return fail(`its metadata 'spec' is invalid: ${(error as Error).message}`);
+    return f.fail(`its metadata 'spec' is invalid: ${(error as Error).message}`);
   }
-  let tokenizer: TokenizerJSON | null = null;
-  const tokenizerText = meta.get('tokenizer');
-  if (tokenizerText !== undefined) {
-    try {
-      tokenizer = JSON.parse(tokenizerText) as TokenizerJSON;
-      const size = tokenizerFromJSON(tokenizer).size;
-      if (size !== spec.vocabSize) {
-        throw new Error(`it has ${size} tokens but the model's vocabulary has ${spec.vocabSize}`);
-      }
-    } catch (error) {
-      return fail(`its metadata 'tokenizer' is invalid: ${(error as Error).message}`);
-    }
-  }
-  const opset = model.opsetImport.find((o) => !o.domain)?.version;
-  const { inputs, outputs } = graphIo(spec, kind);
-  const problem =
-    ioProblem('inputs', graph.input ?? [], inputs) ??
-    ioProblem('outputs', graph.output ?? [], outputs);
-  if (problem) return fail(problem);
-  return {
-    kind,
-    spec,
-    tokenizer,
-    version: meta.get('version') ?? 'unknown',
-    opset: toNumber(opset),
-  };
+  const tokenizer = f.tokenizer('tokenizer', spec.vocabSize);
+  f.checkIo(graphIo(spec, kind));
+  return { kind, spec, tokenizer, version: f.meta.get('version') ?? 'unknown', opset: f.opset };
 }

@@ -1,0 +1,214 @@
+// ONNX export of a Seq2Seq as two graphs, built from the pieces in graph.ts:
+//   encoder       source ids + lengths -> memory (encoder states), keys, mask, the decoder's h0/c0
+//   decoder step  one token per row + state + memory, keys, mask -> logits, next state, attention
+// The encoder runs once per source batch; a decoding loop (OnnxSeq2Seq) runs the decoder step
+// once per output token, carrying the state and reordering rows between steps for beam search.
+import { onnx } from 'onnx-proto';
+
+import { writeFileAtomic } from '../io/atomic';
+import { Seq2Seq } from '../models/seq2seq';
+import { native } from '../native';
+import type { Linear } from '../nn/linear';
+import { checkInt } from '../nn/parameter';
+import { FORMAT, MAX_OPSET, MIN_OPSET } from './format';
+import { GraphBuilder, addRecurrentStack, encodeModel, int, ints } from './graph';
+import {
+  ENCODER_HASH,
+  SEQ2SEQ_NAMES as N,
+  seq2seqIo,
+  seq2seqOnnxPaths,
+  sha256,
+  type Seq2SeqPart,
+} from './seq2seq-format';
+
+export interface Seq2SeqExportOptions {
+  /** ONNX opset, 14 to 17 (default 17). */
+  opset?: number;
+}
+
+/** y = x W^T + b for x [N, in] (W in its stored [out, in] layout). */
+function linear(g: GraphBuilder, name: string, layer: Linear, x: string): string {
+  const w = g.floats(`${name}.weight`, [...layer.weight.shape], layer.weight.data);
+  const b = layer.bias ? [g.floats(`${name}.bias`, [...layer.bias.shape], layer.bias.data)] : [];
+  return g.op('Gemm', [x, w, ...b], [int('transB', 1)]);
+}
+
+/** One of the attention's weights (Attention.tensors() names them) as an initializer. */
+function attentionWeight(g: GraphBuilder, model: Seq2Seq, key: string): string {
+  const t = model.attention.tensors()[key];
+  return g.floats(`attention.${key}`, t.shape, t.data);
+}
+
+/**
+ * source [S, batch] -> the source embedding -> the encoder stack (and the reverse stack reading
+ * each row backwards within its length, ONNX's sequence_lens) -> memory [batch, S, He]; the keys
+ * the attention scores read (memory, or memory W^T); the mask of valid positions; the bridge from
+ * the top layer's final state (both directions) to the decoder's initial state.
+ */
+function encoderGraph(model: Seq2Seq): GraphBuilder {
+  const s = model.spec;
+  const g = new GraphBuilder();
+  const top = s.encoderLayers - 1;
+  const axis = (n: number) => [int('axis', n)];
+  const table = model.sourceEmbedding.weight;
+  const x = g.op('Gather', [
+    g.floats('source_embedding.weight', [...table.shape], table.data),
+    N.source,
+  ]);
+  const lengths = g.op('Cast', [N.sourceLengths], [int('to', onnx.TensorProto.DataType.INT32)]);
+  const fwd = addRecurrentStack(g, model.encoder, x, { prefix: 'encoder', lengths });
+  let states = fwd.y;
+  let finalH = fwd.h[top];
+  let finalC = fwd.c[top];
+  if (model.encoderReverse) {
+    const bwd = addRecurrentStack(g, model.encoderReverse, x, {
+      prefix: 'encoder_reverse',
+      lengths,
+      reverse: true,
+    });
+    states = g.op('Concat', [fwd.y, bwd.y], axis(2));
+    finalH = g.op('Concat', [finalH, bwd.h[top]], axis(2));
+    if (finalC) finalC = g.op('Concat', [finalC, bwd.c[top]], axis(2));
+  }
+  g.op('Transpose', [states], [ints('perm', [1, 0, 2])], N.memory);
+
+  const keyWeight = { dot: null, general: 'score_weight', additive: 'key_weight' }[s.attention];
+  if (keyWeight) {
+    const w = g.op('Transpose', [attentionWeight(g, model, keyWeight)]);
+    g.op('MatMul', [N.memory, w], [], N.keys);
+  } else {
+    g.op('Identity', [N.memory], [], N.keys);
+  }
+
+  // mask [batch, S]: position s < source_lengths[b].
+  const zero = g.int64s('zero', [0], true);
+  const steps = g.op('Gather', [g.op('Shape', [N.source]), zero]);
+  const positions = g.op('Range', [zero, steps, g.int64s('one', [1], true)]);
+  const column = g.op('Unsqueeze', [N.sourceLengths, g.axis(1)]);
+  g.op('Less', [g.op('Unsqueeze', [positions, g.axis(0)]), column], [], N.mask);
+
+  // Bridge: [batch, He] -> [batch, L * H] -> [L, batch, H].
+  const layerMajor = g.int64s('bridge.shape', [-1, s.decoderLayers, s.hiddenSize]);
+  const bridge = (name: string, layer: Linear, final: string, out: string) => {
+    const y = linear(g, name, layer, g.op('Squeeze', [final, g.axis(0)]));
+    g.op('Transpose', [g.op('Reshape', [y, layerMajor])], [ints('perm', [1, 0, 2])], out);
+  };
+  bridge('bridge_h', model.bridgeH, finalH, N.h0);
+  if (model.bridgeC) bridge('bridge_c', model.bridgeC, finalC, N.c0);
+  return g;
+}
+
+/**
+ * tokens [1, batch] -> the target embedding (beside feed0 with input feeding) -> the decoder
+ * stack from h0/c0 -> q [batch, H] -> scores against the keys, masked softmax -> attention,
+ * context over memory -> tanh(W_c [context; q]) -> the output layer -> logits [1, batch, V].
+ */
+function decoderGraph(model: Seq2Seq): GraphBuilder {
+  const s = model.spec;
+  const g = new GraphBuilder();
+  const lstm = s.cell === 'lstm';
+  const table = model.targetEmbedding.weight;
+  let x = g.op('Gather', [
+    g.floats('target_embedding.weight', [...table.shape], table.data),
+    N.tokens,
+  ]);
+  if (s.inputFeeding) x = g.op('Concat', [x, N.feed0], [int('axis', 2)]);
+  const dec = addRecurrentStack(g, model.decoder, x, {
+    prefix: 'decoder',
+    initial: { h: N.h0, c: lstm ? N.c0 : null },
+  });
+  g.add('Concat', dec.h, [N.hT], [int('axis', 0)]);
+  if (lstm) g.add('Concat', dec.c, [N.cT], [int('axis', 0)]);
+  const q = g.op('Squeeze', [dec.y, g.axis(0)]);
+
+  let scores: string;
+  if (s.attention === 'additive') {
+    // v . tanh(W_q q + W_k s): keys [batch, S, A] + (W_q q) [batch, 1, A].
+    const query = g.op('MatMul', [
+      q,
+      g.op('Transpose', [attentionWeight(g, model, 'query_weight')]),
+    ]);
+    const hidden = g.op('Tanh', [g.op('Add', [N.keys, g.op('Unsqueeze', [query, g.axis(1)])])]);
+    scores = g.op('MatMul', [hidden, attentionWeight(g, model, 'v')]);
+  } else {
+    // keys [batch, S, K] . q [batch, K, 1].
+    scores = g.op('Squeeze', [
+      g.op('MatMul', [N.keys, g.op('Unsqueeze', [q, g.axis(2)])]),
+      g.axis(2),
+    ]);
+  }
+  const masked = g.op('Where', [
+    N.mask,
+    scores,
+    g.floats('attention.masked', [], Float32Array.of(-Infinity)),
+  ]);
+  const align = g.op('Softmax', [masked], [int('axis', 1)]);
+  const context = g.op('Squeeze', [
+    g.op('MatMul', [g.op('Unsqueeze', [align, g.axis(1)]), N.memory]),
+    g.axis(1),
+  ]);
+  const combined = g.op('Concat', [context, q], [int('axis', 1)]);
+  const out = g.op('Tanh', [
+    g.op('Gemm', [combined, attentionWeight(g, model, 'combine_weight')], [int('transB', 1)]),
+  ]);
+  g.op('Unsqueeze', [linear(g, 'output', model.output, out), g.axis(0)], [], N.logits);
+  if (s.inputFeeding) g.op('Unsqueeze', [out, g.axis(0)], [], N.feedT);
+  g.op('Unsqueeze', [align, g.axis(0)], [], N.attention);
+  return g;
+}
+
+/**
+ * The model as two encoded ONNX ModelProtos. Both carry the spec and the vocabularies in their
+ * metadata; the decoder also the SHA-256 of the encoder's bytes, so a loader can tell that the
+ * two files belong together.
+ */
+export function buildSeq2SeqOnnx(
+  model: Seq2Seq,
+  options: Seq2SeqExportOptions = {},
+): Record<Seq2SeqPart, Uint8Array> {
+  if (!(model instanceof Seq2Seq)) {
+    throw new TypeError('exportSeq2SeqOnnx: model must be a Seq2Seq');
+  }
+  const opset = checkInt('opset', options.opset ?? MAX_OPSET, MIN_OPSET, MAX_OPSET);
+  const version = native.info().version;
+  const metadata: Record<string, string> = {
+    format: FORMAT,
+    version,
+    spec: JSON.stringify(model.spec),
+  };
+  if (model.sourceTokenizer) {
+    metadata.source_tokenizer = JSON.stringify(model.sourceTokenizer.toJSON());
+  }
+  if (model.targetTokenizer) {
+    metadata.target_tokenizer = JSON.stringify(model.targetTokenizer.toJSON());
+  }
+  const encode = (part: Seq2SeqPart, g: GraphBuilder, extra: Record<string, string> = {}) =>
+    encodeModel({
+      opset,
+      version,
+      name: `rnnkit_seq2seq_${part}`,
+      docString: `rnnkit ${model.describe()}, ${part === 'encoder' ? 'encoder' : 'decoder step'}`,
+      g,
+      io: seq2seqIo(model.spec, part),
+      metadata: { ...metadata, kind: `seq2seq-${part}`, ...extra },
+    });
+  const encoder = encode('encoder', encoderGraph(model));
+  const decoder = encode('decoder', decoderGraph(model), { [ENCODER_HASH]: sha256(encoder) });
+  return { encoder, decoder };
+}
+
+/**
+ * Writes the model as `X.encoder.onnx` and `X.decoder.onnx` for `path` = `X.onnx` (see
+ * seq2seqOnnxPaths), each atomically; resolves with the two paths.
+ */
+export async function exportSeq2SeqOnnx(
+  model: Seq2Seq,
+  path: string,
+  options: Seq2SeqExportOptions = {},
+): Promise<Record<Seq2SeqPart, string>> {
+  const bytes = buildSeq2SeqOnnx(model, options);
+  const paths = seq2seqOnnxPaths(path);
+  await writeFileAtomic(paths.encoder, bytes.encoder);
+  await writeFileAtomic(paths.decoder, bytes.decoder);
+  return paths;
+}
