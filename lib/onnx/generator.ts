@@ -2,7 +2,6 @@
 // options and results of the native LanguageModel. The session and the token loop live in a
 // worker thread (onnxruntime's run() blocks its thread); this side encodes, routes and decodes.
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
 
 import type { GenerateOptions, StreamOptions } from '../generate/options';
 import type { GeneratorInfo, TextGenerator } from '../generate/text-generator';
@@ -10,8 +9,9 @@ import type { NativeGenerateResult } from '../native';
 import { checkInt } from '../nn/parameter';
 import { tokenizerFromJSON, type Tokenizer } from '../text';
 import type { OnnxModelInfo } from './format';
-import { generateText, streamText, type OnTokens, type TokenLoop } from '../generate/token-loop';
-import type { GenerateRequest, WorkerInput, WorkerReply } from './worker';
+import { generateText, streamText, type TokenLoop } from '../generate/token-loop';
+import type { GenerateRequest, TokensReply, WorkerInput } from './worker';
+import { OnnxWorker } from './worker-thread';
 
 export interface OnnxGeneratorOptions {
   /** onnxruntime intra-op threads (default: onnxruntime's choice, the machine's cores). */
@@ -20,39 +20,7 @@ export interface OnnxGeneratorOptions {
   maxBatch?: number;
 }
 
-interface Pending {
-  resolve: (r: NativeGenerateResult) => void;
-  reject: (e: Error) => void;
-  onTokens?: OnTokens;
-}
-
-/**
- * The worker's answer to loading: the model's description, or its one error. Only the listeners
- * added here are removed afterwards; Worker has internal ones that removeAllListeners() would take
- * too, after which no message would arrive.
- */
-function firstReply(worker: Worker, file: string): Promise<OnnxModelInfo> {
-  return new Promise((resolve, reject) => {
-    const settle = (error: Error | null, info?: OnnxModelInfo) => {
-      worker.off('message', onMessage);
-      worker.off('error', onError);
-      worker.off('exit', onExit);
-      if (error) reject(error);
-      else resolve(info as OnnxModelInfo);
-    };
-    const onMessage = (m: WorkerReply) =>
-      m.type === 'ready'
-        ? settle(null, m.info)
-        : settle(new Error(m.type === 'failed' ? m.message : `${file}: unexpected '${m.type}'`));
-    const onError = (e: Error) =>
-      settle(new Error(`${file}: the ONNX worker failed: ${e.message}`));
-    const onExit = (code: number) =>
-      settle(new Error(`${file}: the ONNX worker exited while loading (code ${code})`));
-    worker.on('message', onMessage);
-    worker.on('error', onError);
-    worker.on('exit', onExit);
-  });
-}
+type Worker = OnnxWorker<OnnxModelInfo, GenerateRequest, NativeGenerateResult, TokensReply>;
 
 export class OnnxGenerator implements TextGenerator {
   /** The file the generator was loaded from. */
@@ -62,31 +30,13 @@ export class OnnxGenerator implements TextGenerator {
   readonly tokenizer: Tokenizer;
   private readonly worker: Worker;
   private readonly maxBatch: number;
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 0;
-  private closed: Error | null = null;
 
-  private constructor(
-    file: string,
-    worker: Worker,
-    model: OnnxModelInfo,
-    tokenizer: Tokenizer,
-    maxBatch: number,
-  ) {
-    this.file = file;
+  private constructor(worker: Worker, tokenizer: Tokenizer, maxBatch: number) {
+    this.file = worker.file;
     this.worker = worker;
-    this.model = model;
+    this.model = worker.info;
     this.tokenizer = tokenizer;
     this.maxBatch = maxBatch;
-    // An idle generator does not keep the process alive; one with calls in flight does.
-    worker.unref();
-    worker.on('message', (m: WorkerReply) => this.route(m));
-    worker.on('error', (e) =>
-      this.fail(new Error(`${file}: the ONNX worker failed: ${e.message}`)),
-    );
-    worker.on('exit', (code) =>
-      this.fail(new Error(`${file}: the ONNX worker exited (code ${code})`)),
-    );
   }
 
   /**
@@ -102,21 +52,17 @@ export class OnnxGenerator implements TextGenerator {
       options.threads === undefined ? undefined : checkInt('threads', options.threads, 1, 1024);
     const maxBatch = checkInt('maxBatch', options.maxBatch ?? 256, 1, 65536);
     const input: WorkerInput = { file, threads };
-    const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: input });
-    const model = await firstReply(worker, file).catch(async (error: unknown) => {
-      await worker.terminate();
-      throw error;
-    });
+    const worker: Worker = await OnnxWorker.start(path.join(__dirname, 'worker.js'), input, file);
     try {
-      if (!model.tokenizer) {
+      if (!worker.info.tokenizer) {
         throw new Error(
           `${file}: the model was exported without a tokenizer, so it cannot turn text into ` +
             'tokens; export a model that has one',
         );
       }
-      return new OnnxGenerator(file, worker, model, tokenizerFromJSON(model.tokenizer), maxBatch);
+      return new OnnxGenerator(worker, tokenizerFromJSON(worker.info.tokenizer), maxBatch);
     } catch (error) {
-      await worker.terminate();
+      await worker.close('generator');
       throw error;
     }
   }
@@ -136,48 +82,12 @@ export class OnnxGenerator implements TextGenerator {
   }
 
   /** Stops the worker; calls in flight reject, later ones reject at once. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.fail(new Error(`${this.file}: the generator was closed`));
-    await this.worker.terminate();
+  close(): Promise<void> {
+    return this.worker.close('generator');
   }
 
-  private readonly loop: TokenLoop = (prompts, options, stops, cancel, onTokens) => {
-    if (this.closed) return Promise.reject(this.closed);
-    const id = this.nextId++;
-    const request: GenerateRequest = {
-      id,
-      prompts,
-      options,
-      stops,
-      cancel,
-      stream: onTokens !== undefined,
-    };
-    return new Promise<NativeGenerateResult>((resolve, reject) => {
-      if (this.pending.size === 0) this.worker.ref();
-      this.pending.set(id, { resolve, reject, onTokens });
-      this.worker.postMessage(request);
-    });
-  };
-
-  private route(m: WorkerReply): void {
-    if (m.type === 'ready' || m.type === 'failed') return;
-    const p = this.pending.get(m.id);
-    if (!p) return;
-    if (m.type === 'tokens') {
-      p.onTokens?.(m.step, m.rows, m.tokens);
-      return;
-    }
-    this.pending.delete(m.id);
-    if (this.pending.size === 0) this.worker.unref();
-    if (m.type === 'done') p.resolve(m.result);
-    else p.reject(new Error(`${this.file}: ${m.message}`));
-  }
-
-  /** Rejects every call in flight and every later one with `error`. */
-  private fail(error: Error): void {
-    this.closed ??= error;
-    for (const p of this.pending.values()) p.reject(error);
-    this.pending.clear();
-  }
+  private readonly loop: TokenLoop = (prompts, options, stops, cancel, onTokens) =>
+    this.worker.call({ prompts, options, stops, cancel, stream: onTokens !== undefined }, (m) =>
+      onTokens?.(m.step, m.rows, m.tokens),
+    );
 }

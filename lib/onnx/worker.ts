@@ -1,13 +1,14 @@
 // The OnnxGenerator's worker thread: it owns the onnxruntime session, whose run() blocks the
 // thread that calls it, and runs whole generation loops, so the main thread only routes requests
 // and tokens. Requests run one after another, in the order they arrive.
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 
 import type { Ragged } from '../generate/options';
 import type { NativeGenerateOptions, NativeGenerateResult } from '../native';
 import type { OnnxModelInfo } from './format';
 import { OnnxTokenLoop } from './loop';
-import { openOnnxSession, type OnnxSession } from './session';
+import { openOnnxSession } from './session';
+import { serveCalls } from './worker-thread';
 
 export interface WorkerInput {
   file: string;
@@ -16,7 +17,6 @@ export interface WorkerInput {
 }
 
 export interface GenerateRequest {
-  id: number;
   prompts: Ragged;
   options: NativeGenerateOptions;
   stops: Ragged | null;
@@ -26,48 +26,31 @@ export interface GenerateRequest {
   stream: boolean;
 }
 
-export type WorkerReply =
-  | { type: 'ready'; info: OnnxModelInfo }
-  | { type: 'failed'; message: string }
-  | { type: 'tokens'; id: number; step: number; rows: Int32Array; tokens: Int32Array }
-  | { type: 'done'; id: number; result: NativeGenerateResult }
-  | { type: 'error'; id: number; message: string };
-
-async function main(): Promise<void> {
-  const port = parentPort;
-  if (!port) throw new Error('the ONNX generator worker must run in a worker thread');
-  const post = (reply: WorkerReply, transfer: ArrayBuffer[] = []) =>
-    port.postMessage(reply, transfer);
-  let opened: OnnxSession;
-  try {
-    const input = workerData as WorkerInput;
-    opened = await openOnnxSession(input.file, input.threads);
-  } catch (error) {
-    post({ type: 'failed', message: (error as Error).message });
-    return;
-  }
-  const { info } = opened;
-  const loop = new OnnxTokenLoop(opened.session, info.spec, info.kind);
-  let queue = Promise.resolve();
-  port.on('message', (r: GenerateRequest) => {
-    queue = queue.then(async () => {
-      try {
-        const onTokens = r.stream
-          ? (step: number, rows: Int32Array, tokens: Int32Array) =>
-              post({ type: 'tokens', id: r.id, step, rows, tokens })
-          : undefined;
-        const result = await loop.generate(r.prompts, r.options, r.stops, r.cancel, onTokens);
-        post({ type: 'done', id: r.id, result }, [
-          result.tokens.buffer as ArrayBuffer,
-          result.lengths.buffer as ArrayBuffer,
-          result.finish.buffer as ArrayBuffer,
-        ]);
-      } catch (error) {
-        post({ type: 'error', id: r.id, message: (error as Error).message });
-      }
-    });
-  });
-  post({ type: 'ready', info });
+/** The tokens of one step of a streamed call: rows[i] sampled tokens[i]. */
+export interface TokensReply {
+  type: 'tokens';
+  id: number;
+  step: number;
+  rows: Int32Array;
+  tokens: Int32Array;
 }
 
-void main();
+void serveCalls<OnnxModelInfo, GenerateRequest, NativeGenerateResult, TokensReply>(async () => {
+  const input = workerData as WorkerInput;
+  const { session, info } = await openOnnxSession(input.file, input.threads);
+  const loop = new OnnxTokenLoop(session, info.spec, info.kind);
+  return {
+    info,
+    async handle(r, progress) {
+      const onTokens = r.stream
+        ? (step: number, rows: Int32Array, tokens: Int32Array) =>
+            progress({ type: 'tokens', id: r.id, step, rows, tokens })
+        : undefined;
+      const result = await loop.generate(r.prompts, r.options, r.stops, r.cancel, onTokens);
+      const transfer = [result.tokens, result.lengths, result.finish].map(
+        (a) => a.buffer as ArrayBuffer,
+      );
+      return { result, transfer };
+    },
+  };
+});
