@@ -73,10 +73,28 @@ export function loadModel(path: string): Promise<LanguageModel> {
 export { exportOnnx, buildOnnx, type ExportOptions } from './onnx/export';
 export { readOnnxModel, type OnnxKind, type OnnxModelInfo } from './onnx/format';
 export { OnnxGenerator, type OnnxGeneratorOptions } from './onnx/generator';
+export {
+  buildSeq2SeqOnnx,
+  exportSeq2SeqOnnx,
+  type Seq2SeqExportOptions,
+} from './onnx/seq2seq-export';
+export {
+  readOnnxSeq2Seq,
+  seq2seqOnnxPaths,
+  type OnnxSeq2SeqInfo,
+  type Seq2SeqPart,
+} from './onnx/seq2seq-format';
+export { OnnxSeq2Seq, type OnnxSeq2SeqOptions } from './onnx/seq2seq';
 export { Seq2Seq, type Seq2SeqConfig, type Seq2SeqSpec } from './models/seq2seq';
 export { Attention, type AttentionKind, type AttentionOptions } from './nn/attention';
 export type { Seq2SeqFitOptions, TextPair } from './seq2seq/fit';
-export type { TranslateOptions, Translation, Hypothesis } from './seq2seq/translate';
+export type {
+  TranslateOptions,
+  Translation,
+  Hypothesis,
+  Translator,
+  BeamOptions,
+} from './seq2seq/translate';
 export { corpusBleu, bleuTokens, type BleuScore } from './seq2seq/bleu';
 export { attentionHeatmapSvg } from './seq2seq/heatmap';
 export { datePairs, dateAlphabet, type DatePair } from './seq2seq/dates';

@@ -1,4 +1,3 @@
-import type { SamplerSettings } from '../generate/options';
 import { native, type FeedingShape } from '../native';
 import { Attention, type AttentionKind } from '../nn/attention';
 import { Embedding } from '../nn/embedding';
@@ -19,7 +18,13 @@ import {
 } from '../seq2seq/batch';
 import { loadSeq2Seq, saveSeq2Seq } from '../seq2seq/checkpoint';
 import { fitSeq2Seq, type Seq2SeqFitOptions, type TextPair } from '../seq2seq/fit';
-import { translate, type TranslateOptions, type Translation } from '../seq2seq/translate';
+import {
+  beamSearchConfig,
+  translate,
+  type BeamOptions,
+  type TranslateOptions,
+  type Translation,
+} from '../seq2seq/translate';
 import type { ResumeState } from '../io/training';
 import type { FitResult } from '../train/fit';
 
@@ -553,12 +558,7 @@ export class Seq2Seq extends Module {
    * Native beam search (beam 1: greedy, or sampling with temperature > 0) over an already padded
    * source batch; token-level results.
    */
-  beamSearch(
-    batch: SourceBatch,
-    o: { beam: number; nBest: number; maxLength: number; lengthPenalty: number } & Partial<
-      Omit<SamplerSettings, 'maxTokens'>
-    >,
-  ) {
+  beamSearch(batch: SourceBatch, o: BeamOptions) {
     const { states, initial } = this.encode(batch, false);
     const d = this.nativeDecoder();
     // Copies: the encoder's buffers are reused by the next encode, which may run while the
@@ -574,22 +574,7 @@ export class Seq2Seq extends Module {
       batch.sourceLengths.slice(),
       initial.h.slice(),
       initial.c?.slice() ?? null,
-      {
-        S: batch.sourceSteps,
-        B: batch.batch,
-        beam: o.beam,
-        nBest: o.nBest,
-        maxLength: checkInt('maxLength', o.maxLength, 1, 65536),
-        lengthPenalty: checkNumber('lengthPenalty', o.lengthPenalty, 0, 100),
-        bos: this.spec.bos,
-        eos: this.spec.eos,
-        temperature: o.temperature ?? 0,
-        topK: o.topK ?? 0,
-        topP: o.topP ?? 1,
-        repetitionPenalty: o.repetitionPenalty ?? 1,
-        noRepeatNgramSize: o.noRepeatNgramSize ?? 0,
-        seed: o.seed ?? 0,
-      },
+      beamSearchConfig(this.spec, batch, o),
     );
   }
 

@@ -1,11 +1,12 @@
-// Text-level decoding: tokenizes sources, decodes them in length-sorted batches with native beam
-// search (beam 1: greedy) and turns the tokens back into text, with each output token's attention
-// over the source tokens.
-import { samplerSettings, type SamplingOptions } from '../generate/options';
-import type { Seq2Seq } from '../models/seq2seq';
+// Text-level decoding: tokenizes sources, decodes them in length-sorted batches with beam search
+// (beam 1: greedy; native kernels or onnxruntime) and turns the tokens back into text, with each
+// output token's attention over the source tokens.
+import { samplerSettings, type SamplerSettings, type SamplingOptions } from '../generate/options';
+import type { Seq2SeqSpec } from '../models/seq2seq';
+import type { BeamSearchConfig, BeamSearchResult } from '../native';
 import { checkInt, checkNumber } from '../nn/parameter';
-import type { UnknownPolicy } from '../text';
-import { sourceBatch } from './batch';
+import type { Tokenizer, UnknownPolicy } from '../text';
+import { sourceBatch, type SourceBatch } from './batch';
 
 /**
  * With beam 1, `temperature` > 0 samples each output token instead of taking the most likely one,
@@ -50,9 +51,54 @@ export interface Translation {
   hypotheses: Hypothesis[];
 }
 
+/** A beam search's settings for one batch (beam 1: greedy, or sampling with temperature > 0). */
+export type BeamOptions = {
+  beam: number;
+  nBest: number;
+  maxLength: number;
+  lengthPenalty: number;
+} & Partial<Omit<SamplerSettings, 'maxTokens'>>;
+
+/**
+ * A sequence-to-sequence model, native (Seq2Seq) or ONNX (OnnxSeq2Seq). `translate` (the function
+ * below, which the method calls) needs of it its spec, its vocabularies and a beam search over a
+ * padded source batch with the token-level results of native.seq2seqBeamSearch.
+ */
+export interface Translator {
+  readonly spec: Seq2SeqSpec;
+  readonly sourceTokenizer: Tokenizer | null;
+  readonly targetTokenizer: Tokenizer | null;
+  beamSearch(batch: SourceBatch, options: BeamOptions): Promise<BeamSearchResult>;
+  translate(sources: readonly string[], options?: TranslateOptions): Promise<Translation[]>;
+}
+
+/** The native beam search's config for a batch of a model of this spec. */
+export function beamSearchConfig(
+  spec: Seq2SeqSpec,
+  batch: SourceBatch,
+  o: BeamOptions,
+): BeamSearchConfig {
+  return {
+    S: batch.sourceSteps,
+    B: batch.batch,
+    beam: o.beam,
+    nBest: o.nBest,
+    maxLength: checkInt('maxLength', o.maxLength, 1, 65536),
+    lengthPenalty: checkNumber('lengthPenalty', o.lengthPenalty, 0, 100),
+    bos: spec.bos,
+    eos: spec.eos,
+    temperature: o.temperature ?? 0,
+    topK: o.topK ?? 0,
+    topP: o.topP ?? 1,
+    repetitionPenalty: o.repetitionPenalty ?? 1,
+    noRepeatNgramSize: o.noRepeatNgramSize ?? 0,
+    seed: o.seed ?? 0,
+  };
+}
+
 /** Translates every source; see TranslateOptions. */
 export async function translate(
-  model: Seq2Seq,
+  model: Translator,
   sources: readonly string[],
   options: TranslateOptions = {},
 ): Promise<Translation[]> {
@@ -88,7 +134,12 @@ export async function translate(
       : checkInt('maxLength', options.maxLength, 1, 65536);
   const ids = sources.map((s, i) => {
     if (typeof s !== 'string') throw new TypeError(`translate: sources[${i}] is not a string`);
-    const t = src.encode(s, { unknown: options.unknown ?? 'error' });
+    let t: Int32Array;
+    try {
+      t = src.encode(s, { unknown: options.unknown ?? 'error' });
+    } catch (error) {
+      throw new RangeError(`translate: sources[${i}]: ${(error as Error).message}`);
+    }
     if (t.length === 0) throw new RangeError(`translate: sources[${i}] is empty`);
     if (t.length > maxSource) {
       throw new RangeError(
