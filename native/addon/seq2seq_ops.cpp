@@ -363,11 +363,13 @@ class BeamSearchObject : public Napi::ObjectWrap<BeamSearchObject> {
 
   explicit BeamSearchObject(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<BeamSearchObject>(info) {
-    Parser p(info, "BeamSearch");
-    Napi::Object c = p.object(0, "config");
-    V_ = p.size(c, "config", "V");
-    args_ = parse_beam_config(p, c, V_);
-    search_ = std::make_unique<rnnkit::BeamSearch>(args_.cfg, args_.B, args_.S, V_);
+    guarded(info.Env(), "BeamSearch", [&] {
+      Parser p(info, "BeamSearch");
+      Napi::Object c = p.object(0, "config");
+      V_ = p.size(c, "config", "V");
+      args_ = parse_beam_config(p, c, V_);
+      search_ = std::make_unique<rnnkit::BeamSearch>(args_.cfg, args_.B, args_.S, V_);
+    });
   }
 
  private:
@@ -396,12 +398,13 @@ class BeamSearchObject : public Napi::ObjectWrap<BeamSearchObject> {
     const float* align =
         p.f32(1, "align", size_t(R) * args_.S, shape_str("B*beam*S", {R, args_.S}));
     if (search_->done()) p.range_error("the search is done; read its results()");
-    search_->step(logits, align);
+    guarded(info.Env(), "BeamSearch.step", [&] { search_->step(logits, align); });
     return info.Env().Undefined();
   }
 
   Napi::Value results(const Napi::CallbackInfo& info) {
-    return beam_results(info.Env(), *search_, args_);
+    return guarded(info.Env(), "BeamSearch.results",
+                   [&] { return beam_results(info.Env(), *search_, args_); });
   }
 
   int V_;
