@@ -1,8 +1,10 @@
-// The body of POST /v1/generate: JSON shape and type checks that name the offending field, the
-// server's own limits, and the mapping to the library's GenerateOptions. Value ranges (top_p in
-// (0, 1], seed >= 0, ...) are the library's checks; errors it raises name its option (topP),
-// which `fieldMessage` turns back into the request's field (top_p).
+// The bodies of POST /v1/generate and POST /v1/translate: JSON shape and type checks that name the
+// offending field, the server's own limits, and the mapping to the library's GenerateOptions and
+// TranslateOptions. Value ranges (top_p in (0, 1], seed >= 0, ...) are the library's checks;
+// errors it raises name its option (topP), which `fieldMessage` turns back into the request's
+// field (top_p).
 import type { SamplingOptions } from '../generate/options';
+import type { TranslateOptions } from '../seq2seq/translate';
 
 export interface RequestLimits {
   /** Largest request body in bytes (default 1 MiB). */
@@ -15,6 +17,8 @@ export interface RequestLimits {
   maxTokens: number;
   /** Most stop strings (default 16). */
   maxStops: number;
+  /** Largest beam of a translate request (default 16). */
+  maxBeam: number;
 }
 
 export const DEFAULT_LIMITS: RequestLimits = {
@@ -23,6 +27,7 @@ export const DEFAULT_LIMITS: RequestLimits = {
   maxPrompts: 64,
   maxTokens: 2048,
   maxStops: 16,
+  maxBeam: 16,
 };
 
 /** Deepest valid body: an object holding arrays of strings. */
@@ -110,8 +115,8 @@ function checkStop(stop: unknown, limits: RequestLimits): string | string[] | un
   return stop as string[];
 }
 
-/** Parses and checks a POST /v1/generate body; throws HttpError 400 naming the field. */
-export function parseGenerate(text: string, limits: RequestLimits): GenerateRequest {
+/** A JSON object body with no field outside `fields`; throws HttpError 400 otherwise. */
+function parseBody(text: string, fields: Set<string>): Record<string, unknown> {
   checkDepth(text);
   let body: unknown;
   try {
@@ -123,10 +128,31 @@ export function parseGenerate(text: string, limits: RequestLimits): GenerateRequ
     throw bad(`body must be a JSON object, got ${typeName(body)}`);
   }
   const b = body as Record<string, unknown>;
-  const unknown = Object.keys(b).filter((k) => !FIELDS.has(k));
+  const unknown = Object.keys(b).filter((k) => !fields.has(k));
   if (unknown.length > 0) {
-    throw bad(`unknown field '${unknown[0]}'; the fields are ${[...FIELDS].join(', ')}`);
+    throw bad(`unknown field '${unknown[0]}'; the fields are ${[...fields].join(', ')}`);
   }
+  return b;
+}
+
+/** The numeric fields of `b` that are present, under their library option names. */
+function numbers<F extends string, O extends string>(
+  b: Record<string, unknown>,
+  names: Record<F, O>,
+): Partial<Record<O, number>> {
+  const out: Partial<Record<O, number>> = {};
+  for (const [field, option] of Object.entries(names) as [F, O][]) {
+    const v = b[field];
+    if (v === undefined) continue;
+    if (typeof v !== 'number') throw bad(`${field} must be a number, got ${typeName(v)}`);
+    out[option] = v;
+  }
+  return out;
+}
+
+/** Parses and checks a POST /v1/generate body; throws HttpError 400 naming the field. */
+export function parseGenerate(text: string, limits: RequestLimits): GenerateRequest {
+  const b = parseBody(text, FIELDS);
   if ((b.prompt === undefined) === (b.prompts === undefined)) {
     throw bad('give exactly one of prompt (a string) and prompts (an array of strings)');
   }
@@ -147,13 +173,7 @@ export function parseGenerate(text: string, limits: RequestLimits): GenerateRequ
   const stream = b.stream === true;
   if (stream && prompts.length !== 1)
     throw bad('stream takes one prompt; send prompt, not prompts');
-  const sampling: SamplingOptions = { stop: checkStop(b.stop, limits) };
-  for (const [field, option] of Object.entries(NUMERIC)) {
-    const v = b[field];
-    if (v === undefined) continue;
-    if (typeof v !== 'number') throw bad(`${field} must be a number, got ${typeName(v)}`);
-    sampling[option] = v;
-  }
+  const sampling: SamplingOptions = { stop: checkStop(b.stop, limits), ...numbers(b, NUMERIC) };
   const maxTokens = sampling.maxTokens ?? Math.min(200, limits.maxTokens);
   if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > limits.maxTokens) {
     throw bad(`max_tokens must be an integer in [1, ${limits.maxTokens}], got ${maxTokens}`);
@@ -161,10 +181,64 @@ export function parseGenerate(text: string, limits: RequestLimits): GenerateRequ
   return { prompts, single: b.prompt !== undefined, stream, sampling: { ...sampling, maxTokens } };
 }
 
-/** Renames a library option at the start of a validation message to the request's field. */
-export function fieldMessage(message: string, single: boolean): string {
-  for (const [field, option] of Object.entries(NUMERIC)) {
+/** Renames a library option at the start of a validation message to its request field. */
+function renameOption(message: string, names: Record<string, string>): string | null {
+  for (const [field, option] of Object.entries(names)) {
     if (message.startsWith(`${option} `)) return field + message.slice(option.length);
   }
-  return single ? message.replace(/^prompts\[0\]/, 'prompt') : message;
+  return null;
+}
+
+/** A generate validation message with the request's field names. */
+export function fieldMessage(message: string, single: boolean): string {
+  return (
+    renameOption(message, NUMERIC) ??
+    (single ? message.replace(/^prompts\[0\]/, 'prompt') : message)
+  );
+}
+
+export interface TranslateRequest {
+  sources: string[];
+  options: TranslateOptions;
+}
+
+/** Request field -> TranslateOptions option. */
+const TRANSLATE_NUMERIC = {
+  beam: 'beam',
+  n_best: 'nBest',
+  max_length: 'maxLength',
+  length_penalty: 'lengthPenalty',
+} as const;
+
+const TRANSLATE_FIELDS = new Set(['sources', ...Object.keys(TRANSLATE_NUMERIC)]);
+
+/**
+ * Parses and checks a POST /v1/translate body; throws HttpError 400 naming the field. `sources`
+ * takes the prompt limits (maxPrompts strings of at most maxPromptChars), `max_length` is at most
+ * maxTokens and `beam` at most maxBeam.
+ */
+export function parseTranslate(text: string, limits: RequestLimits): TranslateRequest {
+  const b = parseBody(text, TRANSLATE_FIELDS);
+  if (!Array.isArray(b.sources)) {
+    throw bad(`sources must be an array of strings, got ${typeName(b.sources)}`);
+  }
+  if (b.sources.length === 0 || b.sources.length > limits.maxPrompts) {
+    throw bad(`sources must hold 1 to ${limits.maxPrompts} strings, got ${b.sources.length}`);
+  }
+  const sources = b.sources.map((p, i) => checkPrompt(`sources[${i}]`, p, limits));
+  const options: TranslateOptions = numbers(b, TRANSLATE_NUMERIC);
+  const within = (field: string, v: number | undefined, max: number) => {
+    if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > max)) {
+      throw bad(`${field} must be an integer in [1, ${max}], got ${v}`);
+    }
+  };
+  within('beam', options.beam, limits.maxBeam);
+  within('max_length', options.maxLength, limits.maxTokens);
+  return { sources, options };
+}
+
+/** A translate validation message with the request's field names. */
+export function translateFieldMessage(message: string): string {
+  const m = message.replace(/^translate: /, '');
+  return renameOption(m, TRANSLATE_NUMERIC) ?? m;
 }

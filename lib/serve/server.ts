@@ -1,7 +1,8 @@
-// The HTTP server over a TextGenerator, on Node's own http module: POST /v1/generate (JSON or
-// Server-Sent Events), GET /health, GET /v1/model and GET /metrics (Prometheus). The main thread
-// only parses, routes and writes; generation runs in the generator's worker, so /health answers
-// while a batch is stepping.
+// The HTTP server over a TextGenerator or a Translator (a Seq2Seq or OnnxSeq2Seq), on Node's own
+// http module: POST /v1/generate (JSON or Server-Sent Events) or POST /v1/translate, GET /health,
+// GET /v1/model and GET /metrics (Prometheus). The main thread only parses, routes and writes;
+// generation runs in the generator's worker (translation in the libuv pool or the ONNX worker), so
+// /health answers while a batch is stepping.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -9,6 +10,8 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { SamplingOptions } from '../generate/options';
 import type { TextGenerator } from '../generate/text-generator';
 import { checkInt } from '../nn/parameter';
+import { OnnxSeq2Seq } from '../onnx/seq2seq';
+import type { Translator } from '../seq2seq/translate';
 import { BatchingGenerator, QueueFullError, QueueTimeoutError } from './batching';
 import { Counter, Gauge, Histogram, Registry } from './metrics';
 import {
@@ -16,6 +19,8 @@ import {
   HttpError,
   fieldMessage,
   parseGenerate,
+  parseTranslate,
+  translateFieldMessage,
   type GenerateRequest,
   type RequestLimits,
 } from './request';
@@ -25,7 +30,10 @@ export interface ServerOptions extends Partial<RequestLimits> {
   port?: number;
   /** Interface to listen on (default 127.0.0.1). */
   host?: string;
-  /** Longest a generate request may take, queueing included, in ms (default 120000); then 504. */
+  /**
+   * Longest a generate or translate request may take, queueing included, in ms (default 120000);
+   * then 504.
+   */
   requestTimeout?: number;
   /** Longest a client may take to send its headers and body, in ms (default 10000); then 408. */
   bodyTimeout?: number;
@@ -44,7 +52,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-const ROUTES = new Set(['/health', '/v1/model', '/metrics', '/v1/generate']);
+const ROUTES = new Set(['/health', '/v1/model', '/metrics', '/v1/generate', '/v1/translate']);
 
 /** Seconds. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -62,16 +70,25 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
   res.end(text);
 }
 
+/** What a route does, for its error messages: its work and its library option -> field names. */
+interface Route {
+  what: 'generation' | 'translation';
+  rename(message: string): string;
+}
+
+const GENERATE: Route = { what: 'generation', rename: (m) => fieldMessage(m, false) };
+const TRANSLATE: Route = { what: 'translation', rename: translateFieldMessage };
+
 /** The status and message a failed request gets; validation errors name the request's field. */
-function errorStatus(error: unknown, request: GenerateRequest | null): [number, string] {
+function errorStatus(error: unknown, route: Route): [number, string] {
   if (error instanceof HttpError) return [error.status, error.message];
   if (error instanceof QueueFullError) return [429, error.message];
   if (error instanceof QueueTimeoutError) return [503, error.message];
   // The generators check their options before any work and throw these for bad values only.
   if (error instanceof RangeError || error instanceof TypeError) {
-    return [400, fieldMessage(error.message, request?.single ?? false)];
+    return [400, route.rename(error.message)];
   }
-  return [500, `generation failed: ${(error as Error).message}`];
+  return [500, `${route.what} failed: ${(error as Error).message}`];
 }
 
 /** Reads the body up to `maxBytes`, failing with 413, or 408 when it has not come in time. */
@@ -121,25 +138,33 @@ class Service {
   private draining = false;
   private onIdle: (() => void) | null = null;
 
+  private readonly generator: TextGenerator | null;
+  private readonly translator: Translator | null;
+
   constructor(
-    private readonly generator: TextGenerator,
+    model: TextGenerator | Translator,
     private readonly limits: RequestLimits,
     private readonly requestTimeout: number,
     private readonly bodyTimeout: number,
   ) {
+    const translator = 'translate' in model ? model : null;
+    const generator = 'translate' in model ? null : model;
+    this.translator = translator;
+    this.generator = generator;
     const r = this.registry;
     this.requests = r.add(
       new Counter('rnnkit_http_requests_total', 'HTTP requests answered, by path and status.'),
     );
+    const work = translator ? 'translate' : 'generate';
     this.latency = r.add(
       new Histogram(
-        'rnnkit_generate_duration_seconds',
-        'Time from a POST /v1/generate arriving to its last byte, queueing included.',
+        `rnnkit_${work}_duration_seconds`,
+        `Time from a POST /v1/${work} arriving to its last byte, queueing included.`,
         LATENCY_BUCKETS,
       ),
     );
     r.add(
-      new Gauge('rnnkit_requests_in_flight', 'Generate requests being answered.', () => [
+      new Gauge('rnnkit_requests_in_flight', `POST /v1/${work} requests being answered.`, () => [
         [{}, this.inFlight],
       ]),
     );
@@ -218,22 +243,51 @@ class Service {
           return void res.end(text);
         }
         case '/v1/generate':
+        case '/v1/translate': {
           allow('POST');
           if (this.draining) throw new HttpError(503, 'the server is shutting down');
-          return void this.generate(req, res);
+          if (path === '/v1/generate' && this.generator) {
+            return void this.generate(req, res, this.generator);
+          }
+          if (path === '/v1/translate' && this.translator) {
+            return void this.translate(req, res, this.translator);
+          }
+          throw new HttpError(
+            404,
+            this.translator
+              ? `${path}: this server runs a sequence-to-sequence model; use POST /v1/translate`
+              : `${path}: this server runs a language model; use POST /v1/generate`,
+          );
+        }
         default:
           throw new HttpError(404, `no such path: ${path}`);
       }
     } catch (error) {
-      const [status, message] = errorStatus(error, null);
+      const [status, message] = errorStatus(error, GENERATE);
       sendJson(res, status, { error: message });
     }
   }
 
   private model(): Record<string, unknown> {
-    const g = this.generator;
+    const limits = {
+      max_body_bytes: this.limits.maxBodyBytes,
+      max_prompt_chars: this.limits.maxPromptChars,
+      max_prompts: this.limits.maxPrompts,
+      max_tokens: this.limits.maxTokens,
+    };
+    const t = this.translator;
+    if (t) {
+      return {
+        backend: t instanceof OnnxSeq2Seq ? 'onnx' : 'native',
+        kind: 'seq2seq',
+        source_vocab_size: t.spec.sourceVocab,
+        target_vocab_size: t.spec.targetVocab,
+        config: t.spec,
+        limits: { ...limits, max_beam: this.limits.maxBeam },
+      };
+    }
+    const g = this.generator as TextGenerator;
     const info = g.info;
-    const limits = this.limits;
     return {
       backend: info.backend,
       ...(g instanceof BatchingGenerator
@@ -241,17 +295,21 @@ class Service {
         : {}),
       vocab_size: info.vocabSize,
       config: info.spec,
-      limits: {
-        max_body_bytes: limits.maxBodyBytes,
-        max_prompt_chars: limits.maxPromptChars,
-        max_prompts: limits.maxPrompts,
-        max_tokens: limits.maxTokens,
-        max_stops: limits.maxStops,
-      },
+      limits: { ...limits, max_stops: this.limits.maxStops },
     };
   }
 
-  private async generate(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  /**
+   * Answers a POST whose body `work` turns into the answer: reads the body, times the request out
+   * (504), counts it in flight until the last byte is out (or the client is gone), so shutdown
+   * never cuts an answer, and aborts `signal` when the client goes away.
+   */
+  private async answer(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    route: Route,
+    work: (body: string, signal: AbortSignal, started: number) => Promise<void>,
+  ): Promise<void> {
     const started = performance.now();
     this.inFlight++;
     const controller = new AbortController();
@@ -260,15 +318,12 @@ class Service {
       timedOut = true;
       controller.abort();
     }, this.requestTimeout);
-    // Counted until the last byte is out (or the client is gone), so shutdown never cuts an answer;
-    // a client that goes away cancels its generation.
     res.on('close', () => {
       clearTimeout(timer);
       controller.abort();
       this.latency.observe((performance.now() - started) / 1000);
       if (--this.inFlight === 0) this.onIdle?.();
     });
-    let request: GenerateRequest | null = null;
     try {
       let text: string;
       try {
@@ -279,23 +334,58 @@ class Service {
         res.on('finish', () => req.socket.destroy());
         throw error;
       }
-      request = parseGenerate(text, this.limits);
-      const options = { ...request.sampling, signal: controller.signal };
-      if (request.stream) {
-        await this.streamEvents(res, request.prompts[0], options, started);
-      } else {
-        const completions = await this.generator.generate({ prompts: request.prompts, ...options });
-        sendJson(res, 200, { completions, elapsed_ms: performance.now() - started });
-      }
+      await work(text, controller.signal, started);
     } catch (error) {
       if (res.headersSent || res.destroyed) return;
       if (timedOut) {
-        sendJson(res, 504, { error: `generation took longer than ${this.requestTimeout} ms` });
+        sendJson(res, 504, { error: `${route.what} took longer than ${this.requestTimeout} ms` });
       } else {
-        const [status, message] = errorStatus(error, request);
+        const [status, message] = errorStatus(error, route);
         sendJson(res, status, { error: message });
       }
     }
+  }
+
+  private generate(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    generator: TextGenerator,
+  ): Promise<void> {
+    let request: GenerateRequest | null = null;
+    const route: Route = {
+      what: 'generation',
+      rename: (m) => fieldMessage(m, request?.single ?? false),
+    };
+    return this.answer(req, res, route, async (text, signal, started) => {
+      request = parseGenerate(text, this.limits);
+      const options = { ...request.sampling, signal };
+      if (request.stream) {
+        await this.streamEvents(res, generator, request.prompts[0], options, started);
+      } else {
+        const completions = await generator.generate({ prompts: request.prompts, ...options });
+        sendJson(res, 200, { completions, elapsed_ms: performance.now() - started });
+      }
+    });
+  }
+
+  /**
+   * Translation runs to the end once started (translate takes no AbortSignal): a timed-out or
+   * abandoned request stops waiting for it, not the work.
+   */
+  private translate(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    translator: Translator,
+  ): Promise<void> {
+    return this.answer(req, res, TRANSLATE, async (text, _signal, started) => {
+      const { sources, options } = parseTranslate(text, this.limits);
+      const results = await translator.translate(sources, options);
+      const translations = results.map((t) => ({
+        text: t.text,
+        hypotheses: t.hypotheses.map((h) => ({ text: h.text, score: h.score })),
+      }));
+      sendJson(res, 200, { translations, elapsed_ms: performance.now() - started });
+    });
   }
 
   /**
@@ -305,11 +395,12 @@ class Service {
    */
   private async streamEvents(
     res: http.ServerResponse,
+    generator: TextGenerator,
     prompt: string,
     options: SamplingOptions,
     started: number,
   ): Promise<void> {
-    const pieces = this.generator.stream({ prompt, ...options });
+    const pieces = generator.stream({ prompt, ...options });
     let completion = '';
     let next = await pieces.next();
     res.writeHead(200, {
@@ -328,7 +419,7 @@ class Service {
       const message =
         options.signal?.aborted && !res.destroyed
           ? `generation took longer than ${this.requestTimeout} ms`
-          : errorStatus(error, null)[1];
+          : errorStatus(error, GENERATE)[1];
       res.end(`event: error\ndata: ${JSON.stringify({ error: message })}\n\n`);
     }
   }
@@ -354,11 +445,13 @@ class Service {
 }
 
 /**
- * Serves `generator` over HTTP. Pass a BatchingGenerator to merge concurrent requests into one
- * batch and get its queue limits (429) and batch metrics; any TextGenerator works.
+ * Serves `model` over HTTP: a TextGenerator on POST /v1/generate, or a Translator (Seq2Seq,
+ * OnnxSeq2Seq) on POST /v1/translate. Pass a BatchingGenerator to merge concurrent generate
+ * requests into one batch and get its queue limits (429) and batch metrics; any TextGenerator
+ * works.
  */
 export async function startServer(
-  generator: TextGenerator,
+  model: TextGenerator | Translator,
   options: ServerOptions = {},
 ): Promise<RunningServer> {
   const limits: RequestLimits = {
@@ -371,13 +464,14 @@ export async function startServer(
     maxPrompts: checkInt('maxPrompts', options.maxPrompts ?? DEFAULT_LIMITS.maxPrompts, 1),
     maxTokens: checkInt('maxTokens', options.maxTokens ?? DEFAULT_LIMITS.maxTokens, 1, 1_000_000),
     maxStops: checkInt('maxStops', options.maxStops ?? DEFAULT_LIMITS.maxStops, 0),
+    maxBeam: checkInt('maxBeam', options.maxBeam ?? DEFAULT_LIMITS.maxBeam, 1),
   };
   const port = checkInt('port', options.port ?? 8080, 0, 65535);
   const host = options.host ?? '127.0.0.1';
   const requestTimeout = checkInt('requestTimeout', options.requestTimeout ?? 120_000, 1);
   const bodyTimeout = checkInt('bodyTimeout', options.bodyTimeout ?? 10_000, 1);
   const shutdownTimeout = checkInt('shutdownTimeout', options.shutdownTimeout ?? 30_000, 0);
-  const service = new Service(generator, limits, requestTimeout, bodyTimeout);
+  const service = new Service(model, limits, requestTimeout, bodyTimeout);
   const server = http.createServer(
     {
       // Node's own limits on slow clients, checked every second rather than every 30 s.
