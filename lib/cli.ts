@@ -11,6 +11,10 @@ import { writeFileAtomic } from './io/atomic';
 import { LanguageModel } from './models/language-model';
 import { native } from './native';
 import { exportOnnx } from './onnx/export';
+import { OnnxSeq2Seq } from './onnx/seq2seq';
+import { exportSeq2SeqOnnx } from './onnx/seq2seq-export';
+import { seq2seqOnnxPaths } from './onnx/seq2seq-format';
+import { readSafetensors } from './io/safetensors';
 import { CharTokenizer, WordTokenizer, validateCorpus, type Tokenizer } from './text';
 import type { CellType } from './nn/recurrent';
 import { Seq2Seq } from './models/seq2seq';
@@ -22,7 +26,8 @@ import { attentionHeatmapSvg } from './seq2seq/heatmap';
 import { parsePairs } from './seq2seq/pairs';
 import { BatchingGenerator } from './serve/batching';
 import { startServer } from './serve/server';
-import type { TranslateOptions } from './seq2seq/translate';
+import type { TranslateOptions, Translator } from './seq2seq/translate';
+import type { TextGenerator } from './generate/text-generator';
 import type { LrSchedule } from './train/loop';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -114,6 +119,40 @@ async function seq2seqArgs(v: Record<string, unknown>) {
     unknown,
   };
   return { model, inputs, options };
+}
+
+/** Whether `file` (an .onnx name or a checkpoint) holds a sequence-to-sequence model. */
+async function isSeq2Seq(file: string): Promise<boolean> {
+  if (/\.(encoder|decoder)\.onnx$/.test(file)) return true;
+  if (file.endsWith('.onnx')) {
+    return !fs.existsSync(file) && fs.existsSync(seq2seqOnnxPaths(file).encoder);
+  }
+  return (await readSafetensors(file)).metadata.kind === 'seq2seq';
+}
+
+/**
+ * What `serve` serves: a language model behind a BatchingGenerator, or a sequence-to-sequence
+ * model itself (OnnxSeq2Seq, or Seq2Seq on the native kernels).
+ */
+async function servedModel(
+  file: string,
+  v: Record<string, unknown>,
+): Promise<{ model: TextGenerator | Translator; engine: string; close(): Promise<void> }> {
+  const threads = num(v.threads, 'threads', 'int') ?? Math.max(1, os.availableParallelism() - 1);
+  if (!(await isSeq2Seq(file))) {
+    const generator = await BatchingGenerator.load(file, {
+      maxBatch: num(v['max-batch'], 'max-batch', 'int'),
+      maxQueue: num(v['max-queue'], 'max-queue', 'int'),
+      threads,
+    });
+    return { model: generator, engine: generator.engine, close: () => generator.close() };
+  }
+  if (file.endsWith('.onnx')) {
+    const model = await OnnxSeq2Seq.load(file, { threads });
+    return { model, engine: 'onnx', close: () => model.close() };
+  }
+  native.setThreads(threads);
+  return { model: await Seq2Seq.load(file), engine: 'native', close: async () => {} };
 }
 
 const commands: Record<string, Command> = {
@@ -684,15 +723,18 @@ const commands: Record<string, Command> = {
     summary: 'export a trained model to ONNX, for onnxruntime in Node, Python or elsewhere',
     usage: `rnnkit export --model FILE --out FILE.onnx [--kind step|sequence] [--opset N]
 
-  --model FILE           language model saved by train (.safetensors)
-  --out FILE             the .onnx file to write; replaced atomically
-  --kind step|sequence   sequence (default): tokens [time, batch], primes a prompt in one call
-                         and runs single steps with time = 1; step: tokens [1, batch], for
-                         runtimes that want a fixed shape
+  --model FILE           a model saved by train or seq2seq train (.safetensors)
+  --out FILE             the .onnx file to write; replaced atomically. A sequence-to-sequence
+                         model is written as two files beside it, FILE.encoder.onnx and
+                         FILE.decoder.onnx (the encoder and the decoder step)
+  --kind step|sequence   language models: sequence (default): tokens [time, batch], primes a
+                         prompt in one call and runs single steps with time = 1; step: tokens
+                         [1, batch], for runtimes that want a fixed shape
   --opset N              ONNX opset, 14 to 17 (default 17)
 
 The vocabulary and the model config travel in the file's metadata, so the .onnx file alone is
-enough to generate (OnnxGenerator). See docs/onnx.md for its inputs and outputs.`,
+enough to generate (OnnxGenerator), and the two files of a sequence-to-sequence model to
+translate (OnnxSeq2Seq). See docs/onnx.md for their inputs and outputs.`,
     options: {
       model: { type: 'string' },
       out: { type: 'string' },
@@ -710,9 +752,26 @@ enough to generate (OnnxGenerator). See docs/onnx.md for its inputs and outputs.
       const opset = num(v.opset, 'opset', 'int') ?? 17;
       if (opset < 14 || opset > 17) throw new UsageError(`--opset must be 14 to 17, got ${opset}`);
       checkOutputPath(out);
+      const mib = (files: string[]) =>
+        (files.reduce((n, f) => n + fs.statSync(f).size, 0) / 2 ** 20).toFixed(1);
+      if ((await readSafetensors(modelFile)).metadata.kind === 'seq2seq') {
+        if (v.kind !== undefined) {
+          throw new UsageError(
+            '--kind is for language models; a sequence-to-sequence model is exported as its ' +
+              'encoder and its decoder step',
+          );
+        }
+        const model = await Seq2Seq.load(modelFile);
+        const files = await exportSeq2SeqOnnx(model, out, { opset });
+        process.stdout.write(
+          `exported ${model.describe()} to ${files.encoder} and ${files.decoder} ` +
+            `(opset ${opset}, ${mib([files.encoder, files.decoder])} MiB)\n`,
+        );
+        return;
+      }
       const model = await LanguageModel.load(modelFile);
       await exportOnnx(model, out, { kind, opset });
-      const size = (fs.statSync(out).size / 2 ** 20).toFixed(1);
+      const size = mib([out]);
       process.stdout.write(
         `exported ${model.describe()} to ${out} (${kind} model, opset ${opset}, ${size} MiB)\n`,
       );
@@ -724,15 +783,19 @@ enough to generate (OnnxGenerator). See docs/onnx.md for its inputs and outputs.
     usage: `rnnkit serve --model FILE [options]
 
   --model FILE           an exported .onnx file (run by onnxruntime) or a model saved by train
-                         (.safetensors, run by the native kernels)
+                         or seq2seq train (.safetensors, run by the native kernels); for a
+                         sequence-to-sequence export, the name given to export (X.onnx for
+                         X.encoder.onnx and X.decoder.onnx)
   --port N               port to listen on (default 8080; 0 picks a free one)
   --host ADDR            interface to listen on (default 127.0.0.1)
-  --max-batch N          prompts generated together, step by step (default 64)
-  --max-queue N          prompts waiting for a batch slot; beyond it requests get 429 (default 1024)
+  --max-batch N          language models: prompts generated together, step by step (default 64)
+  --max-queue N          language models: prompts waiting for a batch slot; beyond it requests
+                         get 429 (default 1024)
   --threads N            compute threads (default: all cores but one, which the event loop and
                          HTTP keep to themselves)
 
-POST /v1/generate (JSON, or Server-Sent Events with "stream": true), GET /health, GET /v1/model,
+POST /v1/generate (JSON, or Server-Sent Events with "stream": true) for a language model,
+POST /v1/translate for a sequence-to-sequence model, GET /health, GET /v1/model,
 GET /metrics (Prometheus). SIGTERM or SIGINT drains: requests in flight finish, new ones get 503.
 See docs/serving.md.`,
     options: {
@@ -746,26 +809,22 @@ See docs/serving.md.`,
     async run(v) {
       const file = str(v.model);
       if (!file) throw new UsageError('serve needs --model FILE (.onnx or .safetensors)');
-      const generator = await BatchingGenerator.load(file, {
-        maxBatch: num(v['max-batch'], 'max-batch', 'int'),
-        maxQueue: num(v['max-queue'], 'max-queue', 'int'),
-        threads: num(v.threads, 'threads', 'int') ?? Math.max(1, os.availableParallelism() - 1),
-      });
-      const server = await startServer(generator, {
+      const served = await servedModel(file, v);
+      const server = await startServer(served.model, {
         port: num(v.port, 'port', 'int'),
         host: str(v.host),
       }).catch(async (error: unknown) => {
-        await generator.close();
+        await served.close();
         throw error;
       });
-      process.stdout.write(`rnnkit serve: ${file} (${generator.engine}) on ${server.url}\n`);
+      process.stdout.write(`rnnkit serve: ${file} (${served.engine}) on ${server.url}\n`);
       await new Promise<void>((resolve) => {
         process.once('SIGTERM', resolve);
         process.once('SIGINT', resolve);
       });
       process.stdout.write('rnnkit serve: draining\n');
       await server.close();
-      await generator.close();
+      await served.close();
     },
   },
 
