@@ -46,8 +46,8 @@ if (!args.includes('--phases')) {
   }
   finish();
 } else {
-  if (w.kind === 'generate') {
-    console.error('--phases covers train and forward (generate is one native call)');
+  if (w.family !== 'lm' || w.kind === 'generate') {
+    console.error("--phases covers the language model's train and forward workloads");
     process.exit(2);
   }
   phases();

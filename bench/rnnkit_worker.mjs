@@ -11,6 +11,7 @@ import {
   prepareOnnxGenerator,
   prepareWorkload,
 } from './rnnkit_workload.mjs';
+import { stepsPerIteration } from './workloads.mjs';
 
 await runWorker(async (task) => {
   const { rnnkit, native } = loadRnnkit(task.threads);
@@ -32,8 +33,8 @@ await runWorker(async (task) => {
     ? await prepareOnnxGenerator(rnnkit, w, task.onnx, task.threads)
     : prepareWorkload(rnnkit, native, w);
   const r = await timeIterations(iteration, timing);
-  const per = w.kind === 'generate' ? w.steps : 1;
-  return { info, baselineRssMB, ...r, msPerStep: r.msPerIteration / per, ...(await finish()) };
+  const msPerStep = r.msPerIteration / stepsPerIteration(w);
+  return { info, baselineRssMB, ...r, msPerStep, ...(await finish()) };
 });
 
 /**

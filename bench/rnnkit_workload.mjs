@@ -18,12 +18,14 @@ export function loadRnnkit(threads) {
 
 /**
  * Sets up workload `w` and returns { iteration, finish }: `iteration()` (sync, or async for
- * generate) is what one timed iteration runs; `finish()` checks the work was real (finite loss,
- * every token generated) and returns what the result record should add. The iterations are
- * exactly BENCH.md's: train = zeroGrad, lossAndGradients, clipGradNorm(5), Adam step;
- * forward = lossSum; generate = model.generate of `steps` tokens for `B` one-character prompts.
+ * generate and translate) is what one timed iteration runs; `finish()` checks the work was real
+ * (finite loss, every token generated) and returns what the result record should add. The
+ * iterations are exactly BENCH.md's: train = zeroGrad, lossAndGradients, clipGradNorm(5), Adam
+ * step; forward = lossSum; generate = model.generate of `steps` tokens for `B` one-character
+ * prompts; translate = Seq2Seq.beamSearch (encoder, then the native decoding loop) of B sources.
  */
 export function prepareWorkload(rnnkit, native, w) {
+  if (w.family === 'seq2seq') return prepareSeq2Seq(rnnkit, w);
   const model = buildModel(rnnkit, w);
   if (w.kind === 'generate') {
     if (typeof native.lmGenerate !== 'function') {
@@ -44,14 +46,18 @@ export function prepareWorkload(rnnkit, native, w) {
       finish: () => ({ loss: checkLoss(sum / n) }),
     };
   }
+  return trainLoop(rnnkit, model, () => model.lossAndGradients(inputs, targets, w.T, w.B));
+}
 
+/** One optimizer step of `model` per iteration: zeroGrad, `lossAndGradients()`, clip 5, Adam. */
+function trainLoop(rnnkit, model, lossAndGradients) {
   const params = model.parameters();
   const adam = new rnnkit.Adam(params, { lr: 1e-3 });
   const losses = [];
   return {
     iteration: () => {
       model.zeroGrad();
-      const { loss } = model.lossAndGradients(inputs, targets, w.T, w.B);
+      const { loss } = lossAndGradients();
       rnnkit.clipGradNorm(params, 5);
       adam.step();
       losses.push(loss);
@@ -59,6 +65,67 @@ export function prepareWorkload(rnnkit, native, w) {
     finish: () => {
       losses.forEach(checkLoss);
       return { firstLoss: losses[0], lastLoss: losses[losses.length - 1] };
+    },
+  };
+}
+
+/** The seq2seq workload's model (BENCH.md's; Luong attention without input feeding), seeded. */
+export function buildSeq2Seq(rnnkit, w) {
+  return new rnnkit.Seq2Seq({
+    sourceVocab: w.V,
+    targetVocab: w.V,
+    embeddingSize: w.E,
+    cell: w.cell,
+    hiddenSize: w.H,
+    encoderHiddenSize: w.He,
+    encoderLayers: 1,
+    decoderLayers: 1,
+    bidirectional: true,
+    attention: w.attention,
+    inputFeeding: false,
+    bos: w.bos,
+    eos: w.eos,
+    seed: 1,
+  });
+}
+
+/** `rows` sequences of `length` ids uniform in [0, V). */
+function randomRows(rows, length, V, seed) {
+  const ids = randomTokens(rows * length, V, seed);
+  return Array.from({ length: rows }, (_, b) => ids.subarray(b * length, (b + 1) * length));
+}
+
+/**
+ * Seq2seq train: B synthetic pairs of S source ids and T - 1 target ids (T decoder steps with the
+ * eos). Translate: B sources of S ids decoded to exactly `steps` tokens each: an untrained model
+ * could end a hypothesis anywhere, so the end token's output bias is set far down and none ends.
+ */
+function prepareSeq2Seq(rnnkit, w) {
+  const model = buildSeq2Seq(rnnkit, w);
+  const sources = randomRows(w.B, w.S, w.V, 21);
+  if (w.kind === 'train') {
+    const batch = rnnkit.pairBatch(sources, randomRows(w.B, w.T - 1, w.V, 22), w.bos, w.eos);
+    return trainLoop(rnnkit, model, () => model.lossAndGradients(batch));
+  }
+  model.output.bias.data[w.eos] = -1e4;
+  const batch = rnnkit.sourceBatch(sources);
+  const options = {
+    beam: w.beam,
+    nBest: 1,
+    maxLength: w.steps,
+    lengthPenalty: w.beam > 1 ? 0.6 : 0,
+  };
+  let lengths = new Int32Array(0);
+  return {
+    iteration: async () => {
+      lengths = (await model.beamSearch(batch, options)).lengths;
+    },
+    finish: () => {
+      const produced = lengths.reduce((n, x) => n + x, 0);
+      if (produced !== w.B * w.steps) {
+        throw new Error(`translate produced ${produced} tokens, expected ${w.B * w.steps}`);
+      }
+      return {};
     },
   };
 }
@@ -118,7 +185,10 @@ function generateLoop(w, generate) {
   };
 }
 
-/** A fresh character LM starts near ln(65) = 4.17 nats; NaN or nonsense means a broken kernel. */
+/**
+ * A fresh model starts near ln(V) nats (4.17 for the character LM, 8.99 for seq2seq); NaN or
+ * nonsense means a broken kernel.
+ */
 function checkLoss(loss) {
   if (!(Number.isFinite(loss) && loss > 0 && loss < 50)) {
     throw new Error(`implausible loss ${loss}: the benchmark refuses to time a broken computation`);

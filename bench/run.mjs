@@ -24,6 +24,7 @@ import {
   flopsPerToken,
   gemmShapes,
   shapeKey,
+  stepsPerIteration,
   tokensPerIteration,
 } from './workloads.mjs';
 
@@ -39,7 +40,8 @@ a markdown table; the full record goes to bench/results/latest.json.
   --quick           tiny shapes, 1 repetition, one thread count: a smoke test (< 1 min) that
                     checks every path runs; its numbers mean nothing
   --only SUBSTRING  only workloads whose id contains it (ids: train/S/lstm, train/M/gru,
-                    forward/M/lstm, generate/M/lstm/b64, ...); repeatable, any may match
+                    forward/M/lstm, generate/M/lstm/b64, seq2seq/train/dot,
+                    seq2seq/translate/beam5/b64, ...); repeatable, any may match
   --threads N       thread count (default 2); every system is also tried at 1 thread and the
                     faster setting is kept (both are recorded)
   --reps N          timed repetitions per measurement, median reported (default 5)
@@ -507,7 +509,7 @@ export async function main(argv = process.argv.slice(2)) {
               w.id,
               system,
               fmt(cpuRate),
-              fmtAuto(one.cpuMsPerIteration / (w.kind === 'generate' ? w.steps : 1)),
+              fmtAuto(one.cpuMsPerIteration / stepsPerIteration(w)),
               system === SYSTEMS.rnnkit || !Number.isFinite(rnnkitCpuRate)
                 ? ''
                 : `${fmt(rnnkitCpuRate / cpuRate, 2)}×`,

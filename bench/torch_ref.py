@@ -10,10 +10,12 @@ OPENBLAS_NUM_THREADS, MKL_NUM_THREADS and OMP_WAIT_POLICY=PASSIVE already in the
                states, opset 14, dynamic batch) for onnxruntime-node to run
   probe        report the torch/onnx versions and the BLAS torch was built with
 
-and the result is written as JSON to ``task["out"]``, as the Node workers do. The model is the one
-BENCH.md describes: nn.Embedding(65, E) -> nn.LSTM/GRU/RNN(E, H, L) -> nn.Linear(H, 65), time-major,
-trained with Adam, clip_grad_norm_ 5 and mean cross-entropy. The timing protocol mirrors
-bench/common.mjs timeIterations exactly. Only the standard library, torch and onnx are used.
+and the result is written as JSON to ``task["out"]``, as the Node workers do. The models are the
+ones BENCH.md describes: the character LM nn.Embedding(65, E) -> nn.LSTM/GRU/RNN(E, H, L) ->
+nn.Linear(H, 65), time-major, and the attentional seq2seq model written to compute what rnnkit's
+Seq2Seq computes (build_seq2seq); both trained with Adam, clip_grad_norm_ 5 and mean
+cross-entropy. The timing protocol mirrors bench/common.mjs timeIterations exactly. Only the
+standard library, torch and onnx are used.
 """
 
 import json
@@ -130,11 +132,35 @@ def check_loss(loss):
         raise RuntimeError("implausible loss %r" % loss)
 
 
+def train_loop(torch, model, loss_of, timing):
+    """One optimizer step per iteration: zero_grad, loss_of() and backward, clip 5, Adam."""
+    model.train()
+    params = list(model.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+    losses = []
+
+    def train_step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_of()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        losses.append(loss.item())
+
+    r = time_iterations(train_step, **timing)
+    for loss in losses:
+        check_loss(loss)
+    r.update(msPerStep=r["msPerIteration"], firstLoss=losses[0], lastLoss=losses[-1])
+    return r
+
+
 def run_workload(torch, task):
     w = task["workload"]
+    timing = {"reps": task["reps"], "min_rep_ms": task["minRepMs"]}
+    if w["family"] == "seq2seq":
+        return run_seq2seq(torch, w, timing)
     F = torch.nn.functional
     model = build_model(torch, w)
-    timing = {"reps": task["reps"], "min_rep_ms": task["minRepMs"]}
     gen = torch.Generator().manual_seed(11)
 
     if w["kind"] == "generate":
@@ -179,24 +205,137 @@ def run_workload(torch, task):
         r["msPerStep"] = r["msPerIteration"]
         return r
 
-    model.train()
-    params = list(model.parameters())
-    opt = torch.optim.Adam(params, lr=1e-3)
-    losses = []
-
-    def train_step():
-        opt.zero_grad(set_to_none=True)
+    def loss_of():
         logits, _ = model(inputs)
-        loss = F.cross_entropy(logits.view(-1, V), targets)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 5.0)
-        opt.step()
-        losses.append(loss.item())
+        return F.cross_entropy(logits.view(-1, V), targets)
 
-    r = time_iterations(train_step, **timing)
-    for loss in losses:
-        check_loss(loss)
-    r.update(msPerStep=r["msPerIteration"], firstLoss=losses[0], lastLoss=losses[-1])
+    return train_loop(torch, model, loss_of, timing)
+
+
+def build_seq2seq(torch, w):
+    """rnnkit's Seq2Seq (lib/models/seq2seq.ts) at the workload's sizes, in PyTorch: source
+    Embedding(V, E) -> bidirectional LSTM(E, He) -> the two directions' final h and c, side by
+    side, each through its own Linear(2He, H) bridge (no nonlinearity) to the decoder's initial
+    state; target Embedding(V, E) -> LSTM(E, H) over all target steps (no input feeding) -> Luong
+    attention over the encoder states (native/core/attention.h: score dot q.s, general q.(W_a s) or
+    additive v.tanh(W_q q + W_k s) with A = H, softmax over the source, context = weights . states,
+    attentional state tanh(W_c [context; q]); no biases) -> Linear(H, V). The benchmark's sources
+    all have length S, so the softmax needs no padding mask (rnnkit's masks nothing either)."""
+    nn = torch.nn
+    V, E, He, H, kind = w["V"], w["E"], w["He"], w["H"], w["attention"]
+    Ht = 2 * He
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            if kind != "dot":
+                self.key = nn.Linear(Ht, H, bias=False)  # general W_a, additive W_k
+            if kind == "additive":
+                self.query = nn.Linear(H, H, bias=False)
+                self.v = nn.Parameter(torch.empty(H).uniform_(-(H**-0.5), H**-0.5))
+            self.combine = nn.Linear(Ht + H, H, bias=False)
+
+        def keys(self, states):
+            """The source-only part of the scores, once per source batch: [B, S, H]."""
+            return states if kind == "dot" else self.key(states)
+
+        def forward(self, q, states, keys):
+            """q [B, T, H], states [B, S, Ht] -> attentional states [B, T, H]."""
+            if kind == "additive":
+                scores = torch.tanh(self.query(q).unsqueeze(2) + keys.unsqueeze(1)) @ self.v
+            else:
+                scores = torch.bmm(q, keys.transpose(1, 2))
+            context = torch.bmm(torch.softmax(scores, dim=-1), states)
+            return torch.tanh(self.combine(torch.cat([context, q], dim=-1)))
+
+    class Seq2Seq(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.source_embedding = nn.Embedding(V, E)
+            self.encoder = nn.LSTM(E, He, bidirectional=True)  # time-major, like rnnkit
+            self.bridge_h = nn.Linear(Ht, H)
+            self.bridge_c = nn.Linear(Ht, H)
+            self.target_embedding = nn.Embedding(V, E)
+            self.decoder = nn.LSTM(E, H)
+            self.attention = Attention()
+            self.output = nn.Linear(H, V)
+
+        def encode(self, source):
+            """source [S, B] -> states [B, S, Ht], their keys, the decoder's initial (h, c)."""
+            states, (h, c) = self.encoder(self.source_embedding(source))
+            h0 = self.bridge_h(torch.cat([h[0], h[1]], dim=-1)).unsqueeze(0)
+            c0 = self.bridge_c(torch.cat([c[0], c[1]], dim=-1)).unsqueeze(0)
+            states = states.transpose(0, 1).contiguous()
+            return states, self.attention.keys(states), (h0, c0)
+
+        def decode(self, tokens, states, keys, state):
+            """tokens [T, R] -> logits [R, T, V] and the decoder's state after them."""
+            y, state = self.decoder(self.target_embedding(tokens), state)
+            attended = self.attention(y.transpose(0, 1), states, keys)
+            return self.output(attended), state
+
+    torch.manual_seed(1)
+    return Seq2Seq()
+
+
+def run_seq2seq(torch, w, timing):
+    """Train: teacher forcing over T target steps, mean cross-entropy. Translate: as rnnkit's
+    beam search (beam 1: greedy), B sources each expanded to `beam` hypotheses, `steps` token
+    steps of log-softmax, each source's top `beam` continuations over beam x V, and the state
+    gathered from their parents. As in rnnkit's workload the end token's output bias is set far
+    down, so no hypothesis ends and every source yields `steps` tokens; this loop then needs no
+    finished-hypothesis bookkeeping, and the length penalty, equal for all, changes no ranking."""
+    F = torch.nn.functional
+    model = build_seq2seq(torch, w)
+    V, S, B = w["V"], w["S"], w["B"]
+    gen = torch.Generator().manual_seed(21)
+    source = torch.randint(0, V, (S, B), generator=gen)
+
+    if w["kind"] == "train":
+        T = w["T"]
+        target_in = torch.randint(0, V, (T, B), generator=gen)
+        target_out = torch.randint(0, V, (T, B), generator=gen)
+
+        def loss_of():
+            states, keys, initial = model.encode(source)
+            logits, _ = model.decode(target_in, states, keys, initial)
+            return F.cross_entropy(logits.reshape(-1, V), target_out.t().reshape(-1))
+
+        return train_loop(torch, model, loss_of, timing)
+
+    model.eval()
+    K, steps = w["beam"], w["steps"]
+    R = B * K
+    with torch.no_grad():
+        model.output.bias[w["eos"]] = -1e4
+    first = torch.full((B, K), -math.inf)
+    first[:, 0] = 0  # one live hypothesis per source
+    base = (torch.arange(B) * K).view(B, 1)
+    best = []
+
+    def translate():
+        with torch.inference_mode():
+            states, keys, (h, c) = model.encode(source)
+            states, keys = states.repeat_interleave(K, 0), keys.repeat_interleave(K, 0)
+            state = (h.repeat_interleave(K, 1), c.repeat_interleave(K, 1))
+            ids = torch.full((1, R), w["bos"])
+            score = first.view(R, 1)
+            history = torch.empty((R, 0), dtype=torch.long)
+            for _ in range(steps):
+                logits, (h, c) = model.decode(ids, states, keys, state)
+                total = (score + torch.log_softmax(logits[:, 0], dim=-1)).view(B, K * V)
+                top, index = total.topk(K, dim=-1)
+                parent = (base + torch.div(index, V, rounding_mode="floor")).view(R)
+                ids = (index % V).view(1, R)
+                score = top.view(R, 1)
+                state = (h[:, parent], c[:, parent])
+                history = torch.cat([history[parent], ids.view(R, 1)], dim=1)
+            best[:] = [history.view(B, K, steps)[:, 0]]
+
+    r = time_iterations(translate, **timing)
+    if best[0].shape != (B, steps) or bool((best[0] == w["eos"]).any()):
+        raise RuntimeError("translate produced %r tokens, expected %d x %d" % (best[0], B, steps))
+    r["msPerStep"] = r["msPerIteration"] / steps
     return r
 
 

@@ -25,23 +25,38 @@ export const GENERATE_BATCHES = [1, 64, 256];
 export const GATES = { lstm: 4, gru: 3, rnn: 1 };
 
 /**
+ * The sequence-to-sequence model and batch (BENCH.md): vocabulary V on both sides, embeddings E,
+ * a bidirectional LSTM encoder of He per direction, an LSTM decoder of H, source length S,
+ * T decoder steps (target tokens, eos included), batch B. bos and eos are the target's start and
+ * end ids, the same for every system.
+ */
+export const SEQ2SEQ = { V: 8000, E: 128, He: 256, H: 512, S: 30, T: 30, B: 64, bos: 1, eos: 2 };
+export const QUICK_SEQ2SEQ = { V: 50, E: 8, He: 8, H: 16, S: 5, T: 5, B: 4, bos: 1, eos: 2 };
+export const ATTENTION_KINDS = ['dot', 'general', 'additive'];
+/** Translation: greedy (beam 1) and beam 5, each at these batches, with general attention. */
+export const TRANSLATE_BEAMS = [1, 5];
+export const TRANSLATE_BATCHES = [1, 64];
+export const TRANSLATE_ATTENTION = 'general';
+
+/**
  * Every workload, in reporting order. `id` is what `--only` matches against (substring).
- * kind: 'train' (one optimizer step), 'forward' (full-sequence loss, no gradients) or
- * 'generate' (a whole sampling loop of `steps` tokens for `batch` rows).
+ * family 'lm' (the character language model) or 'seq2seq'; kind: 'train' (one optimizer step),
+ * 'forward' (full-sequence loss, no gradients), 'generate' (a whole sampling loop of `steps`
+ * tokens for `batch` rows) or 'translate' (encode B sources and decode `steps` tokens each).
  */
 export function allWorkloads(quick) {
   const configs = quick ? QUICK_CONFIGS : CONFIGS;
   const steps = quick ? QUICK_GENERATE_STEPS : GENERATE_STEPS;
-  const list = [];
+  const lm = [];
   for (const size of ['S', 'M']) {
     for (const cell of ['lstm', 'gru', 'rnn']) {
-      list.push({ id: `train/${size}/${cell}`, kind: 'train', size, cell, ...configs[size] });
+      lm.push({ id: `train/${size}/${cell}`, kind: 'train', size, cell, ...configs[size] });
     }
   }
-  list.push({ id: 'forward/M/lstm', kind: 'forward', size: 'M', cell: 'lstm', ...configs.M });
+  lm.push({ id: 'forward/M/lstm', kind: 'forward', size: 'M', cell: 'lstm', ...configs.M });
   for (const batch of GENERATE_BATCHES) {
     const c = configs.M;
-    list.push({
+    lm.push({
       id: `generate/M/lstm/b${batch}`,
       kind: 'generate',
       size: 'M',
@@ -52,12 +67,48 @@ export function allWorkloads(quick) {
       steps,
     });
   }
-  return list.map((w) => ({ ...w, V: VOCAB, G: GATES[w.cell] }));
+  const s2s = quick ? QUICK_SEQ2SEQ : SEQ2SEQ;
+  const seq2seq = ATTENTION_KINDS.map((attention) => ({
+    id: `seq2seq/train/${attention}`,
+    kind: 'train',
+    attention,
+    ...s2s,
+  }));
+  for (const beam of TRANSLATE_BEAMS) {
+    for (const batch of TRANSLATE_BATCHES) {
+      seq2seq.push({
+        id: `seq2seq/translate/${beam === 1 ? 'greedy' : `beam${beam}`}/b${batch}`,
+        kind: 'translate',
+        attention: TRANSLATE_ATTENTION,
+        ...s2s,
+        B: batch,
+        beam,
+        steps: s2s.T,
+      });
+    }
+  }
+  return [
+    ...lm.map((w) => ({ ...w, family: 'lm', V: VOCAB, G: GATES[w.cell] })),
+    ...seq2seq.map((w) => ({ ...w, family: 'seq2seq', cell: 'lstm', G: GATES.lstm })),
+  ];
 }
 
-/** Tokens one timed iteration processes: T*B for train/forward, batch*steps for generate. */
+/** Whether each iteration is a token loop of `steps` steps (generate, translate). */
+function decodes(w) {
+  return w.kind === 'generate' || w.kind === 'translate';
+}
+
+/**
+ * Tokens one timed iteration processes: T*B for train/forward (seq2seq: target tokens),
+ * batch*steps for generate and translate (the best hypothesis's tokens, whatever the beam).
+ */
 export function tokensPerIteration(w) {
-  return w.kind === 'generate' ? w.B * w.steps : w.T * w.B;
+  return decodes(w) ? w.B * w.steps : w.T * w.B;
+}
+
+/** What ms/step divides by: the token steps of a decoding loop, else 1 (one optimizer step). */
+export function stepsPerIteration(w) {
+  return decodes(w) ? w.steps : 1;
 }
 
 /** Input width of layer l. */
@@ -66,11 +117,17 @@ function layerInput(w, l) {
 }
 
 /**
- * FLOPs per token by BENCH.md's formula: a recurrent layer costs 2*G*H*(I+H) forward and twice
- * that backward; the decoder 2*H*V forward and 4*H*V backward. The embedding lookup, the
- * nonlinearities, the loss, clipping, Adam and sampling are not counted.
+ * FLOPs per token. Language model: BENCH.md's formula, a recurrent layer 2*G*H*(I+H) forward and
+ * twice that backward, the decoder 2*H*V forward and 4*H*V backward. Seq2seq: the sum of its
+ * matrix products (gemmShapes), which BENCH.md's LSTM formula gives for the recurrent layers.
+ * The embedding lookups, the nonlinearities (additive attention's tanh among them), softmaxes,
+ * the loss, clipping, Adam, sampling and beam bookkeeping are not counted.
  */
 export function flopsPerToken(w) {
+  if (w.family === 'seq2seq') {
+    const flops = gemmShapes(w).reduce((sum, s) => sum + 2 * s.M * s.N * s.K * s.count, 0);
+    return flops / tokensPerIteration(w);
+  }
   let recurrent = 0;
   for (let l = 0; l < w.L; l++) recurrent += 2 * w.G * w.H * (layerInput(w, l) + w.H);
   const decoder = 2 * w.H * w.V;
@@ -82,43 +139,99 @@ export function flopsPerToken(w) {
  * in the textbook formulation (one input projection over all steps, one recurrent GEMM per step,
  * weight gradients over all steps). Their 2*M*N*K*count sums to exactly flopsPerToken *
  * tokensPerIteration, which is what makes the ceiling below comparable with achieved GFLOP/s.
- * `phase` names the model call that performs it (bench/profile.mjs --phases times those).
+ * `phase` names the language model's call that performs it (bench/profile.mjs --phases times
+ * those); null for seq2seq.
  */
 export function gemmShapes(w) {
-  const { B, H, V, G } = w;
-  const GH = G * H;
   const shapes = [];
   const add = (what, M, N, K, transA, transB, count) => {
     const backward = /gradient|backward/.test(what);
-    const phase = `${what.startsWith('decoder') ? 'decoder' : 'rnn'}.${backward ? 'backward' : 'forward'}`;
+    const phase =
+      w.family === 'lm'
+        ? `${what.startsWith('decoder') ? 'decoder' : 'rnn'}.${backward ? 'backward' : 'forward'}`
+        : null;
     shapes.push({ what, phase, M, N, K, transA, transB, count });
   };
-  if (w.kind === 'generate') {
-    for (let l = 0; l < w.L; l++) {
-      add(`L${l} input projection`, B, GH, layerInput(w, l), false, true, w.steps);
-      add(`L${l} recurrent step`, B, GH, H, false, true, w.steps);
-    }
-    add('decoder', B, V, H, false, true, w.steps);
+  if (w.family === 'seq2seq') {
+    seq2seqShapes(w, add);
     return shapes;
   }
-  const TB = w.T * B;
+  const train = w.kind === 'train';
+  // generate: per token, for B rows, `steps` times.
+  const [T, repeat] = w.kind === 'generate' ? [1, w.steps] : [w.T, 1];
+  const { B, H, V, G } = w;
   for (let l = 0; l < w.L; l++) {
-    const I = layerInput(w, l);
-    add(`L${l} input projection`, TB, GH, I, false, true, 1);
-    add(`L${l} recurrent step`, B, GH, H, false, true, w.T);
-    if (w.kind === 'train') {
-      add(`L${l} backward recurrent step`, B, H, GH, false, false, w.T);
-      add(`L${l} weight-gradient W_ih`, GH, I, TB, true, false, 1);
-      add(`L${l} weight-gradient W_hh`, GH, H, TB, true, false, 1);
-      add(`L${l} input gradient`, TB, I, GH, false, false, 1);
+    recurrentLayer(add, `L${l}`, { I: layerInput(w, l), H, G, T, B, train, repeat });
+  }
+  linearLayer(add, 'decoder', { N: T * B, inputs: H, outputs: V, train, repeat });
+  return shapes;
+}
+
+/**
+ * One recurrent layer over T steps of B rows (input I, hidden H, G gate blocks), `repeat` times:
+ * the all-steps input projection, a recurrent GEMM per step and, when training, their backward.
+ */
+function recurrentLayer(add, name, { I, H, G, T, B, train, repeat = 1 }) {
+  const GH = G * H;
+  const TB = T * B;
+  add(`${name} input projection`, TB, GH, I, false, true, repeat);
+  add(`${name} recurrent step`, B, GH, H, false, true, T * repeat);
+  if (!train) return;
+  add(`${name} backward recurrent step`, B, H, GH, false, false, T);
+  add(`${name} weight-gradient W_ih`, GH, I, TB, true, false, 1);
+  add(`${name} weight-gradient W_hh`, GH, H, TB, true, false, 1);
+  add(`${name} input gradient`, TB, I, GH, false, false, 1);
+}
+
+/** y [N, outputs] = x W^T, `repeat` times; when training also its input and weight gradients. */
+function linearLayer(add, name, { N, inputs, outputs, train, repeat = 1 }) {
+  add(name, N, outputs, inputs, false, true, repeat);
+  if (!train) return;
+  add(`${name} input gradient`, N, inputs, outputs, false, false, 1);
+  add(`${name} weight-gradient`, outputs, inputs, N, true, false, 1);
+}
+
+/**
+ * The seq2seq model's GEMMs: the encoder (both directions over S steps) and the bridge once per
+ * batch; the decoder, attention and output layer teacher-forced over T steps (train), or one token
+ * step at a time for each of R = B * beam hypotheses, `steps` times (translate). Attention as
+ * native/core/attention.h computes it: keys from the encoder states once per batch (general:
+ * W_a s; additive: W_k s), per decoder row the scores against its own source (dot, general: a
+ * [T, S] product per row; additive's v . tanh(W_q q + W_k s) is elementwise but for W_q q), the
+ * context [T, S] x [S, 2He] per row, and the combine layer tanh(W_c [context; q]).
+ */
+function seq2seqShapes(w, add) {
+  const { S, B, E, He, H, V } = w;
+  const train = w.kind === 'train';
+  const Ht = 2 * He;
+  for (const direction of ['forward', 'reverse']) {
+    recurrentLayer(add, `encoder ${direction}`, { I: E, H: He, G: w.G, T: S, B, train });
+  }
+  for (const state of ['h', 'c']) {
+    linearLayer(add, `bridge ${state}`, { N: B, inputs: Ht, outputs: H, train });
+  }
+  const [T, R, repeat] = train ? [w.T, B, 1] : [1, B * w.beam, w.steps];
+  const N = T * R;
+  recurrentLayer(add, 'decoder', { I: E, H, G: w.G, T, B: R, train, repeat });
+  if (w.attention !== 'dot') {
+    linearLayer(add, 'attention keys', { N: S * B, inputs: Ht, outputs: H, train });
+  }
+  if (w.attention === 'additive') {
+    linearLayer(add, 'attention query', { N, inputs: H, outputs: H, train, repeat });
+  } else {
+    add('attention scores', T, S, H, false, true, R * repeat);
+    if (train) {
+      add('attention scores query gradient', T, H, S, false, false, B);
+      add('attention scores key gradient', S, H, T, true, false, B);
     }
   }
-  add('decoder', TB, V, H, false, true, 1);
-  if (w.kind === 'train') {
-    add('decoder input gradient', TB, H, V, false, false, 1);
-    add('decoder weight-gradient', V, H, TB, true, false, 1);
+  add('attention context', T, Ht, S, false, false, R * repeat);
+  if (train) {
+    add('attention context weight gradient', T, S, Ht, false, true, B);
+    add('attention context state gradient', S, Ht, T, true, false, B);
   }
-  return shapes;
+  linearLayer(add, 'attention combine', { N, inputs: Ht + H, outputs: H, train, repeat });
+  linearLayer(add, 'output', { N, inputs: H, outputs: V, train, repeat });
 }
 
 /** A key naming a GEMM problem (shapes that differ only in purpose are measured once). */
