@@ -32,7 +32,9 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
 const require = createRequire(import.meta.url);
 
-const USAGE = `Usage: npm run bench -- [options]    (or: node bench/run.mjs [options])
+const USAGE = `Usage: npm run bench -- [options]
+   or: npx rnnkit bench [options]
+   or: node bench/run.mjs [options]
 
 Runs the BENCH.md workloads on rnnkit, PyTorch (CPU) and onnxruntime-node in one run and prints
 a markdown table; the full record goes to bench/results/latest.json.
@@ -577,8 +579,14 @@ export async function main(argv = process.argv.slice(2)) {
         "at the standalone GFLOP/s of rnnkit's native gemm at each shape, same thread count",
     };
     const record_ = { meta, notices, workloads: results };
-    fs.mkdirSync(path.dirname(opts.json), { recursive: true });
-    fs.writeFileSync(opts.json, JSON.stringify(record_, null, 2) + '\n');
+    // An installed package's folder may be read-only: the tables still print, with the reason.
+    let unsaved = null;
+    try {
+      fs.mkdirSync(path.dirname(opts.json), { recursive: true });
+      fs.writeFileSync(opts.json, JSON.stringify(record_, null, 2) + '\n');
+    } catch (error) {
+      unsaved = `cannot write the JSON record to ${opts.json} (${error.message}); pass --json PATH`;
+    }
 
     const commit = head
       ? `${head.slice(0, 10)}${meta.dirty.length ? ' (+ uncommitted changes)' : ''}`
@@ -646,10 +654,14 @@ export async function main(argv = process.argv.slice(2)) {
       );
     }
     if (notices.length) console.log(`\n${notices.map((n) => `- ${n}`).join('\n')}`);
-    console.log(`\nFull record: ${path.relative(process.cwd(), opts.json) || opts.json}`);
+    console.log(
+      unsaved
+        ? `\n${unsaved}`
+        : `\nFull record: ${path.relative(process.cwd(), opts.json) || opts.json}`,
+    );
     if (failed)
       console.error('rnnkit bench: some measurements failed; their errors are in the JSON record');
-    return failed ? 1 : 0;
+    return failed || unsaved ? 1 : 0;
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

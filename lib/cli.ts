@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import { ProgressPrinter, lossCurveSvg } from './cli/progress';
@@ -43,6 +44,12 @@ interface Command {
   usage: string;
   options: Options;
   run(values: Record<string, unknown>): Promise<void>;
+}
+
+/** A command that parses its own arguments (--help included) and returns its exit code. */
+interface RawCommand {
+  summary: string;
+  runRaw(args: string[]): Promise<number>;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -155,7 +162,7 @@ async function servedModel(
   return { model: await Seq2Seq.load(file), engine: 'native', close: async () => {} };
 }
 
-const commands: Record<string, Command> = {
+const commands: Record<string, Command | RawCommand> = {
   train: {
     summary: 'train a language model on a text file (default: the bundled Shakespeare)',
     usage: `rnnkit train [--data FILE] [options]
@@ -828,6 +835,18 @@ See docs/serving.md.`,
     },
   },
 
+  bench: {
+    summary: 'benchmark rnnkit beside PyTorch and onnxruntime (the harness of npm run bench)',
+    async runRaw(args) {
+      const file = path.join(ROOT, 'bench', 'run.mjs');
+      if (!fs.existsSync(file)) throw new Error(`the benchmark harness ${file} is missing`);
+      const bench = (await import(pathToFileURL(file).href)) as {
+        main(argv: string[]): Promise<number>;
+      };
+      return bench.main(args);
+    },
+  },
+
   info: {
     summary: 'what the native addon was built with',
     usage: 'rnnkit info',
@@ -864,6 +883,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`rnnkit: unknown command '${name}'\n\n${help()}\n`);
     return 1;
   }
+  if ('runRaw' in command) return command.runRaw(rest);
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(command.usage + '\n');
     return 0;
