@@ -1,5 +1,7 @@
 // General matrix multiply, the one primitive every other kernel builds on.
 #pragma once
+#include <cstddef>
+#include <memory>
 
 namespace rnnkit {
 
@@ -13,6 +15,34 @@ void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const floa
 // The built-in cache-blocked GEMM, always compiled, so tests can compare it with BLAS.
 void gemm_builtin(bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
                   int lda, const float* B, int ldb, float beta, float* C, int ldc);
+
+// A right-hand side op(B) [K, N] packed once into the built-in GEMM's panel layout, for products
+// that reuse it many times (the weights of a generation loop): gemm_packed then reads it as it is,
+// where gemm would copy B into panels at every call. set() fills it block by block; an entry never
+// set is undefined.
+class PackedMatrix {
+ public:
+  PackedMatrix(int K, int N);
+  // Rows [k0, k0 + rows) x columns [n0, n0 + cols) of op(B) from src: stored [rows, cols] with
+  // ld >= cols, or [cols, rows] with ld >= rows when trans.
+  void set(int k0, int n0, int rows, int cols, bool trans, const float* src, int ld);
+  int rows() const { return K_; }
+  int cols() const { return N_; }
+
+ private:
+  friend void gemm_packed(int, const float*, int, const PackedMatrix&, float, float*, int);
+  struct Free {
+    size_t bytes;
+    void operator()(float* p) const;
+  };
+  int K_, N_, n_padded_;
+  std::unique_ptr<float, Free> data_;
+};
+
+// C[M,N] = A B + beta * C with A [M,K] row-major (lda >= K) and B packed. The built-in kernel
+// whatever the backend, so a row's result does not depend on M or on the other rows.
+void gemm_packed(int M, const float* A, int lda, const PackedMatrix& B, float beta, float* C,
+                 int ldc);
 
 // Which GEMM `gemm` uses ("openblas" or "builtin") and how many threads it runs.
 const char* gemm_backend();

@@ -2,6 +2,7 @@
 // over every transpose case, awkward and block-crossing sizes, padded strides and BLAS alpha/beta
 // semantics; then the two against each other, which is how CI sees OpenBLAS and the portable GEMM
 // agree.
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -180,6 +181,63 @@ TEST(gemm_matches_builtin) {
     gemm_builtin(p.ta, p.tb, M, N, K, 0.5f, A.data(), p.lda(), B.data(), p.ldb(), 1.0f, C2.data(),
                  p.ldc());
     check::close(C1.data(), C2.data(), C1.size(), 1e-5, 1e-5, p.label("gemm vs builtin", 0.5f, 1));
+  }
+}
+
+// gemm_packed against the float64 reference: B packed from four pieces (split along K and N, some
+// transposed), on sizes that end mid-sliver and cross the K blocks (256) and the M blocks (192),
+// with padded lda and ldc, beta 0 over NaN and beta != 0.
+TEST(packed_matches_reference) {
+  uint64_t seed = 700;
+  const int kMs[] = {1, 2, 3, 5, 12, 13, 64, 200}, kNs[] = {1, 17, 32, 33, 130},
+            kKs[] = {1, 7, 256, 257, 600};
+  for (int M : kMs)
+    for (int N : kNs)
+      for (int K : kKs) {
+        const float beta = (M + N + K) % 2 ? 0.0f : -0.5f;
+        Problem p{false, false, M, N, K, 3};
+        std::vector<float> A(p.a_size()), B(p.b_size()), C(p.c_size(), kSentinel);
+        check::fill_uniform(A, seed++);
+        check::fill_uniform(B, seed++);
+        for (int i = 0; i < M; ++i)
+          for (int j = 0; j < N; ++j)
+            C[static_cast<size_t>(i) * p.ldc() + j] =
+                beta == 0.0f ? NAN : rnnkit::uniform01(seed, i * 7919u + j) * 2 - 1;
+        std::vector<double> want = reference(p, 1.0f, A, B, beta, C);
+        rnnkit::PackedMatrix packed(K, N);
+        const int k1 = K / 3, n1 = N / 2;
+        // Rows [0, k1) as stored; rows [k1, K) from a transposed copy, which set() reads as such.
+        std::vector<float> Bt(static_cast<size_t>(N) * K);
+        for (int k = 0; k < K; ++k)
+          for (int n = 0; n < N; ++n) Bt[static_cast<size_t>(n) * K + k] = B[k * p.ldb() + n];
+        packed.set(0, 0, k1, n1, false, B.data(), p.ldb());
+        packed.set(0, n1, k1, N - n1, false, B.data() + n1, p.ldb());
+        packed.set(k1, 0, K - k1, n1, true, Bt.data() + k1, K);
+        packed.set(k1, n1, K - k1, N - n1, true, Bt.data() + static_cast<size_t>(n1) * K + k1, K);
+        CHECK(packed.rows() == K && packed.cols() == N);
+        rnnkit::gemm_packed(M, A.data(), p.lda(), packed, beta, C.data(), p.ldc());
+        expect_c(p, C, want, p.label("gemm_packed", 1.0f, beta));
+      }
+}
+
+// Every row of a packed product has the same bits whatever M and whichever tile computes it, so
+// a generated sequence does not depend on the batch it ran in.
+TEST(packed_rows_do_not_depend_on_the_batch) {
+  const int M = 37, N = 130, K = 600;
+  std::vector<float> A(static_cast<size_t>(M) * K), W(static_cast<size_t>(N) * K);
+  check::fill_uniform(A, 800);
+  check::fill_uniform(W, 801);
+  rnnkit::PackedMatrix packed(K, N);
+  packed.set(0, 0, K, N, true, W.data(), K);
+  std::vector<float> all(static_cast<size_t>(M) * N);
+  rnnkit::gemm_packed(M, A.data(), K, packed, 0.0f, all.data(), N);
+  for (int m0 = 0; m0 < M;) {
+    const int rows = 1 + m0 % 5 < M - m0 ? 1 + m0 % 5 : M - m0;
+    std::vector<float> part(static_cast<size_t>(rows) * N);
+    rnnkit::gemm_packed(rows, A.data() + static_cast<size_t>(m0) * K, K, packed, 0.0f, part.data(),
+                        N);
+    CHECK(std::equal(part.begin(), part.end(), all.begin() + static_cast<size_t>(m0) * N));
+    m0 += rows;
   }
 }
 
