@@ -2,7 +2,7 @@
 // steps, then per step one GEMM for the recurrent projection and one fused pass over the batch rows
 // that applies the gates and writes what backward needs. Backward walks the steps in reverse with
 // one fused pass and one GEMM per step, and leaves the weight gradients to a few GEMMs over all
-// steps.
+// steps. PackedStack runs inference a step at a time over weights packed once, for generation.
 #include "recurrent.h"
 
 #include <algorithm>
@@ -47,20 +47,32 @@ struct SharedGradient {
     seg[0] = {0, 0, G * H};
     return 1;
   }
+  // PackedStack's products: every gate from [x, h] at once.
+  static void products(int I, int H, const float* w_ih, const float* w_hh,
+                       std::vector<PackedStack::Product>& out) {
+    PackedMatrix m(I + H, G * H);
+    m.set(0, 0, I, G * H, true, w_ih, I);
+    m.set(I, 0, H, G * H, true, w_hh, H);
+    out.push_back({0, 0, std::move(m)});
+  }
 };
 
 template <bool Relu>
 struct RnnCell : SharedGradient<1> {
   static constexpr bool kCellState = false;
 
+  static float unit(float a) { return Relu ? (a > 0 ? a : 0.0f) : tanh_approx(a); }
+
   template <bool Train>
   static void forward(int H, float* __restrict g, const float* __restrict q,
                       const float* __restrict bias, const float*, float* __restrict h, float*,
                       float*) {
-    for (int j = 0; j < H; ++j) {
-      float a = g[j] + q[j] + bias[j];
-      h[j] = Relu ? (a > 0 ? a : 0.0f) : tanh_approx(a);
-    }
+    for (int j = 0; j < H; ++j) h[j] = unit(g[j] + q[j] + bias[j]);
+  }
+
+  static void step(int H, const float* __restrict pre, const float* __restrict bias, const float*,
+                   float* __restrict h, float*) {
+    for (int j = 0; j < H; ++j) h[j] = unit(pre[j] + bias[j]);
   }
 
   // The derivative comes from the output alone: relu' = [h > 0], tanh' = 1 - h^2.
@@ -80,25 +92,44 @@ struct RnnCell : SharedGradient<1> {
 struct LstmCell : SharedGradient<4> {
   static constexpr bool kCellState = true;
 
+  // One unit from its gates' pre-activations and its cell state: the activated gates, c' and h'.
+  struct Unit {
+    float i, f, u, o, c, h;
+  };
+  static Unit unit(float ai, float af, float au, float ao, float c) {
+    Unit k{sigmoid(ai), sigmoid(af), tanh_approx(au), sigmoid(ao), 0.0f, 0.0f};
+    k.c = k.f * c + k.i * k.u;
+    k.h = k.o * tanh_approx(k.c);
+    return k;
+  }
+
   template <bool Train>
   static void forward(int H, float* __restrict g, const float* __restrict q,
                       const float* __restrict bias, const float*, float* __restrict h,
                       float* __restrict c, float* __restrict cseq) {
     for (int j = 0; j < H; ++j) {
-      float i = sigmoid(g[j] + q[j] + bias[j]);
-      float f = sigmoid(g[H + j] + q[H + j] + bias[H + j]);
-      float u = tanh_approx(g[2 * H + j] + q[2 * H + j] + bias[2 * H + j]);
-      float o = sigmoid(g[3 * H + j] + q[3 * H + j] + bias[3 * H + j]);
-      float cn = f * c[j] + i * u;
-      c[j] = cn;
-      h[j] = o * tanh_approx(cn);
+      const Unit k = unit(g[j] + q[j] + bias[j], g[H + j] + q[H + j] + bias[H + j],
+                          g[2 * H + j] + q[2 * H + j] + bias[2 * H + j],
+                          g[3 * H + j] + q[3 * H + j] + bias[3 * H + j], c[j]);
+      c[j] = k.c;
+      h[j] = k.h;
       if (Train) {
-        g[j] = i;
-        g[H + j] = f;
-        g[2 * H + j] = u;
-        g[3 * H + j] = o;
-        cseq[j] = cn;
+        g[j] = k.i;
+        g[H + j] = k.f;
+        g[2 * H + j] = k.u;
+        g[3 * H + j] = k.o;
+        cseq[j] = k.c;
       }
+    }
+  }
+
+  static void step(int H, const float* __restrict pre, const float* __restrict bias, const float*,
+                   float* __restrict h, float* __restrict c) {
+    for (int j = 0; j < H; ++j) {
+      const Unit k = unit(pre[j] + bias[j], pre[H + j] + bias[H + j],
+                          pre[2 * H + j] + bias[2 * H + j], pre[3 * H + j] + bias[3 * H + j], c[j]);
+      c[j] = k.c;
+      h[j] = k.h;
     }
   }
 
@@ -133,24 +164,56 @@ struct GruCell {
     seg[1] = {3 * H, 2 * H, H};
     return 2;
   }
+  // PackedStack's products: r and z from [x, h] at once, then W_in x and W_hn h apart, giving
+  // the pre-activations [r, z, W_in x, W_hn h] that step reads.
+  static void products(int I, int H, const float* w_ih, const float* w_hh,
+                       std::vector<PackedStack::Product>& out) {
+    PackedMatrix rz(I + H, 2 * H), nx(I, H), nh(H, H);
+    rz.set(0, 0, I, 2 * H, true, w_ih, I);
+    rz.set(I, 0, H, 2 * H, true, w_hh, H);
+    nx.set(0, 0, I, H, true, w_ih + size_t(2) * H * I, I);
+    nh.set(0, 0, H, H, true, w_hh + size_t(2) * H * H, H);
+    out.push_back({0, 0, std::move(rz)});
+    out.push_back({0, 2 * H, std::move(nx)});
+    out.push_back({I, 3 * H, std::move(nh)});
+  }
+
+  // One unit from the pre-activations of r and z, W_in x + b_in, W_hn h + b_hn and h.
+  struct Unit {
+    float r, z, n, h;
+  };
+  static Unit unit(float ar, float az, float an, float hn, float h) {
+    Unit k{sigmoid(ar), sigmoid(az), 0.0f, 0.0f};
+    k.n = tanh_approx(an + k.r * hn);
+    k.h = k.n + k.z * (h - k.n);
+    return k;
+  }
 
   template <bool Train>
   static void forward(int H, float* __restrict g, const float* __restrict q,
                       const float* __restrict bias, const float* __restrict b_hn,
                       float* __restrict h, float*, float*) {
     for (int j = 0; j < H; ++j) {
-      float r = sigmoid(g[j] + q[j] + bias[j]);
-      float z = sigmoid(g[H + j] + q[H + j] + bias[H + j]);
-      float hn = q[2 * H + j] + b_hn[j];
-      float n = tanh_approx(g[2 * H + j] + bias[2 * H + j] + r * hn);
-      h[j] = n + z * (h[j] - n);
+      const float hn = q[2 * H + j] + b_hn[j];
+      const Unit k = unit(g[j] + q[j] + bias[j], g[H + j] + q[H + j] + bias[H + j],
+                          g[2 * H + j] + bias[2 * H + j], hn, h[j]);
+      h[j] = k.h;
       if (Train) {
-        g[j] = r;
-        g[H + j] = z;
-        g[2 * H + j] = n;
+        g[j] = k.r;
+        g[H + j] = k.z;
+        g[2 * H + j] = k.n;
         g[3 * H + j] = hn;
       }
     }
+  }
+
+  // pre holds [r, z, W_in x, W_hn h] (4H), as products lays them out.
+  static void step(int H, const float* __restrict pre, const float* __restrict bias,
+                   const float* __restrict b_hn, float* __restrict h, float*) {
+    for (int j = 0; j < H; ++j)
+      h[j] = unit(pre[j] + bias[j], pre[H + j] + bias[H + j], pre[2 * H + j] + bias[2 * H + j],
+                  pre[3 * H + j] + b_hn[j], h[j])
+                 .h;
   }
 
   static void backward(int H, float* __restrict g, const float* __restrict hprev, const float*,
@@ -259,6 +322,14 @@ LayerParams<F> layer_params(F* base, const StackShape& s, int l) {
   return {w, w + GH * I, w + GH * (I + s.H), w + GH * (I + s.H + 1)};
 }
 
+// The bias the cells add, bias [kGates * H]: b_ih + b_hh over the first kSummedBias gates, b_ih
+// alone after them (GRU's b_hn sits inside r * (W_hn h + b_hn)).
+template <class Cell>
+void cell_bias(const LayerParams<const float>& w, int H, float* bias) {
+  for (int j = 0; j < Cell::kGates * H; ++j)
+    bias[j] = w.b_ih[j] + (j < Cell::kSummedBias * H ? w.b_hh[j] : 0);
+}
+
 // dst = src, or zeros when src is null. src may be dst (a caller passing one buffer as h0 and hT).
 void init_state(float* dst, const float* src, size_t n) {
   if (!src)
@@ -354,7 +425,7 @@ void forward_stack(const Stack<Cell>& k, const float* params, const float* x, co
     if (hs) std::copy(h, h + k.BH, hs);
     if (cs) std::copy(c, c + k.BH, cs);
 
-    for (int j = 0; j < GH; ++j) bias[j] = w.b_ih[j] + (j < Cell::kSummedBias * H ? w.b_hh[j] : 0);
+    cell_bias<Cell>(w, H, bias);
     const float* b_hn = w.b_hh + Cell::kSummedBias * H;
 
     gemm(false, true, int(k.TB), GH, I, 1.0f, in, I, w.w_ih, I, 0.0f, gates, ldg);
@@ -556,6 +627,80 @@ void stack_backward(const StackShape& s, const float* params, const float* x,
   with_cell(s.cell, [&](auto cell) {
     using Cell = decltype(cell);
     backward_stack(Stack<Cell>(s, lengths), params, x, ws, dy, dhT, dcT, dx, dh0, dc0, dparams);
+  });
+}
+
+PackedStack::PackedStack(CellType cell, int I, int H, int L, bool residual, const float* params)
+    : cell_(cell), I_(I), H_(H), residual_(residual) {
+  const StackShape s{cell, 1, 1, I, H, L, 0.0f, residual, false, 0};
+  check_shape(s);
+  require(params, "params");
+  with_cell(cell, [&](auto c) {
+    using Cell = decltype(c);
+    const int GH = Cell::kGates * H, summed = Cell::kSummedBias * H;
+    for (int l = 0; l < L; ++l) {
+      const LayerParams<const float> w = layer_params(params, s, l);
+      Layer layer;
+      Cell::products(l == 0 ? I : H, H, w.w_ih, w.w_hh, layer.products);
+      layer.width = 0;
+      for (const Product& p : layer.products)
+        layer.width = std::max(layer.width, p.c_col + p.m.cols());
+      layer.bias.resize(2 * GH - summed);
+      cell_bias<Cell>(w, H, layer.bias.data());
+      std::copy(w.b_hh + summed, w.b_hh + GH, layer.bias.begin() + GH);
+      layers_.push_back(std::move(layer));
+    }
+  });
+}
+
+size_t PackedStack::workspace_size(int B) const {
+  int width = 0;
+  for (const Layer& layer : layers_) width = std::max(width, layer.width);
+  return aligned(size_t(B) * (std::max(I_, H_) + H_)) + size_t(B) * width;
+}
+
+void PackedStack::step(int B, const float* x, float* h, float* c, float* y, float* ws) const {
+  if (B < 1) return;
+  require(x, "x");
+  require(h, "h");
+  if (cell_ == CellType::Lstm) require(c, "c");
+  require(y, "y");
+  require(ws, "ws");
+  with_cell(cell_, [&](auto cell) {
+    using Cell = decltype(cell);
+    const int H = H_, L = int(layers_.size());
+    // Each row's layer input and state side by side, [B, I + H]; from layer 1 on [B, 2H].
+    float* a = ws;
+    float* pre = ws + aligned(size_t(B) * (std::max(I_, H) + H));
+    for (int l = 0; l < L; ++l) {
+      const Layer& layer = layers_[l];
+      const int I = l == 0 ? I_ : H, lda = I + H;
+      float* hl = h + size_t(l) * B * H;
+      float* cl = Cell::kCellState ? c + size_t(l) * B * H : nullptr;
+      for (int b = 0; b < B; ++b) {
+        float* row = a + size_t(b) * lda;
+        if (l == 0) std::copy(x + size_t(b) * I, x + size_t(b + 1) * I, row);
+        std::copy(hl + size_t(b) * H, hl + size_t(b + 1) * H, row + I);
+      }
+      for (const Product& p : layer.products)
+        gemm_packed(B, a + p.a_col, lda, p.m, 0.0f, pre + p.c_col, layer.width);
+      const float* bias = layer.bias.data();
+      for (int b = 0; b < B; ++b)
+        Cell::step(H, pre + size_t(b) * layer.width, bias, bias + Cell::kGates * H,
+                   hl + size_t(b) * H, cl ? cl + size_t(b) * H : nullptr);
+      // The output, plus the input from layer 1 on when residual, goes to y or, in place, to the
+      // next layer's input: from layer 1 on the rows of a keep their width 2H.
+      const bool last = l == L - 1;
+      float* out = last ? y : a;
+      const int ldo = last ? H : 2 * H;
+      const bool res = residual_ && l > 0;
+      for (int b = 0; b < B; ++b) {
+        const float* hb = hl + size_t(b) * H;
+        const float* in = a + size_t(b) * lda;
+        float* ob = out + size_t(b) * ldo;
+        for (int j = 0; j < H; ++j) ob[j] = res ? hb[j] + in[j] : hb[j];
+      }
+    }
   });
 }
 

@@ -25,6 +25,9 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
+
+#include "gemm.h"
 
 namespace rnnkit {
 
@@ -77,5 +80,39 @@ void stack_backward(const StackShape& s, const float* params, const float* x,
                     const int32_t* lengths, const float* h0, const float* c0, float* ws,
                     const float* dy, const float* dhT, const float* dcT, float* dx, float* dh0,
                     float* dc0, float* dparams);
+
+// A stack's weights packed once for inference one step at a time, which a generation loop runs
+// hundreds of times with the same weights. Per layer the input and recurrent weights sit side by
+// side, so a step is one product [x, h] [w_ih, w_hh]^T per layer (GRU: three, as its n gate keeps
+// W_in x and W_hn h apart), in gemm_packed's layout, followed by the cell. No dropout (inference).
+// Copies all it needs from params.
+class PackedStack {
+ public:
+  PackedStack(CellType cell, int I, int H, int L, bool residual, const float* params);
+  // Floats of workspace that step needs for B rows.
+  size_t workspace_size(int B) const;
+  // One time step of B rows: x [B, I] -> y [B, H], the state h (and, for LSTM, c) [L, B, H]
+  // advanced in place. stack_forward at T = 1 up to float rounding; a row's result does not
+  // depend on B or on the other rows.
+  void step(int B, const float* x, float* h, float* c, float* y, float* ws) const;
+
+  // Columns [c_col, c_col + m.cols()) of a layer's pre-activations are columns
+  // [a_col, a_col + m.rows()) of [x, h] times m.
+  struct Product {
+    int a_col, c_col;
+    PackedMatrix m;
+  };
+
+ private:
+  struct Layer {
+    std::vector<Product> products;
+    int width;                // pre-activations per row
+    std::vector<float> bias;  // what the cell adds: b_ih (+ b_hh), then GRU's b_hn
+  };
+  CellType cell_;
+  int I_, H_;
+  bool residual_;
+  std::vector<Layer> layers_;
+};
 
 }  // namespace rnnkit
