@@ -5,6 +5,7 @@
 #include <numeric>
 #include <vector>
 
+#include "gemm.h"
 #include "layers.h"
 
 namespace rnnkit {
@@ -24,12 +25,13 @@ int matched_stop(const TokenSpans& stops, const int32_t* gen, int n) {
   return best;
 }
 
-// Copies the state rows keep[0, m) of src [L, n, H] into dst [L, m, H].
-void gather_rows(const float* src, int n, const int* keep, int m, int L, int H, float* dst) {
+// Keeps the state rows keep[0, m) (increasing) of s [L, n, H], in place, as s [L, m, H]. Every
+// row moves to the same place or an earlier one, so walking forward never reads a moved-over row.
+void gather_rows(float* s, int n, const int* keep, int m, int L, int H) {
   for (int l = 0; l < L; ++l)
     for (int j = 0; j < m; ++j)
-      std::memcpy(dst + (size_t(l) * m + j) * H, src + (size_t(l) * n + keep[j]) * H,
-                  sizeof(float) * H);
+      std::memmove(s + (size_t(l) * m + j) * H, s + (size_t(l) * n + keep[j]) * H,
+                   sizeof(float) * H);
 }
 
 }  // namespace
@@ -55,13 +57,14 @@ void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateCo
   for (int b = 0; b < B; ++b) prompt_len[b] = prompts.offsets[b + 1] - prompts.offsets[b];
   const int T = *std::max_element(prompt_len.begin(), prompt_len.end());
 
-  const StackShape step_shape{w.cell, 1, B, E, H, L, 0.0f, w.residual, false, 0};
-  StackShape prime_shape = step_shape;
-  prime_shape.T = T;
+  const StackShape prime_shape{w.cell, T, B, E, H, L, 0.0f, w.residual, false, 0};
   const size_t state = size_t(L) * B * H;
-  std::vector<float> ws(
-      std::max(stack_workspace_size(prime_shape), stack_workspace_size(step_shape)));
-  std::vector<float> h(2 * state), c(lstm ? 2 * state : 0);
+  // The weights are packed once here for the hundreds of steps that follow.
+  const PackedStack stack(w.cell, E, H, L, w.residual, w.stack);
+  PackedMatrix decoder(H, V);
+  decoder.set(0, 0, H, V, true, w.decoder_weight, H);
+  std::vector<float> ws(std::max(stack_workspace_size(prime_shape), stack.workspace_size(B)));
+  std::vector<float> h(state), c(lstm ? state : 0);
   std::vector<float> x(size_t(B) * E), y(size_t(B) * H), logits(size_t(B) * V);
   std::vector<int32_t> rows(B), next(B);
   std::vector<int> keep(B);
@@ -78,11 +81,6 @@ void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateCo
       std::copy(prompts.tokens + prompts.offsets[b], prompts.tokens + prompts.offsets[b + 1],
                 history_of(b));
 
-  // cur selects the ping-pong half of h and c that holds the state of the active rows.
-  int cur = 0;
-  auto h_at = [&](int half) { return h.data() + half * state; };
-  auto c_at = [&](int half) { return lstm ? c.data() + half * state : nullptr; };
-
   // Prime every prompt in one padded forward; each row's next-token logits come from the output
   // at its own last step. Padding ids are 0, a valid id the stack never looks at.
   {
@@ -93,7 +91,7 @@ void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateCo
     std::vector<float> xs(size_t(T) * B * E), ys(size_t(T) * B * H);
     embedding_forward(w.embedding, V, E, ids.data(), T * B, xs.data());
     stack_forward(prime_shape, w.stack, xs.data(), prompt_len.data(), nullptr, nullptr, ys.data(),
-                  h_at(cur), c_at(cur), ws.data());
+                  h.data(), c.data(), ws.data());
     for (int b = 0; b < B; ++b)
       std::memcpy(y.data() + size_t(b) * H, ys.data() + (size_t(prompt_len[b] - 1) * B + b) * H,
                   sizeof(float) * H);
@@ -106,7 +104,11 @@ void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateCo
       for (int i = 0; i < n; ++i) finish[rows[i]] = kFinishCancelled;
       break;
     }
-    linear_forward(n, H, V, y.data(), w.decoder_weight, w.decoder_bias, logits.data());
+    // The decoder, Linear(H, V): the bias, then the product added onto it.
+    if (w.decoder_bias)
+      for (int i = 0; i < n; ++i)
+        std::copy(w.decoder_bias, w.decoder_bias + V, logits.data() + size_t(i) * V);
+    gemm_packed(n, y.data(), H, decoder, w.decoder_bias ? 1.0f : 0.0f, logits.data(), V);
     for (int i = 0; i < n; ++i) {
       const int b = rows[i];
       int32_t* hist = keep_history ? history_of(b) : nullptr;
@@ -136,21 +138,16 @@ void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateCo
     }
     if (m == 0) break;
 
-    // Finished rows leave the batch: their state rows are dropped by gathering the rest into the
-    // other half, so every later step works on active rows only.
+    // Finished rows leave the batch: the state rows of the rest move up over theirs, so every
+    // later step works on active rows only.
     if (m < n) {
-      gather_rows(h_at(cur), n, keep.data(), m, L, H, h_at(1 - cur));
-      if (lstm) gather_rows(c_at(cur), n, keep.data(), m, L, H, c_at(1 - cur));
-      cur = 1 - cur;
+      gather_rows(h.data(), n, keep.data(), m, L, H);
+      if (lstm) gather_rows(c.data(), n, keep.data(), m, L, H);
       for (int j = 0; j < m; ++j) rows[j] = rows[keep[j]], next[j] = next[keep[j]];
       n = m;
     }
-    StackShape s = step_shape;
-    s.B = n;
     embedding_forward(w.embedding, V, E, next.data(), n, x.data());
-    stack_forward(s, w.stack, x.data(), nullptr, h_at(cur), c_at(cur), y.data(), h_at(1 - cur),
-                  c_at(1 - cur), ws.data());
-    cur = 1 - cur;
+    stack.step(n, x.data(), h.data(), c.data(), y.data(), ws.data());
   }
 }
 
