@@ -29,7 +29,7 @@ import { BatchingGenerator } from './serve/batching';
 import { startServer } from './serve/server';
 import type { TranslateOptions, Translator } from './seq2seq/translate';
 import type { TextGenerator } from './generate/text-generator';
-import type { LrSchedule } from './train/loop';
+import type { LrSchedule, Progress } from './train/loop';
 
 const ROOT = path.resolve(__dirname, '..');
 export const DEFAULT_CORPUS = path.join(ROOT, 'data', 'tinyshakespeare.txt');
@@ -38,6 +38,14 @@ export const DEFAULT_MODEL = path.join(ROOT, 'models', 'default.safetensors');
 class UsageError extends Error {}
 
 type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** parseArgs options: flags that take a value, then on/off switches. */
+function flags(values: string[], switches: string[] = []): Options {
+  return Object.fromEntries([
+    ...values.map((name) => [name, { type: 'string' as const }]),
+    ...switches.map((name) => [name, { type: 'boolean' as const }]),
+  ]);
+}
 
 interface Command {
   summary: string;
@@ -162,6 +170,54 @@ async function servedModel(
   return { model: await Seq2Seq.load(file), engine: 'native', close: async () => {} };
 }
 
+function cellOption(v: unknown): CellType {
+  const cell = str(v) ?? 'lstm';
+  if (cell !== 'lstm' && cell !== 'gru' && cell !== 'rnn') {
+    throw new UsageError(`--cell must be lstm, gru or rnn, got '${cell}'`);
+  }
+  return cell;
+}
+
+/** The options both train commands read alike; `defaults` are each command's own. */
+function trainingOptions(
+  v: Record<string, unknown>,
+  out: string,
+  defaults: { epochs: number; batchSize: number; validationSplit: number; validateEvery: number },
+) {
+  const steps = num(v.steps, 'steps', 'int');
+  const epochs =
+    num(v.epochs, 'epochs', 'int') ?? (steps === undefined ? defaults.epochs : undefined);
+  const checkpointEvery = num(v['checkpoint-every'], 'checkpoint-every', 'int');
+  return {
+    epochs,
+    steps,
+    timeLimit: num(v['time-limit'], 'time-limit') ?? 0,
+    batchSize: num(v['batch-size'], 'batch-size', 'int') ?? defaults.batchSize,
+    learningRate: num(v.lr, 'lr') ?? 3e-3,
+    lrSchedule: (str(v['lr-schedule']) ?? 'cosine') as LrSchedule,
+    validationSplit: num(v['validation-split'], 'validation-split') ?? defaults.validationSplit,
+    validateEvery: num(v['validate-every'], 'validate-every', 'int') ?? defaults.validateEvery,
+    checkpoint: checkpointEvery ? { path: out, every: checkpointEvery } : undefined,
+  };
+}
+
+/** Runs a training with a progress bar on stderr; Ctrl-C stops it cleanly (the model is kept). */
+async function withProgress<T>(
+  timeLimit: number,
+  train: (watch: { onProgress: (p: Progress) => void; signal: AbortSignal }) => Promise<T>,
+): Promise<T> {
+  const printer = new ProgressPrinter(process.stderr, timeLimit);
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  process.once('SIGINT', onSignal);
+  try {
+    return await train({ onProgress: (p) => printer.update(p), signal: abort.signal });
+  } finally {
+    process.off('SIGINT', onSignal);
+    printer.end();
+  }
+}
+
 const commands: Record<string, Command | RawCommand> = {
   train: {
     summary: 'train a language model on a text file (default: the bundled Shakespeare)',
@@ -195,36 +251,36 @@ const commands: Record<string, Command | RawCommand> = {
   --weights-only         save without the optimizer state (smaller; cannot be resumed)
   --half                 save the weights as float16: half the file, implies --weights-only
   --sample N             characters of sample text to print at the end (default 300; 0: none)`,
-    options: {
-      data: { type: 'string' },
-      tokenizer: { type: 'string' },
-      'max-vocab': { type: 'string' },
-      cell: { type: 'string' },
-      hidden: { type: 'string' },
-      layers: { type: 'string' },
-      embedding: { type: 'string' },
-      dropout: { type: 'string' },
-      residual: { type: 'boolean' },
-      'seq-length': { type: 'string' },
-      'batch-size': { type: 'string' },
-      epochs: { type: 'string' },
-      steps: { type: 'string' },
-      'time-limit': { type: 'string' },
-      lr: { type: 'string' },
-      'lr-schedule': { type: 'string' },
-      'validation-split': { type: 'string' },
-      'validate-every': { type: 'string' },
-      seed: { type: 'string' },
-      threads: { type: 'string' },
-      out: { type: 'string' },
-      resume: { type: 'string' },
-      init: { type: 'string' },
-      'state-reset': { type: 'string' },
-      'checkpoint-every': { type: 'string' },
-      sample: { type: 'string' },
-      'weights-only': { type: 'boolean' },
-      half: { type: 'boolean' },
-    },
+    options: flags(
+      [
+        'data',
+        'tokenizer',
+        'max-vocab',
+        'cell',
+        'hidden',
+        'layers',
+        'embedding',
+        'dropout',
+        'seq-length',
+        'batch-size',
+        'epochs',
+        'steps',
+        'time-limit',
+        'lr',
+        'lr-schedule',
+        'validation-split',
+        'validate-every',
+        'seed',
+        'threads',
+        'out',
+        'resume',
+        'init',
+        'state-reset',
+        'checkpoint-every',
+        'sample',
+      ],
+      ['residual', 'weights-only', 'half'],
+    ),
     async run(v) {
       setThreads(v.threads);
       const dataFile = str(v.data) ?? DEFAULT_CORPUS;
@@ -244,17 +300,14 @@ const commands: Record<string, Command | RawCommand> = {
           }
         }
       } else {
-        const cell = str(v.cell) ?? 'lstm';
-        if (!['lstm', 'gru', 'rnn'].includes(cell)) {
-          throw new UsageError(`--cell must be lstm, gru or rnn, got '${cell}'`);
-        }
+        const cell = cellOption(v.cell);
         model = new LanguageModel({
           tokenizer: makeTokenizer(
             str(v.tokenizer) ?? 'char',
             text,
             num(v['max-vocab'], 'max-vocab', 'int'),
           ),
-          cell: cell as CellType,
+          cell,
           hiddenSize: num(v.hidden, 'hidden', 'int') ?? 512,
           numLayers: num(v.layers, 'layers', 'int') ?? 1,
           embeddingSize: num(v.embedding, 'embedding', 'int') ?? 64,
@@ -263,36 +316,25 @@ const commands: Record<string, Command | RawCommand> = {
           seed: num(v.seed, 'seed', 'int') ?? 1,
         });
       }
-      const epochs = num(v.epochs, 'epochs', 'int');
-      const steps = num(v.steps, 'steps', 'int');
-      const timeLimit = num(v['time-limit'], 'time-limit') ?? 0;
       process.stderr.write(
         `${model.summary()}\ntraining on ${dataFile} (${text.length.toLocaleString('en-US')} characters)\n`,
       );
-      const printer = new ProgressPrinter(process.stderr, timeLimit);
-      const abort = new AbortController();
-      const onSignal = () => abort.abort();
-      process.once('SIGINT', onSignal);
-      const checkpointEvery = num(v['checkpoint-every'], 'checkpoint-every', 'int');
-      const history = await model.fit(text, {
-        epochs: epochs ?? (steps === undefined ? 4 : undefined),
-        steps,
-        timeLimit,
-        batchSize: num(v['batch-size'], 'batch-size', 'int') ?? 32,
-        seqLength: num(v['seq-length'], 'seq-length', 'int') ?? 100,
-        learningRate: num(v.lr, 'lr') ?? 3e-3,
-        lrSchedule: (str(v['lr-schedule']) ?? 'cosine') as 'constant' | 'cosine' | 'linear',
-        validationSplit: num(v['validation-split'], 'validation-split') ?? 0.05,
-        validateEvery: num(v['validate-every'], 'validate-every', 'int') ?? 200,
-        seed: num(v.seed, 'seed', 'int') ?? 1,
-        checkpoint: checkpointEvery ? { path: out, every: checkpointEvery } : undefined,
-        resume: resume ?? undefined,
-        stateResetRate: num(v['state-reset'], 'state-reset'),
-        onProgress: (p) => printer.update(p),
-        signal: abort.signal,
+      const common = trainingOptions(v, out, {
+        epochs: 4,
+        batchSize: 32,
+        validationSplit: 0.05,
+        validateEvery: 200,
       });
-      process.off('SIGINT', onSignal);
-      printer.end();
+      const history = await withProgress(common.timeLimit, (watch) =>
+        model.fit(text, {
+          ...common,
+          ...watch,
+          seqLength: num(v['seq-length'], 'seq-length', 'int') ?? 100,
+          seed: num(v.seed, 'seed', 'int') ?? 1,
+          resume: resume ?? undefined,
+          stateResetRate: num(v['state-reset'], 'state-reset'),
+        }),
+      );
       await model.save(out, {
         weightsOnly: v['weights-only'] === true,
         dtype: v.half === true ? 'float16' : 'float32',
@@ -340,19 +382,23 @@ const commands: Record<string, Command | RawCommand> = {
   --unknown error|map    unknown prompt characters: fail (default) or map to <unk>
   --threads N            GEMM threads`,
     options: {
-      model: { type: 'string' },
+      ...flags(
+        [
+          'model',
+          'n',
+          'max-tokens',
+          'temperature',
+          'top-k',
+          'top-p',
+          'repetition-penalty',
+          'seed',
+          'unknown',
+          'threads',
+        ],
+        ['stream'],
+      ),
       prompt: { type: 'string', multiple: true },
-      n: { type: 'string' },
-      'max-tokens': { type: 'string' },
-      temperature: { type: 'string' },
-      'top-k': { type: 'string' },
-      'top-p': { type: 'string' },
-      'repetition-penalty': { type: 'string' },
       stop: { type: 'string', multiple: true },
-      seed: { type: 'string' },
-      stream: { type: 'boolean' },
-      unknown: { type: 'string' },
-      threads: { type: 'string' },
     },
     async run(v) {
       setThreads(v.threads);
@@ -394,12 +440,7 @@ const commands: Record<string, Command | RawCommand> = {
   evaluate: {
     summary: 'loss, perplexity and bits per token of a model on a text file',
     usage: `rnnkit evaluate --model FILE --data FILE [--seq-length N]`,
-    options: {
-      model: { type: 'string' },
-      data: { type: 'string' },
-      'seq-length': { type: 'string' },
-      threads: { type: 'string' },
-    },
+    options: flags(['model', 'data', 'seq-length', 'threads']),
     async run(v) {
       setThreads(v.threads);
       const modelFile = str(v.model);
@@ -457,44 +498,44 @@ const commands: Record<string, Command | RawCommand> = {
   --resume FILE          continue the run a checkpoint saved, exactly (give the same data, seed
                          and batch size; the architecture and vocabularies come from FILE)
   --weights-only         save without the optimizer state (smaller; cannot be resumed)`,
-    options: {
-      pairs: { type: 'string' },
-      'source-column': { type: 'string' },
-      'target-column': { type: 'string' },
-      task: { type: 'string' },
-      examples: { type: 'string' },
-      tokenizer: { type: 'string' },
-      'max-vocab': { type: 'string' },
-      cell: { type: 'string' },
-      hidden: { type: 'string' },
-      'encoder-hidden': { type: 'string' },
-      unidirectional: { type: 'boolean' },
-      'input-feeding': { type: 'boolean' },
-      'encoder-layers': { type: 'string' },
-      'decoder-layers': { type: 'string' },
-      embedding: { type: 'string' },
-      attention: { type: 'string' },
-      dropout: { type: 'string' },
-      'batch-size': { type: 'string' },
-      epochs: { type: 'string' },
-      steps: { type: 'string' },
-      'time-limit': { type: 'string' },
-      lr: { type: 'string' },
-      'lr-schedule': { type: 'string' },
-      'label-smoothing': { type: 'string' },
-      'scheduled-sampling': { type: 'string' },
-      'scheduled-sampling-ramp': { type: 'string' },
-      'validation-split': { type: 'string' },
-      'validate-every': { type: 'string' },
-      'test-size': { type: 'string' },
-      beam: { type: 'string' },
-      seed: { type: 'string' },
-      threads: { type: 'string' },
-      out: { type: 'string' },
-      'checkpoint-every': { type: 'string' },
-      resume: { type: 'string' },
-      'weights-only': { type: 'boolean' },
-    },
+    options: flags(
+      [
+        'pairs',
+        'source-column',
+        'target-column',
+        'task',
+        'examples',
+        'tokenizer',
+        'max-vocab',
+        'cell',
+        'hidden',
+        'encoder-hidden',
+        'encoder-layers',
+        'decoder-layers',
+        'embedding',
+        'attention',
+        'dropout',
+        'batch-size',
+        'epochs',
+        'steps',
+        'time-limit',
+        'lr',
+        'lr-schedule',
+        'label-smoothing',
+        'scheduled-sampling',
+        'scheduled-sampling-ramp',
+        'validation-split',
+        'validate-every',
+        'test-size',
+        'beam',
+        'seed',
+        'threads',
+        'out',
+        'checkpoint-every',
+        'resume',
+      ],
+      ['unidirectional', 'input-feeding', 'weights-only'],
+    ),
     async run(v) {
       setThreads(v.threads);
       const out = str(v.out) ?? 'seq2seq.safetensors';
@@ -544,10 +585,7 @@ const commands: Record<string, Command | RawCommand> = {
           );
         }
       } else {
-        const cell = str(v.cell) ?? 'lstm';
-        if (!['lstm', 'gru', 'rnn'].includes(cell)) {
-          throw new UsageError(`--cell must be lstm, gru or rnn, got '${cell}'`);
-        }
+        const cell = cellOption(v.cell);
         model = new Seq2Seq({
           sourceTokenizer: vocab(
             train.map((p) => p.source),
@@ -557,7 +595,7 @@ const commands: Record<string, Command | RawCommand> = {
             train.map((p) => p.target),
             ['<pad>', '<bos>', '<eos>'],
           ),
-          cell: cell as CellType,
+          cell,
           hiddenSize: num(v.hidden, 'hidden', 'int') ?? 128,
           encoderHiddenSize: num(v['encoder-hidden'], 'encoder-hidden', 'int'),
           bidirectional: v.unidirectional !== true,
@@ -570,42 +608,31 @@ const commands: Record<string, Command | RawCommand> = {
           seed,
         });
       }
-      const epochs = num(v.epochs, 'epochs', 'int');
-      const steps = num(v.steps, 'steps', 'int');
-      const timeLimit = num(v['time-limit'], 'time-limit') ?? 0;
       process.stderr.write(
         `${model.summary()}\ntraining on ${train.length.toLocaleString('en-US')} pairs, ` +
           `testing on ${test.length.toLocaleString('en-US')}\n`,
       );
-      const printer = new ProgressPrinter(process.stderr, timeLimit);
-      const abort = new AbortController();
-      const onSignal = () => abort.abort();
-      process.once('SIGINT', onSignal);
-      const checkpointEvery = num(v['checkpoint-every'], 'checkpoint-every', 'int');
-      const history = await model.fit(train, {
-        epochs: epochs ?? (steps === undefined ? 10 : undefined),
-        steps,
-        timeLimit,
-        batchSize: num(v['batch-size'], 'batch-size', 'int') ?? 64,
-        learningRate: num(v.lr, 'lr') ?? 3e-3,
-        lrSchedule: (str(v['lr-schedule']) ?? 'cosine') as LrSchedule,
-        labelSmoothing: num(v['label-smoothing'], 'label-smoothing') ?? 0.1,
-        scheduledSampling: {
-          rate: num(v['scheduled-sampling'], 'scheduled-sampling') ?? 0,
-          rampSteps: num(v['scheduled-sampling-ramp'], 'scheduled-sampling-ramp', 'int') ?? 0,
-        },
-        validationSplit: num(v['validation-split'], 'validation-split') ?? 0.02,
-        validateEvery: num(v['validate-every'], 'validate-every', 'int') ?? 500,
-        seed,
-        checkpoint: checkpointEvery ? { path: out, every: checkpointEvery } : undefined,
-        resume: model.resumeState ?? undefined,
-        // Words cut by --max-vocab train as <unk>; characters are all in the vocabulary.
-        unknown: 'map',
-        onProgress: (p) => printer.update(p),
-        signal: abort.signal,
+      const common = trainingOptions(v, out, {
+        epochs: 10,
+        batchSize: 64,
+        validationSplit: 0.02,
+        validateEvery: 500,
       });
-      process.off('SIGINT', onSignal);
-      printer.end();
+      const history = await withProgress(common.timeLimit, (watch) =>
+        model.fit(train, {
+          ...common,
+          ...watch,
+          labelSmoothing: num(v['label-smoothing'], 'label-smoothing') ?? 0.1,
+          scheduledSampling: {
+            rate: num(v['scheduled-sampling'], 'scheduled-sampling') ?? 0,
+            rampSteps: num(v['scheduled-sampling-ramp'], 'scheduled-sampling-ramp', 'int') ?? 0,
+          },
+          seed,
+          resume: model.resumeState ?? undefined,
+          // Words cut by --max-vocab train as <unk>; characters are all in the vocabulary.
+          unknown: 'map',
+        }),
+      );
       await model.save(out, { weightsOnly: v['weights-only'] === true });
       process.stdout.write(
         `trained ${history.steps} steps in ${history.seconds.toFixed(1)} s ` +
@@ -655,18 +682,20 @@ const commands: Record<string, Command | RawCommand> = {
   --unknown error|map    source text outside the vocabulary: fail (default) or map to <unk>
   --threads N            GEMM threads`,
     options: {
-      model: { type: 'string' },
+      ...flags([
+        'model',
+        'beam',
+        'temperature',
+        'top-k',
+        'top-p',
+        'seed',
+        'n-best',
+        'max-length',
+        'length-penalty',
+        'unknown',
+        'threads',
+      ]),
       input: { type: 'string', multiple: true },
-      beam: { type: 'string' },
-      temperature: { type: 'string' },
-      'top-k': { type: 'string' },
-      'top-p': { type: 'string' },
-      seed: { type: 'string' },
-      'n-best': { type: 'string' },
-      'max-length': { type: 'string' },
-      'length-penalty': { type: 'string' },
-      unknown: { type: 'string' },
-      threads: { type: 'string' },
     },
     async run(v) {
       setThreads(v.threads);
@@ -697,12 +726,8 @@ const commands: Record<string, Command | RawCommand> = {
     summary: "draw a seq2seq model's attention for one input as an SVG heatmap",
     usage: `rnnkit attention --model FILE --input TEXT --out FILE.svg [--beam N]`,
     options: {
-      model: { type: 'string' },
+      ...flags(['model', 'out', 'beam', 'unknown', 'threads']),
       input: { type: 'string', multiple: true },
-      out: { type: 'string' },
-      beam: { type: 'string' },
-      unknown: { type: 'string' },
-      threads: { type: 'string' },
     },
     async run(v) {
       setThreads(v.threads);
@@ -742,12 +767,7 @@ const commands: Record<string, Command | RawCommand> = {
 The vocabulary and the model config travel in the file's metadata, so the .onnx file alone is
 enough to generate (OnnxGenerator), and the two files of a sequence-to-sequence model to
 translate (OnnxSeq2Seq). See docs/onnx.md for their inputs and outputs.`,
-    options: {
-      model: { type: 'string' },
-      out: { type: 'string' },
-      kind: { type: 'string' },
-      opset: { type: 'string' },
-    },
+    options: flags(['model', 'out', 'kind', 'opset']),
     async run(v) {
       const modelFile = str(v.model);
       const out = str(v.out);
@@ -805,14 +825,7 @@ POST /v1/generate (JSON, or Server-Sent Events with "stream": true) for a langua
 POST /v1/translate for a sequence-to-sequence model, GET /health, GET /v1/model,
 GET /metrics (Prometheus). SIGTERM or SIGINT drains: requests in flight finish, new ones get 503.
 See docs/serving.md.`,
-    options: {
-      model: { type: 'string' },
-      port: { type: 'string' },
-      host: { type: 'string' },
-      'max-batch': { type: 'string' },
-      'max-queue': { type: 'string' },
-      threads: { type: 'string' },
-    },
+    options: flags(['model', 'port', 'host', 'max-batch', 'max-queue', 'threads']),
     async run(v) {
       const file = str(v.model);
       if (!file) throw new UsageError('serve needs --model FILE (.onnx or .safetensors)');
