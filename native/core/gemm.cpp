@@ -6,9 +6,11 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #ifdef RNNKIT_HAVE_OPENBLAS
 #include <cblas.h>
@@ -110,15 +112,12 @@ void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, 
 
 using Kernel = void (*)(int, const float*, const float*, int, int, float, float, float*, int);
 
-// For a tile of mr rows, the instantiation with the fewest rows >= mr, so that a short edge tile
-// (the 4 rows left of 64 by 12-row tiles) does not pay for a full one.
-Kernel row_kernel(int mr) {
-  constexpr int kHalf = kMR / 2 > 0 ? kMR / 2 : 1;
-  if (mr <= 1) return micro_kernel<1, 1>;
-  if (mr <= 2) return micro_kernel<2, 1>;
-  if (mr <= kHalf) return micro_kernel<kHalf, 1>;
-  return micro_kernel<kMR, 1>;
+// micro_kernel<mr, 1> at index mr - 1, for every tile height 1..kMR.
+template <int... R>
+constexpr std::array<Kernel, sizeof...(R)> row_kernels(std::integer_sequence<int, R...>) {
+  return {micro_kernel<R + 1, 1>...};
 }
+constexpr std::array<Kernel, kMR> kRowKernels = row_kernels(std::make_integer_sequence<int, kMR>());
 
 // Few rows (a batch-1 generation step): one or two rows give too few accumulators to hide the FMA
 // latency, so those tiles span kWide / mr slivers at once.
@@ -148,19 +147,25 @@ void multiply_panel(int M, int kc, const float* A, ptrdiff_t a_ms, ptrdiff_t a_k
   for (int ic = 0; ic < M; ic += kMC) {
     const int mc = M - ic < kMC ? M - ic : kMC;
     float* c_block = C + static_cast<ptrdiff_t>(ic) * ldc;
-    pack<kMR>(A + ic * a_ms, a_ms, a_ks, mc, kc, a_pack);
-    if (mc == 1) {
-      wide_tiles<1>(kc, a_pack, panel, nc, alpha, beta, c_block, ldc);
-    } else if (mc == 2) {
-      wide_tiles<2>(kc, a_pack, panel, nc, alpha, beta, c_block, ldc);
-    } else {
-      for (int jr = 0; jr < nc; jr += kNR) {
-        const int nr = nc - jr < kNR ? nc - jr : kNR;
-        for (int ir = 0; ir < mc; ir += kMR) {
-          const int mr = mc - ir < kMR ? mc - ir : kMR;
-          row_kernel(mr)(kc, a_pack + static_cast<ptrdiff_t>(ir) * kc, panel + jr / kNR * sliver,
-                         mr, nr, alpha, beta, c_block + static_cast<ptrdiff_t>(ir) * ldc + jr, ldc);
-        }
+    if (mc <= 2) {
+      pack<kMR>(A + ic * a_ms, a_ms, a_ks, mc, kc, a_pack);
+      (mc == 1 ? wide_tiles<1> : wide_tiles<2>)(kc, a_pack, panel, nc, alpha, beta, c_block, ldc);
+      continue;
+    }
+    // Tiles of nearly equal height, so that no short tile is left over (64 rows: four of 11 and
+    // two of 10, not five of 12 and one of 4), each packed as a sliver of its own.
+    const int tiles = (mc + kMR - 1) / kMR;
+    auto first_row = [&](int t) { return t * mc / tiles; };
+    for (int t = 0; t < tiles; ++t)
+      pack<kMR>(A + (ic + first_row(t)) * a_ms, a_ms, a_ks, first_row(t + 1) - first_row(t), kc,
+                a_pack + static_cast<ptrdiff_t>(t) * kMR * kc);
+    for (int jr = 0; jr < nc; jr += kNR) {
+      const int nr = nc - jr < kNR ? nc - jr : kNR;
+      for (int t = 0; t < tiles; ++t) {
+        const int r = first_row(t), mr = first_row(t + 1) - r;
+        kRowKernels[mr - 1](kc, a_pack + static_cast<ptrdiff_t>(t) * kMR * kc,
+                            panel + jr / kNR * sliver, mr, nr, alpha, beta,
+                            c_block + static_cast<ptrdiff_t>(r) * ldc + jr, ldc);
       }
     }
   }
