@@ -7,10 +7,17 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
+#include <functional>
+#include <mutex>
 #include <new>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #ifdef RNNKIT_HAVE_OPENBLAS
 #include <cblas.h>
@@ -137,36 +144,43 @@ void wide_tiles(int kc, const float* a_pack, const float* panel, int nc, float a
                         alpha, beta, C + jr, ldc);
 }
 
-// C[M, nc] = alpha * op(A)[M, kc] * panel + beta * C, the panel one K block of packed B (nc
-// columns in slivers of kNR, each kc * kNR floats). op(A) is packed here, kMC rows at a time.
-void multiply_panel(int M, int kc, const float* A, ptrdiff_t a_ms, ptrdiff_t a_ks,
-                    const float* panel, int nc, float alpha, float beta, float* C, int ldc) {
-  thread_local Scratch a_buf;
-  float* a_pack = a_buf.get(static_cast<size_t>(kMC) * kKC);
+// A block of mc rows splits into tiles of nearly equal height, so that no short tile is left over
+// (64 rows: four of 11 and two of 10, not five of 12 and one of 4); tile t is rows
+// [first(t), first(t + 1)). One or two rows are one tile (wide_tiles).
+struct RowTiles {
+  int mc, count;
+  explicit RowTiles(int rows) : mc(rows), count((rows + kMR - 1) / kMR) {}
+  int first(int t) const { return t * mc / count; }
+  // Floats of one K block of kc columns packed.
+  size_t packed(int kc) const { return static_cast<size_t>(count) * kMR * kc; }
+};
+
+// Packs a block of op(A) [mc, kc] (element (m, k) at A[m * ms + k * ks]) tile by tile, each tile a
+// kMR-wide sliver of its own.
+void pack_a(const float* A, ptrdiff_t ms, ptrdiff_t ks, int mc, int kc, float* dst) {
+  const RowTiles tiles(mc);
+  for (int t = 0; t < tiles.count; ++t)
+    pack<kMR>(A + tiles.first(t) * ms, ms, ks, tiles.first(t + 1) - tiles.first(t), kc,
+              dst + static_cast<ptrdiff_t>(t) * kMR * kc);
+}
+
+// C[mc, nc] = alpha * a_pack * panel + beta * C: a block of op(A) packed by pack_a times one K
+// block of packed B (nc columns in slivers of kNR, each kc * kNR floats).
+void multiply_block(int mc, int kc, const float* a_pack, const float* panel, int nc, float alpha,
+                    float beta, float* C, int ldc) {
+  if (mc <= 2) {
+    (mc == 1 ? wide_tiles<1> : wide_tiles<2>)(kc, a_pack, panel, nc, alpha, beta, C, ldc);
+    return;
+  }
+  const RowTiles tiles(mc);
   const ptrdiff_t sliver = static_cast<ptrdiff_t>(kc) * kNR;
-  for (int ic = 0; ic < M; ic += kMC) {
-    const int mc = M - ic < kMC ? M - ic : kMC;
-    float* c_block = C + static_cast<ptrdiff_t>(ic) * ldc;
-    if (mc <= 2) {
-      pack<kMR>(A + ic * a_ms, a_ms, a_ks, mc, kc, a_pack);
-      (mc == 1 ? wide_tiles<1> : wide_tiles<2>)(kc, a_pack, panel, nc, alpha, beta, c_block, ldc);
-      continue;
-    }
-    // Tiles of nearly equal height, so that no short tile is left over (64 rows: four of 11 and
-    // two of 10, not five of 12 and one of 4), each packed as a sliver of its own.
-    const int tiles = (mc + kMR - 1) / kMR;
-    auto first_row = [&](int t) { return t * mc / tiles; };
-    for (int t = 0; t < tiles; ++t)
-      pack<kMR>(A + (ic + first_row(t)) * a_ms, a_ms, a_ks, first_row(t + 1) - first_row(t), kc,
-                a_pack + static_cast<ptrdiff_t>(t) * kMR * kc);
-    for (int jr = 0; jr < nc; jr += kNR) {
-      const int nr = nc - jr < kNR ? nc - jr : kNR;
-      for (int t = 0; t < tiles; ++t) {
-        const int r = first_row(t), mr = first_row(t + 1) - r;
-        kRowKernels[mr - 1](kc, a_pack + static_cast<ptrdiff_t>(t) * kMR * kc,
-                            panel + jr / kNR * sliver, mr, nr, alpha, beta,
-                            c_block + static_cast<ptrdiff_t>(r) * ldc + jr, ldc);
-      }
+  for (int jr = 0; jr < nc; jr += kNR) {
+    const int nr = nc - jr < kNR ? nc - jr : kNR;
+    for (int t = 0; t < tiles.count; ++t) {
+      const int r = tiles.first(t), mr = tiles.first(t + 1) - r;
+      kRowKernels[mr - 1](kc, a_pack + static_cast<ptrdiff_t>(t) * kMR * kc,
+                          panel + jr / kNR * sliver, mr, nr, alpha, beta,
+                          C + static_cast<ptrdiff_t>(r) * ldc + jr, ldc);
     }
   }
 }
@@ -190,6 +204,81 @@ int round_up(int n, int to) { return (n + to - 1) / to * to; }
 // streams them through a few TLB entries.
 constexpr size_t kHugePage = size_t(1) << 21;
 
+// Helper threads for gemm_packed, which splits a product's columns into chunks that the calling
+// thread and the helpers claim one at a time. On a shared machine a helper may wake late or be
+// preempted: the caller then does the chunks that helper would have done, and waits only for one
+// it has already claimed. Idle helpers sleep. Created on first use and never destroyed, so that
+// no exit-time destructor waits on a thread.
+class Helpers {
+ public:
+  static Helpers& instance() {
+    static Helpers* helpers = new Helpers;
+    return *helpers;
+  }
+
+  // Runs chunk(i) for every i in [0, n) on this thread and up to gemm_threads() - 1 helpers, and
+  // returns true once all are done; false, running nothing, while another thread's call has them.
+  bool run(int n, const std::function<void(int)>& chunk) {
+    std::unique_lock<std::mutex> caller(run_mu_, std::try_to_lock);
+    if (!caller.owns_lock()) return false;
+    const int helpers = gemm_threads() - 1;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      while (int(threads_.size()) < helpers)
+        threads_.emplace_back(&Helpers::work, this, int(threads_.size()));
+      job_ = &chunk;
+      n_ = n;
+      next_ = done_ = 0;
+      active_ = helpers;
+      ++round_;
+    }
+    wake_.notify_all();
+    std::unique_lock<std::mutex> lock(mu_);
+    claim_and_run(lock);
+    finished_.wait(lock, [&] { return done_ == n_; });
+    job_ = nullptr;
+    return true;
+  }
+
+ private:
+  // Runs chunks while any are unclaimed; mu_ is held around each claim, not around the work.
+  void claim_and_run(std::unique_lock<std::mutex>& lock) {
+    while (job_ != nullptr && next_ < n_) {
+      const int i = next_++;
+      const std::function<void(int)>& job = *job_;
+      lock.unlock();
+      job(i);
+      lock.lock();
+      if (++done_ == n_) finished_.notify_all();
+    }
+  }
+
+  void work(int id) {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (uint64_t seen = 0;;) {
+      wake_.wait(lock, [&] { return round_ != seen; });
+      seen = round_;
+      if (id < active_) claim_and_run(lock);
+    }
+  }
+
+  std::mutex run_mu_, mu_;
+  std::condition_variable wake_, finished_;
+  std::vector<std::thread> threads_;
+  const std::function<void(int)>* job_ = nullptr;
+  int n_ = 0, next_ = 0, done_ = 0, active_ = 0;
+  uint64_t round_ = 0;
+};
+
+// Column chunks for a packed product of `work` multiply-adds over `slivers` slivers: one (no
+// helpers) below a million, some 10-60 us of work, else up to four per thread of at least four
+// slivers each, so that a late helper leaves little for the caller to wait on.
+int parallel_chunks(double work, int slivers) {
+  const int threads = gemm_threads();
+  if (threads < 2 || work < double(1 << 20)) return 1;
+  return std::max(1, std::min(slivers / 4, 4 * threads));
+}
+
 }  // namespace
 
 void gemm_builtin(bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
@@ -203,17 +292,23 @@ void gemm_builtin(bool transA, bool transB, int M, int N, int K, float alpha, co
   const ptrdiff_t a_ms = transA ? 1 : lda, a_ks = transA ? lda : 1;
   const ptrdiff_t b_ns = transB ? ldb : 1, b_ks = transB ? 1 : ldb;
 
-  thread_local Scratch b_buf;
+  thread_local Scratch a_buf, b_buf;
+  float* a_pack = a_buf.get(RowTiles(kMC).packed(kKC));
   float* b_pack = b_buf.get(static_cast<size_t>(N < kNC ? round_up(N, kNR) : kNC) * kKC);
 
   for (int jc = 0; jc < N; jc += kNC) {
     const int nc = N - jc < kNC ? N - jc : kNC;
     for (int pc = 0; pc < K; pc += kKC) {
       const int kc = K - pc < kKC ? K - pc : kKC;
-      pack<kNR>(B + jc * b_ns + pc * b_ks, b_ns, b_ks, nc, kc, b_pack);
       // The first K block applies the caller's beta; later blocks accumulate onto it.
-      multiply_panel(M, kc, A + pc * a_ks, a_ms, a_ks, b_pack, nc, alpha, pc == 0 ? beta : 1.0f,
-                     C + jc, ldc);
+      const float beta_k = pc == 0 ? beta : 1.0f;
+      pack<kNR>(B + jc * b_ns + pc * b_ks, b_ns, b_ks, nc, kc, b_pack);
+      for (int ic = 0; ic < M; ic += kMC) {
+        const int mc = M - ic < kMC ? M - ic : kMC;
+        pack_a(A + ic * a_ms + pc * a_ks, a_ms, a_ks, mc, kc, a_pack);
+        multiply_block(mc, kc, a_pack, b_pack, nc, alpha, beta_k,
+                       C + static_cast<ptrdiff_t>(ic) * ldc + jc, ldc);
+      }
     }
   }
 }
@@ -270,15 +365,50 @@ void PackedMatrix::set(int k0, int n0, int rows, int cols, bool trans, const flo
 
 void gemm_packed(int M, const float* A, int lda, const PackedMatrix& B, float beta, float* C,
                  int ldc) {
-  if (M <= 0 || B.N_ <= 0) return;
-  if (B.K_ <= 0) {
-    scale_c(M, B.N_, beta, C, ldc);
+  const int K = B.K_, N = B.N_;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    scale_c(M, N, beta, C, ldc);
     return;
   }
-  for (int pc = 0; pc < B.K_; pc += kKC)
-    multiply_panel(M, B.K_ - pc < kKC ? B.K_ - pc : kKC, A + pc, lda, 1,
-                   B.data_.get() + static_cast<ptrdiff_t>(pc) * B.n_padded_, B.N_, 1.0f,
-                   pc == 0 ? beta : 1.0f, C, ldc);
+  // A is packed once, K block after K block, each in blocks of kMC rows; every column chunk below
+  // reads it from there.
+  thread_local Scratch a_buf;
+  const size_t a_size = RowTiles(M).packed(K) + RowTiles(kMR).packed(K) * ((M - 1) / kMC + 1);
+  float* a_pack = a_buf.get(a_size);
+  // Calls f(pc, kc, ic, mc, packed A of that block) for every K block and row block, in order.
+  auto blocks = [&](auto&& f) {
+    float* at = a_pack;
+    for (int pc = 0; pc < K; pc += kKC) {
+      const int kc = K - pc < kKC ? K - pc : kKC;
+      for (int ic = 0; ic < M; ic += kMC) {
+        const int mc = M - ic < kMC ? M - ic : kMC;
+        f(pc, kc, ic, mc, at);
+        at += RowTiles(mc).packed(kc);
+      }
+    }
+  };
+  blocks([&](int pc, int kc, int ic, int mc, float* a) {
+    pack_a(A + static_cast<ptrdiff_t>(ic) * lda + pc, lda, 1, mc, kc, a);
+  });
+  // The product's columns from sliver s0 to sliver s1.
+  auto columns = [&](int s0, int s1) {
+    const int n0 = s0 * kNR, nc = (s1 * kNR < N ? s1 * kNR : N) - n0;
+    blocks([&](int pc, int kc, int ic, int mc, const float* a) {
+      multiply_block(mc, kc, a,
+                     B.data_.get() + static_cast<ptrdiff_t>(pc) * B.n_padded_ +
+                         static_cast<ptrdiff_t>(n0) * kc,
+                     nc, 1.0f, pc == 0 ? beta : 1.0f, C + static_cast<ptrdiff_t>(ic) * ldc + n0,
+                     ldc);
+    });
+  };
+  const int slivers = (N + kNR - 1) / kNR;
+  const int chunks = parallel_chunks(double(M) * N * K, slivers);
+  if (chunks > 1 && Helpers::instance().run(chunks, [&](int i) {
+        columns(i * slivers / chunks, (i + 1) * slivers / chunks);
+      }))
+    return;
+  columns(0, slivers);
 }
 
 #ifdef RNNKIT_HAVE_OPENBLAS
@@ -316,9 +446,13 @@ void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const floa
   gemm_builtin(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+namespace {
+std::atomic<int> builtin_threads{std::max(1, int(std::thread::hardware_concurrency()))};
+}  // namespace
+
 const char* gemm_backend() { return "builtin"; }
-int gemm_threads() { return 1; }
-void set_gemm_threads(int) {}
+int gemm_threads() { return builtin_threads.load(std::memory_order_relaxed); }
+void set_gemm_threads(int n) { builtin_threads.store(n < 1 ? 1 : n, std::memory_order_relaxed); }
 
 #endif
 

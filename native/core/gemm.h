@@ -40,14 +40,17 @@ class PackedMatrix {
 };
 
 // C[M,N] = A B + beta * C with A [M,K] row-major (lda >= K) and B packed. The built-in kernel
-// whatever the backend, so a row's result does not depend on M or on the other rows.
+// whatever the backend, so a row's result does not depend on M or on the other rows. Large
+// products split their columns over gemm_threads() threads (the caller's and helpers').
 void gemm_packed(int M, const float* A, int lda, const PackedMatrix& B, float beta, float* C,
                  int ldc);
 
-// Which GEMM `gemm` uses ("openblas" or "builtin") and how many threads it runs.
+// Which GEMM `gemm` uses ("openblas" or "builtin"), and how many threads OpenBLAS and gemm_packed
+// run (gemm_builtin itself runs on one). The count starts as OpenBLAS's default, or the number
+// of cores with the built-in GEMM.
 const char* gemm_backend();
 int gemm_threads();
-// Sets the thread count of the BLAS in use (the built-in GEMM is single-threaded). n >= 1.
+// Sets that thread count. n >= 1.
 void set_gemm_threads(int n);
 
 }  // namespace rnnkit

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "check.h"
@@ -239,6 +240,36 @@ TEST(packed_rows_do_not_depend_on_the_batch) {
     CHECK(std::equal(part.begin(), part.end(), all.begin() + static_cast<size_t>(m0) * N));
     m0 += rows;
   }
+}
+
+// Split over threads, the packed product keeps every bit; and two threads multiplying at once
+// (one of them then without helpers) each get their own product right.
+TEST(packed_threads_change_nothing) {
+  const int K = 600, N = 2000;  // a million multiply-adds per row: split even at one row
+  std::vector<float> W(static_cast<size_t>(N) * K);
+  check::fill_uniform(W, 900);
+  rnnkit::PackedMatrix packed(K, N);
+  packed.set(0, 0, K, N, true, W.data(), K);
+  auto product = [&](int M, uint64_t seed) {
+    std::vector<float> A(static_cast<size_t>(M) * K), C(static_cast<size_t>(M) * N);
+    check::fill_uniform(A, seed);
+    rnnkit::gemm_packed(M, A.data(), K, packed, 0.0f, C.data(), N);
+    return C;
+  };
+  const int before = rnnkit::gemm_threads();
+  rnnkit::set_gemm_threads(1);
+  const std::vector<float> one = product(1, 901), many = product(70, 902);
+  rnnkit::set_gemm_threads(3);
+  CHECK(product(1, 901) == one);
+  CHECK(product(70, 902) == many);
+  std::vector<float> other;
+  for (int round = 0; round < 20; ++round) {
+    std::thread t([&] { other = product(70, 902); });
+    CHECK(product(1, 901) == one);
+    t.join();
+    CHECK(other == many);
+  }
+  rnnkit::set_gemm_threads(before);
 }
 
 TEST(backend_reports) {
