@@ -12,9 +12,7 @@ import { writeFileAtomic } from './io/atomic';
 import { LanguageModel } from './models/language-model';
 import { native } from './native';
 import { exportOnnx } from './onnx/export';
-import { OnnxSeq2Seq } from './onnx/seq2seq';
 import { exportSeq2SeqOnnx } from './onnx/seq2seq-export';
-import { seq2seqOnnxPaths } from './onnx/seq2seq-format';
 import { readSafetensors } from './io/safetensors';
 import { CharTokenizer, WordTokenizer, validateCorpus, type Tokenizer } from './text';
 import type { CellType } from './nn/recurrent';
@@ -25,10 +23,8 @@ import { datePairs } from './seq2seq/dates';
 import { splitPairs, type TextPair } from './seq2seq/fit';
 import { attentionHeatmapSvg } from './seq2seq/heatmap';
 import { parsePairs } from './seq2seq/pairs';
-import { BatchingGenerator } from './serve/batching';
-import { startServer } from './serve/server';
-import type { TranslateOptions, Translator } from './seq2seq/translate';
-import type { TextGenerator } from './generate/text-generator';
+import { serveInWorker } from './serve/served';
+import type { TranslateOptions } from './seq2seq/translate';
 import type { LrSchedule, Progress } from './train/loop';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -137,39 +133,6 @@ async function seq2seqArgs(v: Record<string, unknown>) {
 }
 
 /** Whether `file` (an .onnx name or a checkpoint) holds a sequence-to-sequence model. */
-async function isSeq2Seq(file: string): Promise<boolean> {
-  if (/\.(encoder|decoder)\.onnx$/.test(file)) return true;
-  if (file.endsWith('.onnx')) {
-    return !fs.existsSync(file) && fs.existsSync(seq2seqOnnxPaths(file).encoder);
-  }
-  return (await readSafetensors(file)).metadata.kind === 'seq2seq';
-}
-
-/**
- * What `serve` serves: a language model behind a BatchingGenerator, or a sequence-to-sequence
- * model itself (OnnxSeq2Seq, or Seq2Seq on the native kernels).
- */
-async function servedModel(
-  file: string,
-  v: Record<string, unknown>,
-): Promise<{ model: TextGenerator | Translator; engine: string; close(): Promise<void> }> {
-  const threads = num(v.threads, 'threads', 'int') ?? Math.max(1, os.availableParallelism() - 1);
-  if (!(await isSeq2Seq(file))) {
-    const generator = await BatchingGenerator.load(file, {
-      maxBatch: num(v['max-batch'], 'max-batch', 'int'),
-      maxQueue: num(v['max-queue'], 'max-queue', 'int'),
-      threads,
-    });
-    return { model: generator, engine: generator.engine, close: () => generator.close() };
-  }
-  if (file.endsWith('.onnx')) {
-    const model = await OnnxSeq2Seq.load(file, { threads });
-    return { model, engine: 'onnx', close: () => model.close() };
-  }
-  native.setThreads(threads);
-  return { model: await Seq2Seq.load(file), engine: 'native', close: async () => {} };
-}
-
 function cellOption(v: unknown): CellType {
   const cell = str(v) ?? 'lstm';
   if (cell !== 'lstm' && cell !== 'gru' && cell !== 'rnn') {
@@ -829,22 +792,21 @@ See docs/serving.md.`,
     async run(v) {
       const file = str(v.model);
       if (!file) throw new UsageError('serve needs --model FILE (.onnx or .safetensors)');
-      const served = await servedModel(file, v);
-      const server = await startServer(served.model, {
+      const serving = await serveInWorker({
+        file,
         port: num(v.port, 'port', 'int'),
         host: str(v.host),
-      }).catch(async (error: unknown) => {
-        await served.close();
-        throw error;
+        maxBatch: num(v['max-batch'], 'max-batch', 'int'),
+        maxQueue: num(v['max-queue'], 'max-queue', 'int'),
+        threads: num(v.threads, 'threads', 'int') ?? Math.max(1, os.availableParallelism() - 1),
       });
-      process.stdout.write(`rnnkit serve: ${file} (${served.engine}) on ${server.url}\n`);
+      process.stdout.write(`rnnkit serve: ${file} (${serving.engine}) on ${serving.url}\n`);
       await new Promise<void>((resolve) => {
         process.once('SIGTERM', resolve);
         process.once('SIGINT', resolve);
       });
       process.stdout.write('rnnkit serve: draining\n');
-      await server.close();
-      await served.close();
+      await serving.close();
     },
   },
 

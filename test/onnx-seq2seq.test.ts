@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -21,6 +21,7 @@ import {
   type Seq2SeqConfig,
   type Translation,
 } from '../dist/index.js';
+import { serveCli } from './serve-cli';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-onnx-seq2seq-'));
 const ROOT = path.resolve(__dirname, '..');
@@ -447,27 +448,9 @@ describe('POST /v1/translate', () => {
       expect.stringMatching(/--kind is for language models/),
     ]);
 
-    const child = spawn(process.execPath, [
-      CLI,
-      'serve',
-      '--model',
-      out,
-      '--port',
-      '0',
-      '--threads',
-      '1',
-    ]);
+    const server = await serveCli(['--model', out, '--threads', '1']);
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let text = '';
-        child.stdout.on('data', (d: Buffer) => {
-          text += d.toString();
-          const m = /on (http:\/\/\S+)/.exec(text);
-          if (m) resolve(m[1]);
-        });
-        child.on('exit', (code) => reject(new Error(`serve exited (${code})`)));
-      });
-      const r = await fetch(`${url}/v1/translate`, {
+      const r = await fetch(`${server.url}/v1/translate`, {
         method: 'POST',
         body: JSON.stringify({ sources: ['abc'] }),
       });
@@ -476,9 +459,7 @@ describe('POST /v1/translate', () => {
         want[0].text,
       );
     } finally {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
+      expect(await server.stop()).toBe(0);
     }
   });
 });

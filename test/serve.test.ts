@@ -16,6 +16,7 @@ import {
   type GenerateOptions,
   type RunningServer,
 } from '../dist/index.js';
+import { serveCli } from './serve-cli';
 
 const corpus = 'the quick brown fox jumps over the lazy dog. ';
 const tokenizer = CharTokenizer.fromText(corpus);
@@ -417,5 +418,43 @@ describe('graceful shutdown', () => {
       await model.generate({ prompts: ['the'], maxTokens: 2000, seed: 2 }),
     );
     await closed;
+  });
+});
+
+describe('rnnkit serve', () => {
+  it('serves a checkpoint from its serving thread and drains on SIGTERM', async () => {
+    const file = path.join(tmp, 'cli-model.safetensors');
+    await model.save(file);
+    const server = await serveCli(['--model', file, '--threads', '1', '--max-batch', '4']);
+    let stopped = false;
+    try {
+      expect((await fetch(`${server.url}/health`)).status).toBe(200);
+      const body = JSON.stringify({ prompt: 'the', max_tokens: 2000, seed: 3 });
+      let answered = false;
+      const inFlight = fetch(`${server.url}/v1/generate`, { method: 'POST', body }).finally(
+        () => (answered = true),
+      );
+      const metrics = async () => (await fetch(`${server.url}/metrics`)).text();
+      while (!answered && !/^rnnkit_batch_size_count [1-9]/m.test(await metrics())) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const exited = server.stop();
+      stopped = true;
+      const res = await inFlight;
+      expect(res.status).toBe(200);
+      const { completions } = (await res.json()) as { completions: string[] };
+      expect(completions).toEqual(
+        await model.generate({ prompts: ['the'], maxTokens: 2000, seed: 3 }),
+      );
+      expect(await exited).toBe(0);
+    } finally {
+      if (!stopped) await server.stop();
+    }
+  });
+
+  it('names the file it cannot serve', async () => {
+    await expect(serveCli(['--model', path.join(tmp, 'missing.safetensors')])).rejects.toThrow(
+      /serve exited \(1\): .*missing\.safetensors: ENOENT/,
+    );
   });
 });

@@ -2,7 +2,9 @@
 // main side (OnnxWorker) does the load handshake, matches each call to its replies by id and
 // fails every call in flight when the worker dies or is closed; the worker side (serveCalls)
 // answers the calls one after another, in the order they arrive.
-import { Worker, parentPort } from 'node:worker_threads';
+import { parentPort, type Worker } from 'node:worker_threads';
+
+import { startWorker, type FirstReply } from '../worker-start';
 
 /** A message for call `id` before its answer (streamed tokens, say). */
 export interface Progress {
@@ -11,8 +13,7 @@ export interface Progress {
 }
 
 export type WorkerReply<Info, Result, P extends Progress = never> =
-  | { type: 'ready'; info: Info }
-  | { type: 'failed'; message: string }
+  | FirstReply<Info>
   | { type: 'done'; id: number; result: Result }
   | { type: 'error'; id: number; message: string }
   | P;
@@ -21,34 +22,6 @@ interface Pending<Result, P> {
   resolve: (r: Result) => void;
   reject: (e: Error) => void;
   onProgress?: (m: P) => void;
-}
-
-/**
- * The worker's answer to loading: what it opened, or its one error. Only the listeners added here
- * are removed afterwards; Worker has internal ones that removeAllListeners() would take too, after
- * which no message would arrive.
- */
-function firstReply<Info>(worker: Worker, file: string): Promise<Info> {
-  return new Promise((resolve, reject) => {
-    const settle = (error: Error | null, info?: Info) => {
-      worker.off('message', onMessage);
-      worker.off('error', onError);
-      worker.off('exit', onExit);
-      if (error) reject(error);
-      else resolve(info as Info);
-    };
-    const onMessage = (m: WorkerReply<Info, unknown>) =>
-      m.type === 'ready'
-        ? settle(null, m.info)
-        : settle(new Error(m.type === 'failed' ? m.message : `${file}: unexpected '${m.type}'`));
-    const onError = (e: Error) =>
-      settle(new Error(`${file}: the ONNX worker failed: ${e.message}`));
-    const onExit = (code: number) =>
-      settle(new Error(`${file}: the ONNX worker exited while loading (code ${code})`));
-    worker.on('message', onMessage);
-    worker.on('error', onError);
-    worker.on('exit', onExit);
-  });
 }
 
 /** The main thread's handle on a worker started by `OnnxWorker.start`. */
@@ -84,11 +57,11 @@ export class OnnxWorker<Info, Request, Result, P extends Progress = never> {
     workerData: unknown,
     file: string,
   ): Promise<OnnxWorker<Info, Request, Result, P>> {
-    const worker = new Worker(script, { workerData });
-    const info = await firstReply<Info>(worker, file).catch(async (error: unknown) => {
-      await worker.terminate();
-      throw error;
-    });
+    const { worker, info } = await startWorker<Info>(
+      script,
+      { workerData },
+      `${file}: the ONNX worker`,
+    );
     return new OnnxWorker<Info, Request, Result, P>(file, worker, info);
   }
 

@@ -5,7 +5,7 @@
 // and decodes text.
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 
 import { samplerOf, type GenerateOptions, type StreamOptions } from '../generate/options';
 import type { GeneratorInfo, TextGenerator } from '../generate/text-generator';
@@ -14,8 +14,10 @@ import type { NativeGenerateResult } from '../native';
 import { checkInt } from '../nn/parameter';
 import { generateText, streamText, type OnTokens, type TokenLoop } from '../generate/token-loop';
 import { tokenizerFromJSON, type Tokenizer } from '../text';
+import { startWorker } from '../worker-start';
 import {
   FINISH_CANCELLED,
+  type EngineInfo,
   type FromWorker,
   type RowRequest,
   type ToWorker,
@@ -83,43 +85,9 @@ function resolveOptions(o: BatchingOptions): Resolved {
   };
 }
 
-function startWorker(input: WorkerInput): Worker {
-  return new Worker(path.join(__dirname, 'worker.js'), { workerData: input });
-}
-
-/** The worker's first message: ready, or the one error that kept it from loading. */
-function ready(worker: Worker, what: string): Promise<Extract<FromWorker, { type: 'ready' }>> {
-  return new Promise((resolve, reject) => {
-    const settle = (error: Error | null, m?: Extract<FromWorker, { type: 'ready' }>) => {
-      // Only these listeners go: the Worker's own internal ones must stay.
-      worker.off('message', onMessage);
-      worker.off('error', onError);
-      worker.off('exit', onExit);
-      if (m) resolve(m);
-      else reject(error);
-    };
-    const onMessage = (m: FromWorker) =>
-      m.type === 'ready'
-        ? settle(null, m)
-        : settle(new Error(m.type === 'failed' ? m.message : `${what}: unexpected '${m.type}'`));
-    const onError = (e: Error) =>
-      settle(new Error(`${what}: the engine worker failed: ${e.message}`));
-    const onExit = (code: number) =>
-      settle(new Error(`${what}: the engine worker exited while loading (code ${code})`));
-    worker.on('message', onMessage);
-    worker.on('error', onError);
-    worker.on('exit', onExit);
-  });
-}
-
-async function open(input: WorkerInput, what: string) {
-  const worker = startWorker(input);
-  try {
-    return { worker, ready: await ready(worker, what) };
-  } catch (error) {
-    await worker.terminate();
-    throw error;
-  }
+/** Starts the engine worker and waits for it to load the model. */
+function open(input: WorkerInput, what: string) {
+  return startWorker<EngineInfo>(path.join(__dirname, 'worker.js'), { workerData: input }, what);
 }
 
 export class BatchingGenerator implements TextGenerator {
@@ -164,7 +132,7 @@ export class BatchingGenerator implements TextGenerator {
         threads: threadsOption(options),
         primeChunk: o.primeChunk,
       },
-      'native model',
+      'the engine worker of a native model',
     );
     return new BatchingGenerator(worker, model.tokenizer, model.spec, 'native', o);
   }
@@ -178,14 +146,14 @@ export class BatchingGenerator implements TextGenerator {
       threads: threadsOption(options),
       primeChunk: o.primeChunk,
     };
-    const { worker, ready: r } = await open(input, file);
-    if (!r.tokenizer) {
+    const { worker, info } = await open(input, `${file}: the engine worker`);
+    if (!info.tokenizer) {
       await worker.terminate();
       throw new Error(
         `${file}: the model was exported without a tokenizer, so it cannot turn text into tokens`,
       );
     }
-    return new BatchingGenerator(worker, tokenizerFromJSON(r.tokenizer), r.spec, 'onnx', o);
+    return new BatchingGenerator(worker, tokenizerFromJSON(info.tokenizer), info.spec, 'onnx', o);
   }
 
   /** An .onnx file through onnxruntime, anything else as a LanguageModel checkpoint. */

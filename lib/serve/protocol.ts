@@ -3,6 +3,7 @@ import type { Ragged } from '../generate/options';
 import type { LanguageModelSpec } from '../models/language-model';
 import type { LmWeights, NativeSamplerOptions } from '../native';
 import type { TokenizerJSON } from '../text';
+import type { FirstReply } from '../worker-start';
 
 export type WorkerInput = (
   { kind: 'native'; spec: LanguageModelSpec; weights: LmWeights } | { kind: 'onnx'; file: string }
@@ -28,11 +29,16 @@ export interface RowRequest {
   cancel: Int32Array;
 }
 
+/** What the engine worker loaded: the model's spec and, from an .onnx file, its vocabulary. */
+export interface EngineInfo {
+  spec: LanguageModelSpec;
+  tokenizer: TokenizerJSON | null;
+}
+
 export type ToWorker = { type: 'add'; rows: RowRequest[] };
 
 export type FromWorker =
-  | { type: 'ready'; spec: LanguageModelSpec; tokenizer: TokenizerJSON | null }
-  | { type: 'failed'; message: string }
+  | FirstReply<EngineInfo>
   /**
    * One step: rows[i] sampled tokens[i]; then the rows `done` ended with lengths (tokens kept,
    * a matched stop sequence not counted) and finish reasons (0 length, 1 stop, 2 cancelled).

@@ -13,7 +13,7 @@ async function open(input: WorkerInput): Promise<{ backend: StepBackend; ready: 
     if (input.threads !== undefined) native.setThreads(input.threads);
     return {
       backend: new NativeStepBackend(input.weights),
-      ready: { type: 'ready', spec: input.spec, tokenizer: null },
+      ready: { type: 'ready', info: { spec: input.spec, tokenizer: null } },
     };
   }
   // Loaded only for ONNX models, so a native server never starts onnxruntime.
@@ -21,7 +21,10 @@ async function open(input: WorkerInput): Promise<{ backend: StepBackend; ready: 
   const backend = await OnnxStepBackend.open(input.file, input.threads);
   return {
     backend,
-    ready: { type: 'ready', spec: backend.model.spec, tokenizer: backend.model.tokenizer },
+    ready: {
+      type: 'ready',
+      info: { spec: backend.model.spec, tokenizer: backend.model.tokenizer },
+    },
   };
 }
 
