@@ -60,12 +60,12 @@ void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateCo
   const StackShape prime_shape{w.cell, T, B, E, H, L, 0.0f, w.residual, false, 0};
   const size_t state = size_t(L) * B * H;
   // The weights are packed once here for the hundreds of steps that follow.
-  const PackedStack stack(w.cell, E, H, L, w.residual, w.stack);
+  const PackedStack stack(w.cell, V, E, H, L, w.residual, w.embedding, w.stack);
   PackedMatrix decoder(H, V);
   decoder.set(0, 0, H, V, true, w.decoder_weight, H);
   std::vector<float> ws(std::max(stack_workspace_size(prime_shape), stack.workspace_size(B)));
   std::vector<float> h(state), c(lstm ? state : 0);
-  std::vector<float> x(size_t(B) * E), y(size_t(B) * H), logits(size_t(B) * V);
+  std::vector<float> y(size_t(B) * H), logits(size_t(B) * V);
   std::vector<int32_t> rows(B), next(B);
   std::vector<int> keep(B);
   std::vector<Rng> rng;
@@ -146,8 +146,7 @@ void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateCo
       for (int j = 0; j < m; ++j) rows[j] = rows[keep[j]], next[j] = next[keep[j]];
       n = m;
     }
-    embedding_forward(w.embedding, V, E, next.data(), n, x.data());
-    stack.step(n, x.data(), h.data(), c.data(), y.data(), ws.data());
+    stack.step(n, next.data(), h.data(), c.data(), y.data(), ws.data());
   }
 }
 

@@ -47,7 +47,7 @@ struct SharedGradient {
     seg[0] = {0, 0, G * H};
     return 1;
   }
-  // PackedStack's products: every gate from [x, h] at once.
+  // PackedStack's products: every gate from [x, h] at once (I = 0: from h alone).
   static void products(int I, int H, const float* w_ih, const float* w_hh,
                        std::vector<PackedStack::Product>& out) {
     PackedMatrix m(I + H, G * H);
@@ -165,16 +165,19 @@ struct GruCell {
     return 2;
   }
   // PackedStack's products: r and z from [x, h] at once, then W_in x and W_hn h apart, giving
-  // the pre-activations [r, z, W_in x, W_hn h] that step reads.
+  // the pre-activations [r, z, W_in x, W_hn h] that step reads. I = 0: from h alone.
   static void products(int I, int H, const float* w_ih, const float* w_hh,
                        std::vector<PackedStack::Product>& out) {
-    PackedMatrix rz(I + H, 2 * H), nx(I, H), nh(H, H);
+    PackedMatrix rz(I + H, 2 * H), nh(H, H);
     rz.set(0, 0, I, 2 * H, true, w_ih, I);
     rz.set(I, 0, H, 2 * H, true, w_hh, H);
-    nx.set(0, 0, I, H, true, w_ih + size_t(2) * H * I, I);
     nh.set(0, 0, H, H, true, w_hh + size_t(2) * H * H, H);
     out.push_back({0, 0, std::move(rz)});
-    out.push_back({0, 2 * H, std::move(nx)});
+    if (I > 0) {
+      PackedMatrix nx(I, H);
+      nx.set(0, 0, I, H, true, w_ih + size_t(2) * H * I, I);
+      out.push_back({0, 2 * H, std::move(nx)});
+    }
     out.push_back({I, 3 * H, std::move(nh)});
   }
 
@@ -630,10 +633,14 @@ void stack_backward(const StackShape& s, const float* params, const float* x,
   });
 }
 
-PackedStack::PackedStack(CellType cell, int I, int H, int L, bool residual, const float* params)
-    : cell_(cell), I_(I), H_(H), residual_(residual) {
+PackedStack::PackedStack(CellType cell, int V, int I, int H, int L, bool residual,
+                         const float* embedding, const float* params)
+    : cell_(cell), I_(I), H_(H), residual_(residual), folded_(V <= 2 * I) {
   const StackShape s{cell, 1, 1, I, H, L, 0.0f, residual, false, 0};
   check_shape(s);
+  if (V < 1)
+    throw std::invalid_argument("rnnkit recurrent stack: V must be >= 1, got " + std::to_string(V));
+  require(embedding, "embedding");
   require(params, "params");
   with_cell(cell, [&](auto c) {
     using Cell = decltype(c);
@@ -641,7 +648,7 @@ PackedStack::PackedStack(CellType cell, int I, int H, int L, bool residual, cons
     for (int l = 0; l < L; ++l) {
       const LayerParams<const float> w = layer_params(params, s, l);
       Layer layer;
-      Cell::products(l == 0 ? I : H, H, w.w_ih, w.w_hh, layer.products);
+      Cell::products(input_width(l), H, w.w_ih, w.w_hh, layer.products);
       layer.width = 0;
       for (const Product& p : layer.products)
         layer.width = std::max(layer.width, p.c_col + p.m.cols());
@@ -649,6 +656,16 @@ PackedStack::PackedStack(CellType cell, int I, int H, int L, bool residual, cons
       cell_bias<Cell>(w, H, layer.bias.data());
       std::copy(w.b_hh + summed, w.b_hh + GH, layer.bias.begin() + GH);
       layers_.push_back(std::move(layer));
+    }
+    if (folded_) {
+      // The input gates come first in every cell's pre-activations: [V, I] [I, G*H] fills them,
+      // and GRU's W_hn h columns after them start at zero.
+      const int width = layers_[0].width;
+      table_.assign(size_t(V) * width, 0.0f);
+      gemm(false, true, V, GH, I, 1.0f, embedding, I, layer_params(params, s, 0).w_ih, I, 0.0f,
+           table_.data(), width);
+    } else {
+      table_.assign(embedding, embedding + size_t(V) * I);
     }
   });
 }
@@ -659,9 +676,10 @@ size_t PackedStack::workspace_size(int B) const {
   return aligned(size_t(B) * (std::max(I_, H_) + H_)) + size_t(B) * width;
 }
 
-void PackedStack::step(int B, const float* x, float* h, float* c, float* y, float* ws) const {
+void PackedStack::step(int B, const int32_t* tokens, float* h, float* c, float* y,
+                       float* ws) const {
   if (B < 1) return;
-  require(x, "x");
+  require(tokens, "tokens");
   require(h, "h");
   if (cell_ == CellType::Lstm) require(c, "c");
   require(y, "y");
@@ -674,16 +692,22 @@ void PackedStack::step(int B, const float* x, float* h, float* c, float* y, floa
     float* pre = ws + aligned(size_t(B) * (std::max(I_, H) + H));
     for (int l = 0; l < L; ++l) {
       const Layer& layer = layers_[l];
-      const int I = l == 0 ? I_ : H, lda = I + H;
+      const int I = input_width(l), lda = I + H;
+      const bool lookup = l == 0 && folded_;
       float* hl = h + size_t(l) * B * H;
       float* cl = Cell::kCellState ? c + size_t(l) * B * H : nullptr;
       for (int b = 0; b < B; ++b) {
         float* row = a + size_t(b) * lda;
-        if (l == 0) std::copy(x + size_t(b) * I, x + size_t(b + 1) * I, row);
+        if (l == 0) {
+          const float* t = table_.data() + size_t(tokens[b]) * (lookup ? layer.width : I);
+          std::copy(t, t + (lookup ? layer.width : I),
+                    lookup ? pre + size_t(b) * layer.width : row);
+        }
         std::copy(hl + size_t(b) * H, hl + size_t(b + 1) * H, row + I);
       }
+      // A folded layer's products add h's part onto the looked-up pre-activations.
       for (const Product& p : layer.products)
-        gemm_packed(B, a + p.a_col, lda, p.m, 0.0f, pre + p.c_col, layer.width);
+        gemm_packed(B, a + p.a_col, lda, p.m, lookup ? 1.0f : 0.0f, pre + p.c_col, layer.width);
       const float* bias = layer.bias.data();
       for (int b = 0; b < B; ++b)
         Cell::step(H, pre + size_t(b) * layer.width, bias, bias + Cell::kGates * H,

@@ -81,20 +81,24 @@ void stack_backward(const StackShape& s, const float* params, const float* x,
                     const float* dy, const float* dhT, const float* dcT, float* dx, float* dh0,
                     float* dc0, float* dparams);
 
-// A stack's weights packed once for inference one step at a time, which a generation loop runs
-// hundreds of times with the same weights. Per layer the input and recurrent weights sit side by
-// side, so a step is one product [x, h] [w_ih, w_hh]^T per layer (GRU: three, as its n gate keeps
-// W_in x and W_hn h apart), in gemm_packed's layout, followed by the cell. No dropout (inference).
-// Copies all it needs from params.
+// An embedding and the stack it feeds, packed once for inference one step at a time, which a
+// generation loop runs hundreds of times with the same weights. Per layer the input and recurrent
+// weights sit side by side, so a step is one product [x, h] [w_ih, w_hh]^T per layer (GRU: three,
+// as its n gate keeps W_in x and W_hn h apart), in gemm_packed's layout, followed by the cell. With
+// a small vocabulary (V <= 2I) the embedding is folded into layer 0's input weights: a table holds
+// each token's layer-0 input pre-activations, and layer 0 multiplies h alone. No dropout.
+// Copies all it needs from embedding and params.
 class PackedStack {
  public:
-  PackedStack(CellType cell, int I, int H, int L, bool residual, const float* params);
+  // embedding [V, I]; params as stack_forward takes them.
+  PackedStack(CellType cell, int V, int I, int H, int L, bool residual, const float* embedding,
+              const float* params);
   // Floats of workspace that step needs for B rows.
   size_t workspace_size(int B) const;
-  // One time step of B rows: x [B, I] -> y [B, H], the state h (and, for LSTM, c) [L, B, H]
-  // advanced in place. stack_forward at T = 1 up to float rounding; a row's result does not
-  // depend on B or on the other rows.
-  void step(int B, const float* x, float* h, float* c, float* y, float* ws) const;
+  // One time step of B rows fed tokens [B] (ids in [0, V)): y [B, H], and the state h (and, for
+  // LSTM, c) [L, B, H] advanced in place. Equals embedding_forward then stack_forward at T = 1 up
+  // to float rounding; a row's result does not depend on B or on the other rows.
+  void step(int B, const int32_t* tokens, float* h, float* c, float* y, float* ws) const;
 
   // Columns [c_col, c_col + m.cols()) of a layer's pre-activations are columns
   // [a_col, a_col + m.rows()) of [x, h] times m.
@@ -109,9 +113,15 @@ class PackedStack {
     int width;                // pre-activations per row
     std::vector<float> bias;  // what the cell adds: b_ih (+ b_hh), then GRU's b_hn
   };
+  // Columns of [x, h] that layer l multiplies before h: none for a folded layer 0.
+  int input_width(int l) const { return l > 0 ? H_ : folded_ ? 0 : I_; }
+
   CellType cell_;
   int I_, H_;
-  bool residual_;
+  bool residual_, folded_;
+  // Folded: each token's layer-0 pre-activations from its input, [V, layers_[0].width]; else the
+  // embedding [V, I].
+  std::vector<float> table_;
   std::vector<Layer> layers_;
 };
 

@@ -448,9 +448,11 @@ TEST(steps_one_at_a_time_equal_one_call) {
   }
 }
 
-// PackedStack's steps against the float64 reference over a few steps, on sizes where [x, h] spans
-// several of the packed GEMM's K blocks (I + H = 333 and 600) and the gate columns end mid-sliver;
-// and a batch against its rows stepped alone, which must agree to the bit.
+// PackedStack's steps against the float64 reference over a few steps, fed the embedding rows of
+// random tokens: with a vocabulary small enough to fold the embedding into layer 0 and one too
+// large, on sizes where [x, h] spans several of the packed GEMM's K blocks (I + H = 333 and 600)
+// and the gate columns end mid-sliver; and a batch against its rows stepped alone, which must
+// agree to the bit.
 TEST(packed_steps_match_reference) {
   const Config configs[] = {
       {3, 1, 1, 1, 1, {}, false, 0, true},
@@ -459,53 +461,63 @@ TEST(packed_steps_match_reference) {
       {2, 13, 33, 300, 2, {}, true, 0, false},
   };
   for (CellType cell : kCells)
-    for (const Config& c : configs) {
-      const Problem p = make_problem(cell, c, false, 5);
-      const StackShape& s = p.s;
-      const Outputs r = reference(p);
-      const FVec params = to_float(p.params), x = to_float(p.x);
-      const rnnkit::PackedStack stack(cell, s.I, s.H, s.L, s.residual, params.data());
-      auto run = [&](int b0, int B, FVec& y) {
-        const size_t ws_size = stack.workspace_size(B);
-        FVec h(size_t(s.L) * B * s.H), cs(p.lstm() ? h.size() : 0), ws(ws_size + 64, kNaN);
-        for (int l = 0; l < s.L; ++l)
-          for (int b = 0; b < B; ++b)
-            for (int j = 0; j < s.H; ++j) {
-              const size_t at = (size_t(l) * B + b) * s.H + j,
-                           from = (size_t(l) * s.B + b0 + b) * s.H + j;
-              h[at] = float(p.h0[from]);
-              if (p.lstm()) cs[at] = float(p.c0[from]);
-            }
-        FVec xt(size_t(B) * s.I), yt(size_t(B) * s.H);
-        for (int t = 0; t < s.T; ++t) {
-          std::copy_n(x.begin() + (size_t(t) * s.B + b0) * s.I, xt.size(), xt.begin());
-          stack.step(B, xt.data(), h.data(), cs.empty() ? nullptr : cs.data(), yt.data(),
-                     ws.data());
-          y.insert(y.end(), yt.begin(), yt.end());
+    for (const Config& c : configs)
+      for (bool folded : {true, false}) {
+        Problem p = make_problem(cell, c, false, 5);
+        const StackShape& s = p.s;
+        const int V = folded ? 2 * s.I : 2 * s.I + 1;
+        p.name += folded ? " V=2I" : " V=2I+1";
+        const Vec embedding = uniform(size_t(V) * s.I, 77, -1, 1);
+        std::vector<int32_t> tokens(size_t(s.T) * s.B);
+        for (size_t i = 0; i < tokens.size(); ++i) {
+          tokens[i] = int32_t(rnnkit::uniform01(78, i) * V);
+          std::copy_n(embedding.begin() + size_t(tokens[i]) * s.I, s.I, p.x.begin() + i * s.I);
         }
-        for (size_t i = ws_size; i < ws.size(); ++i)
-          if (!std::isnan(ws[i])) {
-            check::fail(p.name + ": packed step wrote past its workspace");
-            break;
+        const Outputs r = reference(p);
+        const FVec params = to_float(p.params), emb = to_float(embedding);
+        const rnnkit::PackedStack stack(cell, V, s.I, s.H, s.L, s.residual, emb.data(),
+                                        params.data());
+        // Rows [b0, b0 + B) of the problem stepped T times, in a batch of their own.
+        auto run = [&](int b0, int B, FVec& y) {
+          const size_t ws_size = stack.workspace_size(B);
+          FVec h(size_t(s.L) * B * s.H), cs(p.lstm() ? h.size() : 0), ws(ws_size + 64, kNaN);
+          for (int l = 0; l < s.L; ++l)
+            for (int b = 0; b < B; ++b)
+              for (int j = 0; j < s.H; ++j) {
+                const size_t at = (size_t(l) * B + b) * s.H + j,
+                             from = (size_t(l) * s.B + b0 + b) * s.H + j;
+                h[at] = float(p.h0[from]);
+                if (p.lstm()) cs[at] = float(p.c0[from]);
+              }
+          FVec yt(size_t(B) * s.H);
+          for (int t = 0; t < s.T; ++t) {
+            stack.step(B, tokens.data() + size_t(t) * s.B + b0, h.data(),
+                       cs.empty() ? nullptr : cs.data(), yt.data(), ws.data());
+            y.insert(y.end(), yt.begin(), yt.end());
           }
-        return std::make_pair(h, cs);
-      };
-      FVec y;
-      const auto [h, cs] = run(0, s.B, y);
-      expect_close(to_double(y), r.y, 1e-5, 2e-6, p.name + ": packed y");
-      expect_close(to_double(h), r.hT, 1e-5, 2e-6, p.name + ": packed hT");
-      expect_close(to_double(cs), r.cT, 1e-5, 2e-6, p.name + ": packed cT");
-      for (int b = 0; b < s.B; ++b) {
-        FVec yb;
-        run(b, 1, yb);
-        for (int t = 0; t < s.T; ++t)
-          if (!std::equal(yb.begin() + size_t(t) * s.H, yb.begin() + size_t(t + 1) * s.H,
-                          y.begin() + (size_t(t) * s.B + b) * s.H)) {
-            check::fail(p.name + ": row " + std::to_string(b) + " alone differs from the batch");
-            break;
-          }
+          for (size_t i = ws_size; i < ws.size(); ++i)
+            if (!std::isnan(ws[i])) {
+              check::fail(p.name + ": packed step wrote past its workspace");
+              break;
+            }
+          return std::make_pair(h, cs);
+        };
+        FVec y;
+        const auto [h, cs] = run(0, s.B, y);
+        expect_close(to_double(y), r.y, 1e-5, 2e-6, p.name + ": packed y");
+        expect_close(to_double(h), r.hT, 1e-5, 2e-6, p.name + ": packed hT");
+        expect_close(to_double(cs), r.cT, 1e-5, 2e-6, p.name + ": packed cT");
+        for (int b = 0; b < s.B; ++b) {
+          FVec yb;
+          run(b, 1, yb);
+          for (int t = 0; t < s.T; ++t)
+            if (!std::equal(yb.begin() + size_t(t) * s.H, yb.begin() + size_t(t + 1) * s.H,
+                            y.begin() + (size_t(t) * s.B + b) * s.H)) {
+              check::fail(p.name + ": row " + std::to_string(b) + " alone differs from the batch");
+              break;
+            }
+        }
       }
-    }
 }
 
 TEST(inference_workspace_is_scratch_only) {
