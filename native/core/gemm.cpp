@@ -344,9 +344,10 @@ void PackedMatrix::Free::operator()(float* p) const {
 
 void PackedMatrix::set(int k0, int n0, int rows, int cols, bool trans, const float* src, int ld) {
   const ptrdiff_t n_step = trans ? ld : 1, k_step = trans ? 1 : ld;
-  // A sliver at a time, in runs of 8 rows: the strided side of src is then read 8 consecutive
-  // floats at a time from a few cache lines, and the sliver's block of output stays in L1.
-  constexpr int kRun = 8;
+  // A sliver at a time, in runs of 16 rows: a transposed source (a layer's weights, [N, K]) is
+  // then read a cache line of each of the sliver's columns at a time, and the sliver's block of
+  // output stays in L1.
+  constexpr int kRun = 16;
   for (int s = n0 / kNR * kNR; s < n0 + cols; s += kNR) {
     const int n_lo = n0 > s ? n0 : s, n_hi = n0 + cols < s + kNR ? n0 + cols : s + kNR;
     for (int k = k0; k < k0 + rows;) {
@@ -354,10 +355,13 @@ void PackedMatrix::set(int k0, int n0, int rows, int cols, bool trans, const flo
       const int end = std::min({k0 + rows, (k / kRun + 1) * kRun, pc + kc});
       float* out = data_.get() + static_cast<ptrdiff_t>(pc) * n_padded_ +
                    static_cast<ptrdiff_t>(s) * kc + static_cast<ptrdiff_t>(k - pc) * kNR - s;
-      for (int n = n_lo; n < n_hi; ++n) {
-        const float* in = src + (n - n0) * n_step + (k - k0) * k_step;
-        for (int r = 0; r < end - k; ++r) out[r * kNR + n] = in[r * k_step];
-      }
+      const float* in = src + (k - k0) * k_step - n0 * n_step;
+      if (trans && end - k == kRun)
+        for (int n = n_lo; n < n_hi; ++n)
+          for (int r = 0; r < kRun; ++r) out[r * kNR + n] = in[n * n_step + r];
+      else
+        for (int n = n_lo; n < n_hi; ++n)
+          for (int r = 0; r < end - k; ++r) out[r * kNR + n] = in[n * n_step + r * k_step];
       k = end;
     }
   }
