@@ -36,6 +36,22 @@ void gather_rows(float* s, int n, const int* keep, int m, int L, int H) {
 
 }  // namespace
 
+PackedLm::PackedLm(const LmWeights& w)
+    : V_(w.V),
+      H_(w.H),
+      stack_(w.cell, w.V, w.E, w.H, w.L, w.residual, w.embedding, w.stack),
+      decoder_(w.H, w.V) {
+  decoder_.set(0, 0, w.H, w.V, true, w.decoder_weight, w.H);
+  if (w.decoder_bias) bias_.assign(w.decoder_bias, w.decoder_bias + w.V);
+}
+
+// Linear(H, V) as linear_forward computes it: the bias, then the product added onto it.
+void PackedLm::decode(int n, const float* y, float* logits) const {
+  if (!bias_.empty())
+    for (int i = 0; i < n; ++i) std::copy(bias_.begin(), bias_.end(), logits + size_t(i) * V_);
+  gemm_packed(n, y, H_, decoder_, bias_.empty() ? 0.0f : 1.0f, logits, V_);
+}
+
 void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateConfig& cfg,
                  const TokenSpans& stops, const volatile int32_t* cancel,
                  const GenerateProgress& progress, int32_t* tokens, int32_t* lengths,
@@ -60,10 +76,8 @@ void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateCo
   const StackShape prime_shape{w.cell, T, B, E, H, L, 0.0f, w.residual, false, 0};
   const size_t state = size_t(L) * B * H;
   // The weights are packed once here for the hundreds of steps that follow.
-  const PackedStack stack(w.cell, V, E, H, L, w.residual, w.embedding, w.stack);
-  PackedMatrix decoder(H, V);
-  decoder.set(0, 0, H, V, true, w.decoder_weight, H);
-  std::vector<float> ws(std::max(stack_workspace_size(prime_shape), stack.workspace_size(B)));
+  const PackedLm model(w);
+  std::vector<float> ws(std::max(stack_workspace_size(prime_shape), model.workspace_size(B)));
   std::vector<float> h(state), c(lstm ? state : 0);
   std::vector<float> y(size_t(B) * H), logits(size_t(B) * V);
   std::vector<int32_t> rows(B), next(B);
@@ -104,11 +118,7 @@ void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateCo
       for (int i = 0; i < n; ++i) finish[rows[i]] = kFinishCancelled;
       break;
     }
-    // The decoder, Linear(H, V): the bias, then the product added onto it.
-    if (w.decoder_bias)
-      for (int i = 0; i < n; ++i)
-        std::copy(w.decoder_bias, w.decoder_bias + V, logits.data() + size_t(i) * V);
-    gemm_packed(n, y.data(), H, decoder, w.decoder_bias ? 1.0f : 0.0f, logits.data(), V);
+    model.decode(n, y.data(), logits.data());
     for (int i = 0; i < n; ++i) {
       const int b = rows[i];
       int32_t* hist = keep_history ? history_of(b) : nullptr;
@@ -146,7 +156,7 @@ void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateCo
       for (int j = 0; j < m; ++j) rows[j] = rows[keep[j]], next[j] = next[keep[j]];
       n = m;
     }
-    stack.step(n, next.data(), h.data(), c.data(), y.data(), ws.data());
+    model.step(n, next.data(), h.data(), c.data(), y.data(), ws.data());
   }
 }
 

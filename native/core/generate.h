@@ -1,8 +1,10 @@
 // Batched text generation from a recurrent language model, the whole token loop in one call:
 //   Embedding(V, E) -> recurrent stack (cell, E -> H, L layers) -> Linear(H -> V) -> sampler.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "recurrent.h"
 #include "sampling.h"
@@ -17,6 +19,30 @@ struct LmWeights {
   const float* stack;           // stack_param_count(cell, E, H, L), the layout of recurrent.h
   const float* decoder_weight;  // [V, H]
   const float* decoder_bias;    // [V], or null for none
+};
+
+// A language model's weights packed once for running it a step at a time: what lm_generate runs
+// at every step, and what a step-level caller (the serving engine) holds for the life of a model.
+// Copies all it needs from the weights.
+class PackedLm {
+ public:
+  explicit PackedLm(const LmWeights& w);
+  // Floats of workspace that step needs for B rows.
+  size_t workspace_size(int B) const { return stack_.workspace_size(B); }
+  // Feeds row b the token tokens[b] (in [0, V)), advancing the state h (and, for LSTM, c)
+  // [L, B, H] in place; y [B, H] is the stack's output. A row's result does not depend on B or on
+  // the other rows.
+  void step(int B, const int32_t* tokens, float* h, float* c, float* y, float* ws) const {
+    stack_.step(B, tokens, h, c, y, ws);
+  }
+  // The decoder on n rows of outputs: logits [n, V] from y [n, H].
+  void decode(int n, const float* y, float* logits) const;
+
+ private:
+  int V_, H_;
+  PackedStack stack_;
+  PackedMatrix decoder_;
+  std::vector<float> bias_;  // empty: no decoder bias
 };
 
 // B token sequences laid end to end: sequence b is tokens[offsets[b], offsets[b + 1]).
