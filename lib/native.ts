@@ -100,6 +100,16 @@ export interface LmWeights {
   decoderBias: F32;
 }
 
+/**
+ * A language model's weights packed once (a copy) for running it a step at a time with
+ * lmGenerate's kernels: `step` feeds row b of the B = tokens.length rows the token tokens[b],
+ * advancing the state h (and, for LSTM, c) [L, B, H] in place, and writes the logits [k, V] of
+ * the k rows listed in `want`.
+ */
+export interface NativePackedLm {
+  step(tokens: I32, h: F32, c: Opt<F32>, want: I32, logits: F32): void;
+}
+
 /** Token sequences concatenated, with offsets [n+1]. */
 export interface NativeRagged {
   tokens: I32;
@@ -313,6 +323,7 @@ export interface Native {
     stops: NativeRagged | null,
     cancel: I32 | null,
   ): NativeGenerateResult;
+  PackedLm: new (weights: LmWeights) => NativePackedLm;
   sampleTokens(
     logits: F32,
     shape: { B: number; V: number },

@@ -321,3 +321,93 @@ describe('native generation argument checks', () => {
     );
   });
 });
+
+describe('native PackedLm', () => {
+  // Vocabularies of 13 (kept as an embedding) and 7 (folded into layer 0) beside E = 5.
+  const cases = [
+    ['lstm', 13],
+    ['gru', 7],
+    ['rnn_tanh', 13],
+    ['lstm', 7],
+  ] as const;
+  for (const [cell, V] of cases) {
+    it(`${cell}, V=${V}: steps as stackForward and linearForward do, logits of the wanted rows`, () => {
+      const w = model(cell, V);
+      const { E, H, L } = w;
+      const B = 3;
+      const packed = new native.PackedLm(w);
+      const shape = {
+        cell,
+        T: 1,
+        B,
+        I: E,
+        H,
+        L,
+        dropout: 0,
+        residual: false,
+        training: false,
+        seed: 0,
+      };
+      const ws = new Float32Array(native.stackWorkspaceSize(shape));
+      const x = new Float32Array(B * E);
+      const y = new Float32Array(B * H);
+      const all = new Float32Array(B * V);
+      const lstm = cell === 'lstm';
+      let h = Float32Array.from({ length: L * B * H }, (_, i) => Math.sin(i));
+      let c = lstm ? Float32Array.from(h, (v) => v / 2) : null;
+      const ph = h.slice();
+      const pc = c && c.slice();
+      const want = Int32Array.of(2, 0);
+      for (const step of [0, 1, 2]) {
+        const tokens = Int32Array.from({ length: B }, (_, b) => (b * 5 + step * 3) % V);
+        native.embeddingForward({ V, E }, w.embedding, tokens, x);
+        const hT = new Float32Array(h.length);
+        const cT = c && new Float32Array(c.length);
+        native.stackForward(shape, w.stack, x, null, h, c, y, hT, cT, ws);
+        [h, c] = [hT, cT];
+        native.linearForward({ N: B, I: H, O: V }, y, w.decoderWeight, w.decoderBias, all);
+        const logits = new Float32Array(want.length * V);
+        packed.step(tokens, ph, pc, want, logits);
+        for (let i = 0; i < ph.length; i++) expect(ph[i]).toBeCloseTo(h[i], 5);
+        if (c && pc) for (let i = 0; i < pc.length; i++) expect(pc[i]).toBeCloseTo(c[i], 5);
+        want.forEach((b, i) => {
+          for (let v = 0; v < V; v++) expect(logits[i * V + v]).toBeCloseTo(all[b * V + v], 4);
+        });
+      }
+    });
+  }
+
+  it('rejects bad weights and step arguments, naming them', () => {
+    expect(() => new native.PackedLm({ ...model(), stack: new Float32Array(3) })).toThrow(
+      /PackedLm: 'weights\.stack' must be a Float32Array of length \d+/,
+    );
+    const packed = new native.PackedLm(model('gru'));
+    const h = new Float32Array(2 * 2 * 8);
+    const logits = new Float32Array(13);
+    const want = Int32Array.of(1);
+    const bad: [unknown[], RegExp][] = [
+      [[new Int32Array(0), h, null, want, logits], /'tokens' must hold 1 to 2\^30 token ids/],
+      [[Int32Array.of(1, 13), h, null, want, logits], /'tokens\[1\]' must be in \[0, 13\), got 13/],
+      [
+        [Int32Array.of(1, 2), h.subarray(1), null, want, logits],
+        /'h' must be a Float32Array of length 32 \(L\*B\*H = 2\*2\*8\)/,
+      ],
+      [
+        [Int32Array.of(1, 2), h, h, want, logits],
+        /'c' is only for LSTM and must be null for this cell/,
+      ],
+      [
+        [Int32Array.of(1, 2), h, null, Int32Array.of(2), logits],
+        /'want\[0\]' must be a row in \[0, 2\), got 2/,
+      ],
+      [
+        [Int32Array.of(1, 2), h, null, want, new Float32Array(12)],
+        /'logits' must be a Float32Array of length 13/,
+      ],
+    ];
+    for (const [args, message] of bad) {
+      const step = packed.step.bind(packed) as (...a: unknown[]) => void;
+      expect(() => step(...args)).toThrow(message);
+    }
+  });
+});

@@ -4,7 +4,7 @@
 // for different rows. Backends run inside the engine's worker thread; their calls are synchronous
 // compute (native) or block it (onnxruntime).
 import type { Ragged } from '../generate/options';
-import { native, type LmWeights, type StackShape } from '../native';
+import { native, type LmWeights, type NativePackedLm, type StackShape } from '../native';
 import { StateLayout, type RowStates } from './state';
 
 export interface StepBackend {
@@ -37,10 +37,16 @@ class Scratch {
   }
 }
 
-/** A LanguageModel's weights run with the native kernels: embedding, stack forward, decoder. */
+/**
+ * A LanguageModel's weights run with the native kernels. A step that feeds every row one token
+ * (every step once the prompts are primed) runs lmGenerate's kernels over weights packed once for
+ * the backend's life; one that feeds some row several prompt tokens runs the embedding, the
+ * stack forward over all of them, and the decoder.
+ */
 export class NativeStepBackend implements StepBackend {
   readonly vocabSize: number;
   readonly layout: StateLayout;
+  private readonly packed: NativePackedLm;
   // Scratch reused from call to call, so that a step allocates only what it returns.
   private readonly ws = new Scratch();
   private readonly x = new Scratch();
@@ -50,6 +56,7 @@ export class NativeStepBackend implements StepBackend {
   constructor(private readonly w: LmWeights) {
     this.vocabSize = w.V;
     this.layout = new StateLayout(w.L, w.H, w.cell === 'lstm');
+    this.packed = new native.PackedLm(w);
   }
 
   async forward(
@@ -61,6 +68,14 @@ export class NativeStepBackend implements StepBackend {
     const n = state.n;
     const lengths = rowLengths(seqs);
     const T = lengths.reduce((a, b) => Math.max(a, b), 0);
+    if (T === 1) {
+      const next = this.layout.zeros(n);
+      next.h.set(state.h);
+      if (next.c && state.c) next.c.set(state.c);
+      const logits = new Float32Array(want.length * V);
+      this.packed.step(seqs.tokens.subarray(0, n), next.h, next.c, want, logits);
+      return { logits, state: next };
+    }
     // Time-major ids, padded with 0: the stack leaves a row's state alone past its length.
     const ids = new Int32Array(T * n);
     for (let b = 0; b < n; b++) {

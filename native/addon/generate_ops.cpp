@@ -1,11 +1,14 @@
 // N-API glue for generation: lmGenerate (a Promise, with per-step token progress streamed to JS),
 // lmGenerateSync, and sampleTokens / rngInit, which give a generation loop whose logits come from
-// elsewhere (onnxruntime) the very sampler and per-row random streams of lmGenerate.
+// elsewhere (onnxruntime) the very sampler and per-row random streams of lmGenerate; and the
+// PackedLm class, lmGenerate's packed weights and step for a loop driven from JS.
 #include <napi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <initializer_list>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -97,6 +100,27 @@ Napi::Int32Array int32_array(Napi::Env env, const std::vector<int32_t>& v) {
   return a;
 }
 
+// The weights object {cell, V, E, H, L, residual, embedding, stack, decoderWeight, decoderBias?}
+// at argument 0.
+rnnkit::LmWeights parse_weights(Parser& p) {
+  rnnkit::LmWeights w;
+  Napi::Object o = p.object(0, "weights");
+  w.cell = parse_cell(p, o.Get("cell"), "weights.cell");
+  w.V = p.size(o, "weights", "V");
+  w.E = p.size(o, "weights", "E");
+  w.H = p.size(o, "weights", "H");
+  w.L = p.size(o, "weights", "L");
+  w.residual = p.boolean(o.Get("residual"), "weights.residual");
+  w.embedding = p.f32(o.Get("embedding"), "weights.embedding", size_t(w.V) * w.E,
+                      dims({{"V", w.V}, {"E", w.E}}));
+  w.stack = p.f32(o.Get("stack"), "weights.stack", rnnkit::stack_param_count(w.cell, w.E, w.H, w.L),
+                  "stackParamCount(cell, E, H, L)");
+  w.decoder_weight = p.f32(o.Get("decoderWeight"), "weights.decoderWeight", size_t(w.V) * w.H,
+                           dims({{"V", w.V}, {"H", w.H}}));
+  w.decoder_bias = p.f32(o.Get("decoderBias"), "weights.decoderBias", w.V, "V", true);
+  return w;
+}
+
 // lmGenerate's arguments, checked on the main thread, and its outputs.
 //   (weights, prompts, options, stops | null, cancel: Int32Array(1) | null)
 struct Generation {
@@ -106,23 +130,7 @@ struct Generation {
   const int32_t* cancel;
   std::vector<int32_t> tokens, lengths, finish;
 
-  explicit Generation(Parser& p) {
-    Napi::Object o = p.object(0, "weights");
-    w.cell = parse_cell(p, o.Get("cell"), "weights.cell");
-    w.V = p.size(o, "weights", "V");
-    w.E = p.size(o, "weights", "E");
-    w.H = p.size(o, "weights", "H");
-    w.L = p.size(o, "weights", "L");
-    w.residual = p.boolean(o.Get("residual"), "weights.residual");
-    w.embedding = p.f32(o.Get("embedding"), "weights.embedding", size_t(w.V) * w.E,
-                        dims({{"V", w.V}, {"E", w.E}}));
-    w.stack =
-        p.f32(o.Get("stack"), "weights.stack", rnnkit::stack_param_count(w.cell, w.E, w.H, w.L),
-              "stackParamCount(cell, E, H, L)");
-    w.decoder_weight = p.f32(o.Get("decoderWeight"), "weights.decoderWeight", size_t(w.V) * w.H,
-                             dims({{"V", w.V}, {"H", w.H}}));
-    w.decoder_bias = p.f32(o.Get("decoderBias"), "weights.decoderBias", w.V, "V", true);
-
+  explicit Generation(Parser& p) : w(parse_weights(p)) {
     prompts = parse_spans(p, p.arg(1), "prompts", w.V, -1, true);
 
     Napi::Object opt = p.object(2, "options");
@@ -311,9 +319,75 @@ Napi::Value RngInit(const Napi::CallbackInfo& info) {
   return states;
 }
 
+// new PackedLm(weights): a language model's weights packed once (copied: later changes to the
+// arrays do not reach it) for running it a step at a time, as lmGenerate does at every step; the
+// serving engine holds one for the life of its model.
+//   step(tokens [B], h [L*B*H], c [L*B*H] | null (LSTM only), want [k], logits [k*V]): feeds row b
+//   the token tokens[b], advancing h and c in place, and writes the logits of the rows want[i].
+class PackedLmObject : public Napi::ObjectWrap<PackedLmObject> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "PackedLm", {InstanceMethod<&PackedLmObject::step>("step")});
+  }
+
+  explicit PackedLmObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PackedLmObject>(info) {
+    guarded(info.Env(), "PackedLm", [&] {
+      Parser p(info, "PackedLm");
+      const rnnkit::LmWeights w = parse_weights(p);
+      lstm_ = w.cell == rnnkit::CellType::Lstm;
+      V_ = w.V, H_ = w.H, L_ = w.L;
+      model_ = std::make_unique<rnnkit::PackedLm>(w);
+    });
+  }
+
+ private:
+  Napi::Value step(const Napi::CallbackInfo& info) {
+    Parser p(info, "PackedLm.step");
+    size_t B = 0, k = 0;
+    const int32_t* tokens = p.i32(p.arg(0), "tokens", Parser::kAnyLength, "", false, &B);
+    if (B == 0 || B > (1u << 30)) p.range_error("'tokens' must hold 1 to 2^30 token ids");
+    for (size_t b = 0; b < B; ++b)
+      if (tokens[b] < 0 || tokens[b] >= V_)
+        p.range_error("'tokens[" + std::to_string(b) + "]' must be in [0, " + std::to_string(V_) +
+                      "), got " + std::to_string(tokens[b]));
+    const int n = static_cast<int>(B);
+    const std::string state = dims({{"L", L_}, {"B", n}, {"H", H_}});
+    float* h = p.f32(1, "h", size_t(L_) * B * H_, state);
+    float* c = nullptr;
+    if (lstm_) {
+      c = p.f32(2, "c", size_t(L_) * B * H_, state);
+    } else if (!p.arg(2).IsUndefined() && !p.arg(2).IsNull()) {
+      p.type_error("'c' is only for LSTM and must be null for this cell, got " +
+                   Parser::describe(p.arg(2)));
+    }
+    const int32_t* want = p.i32(p.arg(3), "want", Parser::kAnyLength, "", false, &k);
+    for (size_t i = 0; i < k; ++i)
+      if (want[i] < 0 || want[i] >= n)
+        p.range_error("'want[" + std::to_string(i) + "]' must be a row in [0, " +
+                      std::to_string(n) + "), got " + std::to_string(want[i]));
+    float* logits = p.f32(4, "logits", k * V_, dims({{"want.length", (long long)k}, {"V", V_}}));
+    guarded(info.Env(), "PackedLm.step", [&] {
+      y_.resize(B * H_);
+      ws_.resize(model_->workspace_size(n));
+      picked_.resize(k * H_);
+      model_->step(n, tokens, h, c, y_.data(), ws_.data());
+      for (size_t i = 0; i < k; ++i)
+        std::copy_n(y_.data() + size_t(want[i]) * H_, H_, picked_.data() + i * H_);
+      model_->decode(static_cast<int>(k), picked_.data(), logits);
+    });
+    return info.Env().Undefined();
+  }
+
+  bool lstm_ = false;
+  int V_ = 0, H_ = 0, L_ = 0;
+  std::unique_ptr<rnnkit::PackedLm> model_;
+  std::vector<float> y_, ws_, picked_;  // scratch, grown to the largest batch
+};
+
 }  // namespace
 
 void init_generate(Napi::Env env, Napi::Object exports) {
+  exports.Set("PackedLm", PackedLmObject::define(env));
   exports.Set("lmGenerate", Napi::Function::New(env, LmGenerate, "lmGenerate"));
   exports.Set(LmGenerateSync::name,
               Napi::Function::New(env, Sync<LmGenerateSync>, LmGenerateSync::name));
