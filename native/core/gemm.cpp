@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -207,8 +208,8 @@ constexpr size_t kHugePage = size_t(1) << 21;
 // Helper threads for gemm_packed, which splits a product's columns into chunks that the calling
 // thread and the helpers claim one at a time. On a shared machine a helper may wake late or be
 // preempted: the caller then does the chunks that helper would have done, and waits only for one
-// it has already claimed. Idle helpers sleep. Created on first use and never destroyed, so that
-// no exit-time destructor waits on a thread.
+// it has already claimed. Helpers poll briefly after a product, then sleep. Created on first use
+// and never destroyed, so that no exit-time destructor waits on a thread.
 class Helpers {
  public:
   static Helpers& instance() {
@@ -222,52 +223,70 @@ class Helpers {
     std::unique_lock<std::mutex> caller(run_mu_, std::try_to_lock);
     if (!caller.owns_lock()) return false;
     const int helpers = gemm_threads() - 1;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      while (int(threads_.size()) < helpers)
-        threads_.emplace_back(&Helpers::work, this, int(threads_.size()));
-      job_ = &chunk;
-      n_ = n;
-      next_ = done_ = 0;
-      active_ = helpers;
-      ++round_;
+    while (int(threads_.size()) < helpers)
+      threads_.emplace_back(&Helpers::help, this, int(threads_.size()));
+    active_.store(helpers, std::memory_order_relaxed);
+    job_.store(&chunk, std::memory_order_relaxed);
+    n_.store(n, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    // Publishes the round: a claim reads the job only after its compare-exchange on next_.
+    const uint64_t round = ++rounds_;
+    next_.store(round << 32);
+    if (sleeping_.load() > 0) {
+      std::lock_guard<std::mutex> lock(sleep_mu_);
+      wake_.notify_all();
     }
-    wake_.notify_all();
-    std::unique_lock<std::mutex> lock(mu_);
-    claim_and_run(lock);
-    finished_.wait(lock, [&] { return done_ == n_; });
-    job_ = nullptr;
+    work(round);
+    // Only chunks the helpers have claimed are left: wait for them, yielding to a helper that
+    // may be waiting for this core.
+    while (done_.load(std::memory_order_acquire) != n) std::this_thread::yield();
     return true;
   }
 
  private:
-  // Runs chunks while any are unclaimed; mu_ is held around each claim, not around the work.
-  void claim_and_run(std::unique_lock<std::mutex>& lock) {
-    while (job_ != nullptr && next_ < n_) {
-      const int i = next_++;
-      const std::function<void(int)>& job = *job_;
-      lock.unlock();
-      job(i);
-      lock.lock();
-      if (++done_ == n_) finished_.notify_all();
+  static constexpr std::chrono::microseconds kPoll{50};
+
+  // Claims and runs chunks of `round` while it has unclaimed ones. next_ holds the round in its
+  // high half and the next unclaimed chunk in its low half.
+  void work(uint64_t round) {
+    for (uint64_t v = next_.load(std::memory_order_acquire);;) {
+      const int i = int(v & 0xffffffffu);
+      if (v >> 32 != round || i >= n_.load(std::memory_order_relaxed)) return;
+      if (!next_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
+      (*job_.load(std::memory_order_relaxed))(i);
+      done_.fetch_add(1, std::memory_order_release);
+      v = next_.load(std::memory_order_acquire);
     }
   }
 
-  void work(int id) {
-    std::unique_lock<std::mutex> lock(mu_);
-    for (uint64_t seen = 0;;) {
-      wake_.wait(lock, [&] { return round_ != seen; });
-      seen = round_;
-      if (id < active_) claim_and_run(lock);
+  void help(int id) {
+    uint64_t seen = 0;
+    auto fresh = [&] { return next_.load() >> 32 != seen; };
+    for (;;) {
+      // Polls for the next round a while, yielding the core to any thread that wants it, so that
+      // the next product of a generation step, microseconds away, needs no wake-up; then sleeps.
+      // A helper beyond the thread count set now sleeps at once.
+      const auto until = std::chrono::steady_clock::now() + kPoll;
+      if (id < active_.load(std::memory_order_relaxed))
+        while (!fresh() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+      if (!fresh()) {
+        std::unique_lock<std::mutex> lock(sleep_mu_);
+        sleeping_.fetch_add(1);
+        wake_.wait(lock, fresh);
+        sleeping_.fetch_sub(1);
+      }
+      seen = next_.load() >> 32;
+      if (id < active_.load(std::memory_order_relaxed)) work(seen);
     }
   }
 
-  std::mutex run_mu_, mu_;
-  std::condition_variable wake_, finished_;
+  std::mutex run_mu_, sleep_mu_;  // a caller's whole run; the helpers' sleep
+  std::condition_variable wake_;
   std::vector<std::thread> threads_;
-  const std::function<void(int)>* job_ = nullptr;
-  int n_ = 0, next_ = 0, done_ = 0, active_ = 0;
-  uint64_t round_ = 0;
+  uint64_t rounds_ = 0;
+  std::atomic<uint64_t> next_{0};
+  std::atomic<const std::function<void(int)>*> job_{nullptr};
+  std::atomic<int> n_{0}, done_{0}, active_{0}, sleeping_{0};
 };
 
 // Column chunks for a packed product of `work` multiply-adds over `slivers` slivers: one (no
