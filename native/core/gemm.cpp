@@ -91,15 +91,16 @@ void pack(const float* src, ptrdiff_t ws, ptrdiff_t ks, int width, int kc, float
 }
 
 // C[mr, nr] = alpha * (a_sliver * b_slivers) + beta * C over one tile of MR rows by NS slivers of
-// B (the packed panel's consecutive slivers, kc * kNR floats apart). beta == 0 overwrites C without
-// reading it, as BLAS does, so NaN or garbage in C does not leak through. Every instantiation sums
-// each element over k in the same order, so a row gets the same bits whichever tile computes it.
-template <int MR, int NS>
+// B (the packed panel's consecutive slivers, kc * kNR floats apart); the A sliver holds AS floats
+// per k. beta == 0 overwrites C without reading it, as BLAS does, so NaN or garbage in C does not
+// leak through. Every instantiation sums each element over k in the same order, so a row gets
+// the same bits whichever tile computes it.
+template <int MR, int NS, int AS = kMR>
 void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, int mr, int nr,
                   float alpha, float beta, float* __restrict c, int ldc) {
   const ptrdiff_t sliver = static_cast<ptrdiff_t>(kc) * kNR;
   Vec acc[MR][NS][kNV] = {};
-  for (int k = 0; k < kc; ++k, a += kMR, b += kNR) {
+  for (int k = 0; k < kc; ++k, a += AS, b += kNR) {
     Vec bv[NS][kNV];
     for (int s = 0; s < NS; ++s)
       for (int v = 0; v < kNV; ++v) std::memcpy(&bv[s][v], b + s * sliver + v * kVec, sizeof(Vec));
@@ -128,7 +129,7 @@ constexpr std::array<Kernel, sizeof...(R)> row_kernels(std::integer_sequence<int
 constexpr std::array<Kernel, kMR> kRowKernels = row_kernels(std::make_integer_sequence<int, kMR>());
 
 // Few rows (a batch-1 generation step): one or two rows give too few accumulators to hide the FMA
-// latency, so those tiles span kWide / mr slivers at once.
+// latency, so those tiles span kWide / mr slivers at once. Their A is packed MR wide, not kMR.
 constexpr int kWide = 4;
 
 template <int MR>
@@ -138,11 +139,11 @@ void wide_tiles(int kc, const float* a_pack, const float* panel, int nc, float a
   const ptrdiff_t sliver = static_cast<ptrdiff_t>(kc) * kNR;
   int jr = 0;
   for (; nc - jr > (NS - 1) * kNR; jr += NS * kNR)
-    micro_kernel<MR, NS>(kc, a_pack, panel + jr / kNR * sliver, MR,
-                         nc - jr < NS * kNR ? nc - jr : NS * kNR, alpha, beta, C + jr, ldc);
+    micro_kernel<MR, NS, MR>(kc, a_pack, panel + jr / kNR * sliver, MR,
+                             nc - jr < NS * kNR ? nc - jr : NS * kNR, alpha, beta, C + jr, ldc);
   for (; jr < nc; jr += kNR)
-    micro_kernel<MR, 1>(kc, a_pack, panel + jr / kNR * sliver, MR, nc - jr < kNR ? nc - jr : kNR,
-                        alpha, beta, C + jr, ldc);
+    micro_kernel<MR, 1, MR>(kc, a_pack, panel + jr / kNR * sliver, MR,
+                            nc - jr < kNR ? nc - jr : kNR, alpha, beta, C + jr, ldc);
 }
 
 // A block of mc rows splits into tiles of nearly equal height, so that no short tile is left over
@@ -157,8 +158,12 @@ struct RowTiles {
 };
 
 // Packs a block of op(A) [mc, kc] (element (m, k) at A[m * ms + k * ks]) tile by tile, each tile a
-// kMR-wide sliver of its own.
+// kMR-wide sliver of its own; one or two rows as a sliver just that wide (wide_tiles).
 void pack_a(const float* A, ptrdiff_t ms, ptrdiff_t ks, int mc, int kc, float* dst) {
+  if (mc <= 2) {
+    (mc == 1 ? pack<1> : pack<2>)(A, ms, ks, mc, kc, dst);
+    return;
+  }
   const RowTiles tiles(mc);
   for (int t = 0; t < tiles.count; ++t)
     pack<kMR>(A + tiles.first(t) * ms, ms, ks, tiles.first(t + 1) - tiles.first(t), kc,
