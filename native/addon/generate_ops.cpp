@@ -370,7 +370,7 @@ class PackedLmObject : public Napi::ObjectWrap<PackedLmObject> {
       y_.resize(B * H_);
       ws_.resize(model_->workspace_size(n));
       picked_.resize(k * H_);
-      model_->step(n, tokens, h, c, y_.data(), ws_.data());
+      model_->step(n, tokens, h, c, size_t(n) * H_, y_.data(), ws_.data());
       for (size_t i = 0; i < k; ++i)
         std::copy_n(y_.data() + size_t(want[i]) * H_, H_, picked_.data() + i * H_);
       model_->decode(static_cast<int>(k), picked_.data(), logits);

@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "gemm.h"
-#include "layers.h"
 
 namespace rnnkit {
 namespace {
@@ -56,7 +55,7 @@ void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateCo
                  const TokenSpans& stops, const volatile int32_t* cancel,
                  const GenerateProgress& progress, int32_t* tokens, int32_t* lengths,
                  int32_t* finish) {
-  const int B = prompts.count, V = w.V, E = w.E, H = w.H, L = w.L, M = cfg.max_tokens;
+  const int B = prompts.count, V = w.V, H = w.H, L = w.L, M = cfg.max_tokens;
   const bool lstm = w.cell == CellType::Lstm;
   std::fill(tokens, tokens + size_t(B) * M, -1);
   std::fill(lengths, lengths + B, 0);
@@ -73,14 +72,18 @@ void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateCo
   for (int b = 0; b < B; ++b) prompt_len[b] = prompts.offsets[b + 1] - prompts.offsets[b];
   const int T = *std::max_element(prompt_len.begin(), prompt_len.end());
 
-  const StackShape prime_shape{w.cell, T, B, E, H, L, 0.0f, w.residual, false, 0};
   const size_t state = size_t(L) * B * H;
   // The weights are packed once here for the hundreds of steps that follow.
   const PackedLm model(w);
-  std::vector<float> ws(std::max(stack_workspace_size(prime_shape), model.workspace_size(B)));
+  std::vector<float> ws(model.workspace_size(B));
   std::vector<float> h(state), c(lstm ? state : 0);
   std::vector<float> y(size_t(B) * H), logits(size_t(B) * V);
+  // rows[i] is the prompt that batch row i generates for: longest prompts first, so that the rows
+  // still priming at any step are the first ones.
   std::vector<int32_t> rows(B), next(B);
+  std::iota(rows.begin(), rows.end(), 0);
+  std::stable_sort(rows.begin(), rows.end(),
+                   [&](int32_t a, int32_t b) { return prompt_len[a] > prompt_len[b]; });
   std::vector<int> keep(B);
   std::vector<Rng> rng;
   rng.reserve(B);
@@ -95,23 +98,15 @@ void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateCo
       std::copy(prompts.tokens + prompts.offsets[b], prompts.tokens + prompts.offsets[b + 1],
                 history_of(b));
 
-  // Prime every prompt in one padded forward; each row's next-token logits come from the output
-  // at its own last step. Padding ids are 0, a valid id the stack never looks at.
-  {
-    std::vector<int32_t> ids(size_t(T) * B, 0);
-    for (int b = 0; b < B; ++b)
-      for (int t = 0; t < prompt_len[b]; ++t)
-        ids[size_t(t) * B + b] = prompts.tokens[prompts.offsets[b] + t];
-    std::vector<float> xs(size_t(T) * B * E), ys(size_t(T) * B * H);
-    embedding_forward(w.embedding, V, E, ids.data(), T * B, xs.data());
-    stack_forward(prime_shape, w.stack, xs.data(), prompt_len.data(), nullptr, nullptr, ys.data(),
-                  h.data(), c.data(), ws.data());
-    for (int b = 0; b < B; ++b)
-      std::memcpy(y.data() + size_t(b) * H, ys.data() + (size_t(prompt_len[b] - 1) * B + b) * H,
-                  sizeof(float) * H);
+  // Prime the prompts a token at a time: step t feeds the rows whose prompts are longer than t,
+  // so each row's output y ends as the one after its own last prompt token.
+  for (int t = 0; t < T; ++t) {
+    int n = 0;
+    for (; n < B && prompt_len[rows[n]] > t; ++n)
+      next[n] = prompts.tokens[prompts.offsets[rows[n]] + t];
+    model.step(n, next.data(), h.data(), c.data(), state / L, y.data(), ws.data());
   }
 
-  std::iota(rows.begin(), rows.end(), 0);
   int n = B;
   for (int step = 0;; ++step) {
     if (cancelled()) {
@@ -156,7 +151,7 @@ void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateCo
       for (int j = 0; j < m; ++j) rows[j] = rows[keep[j]], next[j] = next[keep[j]];
       n = m;
     }
-    model.step(n, next.data(), h.data(), c.data(), y.data(), ws.data());
+    model.step(n, next.data(), h.data(), c.data(), size_t(n) * H, y.data(), ws.data());
   }
 }
 

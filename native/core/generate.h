@@ -29,11 +29,12 @@ class PackedLm {
   explicit PackedLm(const LmWeights& w);
   // Floats of workspace that step needs for B rows.
   size_t workspace_size(int B) const { return stack_.workspace_size(B); }
-  // Feeds row b the token tokens[b] (in [0, V)), advancing the state h (and, for LSTM, c)
-  // [L, B, H] in place; y [B, H] is the stack's output. A row's result does not depend on B or on
-  // the other rows.
-  void step(int B, const int32_t* tokens, float* h, float* c, float* y, float* ws) const {
-    stack_.step(B, tokens, h, c, y, ws);
+  // Feeds row b the token tokens[b] (in [0, V)), advancing the state h (and, for LSTM, c), layer
+  // l's rows at l * layer_stride, in place; y [B, H] is the stack's output. A row's result does
+  // not depend on B or on the other rows. (PackedStack::step.)
+  void step(int B, const int32_t* tokens, float* h, float* c, size_t layer_stride, float* y,
+            float* ws) const {
+    stack_.step(B, tokens, h, c, layer_stride, y, ws);
   }
   // The decoder on n rows of outputs: logits [n, V] from y [n, H].
   void decode(int n, const float* y, float* logits) const;
@@ -72,14 +73,14 @@ using GenerateProgress =
     std::function<void(int step, const int32_t* rows, const int32_t* tokens, int n)>;
 
 // Generates up to max_tokens tokens after each prompt (every prompt holds >= 1 token, all token
-// ids in [0, V)). Prompts of different lengths are primed together in one padded stack forward;
-// then each step runs the decoder, the sampler and a one-step stack forward for the rows still
-// active only. A row ends when it has max_tokens tokens, when its generated tokens end with one of
-// the stop sequences (non-empty, matched within the generated tokens only), or when *cancel
-// (read once per step, may be null) becomes non-zero.
-// Outputs: tokens [B, max_tokens], row b's first lengths[b] entries are its tokens (a matched stop
-// sequence is not counted and not kept) and the rest are -1; finish [B] holds FinishReason values.
-// Allocates all its memory up front; nothing per step.
+// ids in [0, V)). The weights are packed once (PackedLm); the prompts are primed together a token
+// at a time, each step feeding the rows whose prompts are that long; then each step runs the
+// decoder, the sampler and a stack step for the rows still active only. A row ends when it has
+// max_tokens tokens, when its generated tokens end with one of the stop sequences (non-empty,
+// matched within the generated tokens only), or when *cancel (read once per step, may be null)
+// becomes non-zero. Outputs: tokens [B, max_tokens], row b's first lengths[b] entries are its
+// tokens (a matched stop sequence is not counted and not kept) and the rest are -1; finish [B]
+// holds FinishReason values. Allocates all its memory up front; nothing per step.
 void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateConfig& cfg,
                  const TokenSpans& stops, const volatile int32_t* cancel,
                  const GenerateProgress& progress, int32_t* tokens, int32_t* lengths,

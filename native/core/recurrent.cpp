@@ -662,8 +662,10 @@ PackedStack::PackedStack(CellType cell, int V, int I, int H, int L, bool residua
       // and GRU's W_hn h columns after them start at zero.
       const int width = layers_[0].width;
       table_.assign(size_t(V) * width, 0.0f);
-      gemm(false, true, V, GH, I, 1.0f, embedding, I, layer_params(params, s, 0).w_ih, I, 0.0f,
-           table_.data(), width);
+      // The built-in GEMM, as the steps use: with OpenBLAS threads would be woken that then spin
+      // on the cores the steps' helpers need.
+      gemm_builtin(false, true, V, GH, I, 1.0f, embedding, I, layer_params(params, s, 0).w_ih, I,
+                   0.0f, table_.data(), width);
     } else {
       table_.assign(embedding, embedding + size_t(V) * I);
     }
@@ -676,8 +678,8 @@ size_t PackedStack::workspace_size(int B) const {
   return aligned(size_t(B) * (std::max(I_, H_) + H_)) + size_t(B) * width;
 }
 
-void PackedStack::step(int B, const int32_t* tokens, float* h, float* c, float* y,
-                       float* ws) const {
+void PackedStack::step(int B, const int32_t* tokens, float* h, float* c, size_t layer_stride,
+                       float* y, float* ws) const {
   if (B < 1) return;
   require(tokens, "tokens");
   require(h, "h");
@@ -694,8 +696,8 @@ void PackedStack::step(int B, const int32_t* tokens, float* h, float* c, float* 
       const Layer& layer = layers_[l];
       const int I = input_width(l), lda = I + H;
       const bool lookup = l == 0 && folded_;
-      float* hl = h + size_t(l) * B * H;
-      float* cl = Cell::kCellState ? c + size_t(l) * B * H : nullptr;
+      float* hl = h + l * layer_stride;
+      float* cl = Cell::kCellState ? c + l * layer_stride : nullptr;
       for (int b = 0; b < B; ++b) {
         float* row = a + size_t(b) * lda;
         if (l == 0) {

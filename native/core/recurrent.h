@@ -96,9 +96,12 @@ class PackedStack {
   // Floats of workspace that step needs for B rows.
   size_t workspace_size(int B) const;
   // One time step of B rows fed tokens [B] (ids in [0, V)): y [B, H], and the state h (and, for
-  // LSTM, c) [L, B, H] advanced in place. Equals embedding_forward then stack_forward at T = 1 up
-  // to float rounding; a row's result does not depend on B or on the other rows.
-  void step(int B, const int32_t* tokens, float* h, float* c, float* y, float* ws) const;
+  // LSTM, c) of each layer l, rows [B, H] at l * layer_stride (B * H for a whole [L, B, H] state;
+  // more to step the first B rows of a larger batch), advanced in place. Equals embedding_forward
+  // then stack_forward at T = 1 up to float rounding; a row's result does not depend on B or on
+  // the other rows.
+  void step(int B, const int32_t* tokens, float* h, float* c, size_t layer_stride, float* y,
+            float* ws) const;
 
   // Columns [c_col, c_col + m.cols()) of a layer's pre-activations are columns
   // [a_col, a_col + m.rows()) of [x, h] times m.

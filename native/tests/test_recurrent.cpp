@@ -492,7 +492,7 @@ TEST(packed_steps_match_reference) {
           FVec yt(size_t(B) * s.H);
           for (int t = 0; t < s.T; ++t) {
             stack.step(B, tokens.data() + size_t(t) * s.B + b0, h.data(),
-                       cs.empty() ? nullptr : cs.data(), yt.data(), ws.data());
+                       cs.empty() ? nullptr : cs.data(), size_t(B) * s.H, yt.data(), ws.data());
             y.insert(y.end(), yt.begin(), yt.end());
           }
           for (size_t i = ws_size; i < ws.size(); ++i)
