@@ -204,11 +204,37 @@ void scale_c(int M, int N, float beta, float* C, int ldc) {
 
 int round_up(int n, int to) { return (n + to - 1) / to * to; }
 
-// Packed matrices of 2 MB and more lie on huge pages where the system offers them (Linux's
-// transparent huge pages, also in madvise mode): a generation call packs its weights afresh, 14 MB
-// at config M, and faulting that in 4 KB pages costs more than packing it; the product then also
-// streams them through a few TLB entries.
+// Storage of packed matrices. On Linux those of 2 MB and more are mapped straight from the
+// system, 2 MB aligned on transparent huge pages where it offers them (also in madvise mode): a
+// generation call packs its weights afresh, 14 MB at config M, and faulting that in 4 KB pages
+// costs more than packing it; the product then also streams them through a few TLB entries. And
+// they are unmapped when freed, where the allocator kept them in each thread's arena: calls on
+// the four threads of Node's pool held 14 MB each.
 constexpr size_t kHugePage = size_t(1) << 21;
+
+#ifdef __linux__
+size_t mapped_size(size_t bytes) { return (bytes + kHugePage - 1) / kHugePage * kHugePage; }
+#endif
+
+float* allocate_panels(size_t bytes) {
+#ifdef __linux__
+  if (bytes >= kHugePage) {
+    // Maps a huge page more than needed and unmaps what lies outside the aligned span.
+    const size_t size = mapped_size(bytes), span = size + kHugePage;
+    void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) throw std::bad_alloc();
+    char* begin = static_cast<char*>(raw);
+    char* start = begin + (kHugePage - reinterpret_cast<uintptr_t>(raw) % kHugePage) % kHugePage;
+    if (start > begin) munmap(begin, start - begin);
+    if (begin + span > start + size) munmap(start + size, begin + span - (start + size));
+#ifdef MADV_HUGEPAGE
+    madvise(start, size, MADV_HUGEPAGE);
+#endif
+    return reinterpret_cast<float*>(start);
+  }
+#endif
+  return static_cast<float*>(::operator new (bytes, std::align_val_t{64}));
+}
 
 // Helper threads for gemm_packed, which splits a product's columns into chunks that the calling
 // thread and the helpers claim one at a time. On a shared machine a helper may wake late or be
@@ -344,16 +370,8 @@ PackedMatrix::PackedMatrix(int K, int N)
     : K_(K),
       N_(N),
       n_padded_(round_up(N, kNR)),
-      data_(nullptr, Free{sizeof(float) * size_t(K) * n_padded_}) {
-  const size_t bytes = data_.get_deleter().bytes;
-  if (bytes < kHugePage) {
-    data_.reset(static_cast<float*>(::operator new (bytes, std::align_val_t{64})));
-  } else {
-    data_.reset(static_cast<float*>(::operator new (bytes, std::align_val_t{kHugePage})));
-#ifdef MADV_HUGEPAGE
-    madvise(data_.get(), bytes / kHugePage * kHugePage, MADV_HUGEPAGE);
-#endif
-  }
+      data_(allocate_panels(sizeof(float) * size_t(K) * n_padded_),
+            Free{sizeof(float) * size_t(K) * n_padded_}) {
   if (N == n_padded_) return;
   for (int pc = 0; pc < K; pc += kKC) {
     const int kc = K - pc < kKC ? K - pc : kKC;
@@ -363,7 +381,13 @@ PackedMatrix::PackedMatrix(int K, int N)
 }
 
 void PackedMatrix::Free::operator()(float* p) const {
-  ::operator delete (p, std::align_val_t{bytes < kHugePage ? 64 : kHugePage});
+#ifdef __linux__
+  if (bytes >= kHugePage) {
+    munmap(p, mapped_size(bytes));
+    return;
+  }
+#endif
+  ::operator delete (p, std::align_val_t{64});
 }
 
 void PackedMatrix::set(int k0, int n0, int rows, int cols, bool trans, const float* src, int ld) {
