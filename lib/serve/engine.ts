@@ -107,21 +107,23 @@ export class StepEngine {
 
   /** Drops cancelled rows (reported as such) and lets the new ones in. */
   private admit(): void {
-    // The flags are read once: the main thread sets them at any time, and a row dropped on a
-    // second reading but missing from `gone` would never be reported.
-    const gone = new Set(
-      [...this.rows, ...this.incoming].filter((r) => Atomics.load(r.request.cancel, 0) !== 0),
-    );
-    if (gone.size > 0) {
-      this.incoming = this.incoming.filter((r) => !gone.has(r));
-      this.keep(this.rows.filter((r) => !gone.has(r)));
+    // Each flag is read once, by the one pass that sorts the rows: the main thread sets them at
+    // any time, and a row dropped on a second reading but missing from `gone` would never be
+    // reported.
+    const gone: Row[] = [];
+    const stays = (r: Row) => Atomics.load(r.request.cancel, 0) === 0 || (gone.push(r), false);
+    const rows = this.rows.filter(stays);
+    const incoming = this.incoming.filter(stays);
+    if (gone.length > 0) {
+      this.incoming = incoming;
+      this.keep(rows);
       this.post({
         type: 'step',
         rows: EMPTY,
         tokens: EMPTY,
         done: Int32Array.from(gone, (r) => r.request.id),
         lengths: Int32Array.from(gone, (r) => r.generated),
-        finish: new Int32Array(gone.size).fill(FINISH_CANCELLED),
+        finish: new Int32Array(gone.length).fill(FINISH_CANCELLED),
       });
     }
     if (this.incoming.length > 0) {
