@@ -48,7 +48,7 @@ const [M, N, K] = [T * B, G * H, I];
 const A = new Float32Array(M * K).fill(0.01);
 const Bm = new Float32Array(N * K).fill(0.01);
 const C = new Float32Array(M * N);
-const shape = { transA: false, transB: true, builtin: false, M, N, K, alpha: 1, beta: 0 };
+const shape = { transA: false, transB: true, kernel: 'auto', M, N, K, alpha: 1, beta: 0 };
 const gemmMs = time(() => addon.gemm(shape, A, Bm, C));
 const gemmRate = (2 * M * N * K) / gemmMs / 1e6;
 

@@ -113,7 +113,7 @@ function phases() {
     const B = randomFloats(s.K * s.N, 2);
     const C = new Float32Array(s.M * s.N);
     const shape = { M: s.M, N: s.N, K: s.K, transA: s.transA, transB: s.transB };
-    Object.assign(shape, { builtin: false, alpha: 1, beta: 0 });
+    Object.assign(shape, { kernel: 'auto', alpha: 1, beta: 0 });
     native.gemm(shape, A, B, C);
     const samples = [];
     for (let r = 0; r < 5; r++) {

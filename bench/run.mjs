@@ -182,20 +182,6 @@ async function findTorch(opts, ctx) {
   return { python: null, tried };
 }
 
-/**
- * The kernel set OpenBLAS picked for this CPU (its DYNAMIC_ARCH detection, which
- * OPENBLAS_CORETYPE overrides), as it reports it at load time with OPENBLAS_VERBOSE=2; null
- * when the addon does not use OpenBLAS. An old OpenBLAS on a new CPU falls back to older kernels.
- */
-function openblasCore() {
-  const native = path.join(root, 'dist', 'native.js');
-  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(native)})`], {
-    env: { ...process.env, OPENBLAS_VERBOSE: '2' },
-    encoding: 'utf8',
-  });
-  return /Core: (\S+)/.exec(`${r.stdout}${r.stderr}`)?.[1] ?? null;
-}
-
 function ortInstalled() {
   try {
     require.resolve('onnxruntime-node');
@@ -401,6 +387,7 @@ export async function main(argv = process.argv.slice(2)) {
             const m = {
               wall: ceilingOf(w, field('gflops')),
               cpu: ceilingOf(w, field('cpuGflops')),
+              blasCpu: ceilingOf(w, field('blasCpuGflops')),
               builtin: ceilingOf(w, field('builtinGflops')),
               builtinCpu: ceilingOf(w, field('builtinCpuGflops')),
               shapes: one.shapes,
@@ -447,6 +434,7 @@ export async function main(argv = process.argv.slice(2)) {
         ceilings[t] = {
           ...m.wall,
           cpuGflops: m.cpu?.gflops,
+          blasCpuGflops: m.blasCpu?.gflops,
           builtinGflops: m.builtin?.gflops,
           builtinCpuGflops: m.builtinCpu?.gflops,
           shapes: m.shapes,
@@ -462,6 +450,7 @@ export async function main(argv = process.argv.slice(2)) {
         ceilingRows.push([
           w.id,
           fmt(ceilings[1]?.cpuGflops, 1),
+          fmt(ceilings[1]?.blasCpuGflops, 1),
           fmt(ceilings[1]?.builtinCpuGflops, 1),
           `${fmt(c.gflops, 1)} (${ct}t)`,
           `${d.key}: ${d.uses[0]}${more} (${fmt((100 * d.flops) / c.flops)}% of FLOPs)`,
@@ -554,7 +543,7 @@ export async function main(argv = process.argv.slice(2)) {
       options: { quick: opts.quick, only: opts.only, threads: opts.threads, reps: timing.reps },
       threadCandidates,
       gemm: info.gemm,
-      openblasCore: info.gemm === 'openblas' ? openblasCore() : null,
+      openblasCore: info.blasCore || null,
       openblasCoretypeEnv: process.env.OPENBLAS_CORETYPE ?? null,
       rnnkitInfo: info,
       node: process.version,
@@ -593,7 +582,7 @@ export async function main(argv = process.argv.slice(2)) {
       : (meta.commit ?? 'unknown');
     console.log(
       `## rnnkit benchmark${opts.quick ? ' (--quick: smoke test, numbers mean nothing)' : ''}\n\n` +
-        `${meta.date}, commit ${commit}; GEMM ${info.gemm}${meta.openblasCore ? ` (OpenBLAS kernels: ${meta.openblasCore})` : ''}; threads ${threadCandidates.join(' and ')} ` +
+        `${meta.date}, commit ${commit}; BLAS ${info.gemm}${meta.openblasCore ? ` (OpenBLAS kernels: ${meta.openblasCore})` : ''}, multi-row products on ${info.products}; threads ${threadCandidates.join(' and ')} ` +
         `(best kept); median of ${timing.reps}; ${meta.host.cpu}, ${meta.host.cores} cores, ` +
         `load ${loadStart.map((x) => x.toFixed(1)).join(' ')}; PyTorch ${torch.info?.torch ?? 'n/a'}\n`,
     );
@@ -636,16 +625,19 @@ export async function main(argv = process.argv.slice(2)) {
     if (ceilingRows.length) {
       console.log(
         `\nGEMM ceiling: sgemm at each workload's own GEMM shapes, time-weighted (its FLOPs over ` +
-          `the time those GEMMs alone take): ${info.gemm} and the built-in GEMM at one thread ` +
-          `by CPU time, and ${info.gemm} by wall time at the thread count rnnkit ran best with:\n`,
+          `the time those GEMMs alone take), on the GEMM rnnkit's layers use (${info.products} for ` +
+          `multi-row products), and beside it OpenBLAS and the built-in GEMM on their own, at one ` +
+          `thread by CPU time; then rnnkit's GEMM by wall time at the thread count rnnkit ran ` +
+          `best with:\n`,
       );
       console.log(
         markdownTable(
           [
             'workload',
+            'rnnkit GEMM 1t GFLOP/CPU-s',
             `${info.gemm} 1t GFLOP/CPU-s`,
             'built-in 1t GFLOP/CPU-s',
-            `${info.gemm} GFLOP/s`,
+            'rnnkit GEMM GFLOP/s',
             'dominant GEMM (op M×N×K: use)',
             'ideal GEMM ms/iter',
           ],

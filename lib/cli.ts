@@ -828,9 +828,11 @@ See docs/serving.md.`,
     options: {},
     async run() {
       const i = native.info();
+      const blas = i.gemm === 'openblas' ? `OpenBLAS (${i.blasCore} kernels)` : 'none';
       process.stdout.write(
-        `rnnkit ${i.version}\nGEMM: ${i.gemm === 'openblas' ? 'OpenBLAS' : 'built-in portable GEMM'}, ${i.threads} thread(s)\n` +
-          `CUDA: ${i.cuda ? 'compiled' : 'not compiled'}\nNode ${process.version}\n`,
+        `rnnkit ${i.version}\nBLAS: ${blas}; built-in GEMM: ${i.builtinVectorBits}-bit vectors\n` +
+          `GEMM for multi-row products: ${i.products === 'openblas' ? 'OpenBLAS' : 'built-in'}, ` +
+          `${i.threads} thread(s)\nCUDA: ${i.cuda ? 'compiled' : 'not compiled'}\nNode ${process.version}\n`,
       );
     },
   },

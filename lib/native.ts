@@ -24,7 +24,14 @@ type Opt<T> = T | null;
 
 export interface NativeInfo {
   version: string;
+  /** The BLAS the addon was built with. */
   gemm: 'openblas' | 'builtin';
+  /** OpenBLAS's core: the kernels it runs on this CPU ("Haswell", "SkylakeX"...); "" without it. */
+  blasCore: string;
+  /** Vector width of the built-in GEMM's kernel in bits: 512 (AVX-512), 256 (AVX2) or 128. */
+  builtinVectorBits: number;
+  /** Which GEMM runs the products of more than one row. */
+  products: 'openblas' | 'builtin';
   threads: number;
   cuda: boolean;
 }
@@ -32,7 +39,8 @@ export interface NativeInfo {
 export interface GemmShape {
   transA: boolean;
   transB: boolean;
-  builtin: boolean;
+  /** 'auto': the GEMM rnnkit's layers use; 'blas': the build's BLAS; 'builtin': rnnkit's own. */
+  kernel: 'auto' | 'blas' | 'builtin';
   M: number;
   N: number;
   K: number;

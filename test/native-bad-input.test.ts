@@ -138,7 +138,7 @@ const two = () => [f32(3), f32(4)];
 const gemmShape = {
   transA: false,
   transB: false,
-  builtin: true,
+  kernel: 'builtin',
   M: 2,
   N: 3,
   K: 4,
@@ -311,10 +311,16 @@ const nativeCases: Case[] = [
     /'shape' must be an object, got an array/,
   ],
   [
-    'gemm without builtin',
-    call('gemm', [{ ...gemmShape, builtin: undefined }, f32(8), f32(12), f32(6)]),
+    'gemm without kernel',
+    call('gemm', [{ ...gemmShape, kernel: undefined }, f32(8), f32(12), f32(6)]),
     TypeError,
-    /'shape\.builtin' must be a boolean/,
+    /'shape\.kernel' must be a string/,
+  ],
+  [
+    'gemm with an unknown kernel',
+    call('gemm', [{ ...gemmShape, kernel: 'mkl' }, f32(8), f32(12), f32(6)]),
+    RangeError,
+    /'shape\.kernel' must be one of 'auto', 'blas', 'builtin', got 'mkl'/,
   ],
   [
     'adam without config',

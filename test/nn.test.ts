@@ -888,11 +888,24 @@ describe('GEMM: OpenBLAS and the built-in kernel agree through the addon', () =>
     [64, 64, 64],
     [70, 13, 129],
     [5, 100, 2],
+    // Large enough for the built-in GEMM to split its rows over threads.
+    [300, 130, 110],
   ];
-  const backend = info().gemm;
+  const { gemm: backend, blasCore, builtinVectorBits, products } = info();
 
-  it(`addon reports its GEMM backend (${backend})`, () => {
+  it(`addon reports its GEMM backend (${backend}, products on ${products})`, () => {
     expect(['openblas', 'builtin']).toContain(backend);
+    expect([128, 256, 512]).toContain(builtinVectorBits);
+    expect(['openblas', 'builtin']).toContain(products);
+    if (backend === 'builtin') {
+      expect(blasCore).toBe('');
+      expect(products).toBe('builtin');
+    } else {
+      expect(blasCore.length).toBeGreaterThan(0);
+      // The built-in kernel takes the products only where it is AVX-512 and OpenBLAS's is not.
+      const avx512Core = /skylakex|cooperlake|sapphirerapids/i.test(blasCore);
+      expect(products).toBe(builtinVectorBits === 512 && !avx512Core ? 'builtin' : 'openblas');
+    }
   });
 
   describe.each(shapes)('M=%i N=%i K=%i', (M, N, K) => {
@@ -917,17 +930,30 @@ describe('GEMM: OpenBLAS and the built-in kernel agree through the addon', () =>
           ref[i * N + j] = alpha * s + beta * C0[i * N + j];
         }
       const shape = { transA, transB, M, N, K, alpha, beta };
-      const blas = C0.slice();
-      const builtin = C0.slice();
-      native.gemm({ ...shape, builtin: false }, A, Bm, blas);
-      native.gemm({ ...shape, builtin: true }, A, Bm, builtin);
+      const run = (kernel: 'auto' | 'blas' | 'builtin') => {
+        const C = C0.slice();
+        native.gemm({ ...shape, kernel }, A, Bm, C);
+        return C;
+      };
       const tol = 1e-6 * Math.sqrt(K) * 4;
-      expectClose(blas, ref, tol, 'default GEMM vs float64');
+      const blas = run('blas');
+      const builtin = run('builtin');
+      expectClose(blas, ref, tol, 'BLAS vs float64');
       expectClose(builtin, ref, tol, 'built-in GEMM vs float64');
-      expectClose(builtin, blas, tol, 'built-in vs default GEMM');
+      expectClose(builtin, blas, tol, 'built-in vs BLAS');
+      // 'auto' is one of the two: the built-in kernel's rows where it takes them.
+      expect(run('auto')).toEqual(products === 'builtin' && M > 1 ? builtin : blas);
       const viaAsync = C0.slice();
-      await native.gemmAsync({ ...shape, builtin: true }, A, Bm, viaAsync);
+      await native.gemmAsync({ ...shape, kernel: 'builtin' }, A, Bm, viaAsync);
       expect(viaAsync).toEqual(builtin);
+      // The built-in GEMM's rows come out the same however many threads share them.
+      const threads = info().threads;
+      try {
+        native.setThreads(threads === 1 ? 2 : 1);
+        expect(run('builtin')).toEqual(builtin);
+      } finally {
+        native.setThreads(threads);
+      }
     });
   });
 });

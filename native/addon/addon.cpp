@@ -401,10 +401,12 @@ struct SgdUpdate {
   Napi::Value result(Napi::Env env) { return env.Undefined(); }
 };
 
-// gemm({transA, transB, M, N, K, alpha, beta, builtin}, A, B, C): C = alpha op(A) op(B) + beta C
+// gemm({transA, transB, M, N, K, alpha, beta, kernel}, A, B, C): C = alpha op(A) op(B) + beta C,
+// kernel 'auto' (rnnkit's choice, as its layers get), 'blas' or 'builtin'.
 struct Gemm {
   static constexpr const char* name = "gemm";
-  bool ta, tb, builtin;
+  bool ta, tb;
+  int kernel;
   int M, N, K;
   float alpha, beta;
   const float *A, *B;
@@ -413,7 +415,7 @@ struct Gemm {
     Napi::Object o = p.object(0, "shape");
     ta = p.boolean(o.Get("transA"), "shape.transA");
     tb = p.boolean(o.Get("transB"), "shape.transB");
-    builtin = p.boolean(o.Get("builtin"), "shape.builtin");
+    kernel = p.choice(o.Get("kernel"), "shape.kernel", {"auto", "blas", "builtin"});
     M = p.size(o, "shape", "M");
     N = p.size(o, "shape", "N");
     K = p.size(o, "shape", "K");
@@ -424,7 +426,7 @@ struct Gemm {
     C = p.f32(3, "C", size_t(M) * N, dims({{"M", M}, {"N", N}}));
   }
   void run() {
-    auto f = builtin ? rnnkit::gemm_builtin : rnnkit::gemm;
+    auto f = kernel == 0 ? rnnkit::gemm : kernel == 1 ? rnnkit::gemm_blas : rnnkit::gemm_builtin;
     f(ta, tb, M, N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta, C, N);
   }
   Napi::Value result(Napi::Env env) { return env.Undefined(); }
@@ -460,6 +462,9 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Object r = Napi::Object::New(env);
   r.Set("version", kVersion);
   r.Set("gemm", rnnkit::gemm_backend());
+  r.Set("blasCore", rnnkit::blas_core());
+  r.Set("builtinVectorBits", rnnkit::builtin_vector_bits());
+  r.Set("products", rnnkit::gemm_products());
   r.Set("threads", rnnkit::gemm_threads());
 #ifdef RNNKIT_HAVE_CUDA
   // Compiled with the CUDA kernels: say so, and what device (if any) they would run on.

@@ -1,6 +1,7 @@
 // General matrix multiply, the one primitive every other kernel builds on.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <memory>
 
 namespace rnnkit {
@@ -8,11 +9,16 @@ namespace rnnkit {
 // C[M,N] = alpha * op(A) * op(B) + beta * C, all row-major.
 // op(A) is [M,K] (A stored [M,K] with lda >= K, or [K,M] with lda >= M when transA).
 // op(B) is [K,N] (B stored [K,N] with ldb >= N, or [N,K] with ldb >= K when transB).
-// Uses OpenBLAS when the build found it, the built-in GEMM otherwise.
+// Single rows go to gemm_blas, products of more rows to the kernel gemm_products() names.
 void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc);
 
-// The built-in cache-blocked GEMM, always compiled, so tests can compare it with BLAS.
+// OpenBLAS (sgemv for a single row) when the build found it, else the built-in GEMM.
+void gemm_blas(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+               const float* B, int ldb, float beta, float* C, int ldc);
+
+// The built-in cache-blocked GEMM, always compiled. Large products split their rows over
+// gemm_threads() threads (the caller's and helpers'); the result does not depend on how many.
 void gemm_builtin(bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
                   int lda, const float* B, int ldb, float beta, float* C, int ldc);
 
@@ -45,10 +51,22 @@ class PackedMatrix {
 void gemm_packed(int M, const float* A, int lda, const PackedMatrix& B, float beta, float* C,
                  int ldc);
 
-// Which GEMM `gemm` uses ("openblas" or "builtin"), and how many threads OpenBLAS and gemm_packed
-// run (gemm_builtin itself runs on one). The count starts as OpenBLAS's default, or the number
-// of cores with the built-in GEMM.
+// Runs f(i) for every i in [0, n) on the calling thread and up to gemm_threads() - 1 helper
+// threads (those of gemm_builtin and gemm_packed), and returns once all are done. Meanwhile the
+// products that f runs stay on the thread that runs it; so does every f(i) while another thread's
+// call has the helpers. Only with n == 1 may f throw (it then runs on the calling thread).
+void parallel_for(int n, const std::function<void(int)>& f);
+
+// The BLAS the build found ("openblas" or "builtin"); OpenBLAS's core (the kernels it picked for
+// this CPU, "" without it); the vector width of the built-in kernel in bits (512 AVX-512, 256
+// AVX/AVX2, 128 otherwise); and which of the two takes `gemm`'s multi-row products: "builtin"
+// without OpenBLAS, or where the built-in kernel is AVX-512 and OpenBLAS's core is not.
 const char* gemm_backend();
+const char* blas_core();
+int builtin_vector_bits();
+const char* gemm_products();
+// How many threads OpenBLAS, gemm_builtin and gemm_packed run. The count starts as OpenBLAS's
+// default, or the number of cores with the built-in GEMM.
 int gemm_threads();
 // Sets that thread count. n >= 1.
 void set_gemm_threads(int n);

@@ -1,7 +1,7 @@
-// GEMM tests: `gemm` (OpenBLAS when built with it) and `gemm_builtin` against a float64 reference
-// over every transpose case, awkward and block-crossing sizes, padded strides and BLAS alpha/beta
-// semantics; then the two against each other, which is how CI sees OpenBLAS and the portable GEMM
-// agree.
+// GEMM tests: `gemm` (rnnkit's choice), `gemm_blas` (OpenBLAS when built with it) and
+// `gemm_builtin` against a float64 reference over every transpose case, awkward and block-crossing
+// sizes, padded strides and BLAS alpha/beta semantics; then against each other, which is how CI
+// sees OpenBLAS and the portable GEMM agree.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -12,6 +12,7 @@
 #include "gemm.h"
 
 using rnnkit::gemm;
+using rnnkit::gemm_blas;
 using rnnkit::gemm_builtin;
 
 namespace {
@@ -22,7 +23,7 @@ struct Impl {
   const char* name;
   GemmFn fn;
 };
-const Impl kImpls[] = {{"gemm", &gemm}, {"gemm_builtin", &gemm_builtin}};
+const Impl kImpls[] = {{"gemm", &gemm}, {"gemm_blas", &gemm_blas}, {"gemm_builtin", &gemm_builtin}};
 
 constexpr float kSentinel = 12345.0f;
 
@@ -178,11 +179,50 @@ TEST(gemm_matches_builtin) {
     check::fill_uniform(B, 500 + t);
     check::fill_uniform(C0, 600 + t);
     std::vector<float> C1 = C0, C2 = C0;
-    gemm(p.ta, p.tb, M, N, K, 0.5f, A.data(), p.lda(), B.data(), p.ldb(), 1.0f, C1.data(), p.ldc());
+    gemm_blas(p.ta, p.tb, M, N, K, 0.5f, A.data(), p.lda(), B.data(), p.ldb(), 1.0f, C1.data(),
+              p.ldc());
     gemm_builtin(p.ta, p.tb, M, N, K, 0.5f, A.data(), p.lda(), B.data(), p.ldb(), 1.0f, C2.data(),
                  p.ldc());
-    check::close(C1.data(), C2.data(), C1.size(), 1e-5, 1e-5, p.label("gemm vs builtin", 0.5f, 1));
+    check::close(C1.data(), C2.data(), C1.size(), 1e-5, 1e-5, p.label("blas vs builtin", 0.5f, 1));
+    // gemm is one of the two, bit for bit.
+    std::vector<float> C3 = C0;
+    gemm(p.ta, p.tb, M, N, K, 0.5f, A.data(), p.lda(), B.data(), p.ldb(), 1.0f, C3.data(), p.ldc());
+    CHECK(C3 == (std::string(rnnkit::gemm_products()) == "builtin" ? C2 : C1));
   }
+}
+
+// Split over threads, the built-in GEMM's rows keep every bit in every transpose case, with more
+// row blocks than one of kMC rows and several K blocks; and two threads multiplying at once (one
+// of them then without helpers) each get their own product right.
+TEST(builtin_threads_change_nothing) {
+  const int M = 450, N = 170, K = 600;
+  const int before = rnnkit::gemm_threads();
+  for (int t = 0; t < 4; ++t) {
+    Problem p{(t & 2) != 0, (t & 1) != 0, M, N, K, 3};
+    std::vector<float> A(p.a_size()), B(p.b_size()), C0(p.c_size());
+    check::fill_uniform(A, 1000 + t);
+    check::fill_uniform(B, 1100 + t);
+    check::fill_uniform(C0, 1200 + t);
+    auto product = [&] {
+      std::vector<float> C = C0;
+      gemm_builtin(p.ta, p.tb, M, N, K, 0.5f, A.data(), p.lda(), B.data(), p.ldb(), -1.0f, C.data(),
+                   p.ldc());
+      return C;
+    };
+    rnnkit::set_gemm_threads(1);
+    const std::vector<float> one = product();
+    run_against_reference(p, 0.5f, -1.0f, 1300 + t);
+    rnnkit::set_gemm_threads(3);
+    CHECK(product() == one);
+    std::vector<float> other;
+    for (int round = 0; round < 5; ++round) {
+      std::thread th([&] { other = product(); });
+      CHECK(product() == one);
+      th.join();
+      CHECK(other == one);
+    }
+  }
+  rnnkit::set_gemm_threads(before);
 }
 
 // gemm_packed against the float64 reference: B packed from four pieces (split along K and N, some
@@ -275,6 +315,12 @@ TEST(packed_threads_change_nothing) {
 TEST(backend_reports) {
   std::string backend = rnnkit::gemm_backend();
   CHECK(backend == "openblas" || backend == "builtin");
+  const std::string products = rnnkit::gemm_products(), core = rnnkit::blas_core();
+  CHECK(products == "openblas" || products == "builtin");
+  CHECK(backend == "openblas" ? !core.empty() : core.empty() && products == "builtin");
+  const int bits = rnnkit::builtin_vector_bits();
+  CHECK(bits == 128 || bits == 256 || bits == 512);
+  if (bits < 512) CHECK(products == backend);
   rnnkit::set_gemm_threads(1);
   CHECK(rnnkit::gemm_threads() == 1);
   rnnkit::set_gemm_threads(2);
