@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -373,6 +374,35 @@ void check_lengths(const StackShape& s, const int32_t* lengths) {
                                   std::to_string(lengths[b]));
 }
 
+// A layer's per-step recurrent product, h W_hh^T forward and dgates W_hh backward: the same
+// weights at every step, so over more than one step op(W_hh) is packed once per layer and
+// gemm_packed reads it as it is, where gemm would pack it again at each step. A single step
+// (a decoder fed one token at a time) packs as much as that one gemm would, and keeps it.
+class StepProduct {
+ public:
+  // op(W_hh) is [K, N]: stored [N, K] (ld >= K) when trans, else [K, N] (ld >= N).
+  StepProduct(int T, int K, int N, bool trans, const float* w, int ld)
+      : K_(K), N_(N), trans_(trans), w_(w), ld_(ld) {
+    if (T < 2) return;
+    packed_.emplace(K, N);
+    packed_->set(0, 0, K, N, trans, w, ld);
+  }
+  // C[B, N] = A op(W_hh) + beta * C.
+  void operator()(int B, const float* A, int lda, float beta, float* C, int ldc) const {
+    if (packed_)
+      gemm_packed(B, A, lda, *packed_, beta, C, ldc);
+    else
+      gemm(false, trans_, B, N_, K_, 1.0f, A, lda, w_, ld_, beta, C, ldc);
+  }
+
+ private:
+  int K_, N_;
+  bool trans_;
+  const float* w_;
+  int ld_;
+  std::optional<PackedMatrix> packed_;
+};
+
 // What both directions of one stack call share.
 template <class Cell>
 struct Stack {
@@ -432,8 +462,9 @@ void forward_stack(const Stack<Cell>& k, const float* params, const float* x, co
     const float* b_hn = w.b_hh + Cell::kSummedBias * H;
 
     gemm(false, true, int(k.TB), GH, I, 1.0f, in, I, w.w_ih, I, 0.0f, gates, ldg);
+    const StepProduct recurrent(s.T, H, GH, true, w.w_hh, H);
     for (int t = 0; t < s.T; ++t) {
-      gemm(false, true, B, GH, H, 1.0f, h, H, w.w_hh, H, 0.0f, hh, GH);
+      recurrent(B, h, H, 0.0f, hh, GH);
       for (int b = 0; b < B; ++b) {
         const size_t row = size_t(t) * B + b;
         const bool valid = k.valid(t, b);
@@ -481,6 +512,7 @@ void backward_stack(const Stack<Cell>& k, const float* params, const float* x, f
     init_state(dh, dhT ? dhT + l * k.BH : nullptr, k.BH);
     if (dc) init_state(dc, dcT ? dcT + l * k.BH : nullptr, k.BH);
 
+    const StepProduct recurrent(s.T, GH, H, false, w.w_hh, H);
     for (int t = s.T - 1; t >= 0; --t) {
       for (int b = 0; b < B; ++b) {
         const size_t row = size_t(t) * B + b;
@@ -494,8 +526,7 @@ void backward_stack(const Stack<Cell>& k, const float* params, const float* x, f
                        cs ? cs + (row + B) * H : nullptr, dout + row * H, dh + size_t(b) * H,
                        dc ? dc + size_t(b) * H : nullptr);
       }
-      if (t > 0 || dh0)
-        gemm(false, false, B, H, GH, 1.0f, gates + size_t(t) * B * GS, GS, w.w_hh, H, 1.0f, dh, H);
+      if (t > 0 || dh0) recurrent(B, gates + size_t(t) * B * GS, GS, 1.0f, dh, H);
     }
 
     // Weight gradients over all steps at once. Padded rows carry zero gate gradients, so they add
