@@ -370,6 +370,8 @@ void parallel_for(int n, const std::function<void(int)>& f) {
   for (int i = 0; i < n; ++i) f(i);
 }
 
+int row_groups(int rows) { return std::max(1, std::min(gemm_threads(), rows / 8)); }
+
 void gemm_builtin(bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
                   int lda, const float* B, int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;

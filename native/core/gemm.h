@@ -57,6 +57,11 @@ void gemm_packed(int M, const float* A, int lda, const PackedMatrix& B, float be
 // call has the helpers. Only with n == 1 may f throw (it then runs on the calling thread).
 void parallel_for(int n, const std::function<void(int)>& f);
 
+// How many groups to split `rows` independent rows into, each to run on a thread of its own
+// (parallel_for): one per thread, of at least 8 rows each, as packed products keep their speed
+// down to about 8 rows; 1 below 16 rows or without helper threads.
+int row_groups(int rows);
+
 // The BLAS the build found ("openblas" or "builtin"); OpenBLAS's core (the kernels it picked for
 // this CPU, "" without it); the vector width of the built-in kernel in bits (512 AVX-512, 256
 // AVX/AVX2, 128 otherwise); and which of the two takes `gemm`'s multi-row products: "builtin"

@@ -2,7 +2,8 @@
 // steps, then per step one GEMM for the recurrent projection and one fused pass over the batch rows
 // that applies the gates and writes what backward needs. Backward walks the steps in reverse with
 // one fused pass and one GEMM per step, and leaves the weight gradients to a few GEMMs over all
-// steps. PackedStack runs inference a step at a time over weights packed once, for generation.
+// steps. The step loops split the batch rows into groups, one per thread (row_groups). PackedStack
+// runs inference a step at a time over weights packed once, for generation.
 #include "recurrent.h"
 
 #include <algorithm>
@@ -463,20 +464,26 @@ void forward_stack(const Stack<Cell>& k, const float* params, const float* x, co
 
     gemm(false, true, int(k.TB), GH, I, 1.0f, in, I, w.w_ih, I, 0.0f, gates, ldg);
     const StepProduct recurrent(s.T, H, GH, true, w.w_hh, H);
-    for (int t = 0; t < s.T; ++t) {
-      recurrent(B, h, H, 0.0f, hh, GH);
-      for (int b = 0; b < B; ++b) {
-        const size_t row = size_t(t) * B + b;
-        const bool valid = k.valid(t, b);
-        float* hb = h + size_t(b) * H;
-        if (valid)
-          Cell::template forward<Train>(H, gates + row * ldg, hh + size_t(b) * GH, bias, b_hn, hb,
-                                        c ? c + size_t(b) * H : nullptr,
-                                        cs ? cs + (row + B) * H : nullptr);
-        emit_row(H, valid ? hb : nullptr, hs ? hs + (row + B) * H : nullptr,
-                 res ? res + row * H : nullptr, out + row * H, drop, row * H);
+    // The batch rows are independent through the steps: each group of them runs all the steps
+    // on a thread of its own.
+    const int groups = row_groups(B);
+    parallel_for(groups, [&](int g) {
+      const int b0 = g * B / groups, b1 = (g + 1) * B / groups;
+      for (int t = 0; t < s.T; ++t) {
+        recurrent(b1 - b0, h + size_t(b0) * H, H, 0.0f, hh + size_t(b0) * GH, GH);
+        for (int b = b0; b < b1; ++b) {
+          const size_t row = size_t(t) * B + b;
+          const bool valid = k.valid(t, b);
+          float* hb = h + size_t(b) * H;
+          if (valid)
+            Cell::template forward<Train>(H, gates + row * ldg, hh + size_t(b) * GH, bias, b_hn, hb,
+                                          c ? c + size_t(b) * H : nullptr,
+                                          cs ? cs + (row + B) * H : nullptr);
+          emit_row(H, valid ? hb : nullptr, hs ? hs + (row + B) * H : nullptr,
+                   res ? res + row * H : nullptr, out + row * H, drop, row * H);
+        }
       }
-    }
+    });
   }
 }
 
@@ -513,21 +520,27 @@ void backward_stack(const Stack<Cell>& k, const float* params, const float* x, f
     if (dc) init_state(dc, dcT ? dcT + l * k.BH : nullptr, k.BH);
 
     const StepProduct recurrent(s.T, GH, H, false, w.w_hh, H);
-    for (int t = s.T - 1; t >= 0; --t) {
-      for (int b = 0; b < B; ++b) {
-        const size_t row = size_t(t) * B + b;
-        float* g = gates + row * GS;
-        // Past its length a row's state passes through unchanged and its output is constant.
-        if (!k.valid(t, b)) {
-          std::fill(g, g + GS, 0.0f);
-          continue;
+    // As forward: each group of batch rows walks all the steps on a thread of its own.
+    const int groups = row_groups(B);
+    parallel_for(groups, [&](int gr) {
+      const int b0 = gr * B / groups, b1 = (gr + 1) * B / groups;
+      for (int t = s.T - 1; t >= 0; --t) {
+        for (int b = b0; b < b1; ++b) {
+          const size_t row = size_t(t) * B + b;
+          float* g = gates + row * GS;
+          // Past its length a row's state passes through unchanged and its output is constant.
+          if (!k.valid(t, b)) {
+            std::fill(g, g + GS, 0.0f);
+            continue;
+          }
+          Cell::backward(H, g, hs + row * H, hs + (row + B) * H, cs ? cs + row * H : nullptr,
+                         cs ? cs + (row + B) * H : nullptr, dout + row * H, dh + size_t(b) * H,
+                         dc ? dc + size_t(b) * H : nullptr);
         }
-        Cell::backward(H, g, hs + row * H, hs + (row + B) * H, cs ? cs + row * H : nullptr,
-                       cs ? cs + (row + B) * H : nullptr, dout + row * H, dh + size_t(b) * H,
-                       dc ? dc + size_t(b) * H : nullptr);
+        if (t > 0 || dh0)
+          recurrent(b1 - b0, gates + (size_t(t) * B + b0) * GS, GS, 1.0f, dh + size_t(b0) * H, H);
       }
-      if (t > 0 || dh0) recurrent(B, gates + size_t(t) * B * GS, GS, 1.0f, dh, H);
-    }
+    });
 
     // Weight gradients over all steps at once. Padded rows carry zero gate gradients, so they add
     // nothing (as long as the caller's padding in x is finite: 0 * NaN is NaN).

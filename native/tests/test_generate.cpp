@@ -1,7 +1,7 @@
 // lm_generate tests, on small random models of every cell type: greedy output against a
 // one-token-at-a-time reference built from the layer kernels; batch-composition invariance (a
-// prompt gets the same tokens in any batch, at any split); stop sequences; cancellation; and the
-// progress callback.
+// prompt gets the same tokens in any batch, at any split, on any number of threads); stop
+// sequences; cancellation; and the progress callback.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -164,6 +164,34 @@ TEST(batch_composition_does_not_change_a_row) {
                std::count(all.finish.begin(), all.finish.end(), kFinishStop) >= 1,
            what + ": no row stopped early");
   }
+}
+
+// With helper threads a batch runs as row groups, one per thread: every row's tokens, length and
+// finish are those of the whole batch on one thread, and of a run with a progress callback
+// (which keeps one group).
+TEST(row_groups_on_helper_threads_change_no_row) {
+  const int before = gemm_threads();
+  for (CellType cell : kCells) {
+    Model m(cell, 19, 6, 9, 2, false, 700 + int(cell));
+    const int B = 37, M = 40;
+    auto prompts = random_prompts(B, m.V, 10, 61);
+    std::vector<std::vector<int32_t>> stops = {{2, 2}, {7}, {11}, {13}};
+    set_gemm_threads(1);
+    Result one = generate(m, prompts, sampling(M, 17), stops);
+    set_gemm_threads(3);
+    Result groups = generate(m, prompts, sampling(M, 17), stops);
+    int steps = 0;
+    Result watched = generate(m, prompts, sampling(M, 17), stops, nullptr,
+                              [&](int, const int32_t*, const int32_t*, int) { ++steps; });
+    const std::string what = cell_name(cell);
+    expect(
+        groups.tokens == one.tokens && groups.lengths == one.lengths && groups.finish == one.finish,
+        what + ": row groups on 3 threads differ from one thread");
+    expect(watched.tokens == one.tokens && steps > 0, what + ": the watched run differs");
+    expect(std::count(one.finish.begin(), one.finish.end(), kFinishStop) >= 1,
+           what + ": no row stopped early");
+  }
+  set_gemm_threads(before);
 }
 
 TEST(stop_sequences_end_rows_and_are_excluded) {
