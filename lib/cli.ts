@@ -831,7 +831,7 @@ See docs/serving.md.`,
       const blas = i.gemm === 'openblas' ? `OpenBLAS (${i.blasCore} kernels)` : 'none';
       process.stdout.write(
         `rnnkit ${i.version}\nBLAS: ${blas}; built-in GEMM: ${i.builtinVectorBits}-bit vectors\n` +
-          `GEMM for multi-row products: ${i.products === 'openblas' ? 'OpenBLAS' : 'built-in'}, ` +
+          `GEMM for products of 16+ rows: ${i.products === 'openblas' ? 'OpenBLAS' : 'built-in'}, ` +
           `${i.threads} thread(s)\nCUDA: ${i.cuda ? 'compiled' : 'not compiled'}\nNode ${process.version}\n`,
       );
     },

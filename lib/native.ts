@@ -30,7 +30,7 @@ export interface NativeInfo {
   blasCore: string;
   /** Vector width of the built-in GEMM's kernel in bits: 512 (AVX-512), 256 (AVX2) or 128. */
   builtinVectorBits: number;
-  /** Which GEMM runs the products of more than one row. */
+  /** Which GEMM runs the products of 16 rows or more (fewer rows run on OpenBLAS where built with it). */
   products: 'openblas' | 'builtin';
   threads: number;
   cuda: boolean;

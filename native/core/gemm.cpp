@@ -136,6 +136,10 @@ constexpr std::array<Kernel, kMR> kRowKernels = row_kernels(std::make_integer_se
 // latency, so those tiles span kWide / mr slivers at once. Their A is packed MR wide, not kMR.
 constexpr int kWide = 4;
 
+// Products of fewer rows pack B for too few multiply-adds per element: gemm leaves them to
+// gemm_blas, and OpenBLAS's kernels, which read B with less copying at so few rows.
+constexpr int kFewRows = 16;
+
 template <int MR>
 void wide_tiles(int kc, const float* a_pack, const float* panel, int nc, float alpha, float beta,
                 float* C, int ldc) {
@@ -372,20 +376,18 @@ void parallel_for(int n, const std::function<void(int)>& f) {
 
 int row_groups(int rows) { return std::max(1, std::min(gemm_threads(), rows / 8)); }
 
-void gemm_builtin(bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
-                  int lda, const float* B, int ldb, float beta, float* C, int ldc) {
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0 || alpha == 0.0f) {
-    scale_c(M, N, beta, C, ldc);
-    return;
-  }
+namespace {
+
+// gemm_builtin's blocked loops over a product with K > 0, its rows split into blocks that the
+// helper threads claim when `split`.
+void gemm_blocks(bool split, bool transA, bool transB, int M, int N, int K, float alpha,
+                 const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc) {
   // Element strides of op(A) along (M, K) and of op(B) along (N, K).
   const ptrdiff_t a_ms = transA ? 1 : lda, a_ks = transA ? lda : 1;
   const ptrdiff_t b_ns = transB ? ldb : 1, b_ks = transB ? 1 : ldb;
 
   thread_local Scratch b_buf;
   float* b_pack = b_buf.get(static_cast<size_t>(N < kNC ? round_up(N, kNR) : kNC) * kKC);
-  const bool split = worth_splitting(double(M) * N * K);
   const int blocks = row_blocks(M, split);
 
   for (int jc = 0; jc < N; jc += kNC) {
@@ -415,6 +417,31 @@ void gemm_builtin(bool transA, bool transB, int M, int N, int K, float alpha, co
       parallel_for(blocks, row_block);
     }
   }
+}
+
+}  // namespace
+
+void gemm_builtin(bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
+                  int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.0f) {
+    scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  const bool split = worth_splitting(double(M) * N * K);
+  const int threads = gemm_threads();
+  if (!split || M >= 2 * kMR * threads) {
+    gemm_blocks(split, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  // Too few rows for two row tiles per thread (a decoder step over a few beams): the threads take
+  // slices of the columns instead, each packing its own part of B.
+  const int slivers = (N + kNR - 1) / kNR, parts = std::min(slivers, 4 * threads);
+  parallel_for(parts, [&](int i) {
+    const int n0 = i * slivers / parts * kNR, n1 = std::min(N, (i + 1) * slivers / parts * kNR);
+    gemm_blocks(false, transA, transB, M, n1 - n0, K, alpha, A, lda,
+                B + static_cast<ptrdiff_t>(n0) * (transB ? ldb : 1), ldb, beta, C + n0, ldc);
+  });
 }
 
 // Packed layout: K blocks of kKC rows, block pc starting at float pc * n_padded_, each block the
@@ -517,6 +544,20 @@ void gemm_packed(int M, const float* A, int lda, const PackedMatrix& B, float be
 
 #ifdef RNNKIT_HAVE_OPENBLAS
 
+namespace {
+// rnnkit's thread count, and OpenBLAS's: the same where OpenBLAS takes the multi-row products,
+// else one, as it then only runs single rows (memory-bound) and its idle threads would spin on
+// the cores that the built-in GEMM's helpers need. Set up on first use, before any OpenBLAS call.
+std::atomic<int>& thread_count() {
+  static std::atomic<int> count{[] {
+    const int n = openblas_get_num_threads();
+    if (std::strcmp(gemm_products(), "builtin") == 0) openblas_set_num_threads(1);
+    return n;
+  }()};
+  return count;
+}
+}  // namespace
+
 void gemm_blas(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
                const float* B, int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
@@ -526,17 +567,26 @@ void gemm_blas(bool transA, bool transB, int M, int N, int K, float alpha, const
     scale_c(M, N, beta, C, ldc);
     return;
   }
-  // A single row (a batch-1 generation step) is a matrix-vector product: OpenBLAS's sgemm pays
-  // its packing and threading set-up for it, sgemv streams the matrix once.
-  if (M == 1) {
+  thread_count();  // OpenBLAS's thread count set up
+  // Where OpenBLAS runs one thread, a product with few rows and a large B (a megabyte or more,
+  // which it streams for some 50 us) splits its columns over rnnkit's threads.
+  const int parts = M < kFewRows && openblas_get_num_threads() == 1 && double(N) * K >= (1 << 18)
+                        ? gemm_threads()
+                        : 1;
+  parallel_for(parts, [&](int i) {
+    const int n0 = int(int64_t(i) * N / parts), n = int(int64_t(i + 1) * N / parts) - n0;
+    const float* b = B + (transB ? ptrdiff_t(n0) * ldb : n0);
+    // A single row (a batch-1 generation step) is a matrix-vector product: OpenBLAS's sgemm
+    // pays its packing and threading set-up for it, sgemv streams the matrix once.
     // C[1,N] = a . op(B): with B stored [N,K] (transB) that is B a, else B^T a over B [K,N].
-    const int a_step = transA ? lda : 1;
-    cblas_sgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, transB ? N : K, transB ? K : N,
-                alpha, B, ldb, A, a_step, beta, C, 1);
-    return;
-  }
-  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-              M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (M == 1)
+      cblas_sgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, transB ? n : K, transB ? K : n,
+                  alpha, b, ldb, A, transA ? lda : 1, beta, C + n0, 1);
+    else
+      cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                  transB ? CblasTrans : CblasNoTrans, M, n, K, alpha, A, lda, b, ldb, beta, C + n0,
+                  ldc);
+  });
 }
 
 const char* gemm_backend() { return "openblas"; }
@@ -560,8 +610,12 @@ const char* gemm_products() {
   return kernel;
 }
 
-int gemm_threads() { return openblas_get_num_threads(); }
-void set_gemm_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+int gemm_threads() { return thread_count().load(std::memory_order_relaxed); }
+void set_gemm_threads(int n) {
+  n = n < 1 ? 1 : n;
+  thread_count().store(n, std::memory_order_relaxed);
+  openblas_set_num_threads(std::strcmp(gemm_products(), "builtin") == 0 ? 1 : n);
+}
 
 #else
 
@@ -587,8 +641,8 @@ int builtin_vector_bits() { return kVec * 32; }
 void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc) {
   static const bool builtin = std::strcmp(gemm_products(), "builtin") == 0;
-  (M > 1 && builtin ? gemm_builtin : gemm_blas)(transA, transB, M, N, K, alpha, A, lda, B, ldb,
-                                                beta, C, ldc);
+  (M >= kFewRows && builtin ? gemm_builtin : gemm_blas)(transA, transB, M, N, K, alpha, A, lda, B,
+                                                        ldb, beta, C, ldc);
 }
 
 }  // namespace rnnkit

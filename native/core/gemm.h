@@ -9,11 +9,13 @@ namespace rnnkit {
 // C[M,N] = alpha * op(A) * op(B) + beta * C, all row-major.
 // op(A) is [M,K] (A stored [M,K] with lda >= K, or [K,M] with lda >= M when transA).
 // op(B) is [K,N] (B stored [K,N] with ldb >= N, or [N,K] with ldb >= K when transB).
-// Single rows go to gemm_blas, products of more rows to the kernel gemm_products() names.
+// Products of 16 rows or more go to the kernel gemm_products() names, fewer rows to gemm_blas.
 void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc);
 
-// OpenBLAS (sgemv for a single row) when the build found it, else the built-in GEMM.
+// OpenBLAS (sgemv for a single row) when the build found it, else the built-in GEMM. Where
+// OpenBLAS runs one thread (gemm_threads), products of a few rows split their columns over
+// rnnkit's threads.
 void gemm_blas(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
                const float* B, int ldb, float beta, float* C, int ldc);
 
@@ -64,14 +66,15 @@ int row_groups(int rows);
 
 // The BLAS the build found ("openblas" or "builtin"); OpenBLAS's core (the kernels it picked for
 // this CPU, "" without it); the vector width of the built-in kernel in bits (512 AVX-512, 256
-// AVX/AVX2, 128 otherwise); and which of the two takes `gemm`'s multi-row products: "builtin"
-// without OpenBLAS, or where the built-in kernel is AVX-512 and OpenBLAS's core is not.
+// AVX/AVX2, 128 otherwise); and which of the two takes `gemm`'s products of 16 rows or more:
+// "builtin" without OpenBLAS, or where the built-in kernel is AVX-512 and OpenBLAS's core is not.
 const char* gemm_backend();
 const char* blas_core();
 int builtin_vector_bits();
 const char* gemm_products();
-// How many threads OpenBLAS, gemm_builtin and gemm_packed run. The count starts as OpenBLAS's
-// default, or the number of cores with the built-in GEMM.
+// How many threads gemm_builtin, gemm_packed and parallel_for run, and OpenBLAS where it takes
+// the multi-row products (else OpenBLAS runs one). The count starts as OpenBLAS's default, or the
+// number of cores with the built-in GEMM.
 int gemm_threads();
 // Sets that thread count. n >= 1.
 void set_gemm_threads(int n);
