@@ -289,18 +289,20 @@ TEST(parameter_layout) {
   }
 }
 
+void check_forward(CellType cell, const Config& c, bool training) {
+  const Problem p = make_problem(cell, c, training);
+  Kernel k(p);
+  k.forward();
+  const Outputs r = reference(p), o = k.outputs();
+  expect_close(o.y, r.y, 1e-5, 2e-6, p.name + ": y");
+  expect_close(o.hT, r.hT, 1e-5, 2e-6, p.name + ": hT");
+  expect_close(o.cT, r.cT, 1e-5, 2e-6, p.name + ": cT");
+}
+
 TEST(forward_matches_reference) {
   for (CellType cell : kCells)
     for (const Config& c : forward_configs())
-      for (bool training : {true, false}) {
-        const Problem p = make_problem(cell, c, training);
-        Kernel k(p);
-        k.forward();
-        const Outputs r = reference(p), o = k.outputs();
-        expect_close(o.y, r.y, 1e-5, 2e-6, p.name + ": y");
-        expect_close(o.hT, r.hT, 1e-5, 2e-6, p.name + ": hT");
-        expect_close(o.cT, r.cT, 1e-5, 2e-6, p.name + ": cT");
-      }
+      for (bool training : {true, false}) check_forward(cell, c, training);
 }
 
 void check_gradients(CellType cell, const Config& c) {
@@ -363,13 +365,7 @@ TEST(row_groups_match_reference) {
   std::vector<int32_t> lengths(40);
   for (int b = 0; b < 40; ++b) lengths[b] = 1 + (b * 7) % 6;
   for (CellType cell : kCells) {
-    const Problem p = make_problem(cell, {6, 40, 5, 11, 2, lengths, true, 0.3f, false});
-    Kernel k(p);
-    k.forward();
-    const Outputs r = reference(p), o = k.outputs();
-    expect_close(o.y, r.y, 1e-5, 2e-6, p.name + " in row groups: y");
-    expect_close(o.hT, r.hT, 1e-5, 2e-6, p.name + " in row groups: hT");
-    expect_close(o.cT, r.cT, 1e-5, 2e-6, p.name + " in row groups: cT");
+    check_forward(cell, {6, 40, 5, 11, 2, lengths, true, 0.3f, false}, true);
     check_gradients(
         cell, {6, 17, 3, 4, 2, std::vector<int32_t>(lengths.begin(), lengths.begin() + 17), true,
                0.3f, false});
