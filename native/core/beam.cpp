@@ -9,21 +9,13 @@
 #include <cstring>
 #include <utility>
 
+#include "layers.h"
+
 namespace rnnkit {
 namespace {
 
 double penalty(float alpha, int length) {
   return alpha == 0 ? 1.0 : std::pow((5.0 + length) / 6.0, static_cast<double>(alpha));
-}
-
-// logits [V] -> log-probabilities in place.
-void log_softmax(float* x, int V) {
-  float m = x[0];
-  for (int v = 1; v < V; ++v) m = std::fmax(m, x[v]);
-  double sum = 0;
-  for (int v = 0; v < V; ++v) sum += std::exp(static_cast<double>(x[v] - m));
-  const float lse = m + static_cast<float>(std::log(sum));
-  for (int v = 0; v < V; ++v) x[v] -= lse;
 }
 
 // The best `n` candidates of one source (rows k of logp with a finite score), best first.
@@ -89,7 +81,7 @@ BeamHypothesis BeamSearch::hypothesis(int r, int n, double normalised) const {
 
 void BeamSearch::step(float* logp, const float* a) {
   const int R = rows(), K = K_, T = T_, S = S_, V = V_, step = step_;
-  for (int r = 0; r < R; ++r) log_softmax(logp + static_cast<size_t>(r) * V, V);
+  log_softmax_rows(R, V, logp);
 
   // Choose each source's next hypotheses: row r0 + j continues row from[r0 + j] with ids[..].
   for (int b = 0; b < B_; ++b) {

@@ -36,20 +36,8 @@ void gather_rows(float* s, int n, const int* keep, int m, int L, int H) {
 }  // namespace
 
 PackedLm::PackedLm(const LmWeights& w)
-    : V_(w.V),
-      H_(w.H),
-      stack_(w.cell, w.V, w.E, w.H, w.L, w.residual, w.embedding, w.stack),
-      decoder_(w.H, w.V) {
-  decoder_.set(0, 0, w.H, w.V, true, w.decoder_weight, w.H);
-  if (w.decoder_bias) bias_.assign(w.decoder_bias, w.decoder_bias + w.V);
-}
-
-// Linear(H, V) as linear_forward computes it: the bias, then the product added onto it.
-void PackedLm::decode(int n, const float* y, float* logits) const {
-  if (!bias_.empty())
-    for (int i = 0; i < n; ++i) std::copy(bias_.begin(), bias_.end(), logits + size_t(i) * V_);
-  gemm_packed(n, y, H_, decoder_, bias_.empty() ? 0.0f : 1.0f, logits, V_);
-}
+    : stack_(w.cell, w.V, w.E, w.H, w.L, w.residual, w.embedding, w.stack),
+      decoder_(w.H, w.V, w.decoder_weight, w.decoder_bias) {}
 
 namespace {
 

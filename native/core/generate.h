@@ -6,6 +6,7 @@
 #include <functional>
 #include <vector>
 
+#include "layers.h"
 #include "recurrent.h"
 #include "sampling.h"
 
@@ -37,13 +38,11 @@ class PackedLm {
     stack_.step(B, tokens, h, c, layer_stride, y, ws);
   }
   // The decoder on n rows of outputs: logits [n, V] from y [n, H].
-  void decode(int n, const float* y, float* logits) const;
+  void decode(int n, const float* y, float* logits) const { decoder_.forward(n, y, logits); }
 
  private:
-  int V_, H_;
   PackedStack stack_;
-  PackedMatrix decoder_;
-  std::vector<float> bias_;  // empty: no decoder bias
+  PackedLinear decoder_;
 };
 
 // B token sequences laid end to end: sequence b is tokens[offsets[b], offsets[b + 1]).

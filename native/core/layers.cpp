@@ -106,6 +106,27 @@ void linear_forward(int N, int I, int O, const float* x, const float* W, const f
   gemm(false, true, N, O, I, 1.0f, x, I, W, I, b ? 1.0f : 0.0f, y, O);
 }
 
+PackedLinear::PackedLinear(int I, int O, const float* W, const float* b) : I_(I), O_(O), w_(I, O) {
+  w_.set(0, 0, I, O, true, W, I);
+  if (b) b_.assign(b, b + O);
+}
+
+void PackedLinear::forward(int N, const float* x, float* y) const {
+  if (!b_.empty())
+    for (int n = 0; n < N; ++n)
+      std::memcpy(y + static_cast<ptrdiff_t>(n) * O_, b_.data(), sizeof(float) * O_);
+  gemm_packed(N, x, I_, w_, b_.empty() ? 0.0f : 1.0f, y, O_);
+}
+
+void log_softmax_rows(int N, int V, float* x) {
+  for (int n = 0; n < N; ++n) {
+    float* row = x + static_cast<ptrdiff_t>(n) * V;
+    const float m = row_max(row, V);
+    const float lse = m + std::log(row_sum_exp(row, V, m));
+    for (int v = 0; v < V; ++v) row[v] -= lse;
+  }
+}
+
 void linear_backward(int N, int I, int O, const float* x, const float* W, const float* dy,
                      float* dx, float* dW, float* db) {
   if (dx) gemm(false, false, N, I, O, 1.0f, dy, O, W, I, 0.0f, dx, I);

@@ -1,6 +1,9 @@
 // Embedding, linear layer, softmax cross-entropy: forward/backward pairs over raw buffers.
 #pragma once
 #include <cstdint>
+#include <vector>
+
+#include "gemm.h"
 
 namespace rnnkit {
 
@@ -14,6 +17,24 @@ void linear_forward(int N, int I, int O, const float* x, const float* W, const f
 // dx = dy W (overwritten; null: not needed); dW += dy^T x; db += column sums of dy (null: none).
 void linear_backward(int N, int I, int O, const float* x, const float* W, const float* dy,
                      float* dx, float* dW, float* db);
+
+// A Linear(I, O) layer's weights packed once for running it at every step of a decoding loop:
+// forward computes what linear_forward does, with the packed product (gemm_packed). Copies what
+// it needs.
+class PackedLinear {
+ public:
+  PackedLinear(int I, int O, const float* W, const float* b);
+  // y [N, O] = x [N, I] W^T + b.
+  void forward(int N, const float* x, float* y) const;
+
+ private:
+  int I_, O_;
+  PackedMatrix w_;
+  std::vector<float> b_;  // empty: no bias
+};
+
+// Each row of x [N, V] becomes its log-softmax, in place.
+void log_softmax_rows(int N, int V, float* x);
 
 // Softmax cross-entropy over the rows of logits [N, V] against targets [N]; rows whose target
 // equals ignore_index count for nothing. With label smoothing e the target distribution is

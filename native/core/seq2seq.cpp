@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -186,6 +187,10 @@ void seq2seq_beam_search(const Seq2SeqDecoderWeights& w, int S, int B, const flo
   std::vector<float> a(static_cast<size_t>(R) * S), logp(static_cast<size_t>(R) * V);
   std::vector<float> ws(stack_workspace_size(ss));
   BeamSearch search(cfg, B, S, V);
+  // The output layer, the largest product of a step, packed once for all of them; a single row
+  // (greedy search over one source) streams its weights once a step either way, unpacked.
+  std::optional<PackedLinear> output;
+  if (R > 1) output.emplace(H, V, w.out_weight, w.out_bias);
 
   for (bool first = true; !search.done(); first = false) {
     embedding_forward(w.embedding, V, w.E, search.tokens(), R, emb.data());
@@ -199,7 +204,10 @@ void seq2seq_beam_search(const Seq2SeqDecoderWeights& w, int S, int B, const flo
     masked_softmax_forward(1, R, S, len_r.data(), a.data());
     attention_context_forward(1, R, S, He, a.data(), enc_r.data(), ctx.data());
     attention_combine_forward(R, He, H, Wc, ctx.data(), y.data(), out.data());
-    linear_forward(R, H, V, out.data(), w.out_weight, w.out_bias, logp.data());
+    if (output)
+      output->forward(R, out.data(), logp.data());
+    else
+      linear_forward(R, H, V, out.data(), w.out_weight, w.out_bias, logp.data());
     search.step(logp.data(), a.data());
 
     // Each row takes its parent's state (and attentional state, which feeds the next step).

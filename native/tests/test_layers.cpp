@@ -1,6 +1,7 @@
 // Layer kernel tests: forwards against float64 references, backwards against the analytic
 // gradient in float64 and against central finite differences of the forward, over awkward shapes
 // (N = 1, V = 1, sizes that are not multiples of the vector width).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -80,8 +81,10 @@ TEST(embedding_backward_gradient) {
   }
 }
 
+// linear_forward, and PackedLinear on the same weights.
 TEST(linear_forward_matches_reference) {
-  const int shapes[][3] = {{1, 1, 1}, {1, 7, 3}, {5, 17, 33}, {33, 65, 7}, {3, 130, 17}};
+  const int shapes[][3] = {{1, 1, 1},   {1, 7, 3},    {5, 17, 33},
+                           {33, 65, 7}, {3, 130, 17}, {20, 300, 290}};
   for (const auto& s : shapes)
     for (bool bias : {true, false}) {
       int N = s[0], I = s[1], O = s[2];
@@ -102,7 +105,34 @@ TEST(linear_forward_matches_reference) {
         }
       check::close(y.data(), want.data(), y.size(), 1e-5, 1e-5,
                    shape(bias ? "linear_forward bias" : "linear_forward", N, I, O));
+      const PackedLinear packed(I, O, W.data(), bias ? b.data() : nullptr);
+      std::fill(y.begin(), y.end(), NAN);
+      packed.forward(N, x.data(), y.data());
+      check::close(y.data(), want.data(), y.size(), 1e-5, 1e-5,
+                   shape(bias ? "PackedLinear bias" : "PackedLinear", N, I, O));
     }
+}
+
+// Against float64, on rows with a wide range (a logit held at -1e4, as an end token barred by
+// its bias) and long ones.
+TEST(log_softmax_rows_matches_reference) {
+  const int shapes[][2] = {{1, 1}, {3, 7}, {4, 65}, {2, 8000}};
+  for (const auto& s : shapes) {
+    const int N = s[0], V = s[1];
+    std::vector<float> x(static_cast<size_t>(N) * V);
+    check::fill_uniform(x, V, -20, 20);
+    if (V > 2) x[1] = -1e4f;
+    std::vector<double> want(x.size());
+    for (int n = 0; n < N; ++n) {
+      const float* row = &x[static_cast<size_t>(n) * V];
+      double m = row[0], sum = 0;
+      for (int v = 1; v < V; ++v) m = std::max(m, double(row[v]));
+      for (int v = 0; v < V; ++v) sum += std::exp(row[v] - m);
+      for (int v = 0; v < V; ++v) want[static_cast<size_t>(n) * V + v] = row[v] - m - std::log(sum);
+    }
+    log_softmax_rows(N, V, x.data());
+    check::close(x.data(), want.data(), x.size(), 1e-6, 2e-5, shape("log_softmax_rows", N, V));
+  }
 }
 
 TEST(linear_backward_gradient) {
