@@ -1,5 +1,6 @@
-// Gradient clipping and optimizer steps: one fused, vectorisable pass per tensor that reads each
-// parameter, gradient and state element once and writes it once. The update formulas follow
+// Gradient clipping and optimizer steps: one fused, vectorisable pass per tensor (large ones
+// split over the threads) that reads each parameter, gradient and state element once and writes
+// it once. The update formulas follow
 // torch.optim.Adam / AdamW / SGD operation by operation, so a model trained here and one trained
 // in PyTorch from the same start track each other to float rounding.
 #include "optim.h"
@@ -7,6 +8,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+
+#include "gemm.h"
 
 namespace rnnkit {
 namespace {
@@ -29,6 +32,15 @@ double sum_squares(const float* __restrict x, size_t n) {
   double s = 0.0;
   for (size_t l = 0; l < kLanes; ++l) s += lane[l];
   return s;
+}
+
+// Calls f(begin, end) over slices of [0, n): one per thread for a tensor of a quarter million
+// elements or more (some 100 us of a memory-bound pass, parallel_for), else the whole at once.
+// The passes are elementwise, so no result depends on the split.
+template <class F>
+void elementwise(size_t n, F&& f) {
+  const int parts = n >= (size_t(1) << 18) ? gemm_threads() : 1;
+  parallel_for(parts, [&](int i) { f(n * i / parts, n * (i + 1) / parts); });
 }
 
 void scale_in_place(float* __restrict x, size_t n, float s) {
@@ -88,7 +100,9 @@ double clip_global_norm(const TensorList& grads, double max_norm) {
   const double norm = global_norm(grads);
   if (norm > max_norm) {
     const float s = static_cast<float>(max_norm / norm);
-    for (int k = 0; k < grads.count; ++k) scale_in_place(grads.ptrs[k], grads.sizes[k], s);
+    for (int k = 0; k < grads.count; ++k)
+      elementwise(grads.sizes[k],
+                  [&](size_t a, size_t b) { scale_in_place(grads.ptrs[k] + a, b - a, s); });
   }
   return norm;
 }
@@ -109,14 +123,18 @@ void adam_update(const TensorList& params, const TensorList& grads, const Tensor
   k.step_size = static_cast<float>(lr / bc1);
   k.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
   for (int t = 0; t < params.count; ++t)
-    adam_tensor(params.ptrs[t], grads.ptrs[t], m.ptrs[t], v.ptrs[t], params.sizes[t], k);
+    elementwise(params.sizes[t], [&](size_t a, size_t b) {
+      adam_tensor(params.ptrs[t] + a, grads.ptrs[t] + a, m.ptrs[t] + a, v.ptrs[t] + a, b - a, k);
+    });
 }
 
 void sgd_update(const TensorList& params, const TensorList& grads, const TensorList& velocity,
                 const SgdConfig& cfg) {
   for (int t = 0; t < params.count; ++t)
-    sgd_tensor(params.ptrs[t], grads.ptrs[t], velocity.ptrs[t], params.sizes[t], cfg.lr,
-               cfg.momentum, cfg.weight_decay, cfg.nesterov);
+    elementwise(params.sizes[t], [&](size_t a, size_t b) {
+      sgd_tensor(params.ptrs[t] + a, grads.ptrs[t] + a, velocity.ptrs[t] + a, b - a, cfg.lr,
+                 cfg.momentum, cfg.weight_decay, cfg.nesterov);
+    });
 }
 
 }  // namespace rnnkit

@@ -13,8 +13,9 @@ using namespace rnnkit;
 
 namespace {
 
-// Sizes cover a single element, vector-width tails and one tensor long enough to matter.
-const size_t kSizes[] = {1, 7, 33, 130, 1000};
+// Sizes cover a single element, vector-width tails, one tensor long enough to matter and one
+// that the passes split over the threads (an odd length: uneven slices).
+const size_t kSizes[] = {1, 7, 33, 130, 1000, 300001};
 
 // A set of float tensors plus the TensorList view the kernels take.
 struct Tensors {
