@@ -369,9 +369,8 @@ float* a_panel(size_t n) {
 
 }  // namespace
 
-void parallel_for(int n, const std::function<void(int)>& f) {
-  if (n > 1 && gemm_threads() > 1 && Helpers::instance().run(n, f)) return;
-  for (int i = 0; i < n; ++i) f(i);
+bool run_on_helpers(int n, const std::function<void(int)>& f) {
+  return Helpers::instance().run(n, f);
 }
 
 int row_groups(int rows) { return std::max(1, std::min(gemm_threads(), rows / 8)); }
@@ -535,11 +534,7 @@ void gemm_packed(int M, const float* A, int lda, const PackedMatrix& B, float be
   };
   const int slivers = (N + kNR - 1) / kNR;
   const int chunks = parallel_chunks(double(M) * N * K, slivers);
-  if (chunks > 1 && Helpers::instance().run(chunks, [&](int i) {
-        columns(i * slivers / chunks, (i + 1) * slivers / chunks);
-      }))
-    return;
-  columns(0, slivers);
+  parallel_for(chunks, [&](int i) { columns(i * slivers / chunks, (i + 1) * slivers / chunks); });
 }
 
 #ifdef RNNKIT_HAVE_OPENBLAS

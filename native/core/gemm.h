@@ -53,12 +53,6 @@ class PackedMatrix {
 void gemm_packed(int M, const float* A, int lda, const PackedMatrix& B, float beta, float* C,
                  int ldc);
 
-// Runs f(i) for every i in [0, n) on the calling thread and up to gemm_threads() - 1 helper
-// threads (those of gemm_builtin and gemm_packed), and returns once all are done. Meanwhile the
-// products that f runs stay on the thread that runs it; so does every f(i) while another thread's
-// call has the helpers. Only with n == 1 may f throw (it then runs on the calling thread).
-void parallel_for(int n, const std::function<void(int)>& f);
-
 // How many groups to split `rows` independent rows into, each to run on a thread of its own
 // (parallel_for): one per thread, of at least 8 rows each, as packed products keep their speed
 // down to about 8 rows; 1 below 16 rows or without helper threads.
@@ -78,5 +72,21 @@ const char* gemm_products();
 int gemm_threads();
 // Sets that thread count. n >= 1.
 void set_gemm_threads(int n);
+
+// parallel_for's hand-off: runs f(i) for every i in [0, n) on the calling thread and the helper
+// threads and returns true once all are done; false, running nothing, while another thread's call
+// (or the chunk this thread is running) has the helpers.
+bool run_on_helpers(int n, const std::function<void(int)>& f);
+
+// Runs f(i) for every i in [0, n) on the calling thread and up to gemm_threads() - 1 helper
+// threads (those of gemm_builtin and gemm_packed), and returns once all are done. Meanwhile the
+// products that f runs stay on the thread that runs it; so does every f(i) while another thread's
+// call has the helpers. A single call, or one thread, runs f in place, with nothing to set up.
+// Only then may f throw.
+template <class F>
+void parallel_for(int n, F&& f) {
+  if (n > 1 && gemm_threads() > 1 && run_on_helpers(n, f)) return;
+  for (int i = 0; i < n; ++i) f(i);
+}
 
 }  // namespace rnnkit
