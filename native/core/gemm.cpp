@@ -537,6 +537,14 @@ void gemm_packed(int M, const float* A, int lda, const PackedMatrix& B, float be
   parallel_for(chunks, [&](int i) { columns(i * slivers / chunks, (i + 1) * slivers / chunks); });
 }
 
+namespace {
+// Whether the built-in GEMM takes gemm's products of kFewRows rows or more (gemm_products).
+bool builtin_products() {
+  static const bool builtin = std::strcmp(gemm_products(), "builtin") == 0;
+  return builtin;
+}
+}  // namespace
+
 #ifdef RNNKIT_HAVE_OPENBLAS
 
 namespace {
@@ -546,7 +554,7 @@ namespace {
 std::atomic<int>& thread_count() {
   static std::atomic<int> count{[] {
     const int n = openblas_get_num_threads();
-    if (std::strcmp(gemm_products(), "builtin") == 0) openblas_set_num_threads(1);
+    if (builtin_products()) openblas_set_num_threads(1);
     return n;
   }()};
   return count;
@@ -563,11 +571,11 @@ void gemm_blas(bool transA, bool transB, int M, int N, int K, float alpha, const
     return;
   }
   thread_count();  // OpenBLAS's thread count set up
-  // Where OpenBLAS runs one thread, a product with few rows and a large B (a megabyte or more,
-  // which it streams for some 50 us) splits its columns over rnnkit's threads.
-  const int parts = M < kFewRows && openblas_get_num_threads() == 1 && double(N) * K >= (1 << 18)
-                        ? gemm_threads()
-                        : 1;
+  // Where OpenBLAS runs one thread (the built-in GEMM taking the larger products), a product with
+  // few rows and a large B (a megabyte or more, which it streams for some 50 us) splits its columns
+  // over rnnkit's threads.
+  const int parts =
+      M < kFewRows && builtin_products() && double(N) * K >= (1 << 18) ? gemm_threads() : 1;
   parallel_for(parts, [&](int i) {
     const int n0 = int(int64_t(i) * N / parts), n = int(int64_t(i + 1) * N / parts) - n0;
     const float* b = B + (transB ? ptrdiff_t(n0) * ldb : n0);
@@ -609,7 +617,7 @@ int gemm_threads() { return thread_count().load(std::memory_order_relaxed); }
 void set_gemm_threads(int n) {
   n = n < 1 ? 1 : n;
   thread_count().store(n, std::memory_order_relaxed);
-  openblas_set_num_threads(std::strcmp(gemm_products(), "builtin") == 0 ? 1 : n);
+  openblas_set_num_threads(builtin_products() ? 1 : n);
 }
 
 #else
@@ -635,9 +643,8 @@ int builtin_vector_bits() { return kVec * 32; }
 
 void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc) {
-  static const bool builtin = std::strcmp(gemm_products(), "builtin") == 0;
-  (M >= kFewRows && builtin ? gemm_builtin : gemm_blas)(transA, transB, M, N, K, alpha, A, lda, B,
-                                                        ldb, beta, C, ldc);
+  (M >= kFewRows && builtin_products() ? gemm_builtin : gemm_blas)(transA, transB, M, N, K, alpha,
+                                                                   A, lda, B, ldb, beta, C, ldc);
 }
 
 }  // namespace rnnkit
