@@ -58,7 +58,6 @@ class RowGroup {
         L_(w.L),
         M_(cfg.max_tokens),
         state_(size_t(w.L) * count * w.H),
-        prompt_len_(count),
         ws_(model.workspace_size(count)),
         h_(state_),
         c_(w.cell == CellType::Lstm ? state_ : 0),
@@ -69,13 +68,12 @@ class RowGroup {
         keep_(count),
         scratch_(w.V),
         keep_history_(sampler_uses_history(cfg.sampler)) {
-    for (int i = 0; i < B_; ++i) prompt_len_[i] = length(b0 + i);
-    T_ = *std::max_element(prompt_len_.begin(), prompt_len_.end());
     // rows_[i] is the prompt that group row i generates for: longest prompts first, so that the
     // rows still priming at any step are the first ones.
     std::iota(rows_.begin(), rows_.end(), b0);
     std::stable_sort(rows_.begin(), rows_.end(),
                      [&](int32_t a, int32_t b) { return length(a) > length(b); });
+    T_ = length(rows_[0]);
     rng_.reserve(B_);
     for (int i = 0; i < B_; ++i) rng_.push_back(sampler_rng(cfg.seed, cfg.row_offset + b0 + i));
     if (!keep_history_) return;
@@ -160,7 +158,6 @@ class RowGroup {
   const int b0_, B_, V_, H_, L_, M_;
   int T_ = 0;
   const size_t state_;
-  std::vector<int32_t> prompt_len_;
   std::vector<float> ws_, h_, c_, y_, logits_;
   std::vector<int32_t> rows_, next_;
   std::vector<int> keep_;
