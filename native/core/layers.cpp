@@ -84,6 +84,14 @@ void add_into(float* __restrict dst, const float* __restrict src, int n) {
   for (int i = 0; i < n; ++i) dst[i] += src[i];
 }
 
+// Every row of y [N, O] set to the bias b [O], which the product is then added onto; nothing
+// without one.
+void fill_bias(int N, int O, const float* b, float* y) {
+  if (b)
+    for (int n = 0; n < N; ++n)
+      std::memcpy(y + static_cast<ptrdiff_t>(n) * O, b, sizeof(float) * O);
+}
+
 }  // namespace
 
 void embedding_forward(const float* table, int V, int E, const int32_t* ids, int N, float* out) {
@@ -100,9 +108,7 @@ void embedding_backward(const int32_t* ids, int N, int E, const float* dout, flo
 }
 
 void linear_forward(int N, int I, int O, const float* x, const float* W, const float* b, float* y) {
-  if (b)
-    for (int n = 0; n < N; ++n)
-      std::memcpy(y + static_cast<ptrdiff_t>(n) * O, b, sizeof(float) * O);
+  fill_bias(N, O, b, y);
   gemm(false, true, N, O, I, 1.0f, x, I, W, I, b ? 1.0f : 0.0f, y, O);
 }
 
@@ -112,9 +118,7 @@ PackedLinear::PackedLinear(int I, int O, const float* W, const float* b) : I_(I)
 }
 
 void PackedLinear::forward(int N, const float* x, float* y) const {
-  if (!b_.empty())
-    for (int n = 0; n < N; ++n)
-      std::memcpy(y + static_cast<ptrdiff_t>(n) * O_, b_.data(), sizeof(float) * O_);
+  fill_bias(N, O_, b_.empty() ? nullptr : b_.data(), y);
   gemm_packed(N, x, I_, w_, b_.empty() ? 0.0f : 1.0f, y, O_);
 }
 
