@@ -1,5 +1,5 @@
-// GEMM: OpenBLAS when the build found it, and a portable cache-blocked GEMM in the style of
-// BLIS/GotoBLAS, which takes the multi-row products where its kernel is the wider one. The
+// GEMM: OpenBLAS where it is installed (opened at run time), and a portable cache-blocked GEMM in
+// the style of BLIS/GotoBLAS, which takes the multi-row products where it measures faster. The
 // built-in one packs op(A) and op(B) into contiguous, zero-padded panels so one register-blocked
 // micro-kernel (in GCC/Clang vector types, instantiated for a few tile heights) serves all four
 // transpose cases and every edge size. gemm_packed runs it over a B packed once by the caller:
@@ -7,14 +7,16 @@
 // step.
 #include "gemm.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -23,10 +25,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#ifdef RNNKIT_HAVE_OPENBLAS
-#include <cblas.h>
-#endif
 #ifdef __linux__
 #include <sys/mman.h>
 #endif
@@ -538,31 +536,159 @@ void gemm_packed(int M, const float* A, int lda, const PackedMatrix& B, float be
 }
 
 namespace {
-// Whether the built-in GEMM takes gemm's products of kFewRows rows or more (gemm_products).
+
+// OpenBLAS, opened at run time rather than linked, so that one binary loads where it is not
+// installed (the built-in GEMM then runs everything) and uses it where it is. RNNKIT_BLAS=off
+// keeps it closed; RNNKIT_BLAS_LIB names the library file to open instead of the usual names.
+// Only OpenBLAS is taken: a library without its openblas_* calls is closed again.
+enum { kRowMajor = 101, kNoTrans = 111, kTrans = 112 };  // cblas.h's values
+struct OpenBlas {
+  void (*sgemm)(int, int, int, int, int, int, float, const float*, int, const float*, int, float,
+                float*, int);
+  void (*sgemv)(int, int, int, int, float, const float*, int, const float*, int, float, float*,
+                int);
+  char* (*corename)();
+  int (*get_threads)();
+  void (*set_threads)(int);
+  std::string path;
+};
+
+template <class F>
+bool bind(void* lib, const char* name, F& f) {
+  f = reinterpret_cast<F>(dlsym(lib, name));
+  return f != nullptr;
+}
+
+const OpenBlas* open_blas() {
+  const char* mode = std::getenv("RNNKIT_BLAS");
+  if (mode && std::strcmp(mode, "off") == 0) return nullptr;
+  std::vector<std::string> names;
+  if (const char* lib = std::getenv("RNNKIT_BLAS_LIB"); lib && *lib)
+    names.push_back(lib);
+  else
+    names = {"libopenblas.so.0",
+             "libopenblas.so",
+             "libopenblasp.so.0",
+             "libopenblas.so.3",
+             "libopenblas.dylib",
+             "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
+             "/usr/local/opt/openblas/lib/libopenblas.dylib"};
+  for (const std::string& name : names) {
+    void* lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!lib) continue;
+    auto* b = new OpenBlas;
+    if (bind(lib, "cblas_sgemm", b->sgemm) && bind(lib, "cblas_sgemv", b->sgemv) &&
+        bind(lib, "openblas_get_corename", b->corename) &&
+        bind(lib, "openblas_get_num_threads", b->get_threads) &&
+        bind(lib, "openblas_set_num_threads", b->set_threads)) {
+      b->path = name;
+      return b;
+    }
+    delete b;
+    dlclose(lib);
+  }
+  return nullptr;
+}
+
+// Opened once, on first use, and kept open for the life of the process.
+const OpenBlas* openblas() {
+  static const OpenBlas* const blas = open_blas();
+  return blas;
+}
+
+// The measured speed of both GEMMs on one core at two product shapes of the kind rnnkit trains
+// with (a layer's input projection, and a weight gradient with op(A) transposed), best of a few
+// runs each, interleaved. A few tens of milliseconds, once per process. It calls neither
+// gemm_threads() nor parallel_for with more than one chunk, as the thread set-up depends on it.
+GemmCalibration calibrate(const OpenBlas& blas) {
+  struct Shape {
+    bool ta;
+    int M, N, K;
+  };
+  const Shape shapes[] = {{false, 96, 1024, 512}, {true, 128, 1024, 384}};
+  const int before = blas.get_threads();
+  blas.set_threads(1);
+  double flops = 0, t_blas = 0, t_builtin = 0;
+  for (const Shape& s : shapes) {
+    std::vector<float> A(size_t(s.M) * s.K), B(size_t(s.K) * s.N), C(size_t(s.M) * s.N);
+    for (size_t i = 0; i < A.size(); ++i) A[i] = float(int(i * 7919 % 201) - 100) / 100.0f;
+    for (size_t i = 0; i < B.size(); ++i) B[i] = float(int(i * 104729 % 199) - 99) / 100.0f;
+    const int lda = s.ta ? s.M : s.K;
+    auto time = [&](auto&& f) {
+      const auto t0 = std::chrono::steady_clock::now();
+      f();
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    double best_blas = 1e30, best_builtin = 1e30;
+    for (int rep = 0; rep < 5; ++rep) {
+      best_blas =
+          std::min(best_blas, time([&] {
+                     blas.sgemm(kRowMajor, s.ta ? kTrans : kNoTrans, kNoTrans, s.M, s.N, s.K, 1.0f,
+                                A.data(), lda, B.data(), s.N, 0.0f, C.data(), s.N);
+                   }));
+      best_builtin = std::min(best_builtin, time([&] {
+                                gemm_blocks(false, s.ta, false, s.M, s.N, s.K, 1.0f, A.data(), lda,
+                                            B.data(), s.N, 0.0f, C.data(), s.N);
+                              }));
+    }
+    flops += 2.0 * s.M * s.N * s.K;
+    t_blas += best_blas;
+    t_builtin += best_builtin;
+  }
+  blas.set_threads(before);
+  return {true, flops / t_blas * 1e-9, flops / t_builtin * 1e-9};
+}
+
+// Which GEMM takes gemm's products of kFewRows rows or more: the built-in one without OpenBLAS;
+// else RNNKIT_PRODUCTS=openblas|builtin where set; else the one measured faster on this CPU, the
+// built-in GEMM only when clearly so (3%), as OpenBLAS's kernels for a CPU it knows are the
+// reference.
+struct ProductsChoice {
+  const char* kernel;
+  GemmCalibration calibration;
+};
+const ProductsChoice& products_choice() {
+  static const ProductsChoice choice = []() -> ProductsChoice {
+    const OpenBlas* blas = openblas();
+    if (!blas) return {"builtin", {}};
+    const char* forced = std::getenv("RNNKIT_PRODUCTS");
+    if (forced && std::strcmp(forced, "openblas") == 0) return {"openblas", {}};
+    if (forced && std::strcmp(forced, "builtin") == 0) return {"builtin", {}};
+    const GemmCalibration c = calibrate(*blas);
+    return {c.builtin_gflops > c.openblas_gflops * 1.03 ? "builtin" : "openblas", c};
+  }();
+  return choice;
+}
+
 bool builtin_products() {
   static const bool builtin = std::strcmp(gemm_products(), "builtin") == 0;
   return builtin;
 }
-}  // namespace
 
-#ifdef RNNKIT_HAVE_OPENBLAS
-
-namespace {
 // rnnkit's thread count, and OpenBLAS's: the same where OpenBLAS takes the multi-row products,
 // else one, as it then only runs single rows (memory-bound) and its idle threads would spin on
 // the cores that the built-in GEMM's helpers need. Set up on first use, before any OpenBLAS call.
+// Without OpenBLAS the count starts as the number of cores.
 std::atomic<int>& thread_count() {
   static std::atomic<int> count{[] {
-    const int n = openblas_get_num_threads();
-    if (builtin_products()) openblas_set_num_threads(1);
+    const OpenBlas* blas = openblas();
+    if (!blas) return std::max(1, int(std::thread::hardware_concurrency()));
+    const int n = blas->get_threads();
+    blas->set_threads(builtin_products() ? 1 : n);
     return n;
   }()};
   return count;
 }
+
 }  // namespace
 
 void gemm_blas(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
                const float* B, int ldb, float beta, float* C, int ldc) {
+  const OpenBlas* blas = openblas();
+  if (!blas) {
+    gemm_builtin(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
   if (M <= 0 || N <= 0) return;
   // cblas rejects lda/ldb < 1, which a K == 0 product may legitimately pass; alpha == 0 is
   // handled here too so both backends agree on never reading A and B then.
@@ -583,61 +709,31 @@ void gemm_blas(bool transA, bool transB, int M, int N, int K, float alpha, const
     // pays its packing and threading set-up for it, sgemv streams the matrix once.
     // C[1,N] = a . op(B): with B stored [N,K] (transB) that is B a, else B^T a over B [K,N].
     if (M == 1)
-      cblas_sgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, transB ? n : K, transB ? K : n,
-                  alpha, b, ldb, A, transA ? lda : 1, beta, C + n0, 1);
+      blas->sgemv(kRowMajor, transB ? kNoTrans : kTrans, transB ? n : K, transB ? K : n, alpha, b,
+                  ldb, A, transA ? lda : 1, beta, C + n0, 1);
     else
-      cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
-                  transB ? CblasTrans : CblasNoTrans, M, n, K, alpha, A, lda, b, ldb, beta, C + n0,
-                  ldc);
+      blas->sgemm(kRowMajor, transA ? kTrans : kNoTrans, transB ? kTrans : kNoTrans, M, n, K, alpha,
+                  A, lda, b, ldb, beta, C + n0, ldc);
   });
 }
 
-const char* gemm_backend() { return "openblas"; }
+const char* gemm_backend() { return openblas() ? "openblas" : "builtin"; }
 
-const char* blas_core() { return openblas_get_corename(); }
+const char* blas_core() { return openblas() ? openblas()->corename() : ""; }
 
-// OpenBLAS picks its kernels by the CPU it recognises; one older than the CPU runs narrower ones
-// (Debian 12's 0.3.21 drives Zen 4 and 5 with its AVX2 "Haswell" kernels). Where the built-in
-// kernel is AVX-512 and OpenBLAS's core is not one of its AVX-512 ones, the built-in GEMM is
-// 1.3-1.5x faster at every multi-row shape rnnkit trains with, so it takes those products.
-const char* gemm_products() {
-  static const char* const kernel = [] {
-    if (builtin_vector_bits() < 512) return "openblas";
-    std::string core = blas_core();
-    std::transform(core.begin(), core.end(), core.begin(),
-                   [](unsigned char ch) { return char(std::tolower(ch)); });
-    for (const char* avx512 : {"skylakex", "cooperlake", "sapphirerapids"})
-      if (core.find(avx512) != std::string::npos) return "openblas";
-    return "builtin";
-  }();
-  return kernel;
-}
+const char* blas_library() { return openblas() ? openblas()->path.c_str() : ""; }
+
+const char* gemm_products() { return products_choice().kernel; }
+
+GemmCalibration gemm_calibration() { return products_choice().calibration; }
 
 int gemm_threads() { return thread_count().load(std::memory_order_relaxed); }
+
 void set_gemm_threads(int n) {
   n = n < 1 ? 1 : n;
   thread_count().store(n, std::memory_order_relaxed);
-  openblas_set_num_threads(builtin_products() ? 1 : n);
+  if (const OpenBlas* blas = openblas()) blas->set_threads(builtin_products() ? 1 : n);
 }
-
-#else
-
-void gemm_blas(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
-               const float* B, int ldb, float beta, float* C, int ldc) {
-  gemm_builtin(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-namespace {
-std::atomic<int> builtin_threads{std::max(1, int(std::thread::hardware_concurrency()))};
-}  // namespace
-
-const char* gemm_backend() { return "builtin"; }
-const char* blas_core() { return ""; }
-const char* gemm_products() { return "builtin"; }
-int gemm_threads() { return builtin_threads.load(std::memory_order_relaxed); }
-void set_gemm_threads(int n) { builtin_threads.store(n < 1 ? 1 : n, std::memory_order_relaxed); }
-
-#endif
 
 int builtin_vector_bits() { return kVec * 32; }
 

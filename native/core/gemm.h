@@ -13,7 +13,7 @@ namespace rnnkit {
 void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc);
 
-// OpenBLAS (sgemv for a single row) when the build found it, else the built-in GEMM. Where
+// OpenBLAS (sgemv for a single row) where it was found, else the built-in GEMM. Where
 // OpenBLAS runs one thread (gemm_threads), products of a few rows split their columns over
 // rnnkit's threads.
 void gemm_blas(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
@@ -58,14 +58,24 @@ void gemm_packed(int M, const float* A, int lda, const PackedMatrix& B, float be
 // down to about 8 rows; 1 below 16 rows or without helper threads.
 int row_groups(int rows);
 
-// The BLAS the build found ("openblas" or "builtin"); OpenBLAS's core (the kernels it picked for
-// this CPU, "" without it); the vector width of the built-in kernel in bits (512 AVX-512, 256
-// AVX/AVX2, 128 otherwise); and which of the two takes `gemm`'s products of 16 rows or more:
-// "builtin" without OpenBLAS, or where the built-in kernel is AVX-512 and OpenBLAS's core is not.
+// The BLAS in use ("openblas" where the library was found at run time, else "builtin");
+// OpenBLAS's core (the kernels it picked for this CPU, "" without it) and the library file opened;
+// the vector width of the built-in kernel in bits (512 AVX-512, 256 AVX/AVX2, 128 otherwise); and
+// which of the two takes `gemm`'s products of 16 rows or more: "builtin" without OpenBLAS, else
+// RNNKIT_PRODUCTS where set to "openblas" or "builtin", else the one measured faster on this CPU
+// at first use (gemm_calibration).
 const char* gemm_backend();
 const char* blas_core();
+const char* blas_library();
 int builtin_vector_bits();
 const char* gemm_products();
+// The single-core speed of both GEMMs measured for that choice; measured false where none was
+// made (no OpenBLAS, or RNNKIT_PRODUCTS set).
+struct GemmCalibration {
+  bool measured = false;
+  double openblas_gflops = 0, builtin_gflops = 0;
+};
+GemmCalibration gemm_calibration();
 // How many threads gemm_builtin, gemm_packed and parallel_for run, and OpenBLAS where it takes
 // the multi-row products (else OpenBLAS runs one). The count starts as OpenBLAS's default, or the
 // number of cores with the built-in GEMM.

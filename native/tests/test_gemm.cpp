@@ -4,6 +4,7 @@
 // sees OpenBLAS and the portable GEMM agree.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -320,7 +321,16 @@ TEST(backend_reports) {
   CHECK(backend == "openblas" ? !core.empty() : core.empty() && products == "builtin");
   const int bits = rnnkit::builtin_vector_bits();
   CHECK(bits == 128 || bits == 256 || bits == 512);
-  if (bits < 512) CHECK(products == backend);
+  // The products' kernel is the built-in one without OpenBLAS; else, unless RNNKIT_PRODUCTS names
+  // one, the one measured faster (the built-in one only by 3% or more).
+  const rnnkit::GemmCalibration cal = rnnkit::gemm_calibration();
+  if (backend == "builtin") CHECK(products == "builtin" && !cal.measured);
+  if (cal.measured) {
+    CHECK(cal.openblas_gflops > 0 && cal.builtin_gflops > 0);
+    CHECK(products == (cal.builtin_gflops > 1.03 * cal.openblas_gflops ? "builtin" : "openblas"));
+  }
+  const char* forced = std::getenv("RNNKIT_PRODUCTS");
+  if (backend == "openblas" && forced) CHECK(products == forced && !cal.measured);
   rnnkit::set_gemm_threads(1);
   CHECK(rnnkit::gemm_threads() == 1);
   rnnkit::set_gemm_threads(2);
