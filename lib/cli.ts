@@ -10,6 +10,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ProgressPrinter, lossCurveSvg } from './cli/progress';
 import { writeFileAtomic } from './io/atomic';
 import { LanguageModel } from './models/language-model';
+import { info } from './index';
 import { native } from './native';
 import { exportOnnx } from './onnx/export';
 import { exportSeq2SeqOnnx } from './onnx/seq2seq-export';
@@ -827,11 +828,19 @@ See docs/serving.md.`,
     usage: 'rnnkit info',
     options: {},
     async run() {
-      const i = native.info();
-      const blas = i.gemm === 'openblas' ? `OpenBLAS (${i.blasCore} kernels)` : 'none';
+      const i = info();
+      const blas =
+        i.gemm === 'openblas' ? `OpenBLAS (${i.blasCore} kernels, ${i.blasLibrary})` : 'none found';
+      const measured = i.calibration
+        ? ` (measured ${i.calibration.openblasGflops.toFixed(1)} vs ${i.calibration.builtinGflops.toFixed(1)} GFLOP/s on one core)`
+        : '';
       process.stdout.write(
-        `rnnkit ${i.version}\nBLAS: ${blas}; built-in GEMM: ${i.builtinVectorBits}-bit vectors\n` +
-          `GEMM for products of 16+ rows: ${i.products === 'openblas' ? 'OpenBLAS' : 'built-in'}, ` +
+        `rnnkit ${i.version}
+CPU: ${i.cpu || 'unnamed'}; kernels: ${i.isa} (${i.addonSource}: ${i.addon})
+` +
+          `BLAS: ${blas}; built-in GEMM: ${i.builtinVectorBits}-bit vectors
+` +
+          `GEMM for products of 16+ rows: ${i.products === 'openblas' ? 'OpenBLAS' : 'built-in'}${measured}, ` +
           `${i.threads} thread(s)\nCUDA: ${i.cuda ? 'compiled' : 'not compiled'}\nNode ${process.version}\n`,
       );
     },

@@ -1,6 +1,7 @@
 // rnnkit's public API.
 import { LanguageModel } from './models/language-model';
-import { native, type NativeInfo } from './native';
+import { addonChoice, native, type NativeInfo } from './native';
+import type { AddonChoice } from './core/addon';
 
 export { Module, Parameter } from './nn/parameter';
 export { Embedding } from './nn/embedding';
@@ -27,9 +28,24 @@ export {
 } from './train/optim';
 export { Random } from './random';
 
-/** What the native addon was built with: GEMM backend and its threads, CUDA, version. */
-export function info(): NativeInfo {
-  return native.info();
+/** What the native addon runs with, and which addon file was loaded for this CPU. */
+export interface Info extends NativeInfo {
+  /** The addon file loaded. */
+  addon: string;
+  /** Where it came from: a prebuilt binary, a source build, or RNNKIT_ADDON. */
+  addonSource: AddonChoice['source'];
+  /** The CPU's name as it reports it. */
+  cpu: string;
+}
+
+/** The loaded addon and its variant, the GEMM backend and its threads, CUDA, version. */
+export function info(): Info {
+  return {
+    ...native.info(),
+    addon: addonChoice.file,
+    addonSource: addonChoice.source,
+    cpu: addonChoice.cpu,
+  };
 }
 
 /** Sets the number of threads the GEMM uses. */

@@ -1,6 +1,5 @@
 // The only file that loads the native addon; it types every native function.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { type AddonChoice, loadAddon } from './core/addon';
 
 export type CellName = 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru';
 
@@ -24,14 +23,23 @@ type Opt<T> = T | null;
 
 export interface NativeInfo {
   version: string;
-  /** The BLAS the addon was built with. */
+  /** The instruction-set variant of the loaded addon: baseline, avx2, avx512 or native. */
+  isa: string;
+  /** The BLAS in use: OpenBLAS where its library was found at run time, else the built-in GEMM. */
   gemm: 'openblas' | 'builtin';
   /** OpenBLAS's core: the kernels it runs on this CPU ("Haswell", "SkylakeX"...); "" without it. */
   blasCore: string;
+  /** The OpenBLAS library file opened ("" without it). */
+  blasLibrary: string;
   /** Vector width of the built-in GEMM's kernel in bits: 512 (AVX-512), 256 (AVX2) or 128. */
   builtinVectorBits: number;
-  /** Which GEMM runs the products of 16 rows or more (fewer rows run on OpenBLAS where built with it). */
+  /**
+   * Which GEMM runs the products of 16 rows or more (fewer rows run on OpenBLAS where it is
+   * there): the one measured faster on this CPU at first use, or RNNKIT_PRODUCTS.
+   */
   products: 'openblas' | 'builtin';
+  /** The single-core GFLOP/s behind that choice; null where none was measured. */
+  calibration: { openblasGflops: number; builtinGflops: number } | null;
   threads: number;
   cuda: boolean;
 }
@@ -354,22 +362,9 @@ export interface Native {
   gemmAsync(shape: GemmShape, A: F32, B: F32, C: F32): Promise<void>;
 }
 
-const root = path.resolve(__dirname, '..');
+const loaded = loadAddon();
 
-function load(): Native {
-  const candidates = [
-    process.env.RNNKIT_ADDON,
-    path.join(root, 'build', 'Release', 'rnnkit.node'),
-    path.join(root, 'build', 'Debug', 'rnnkit.node'),
-  ].filter((p): p is string => typeof p === 'string' && p.length > 0);
-  const found = candidates.find((p) => fs.existsSync(p));
-  if (!found) {
-    throw new Error(
-      `rnnkit: the native addon is not built (looked in ${candidates.join(', ')}); ` +
-        'run `npm run build:native` (needs a C++17 compiler)',
-    );
-  }
-  return require(found) as Native;
-}
+/** Which addon file and instruction-set variant were loaded, and why. */
+export const addonChoice: AddonChoice = loaded.choice;
 
-export const native: Native = load();
+export const native = loaded.addon as Native;

@@ -1,38 +1,70 @@
 #!/usr/bin/env node
-// Builds native/core with CMake alone (no Node headers) and runs the C++ kernel tests with ctest,
-// once with OpenBLAS (when installed) and once with the built-in GEMM, so both paths stay correct.
-// The first pass also builds the CUDA kernels and their tests when nvcc is found (they report
-// skipped without a GPU).
+// Builds native/core with CMake alone (no Node headers), once per instruction-set variant, and runs
+// the C++ kernel tests with ctest for every variant this CPU runs (native/tests/cpu_main.cpp says
+// which), each once with OpenBLAS (where installed) and once with the built-in GEMM alone
+// (RNNKIT_BLAS=off), so that every path stays correct. The build also compiles the CUDA kernels and
+// their tests when nvcc is found (they report skipped without a GPU).
+//   --build-dir DIR   build there (default build/native-tests)
+//   --sanitize        AddressSanitizer + UBSan build (default dir build/native-tests-sanitize)
+//   --cmake ARGS...   extra configure arguments (a toolchain file for a cross build, ...)
+//   --runner CMD      run the probe and tests through CMD (e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu")
+//   --blas MODES      the RNNKIT_BLAS settings to run the tests under (default "auto,off")
 'use strict';
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 const jobs = String(Math.max(1, require('node:os').availableParallelism?.() ?? 2));
+const args = process.argv.slice(2);
+const option = (name) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const sanitize = args.includes('--sanitize');
+const dir =
+  option('--build-dir') ?? path.join('build', sanitize ? 'native-tests-sanitize' : 'native-tests');
+const cmakeExtra = args.includes('--cmake') ? args.slice(args.indexOf('--cmake') + 1) : [];
+const runner = option('--runner');
+const blasModes = (option('--blas') ?? 'auto,off').split(',');
 
-function run(cmd, args) {
-  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
+function run(cmd, argv, env = {}) {
+  const r = spawnSync(cmd, argv, {
+    cwd: root,
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, ...env },
+  });
   if (r.status !== 0) {
-    console.error(`rnnkit: '${cmd} ${args.join(' ')}' failed`);
+    console.error(`rnnkit: '${cmd} ${argv.join(' ')}' failed`);
     process.exit(r.status ?? 1);
   }
 }
 
-for (const blas of ['auto', 'off']) {
-  const dir = path.join('build', `native-tests-${blas === 'off' ? 'builtin' : 'blas'}`);
-  console.log(`\n== C++ kernel tests, RNNKIT_BLAS=${blas} (${dir})`);
-  run('cmake', [
-    '-S',
-    '.',
-    '-B',
-    dir,
-    '-DRNNKIT_TESTS=ON',
-    `-DRNNKIT_BLAS=${blas}`,
-    // The CUDA kernels do not depend on the CPU GEMM: compile them (and, on a GPU, test them)
-    // in the first pass only, where nvcc is found.
-    `-DRNNKIT_CUDA=${blas === 'off' ? 'off' : 'auto'}`,
-    '-DCMAKE_BUILD_TYPE=Release',
-  ]);
-  run('cmake', ['--build', dir, '-j', jobs]);
-  run('ctest', ['--test-dir', dir, '--output-on-failure']);
+run('cmake', [
+  '-S',
+  '.',
+  '-B',
+  dir,
+  '-DRNNKIT_TESTS=ON',
+  '-DCMAKE_BUILD_TYPE=Release',
+  `-DRNNKIT_SANITIZE=${sanitize ? 'ON' : 'OFF'}`,
+  ...(runner ? [`-DCMAKE_CROSSCOMPILING_EMULATOR=${runner.split(' ').join(';')}`] : []),
+  ...cmakeExtra,
+]);
+run('cmake', ['--build', dir, '-j', jobs]);
+
+const probe = path.join(dir, 'rnnkit_cpu');
+const [cmd, ...pre] = runner ? [...runner.split(' '), probe] : [probe];
+const found = spawnSync(cmd, pre, { cwd: root, encoding: 'utf8' });
+if (found.status !== 0) {
+  console.error(`rnnkit: ${probe} failed: ${found.stderr}`);
+  process.exit(1);
+}
+const variants = found.stdout.split('\n').filter(Boolean);
+for (const isa of variants) {
+  for (const blas of blasModes) {
+    console.log(`\n== C++ kernel tests, ${isa} kernels, RNNKIT_BLAS=${blas}`);
+    run('ctest', ['--test-dir', dir, '-L', `^${isa}$`, '--output-on-failure'], {
+      RNNKIT_BLAS: blas,
+    });
+  }
 }

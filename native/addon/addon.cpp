@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "args.h"
+#include "cpu.h"
 #include "dropout.h"
 #include "gemm.h"
 #include "layers.h"
@@ -461,10 +462,21 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object r = Napi::Object::New(env);
   r.Set("version", kVersion);
+  r.Set("isa", rnnkit::compiled_isa());
   r.Set("gemm", rnnkit::gemm_backend());
   r.Set("blasCore", rnnkit::blas_core());
+  r.Set("blasLibrary", rnnkit::blas_library());
   r.Set("builtinVectorBits", rnnkit::builtin_vector_bits());
   r.Set("products", rnnkit::gemm_products());
+  const rnnkit::GemmCalibration cal = rnnkit::gemm_calibration();
+  if (cal.measured) {
+    Napi::Object c = Napi::Object::New(env);
+    c.Set("openblasGflops", cal.openblas_gflops);
+    c.Set("builtinGflops", cal.builtin_gflops);
+    r.Set("calibration", c);
+  } else {
+    r.Set("calibration", env.Null());
+  }
   r.Set("threads", rnnkit::gemm_threads());
 #ifdef RNNKIT_HAVE_CUDA
   // Compiled with the CUDA kernels: say so, and what device (if any) they would run on.
@@ -485,6 +497,20 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// cpu() -> { isa, cpu, supported }: the variant this build is, the CPU's name, and the variants
+// the CPU and OS run (best first). The loader asks the baseline build before loading another.
+Napi::Value Cpu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("isa", rnnkit::compiled_isa());
+  r.Set("cpu", rnnkit::cpu_name());
+  Napi::Array supported = Napi::Array::New(env);
+  for (const std::string& isa : rnnkit::isa_variants())
+    if (rnnkit::isa_supported(isa)) supported.Set(supported.Length(), isa);
+  r.Set("supported", supported);
+  return r;
+}
+
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   Parser p(info, "setThreads");
   rnnkit::set_gemm_threads(static_cast<int>(p.integer(0, "threads", 1, 1024)));
@@ -493,6 +519,7 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("cpu", Napi::Function::New(env, Cpu, "cpu"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("stackParamCount", Napi::Function::New(env, StackParamCount, "stackParamCount"));
   exports.Set("stackWorkspaceSize",
