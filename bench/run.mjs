@@ -10,7 +10,7 @@
 // markdown table to stdout (progress goes to stderr) and the full record to bench/results/.
 //
 // Usage: npm run bench -- [--quick] [--only SUBSTRING] [--threads N] [--reps N] [--json PATH]
-//                         [--python PATH]
+//                         [--python PATH] [--addon FILE] [--no-references]
 // `npx rnnkit bench` calls main(argv) below.
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -50,6 +50,10 @@ a markdown table; the full record goes to bench/results/latest.json.
   --json PATH       where to write the JSON record (default bench/results/latest.json)
   --python PATH     the Python with torch (default: $RNNKIT_BENCH_PYTHON, /usr/bin/python3,
                     python3, the first that imports torch)
+  --addon FILE      also measure rnnkit with this addon file (RNNKIT_ADDON), as the system
+                    "rnnkit (FILE)": e.g. a -march=native source build beside the prebuilt one
+  --no-references   measure rnnkit (and --addon) and the GEMM ceiling only, not PyTorch or
+                    onnxruntime
   -h, --help        this text
 
 Build first: npm run build:native && npm run build.`;
@@ -63,6 +67,7 @@ export const SYSTEMS = {
   ortTorch: 'onnxruntime (torch export)',
   ortRnnkit: 'onnxruntime (rnnkit export)',
   onnxGenerator: 'rnnkit OnnxGenerator',
+  addon: 'rnnkit (--addon)',
 };
 
 export function parseArgs(argv) {
@@ -73,6 +78,8 @@ export function parseArgs(argv) {
     reps: null,
     json: null,
     python: null,
+    addon: null,
+    references: true,
     help: false,
   };
   const value = (i, name) => {
@@ -94,9 +101,13 @@ export function parseArgs(argv) {
     else if (a === '--reps') o.reps = positive(value(i++, a), a);
     else if (a === '--json') o.json = value(i++, a);
     else if (a === '--python') o.python = value(i++, a);
+    else if (a === '--addon') o.addon = path.resolve(value(i++, a));
+    else if (a === '--no-references') o.references = false;
     else throw new RangeError(`unknown option ${a}\n\n${USAGE}`);
   }
   o.reps ??= o.quick ? 1 : 5;
+  if (o.addon !== null && !fs.existsSync(o.addon))
+    throw new RangeError(`--addon names ${o.addon}, which is not there`);
   o.json ??= path.join(here, 'results', 'latest.json');
   return o;
 }
@@ -260,13 +271,15 @@ export async function main(argv = process.argv.slice(2)) {
 
   try {
     // What is available to compare with.
-    const torch = await findTorch(opts, ctx);
+    const torch = opts.references
+      ? await findTorch(opts, ctx)
+      : { python: null, tried: ['none (--no-references)'] };
     if (!torch.python) {
       notices.push(
         `PyTorch reference skipped: torch is not installed for ${torch.tried.join(', ')}`,
       );
     }
-    const haveOrt = ortInstalled();
+    const haveOrt = opts.references && ortInstalled();
     const wantsGenerate = workloads.some((w) => w.kind === 'generate');
     if (wantsGenerate && !haveOrt)
       notices.push('onnxruntime-node not installed: its rows are skipped');
@@ -326,6 +339,7 @@ export async function main(argv = process.argv.slice(2)) {
       for (const threads of threadCandidates) {
         const task = { kind: 'workload', workload: w, threads, ...timing };
         plan.push({ w, threads, system: SYSTEMS.rnnkit, task });
+        if (opts.addon) plan.push({ w, threads, system: SYSTEMS.addon, task });
         const ceilingTiming = { reps: timing.reps, minRepMs: opts.quick ? 1 : 50 };
         plan.push({
           w,
@@ -362,6 +376,7 @@ export async function main(argv = process.argv.slice(2)) {
       [SYSTEMS.ortTorch]: [process.execPath, path.join(here, 'ort_worker.mjs')],
       [SYSTEMS.ortRnnkit]: [process.execPath, path.join(here, 'ort_worker.mjs')],
       [SYSTEMS.onnxGenerator]: rnnkitWorker,
+      [SYSTEMS.addon]: rnnkitWorker,
     };
     // A job is one child process: one measurement, or with --quick every measurement of one
     // system at one thread count (process start-up, torch's above all, would dominate otherwise).
@@ -375,7 +390,8 @@ export async function main(argv = process.argv.slice(2)) {
     for (const job of jobs) {
       const [cmd, ...args] = command[job.system];
       const tasks = job.items.map((it) => it.task);
-      const options = { ...ctx, env: threadEnv(job.threads) };
+      const addonEnv = job.system === SYSTEMS.addon ? { RNNKIT_ADDON: opts.addon } : {};
+      const options = { ...ctx, env: { ...threadEnv(job.threads), ...addonEnv } };
       const r = await runChild(cmd, args, tasks.length === 1 ? tasks[0] : { tasks }, options);
       const list = tasks.length === 1 ? [r] : Array.isArray(r) ? r : tasks.map(() => r);
       job.items.forEach(({ w, system, threads }, k) => {
@@ -539,7 +555,8 @@ export async function main(argv = process.argv.slice(2)) {
       date: startedAt.toISOString(),
       commit: head ?? process.env.RNNKIT_BENCH_COMMIT ?? null,
       dirty: dirty ? dirty.split('\n') : [],
-      built: { addon: mtime('build/Release/rnnkit.node'), dist: mtime('dist/index.js') },
+      built: { addon: mtime(path.relative(root, info.addon)), dist: mtime('dist/index.js') },
+      comparedAddon: opts.addon,
       options: { quick: opts.quick, only: opts.only, threads: opts.threads, reps: timing.reps },
       threadCandidates,
       gemm: info.gemm,
@@ -582,7 +599,7 @@ export async function main(argv = process.argv.slice(2)) {
       : (meta.commit ?? 'unknown');
     console.log(
       `## rnnkit benchmark${opts.quick ? ' (--quick: smoke test, numbers mean nothing)' : ''}\n\n` +
-        `${meta.date}, commit ${commit}; BLAS ${info.gemm}${meta.openblasCore ? ` (OpenBLAS kernels: ${meta.openblasCore})` : ''}, multi-row products on ${info.products}; threads ${threadCandidates.join(' and ')} ` +
+        `${meta.date}, commit ${commit}; rnnkit ${info.isa} kernels (${info.addonSource})${opts.addon ? `, "rnnkit (--addon)" = ${opts.addon}` : ''}; BLAS ${info.gemm}${meta.openblasCore ? ` (OpenBLAS kernels: ${meta.openblasCore})` : ''}, multi-row products on ${info.products}; threads ${threadCandidates.join(' and ')} ` +
         `(best kept); median of ${timing.reps}; ${meta.host.cpu}, ${meta.host.cores} cores, ` +
         `load ${loadStart.map((x) => x.toFixed(1)).join(' ')}; PyTorch ${torch.info?.torch ?? 'n/a'}\n`,
     );
