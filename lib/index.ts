@@ -1,7 +1,6 @@
 // rnnkit's public API.
 import { LanguageModel } from './models/language-model';
-import { addonChoice, native, type NativeInfo } from './native';
-import type { AddonChoice } from './core/addon';
+import { native, type NativeInfo } from './core/native';
 
 export { Module, Parameter } from './nn/parameter';
 export { Embedding } from './nn/embedding';
@@ -26,27 +25,7 @@ export {
   type AdamOptions,
   type SgdOptions,
 } from './train/optim';
-export { Random } from './random';
-
-/** What the native addon runs with, and which addon file was loaded for this CPU. */
-export interface Info extends NativeInfo {
-  /** The addon file loaded. */
-  addon: string;
-  /** Where it came from: a prebuilt binary, a source build, or RNNKIT_ADDON. */
-  addonSource: AddonChoice['source'];
-  /** The CPU's name as it reports it. */
-  cpu: string;
-}
-
-/** The loaded addon and its variant, the GEMM backend and its threads, CUDA, version. */
-export function info(): Info {
-  return {
-    ...native.info(),
-    addon: addonChoice.file,
-    addonSource: addonChoice.source,
-    cpu: addonChoice.cpu,
-  };
-}
+export { Random } from './core/random';
 
 /** Sets the number of threads the GEMM uses. */
 export function setThreads(threads: number): void {
@@ -54,6 +33,7 @@ export function setThreads(threads: number): void {
 }
 
 export type { NativeInfo };
+export { info, type Info } from './core/native';
 
 export {
   LanguageModel,
@@ -64,8 +44,8 @@ export {
 } from './models/language-model';
 export type { FitOptions, FitResult } from './train/fit';
 export type { History, Progress, LrSchedule, StopReason } from './train/loop';
-export type { GenerateOptions, StreamOptions, SamplingOptions } from './generate/options';
-export type { TextGenerator, GeneratorInfo } from './generate/text-generator';
+export type { GenerateOptions, StreamOptions, SamplingOptions } from './decode/options';
+export type { TextGenerator, GeneratorInfo } from './decode/text-generator';
 export {
   CharTokenizer,
   WordTokenizer,
@@ -74,13 +54,13 @@ export {
   type Tokenizer,
   type TokenizerJSON,
 } from './text';
-export { readSafetensors, writeSafetensors, writeFileAtomic } from './io';
+export { readSafetensors, writeSafetensors, writeFileAtomic } from './checkpoint';
 export {
   loadCheckpoint,
   saveCheckpoint,
   type TrainingState,
   type WeightsDType,
-} from './io/checkpoint';
+} from './checkpoint/language-model';
 
 /** Loads a language model saved with `model.save(path)`. */
 export function loadModel(path: string): Promise<LanguageModel> {
@@ -103,24 +83,24 @@ export {
 export { OnnxSeq2Seq, type OnnxSeq2SeqOptions } from './onnx/seq2seq';
 export { Seq2Seq, type Seq2SeqConfig, type Seq2SeqSpec } from './models/seq2seq';
 export { Attention, type AttentionKind, type AttentionOptions } from './nn/attention';
-export type { Seq2SeqFitOptions, TextPair } from './seq2seq/fit';
+export type { Seq2SeqFitOptions, TextPair } from './train/seq2seq-fit';
 export type {
   TranslateOptions,
   Translation,
   Hypothesis,
   Translator,
   BeamOptions,
-} from './seq2seq/translate';
-export { corpusBleu, bleuTokens, type BleuScore } from './seq2seq/bleu';
-export { attentionHeatmapSvg } from './seq2seq/heatmap';
-export { datePairs, dateAlphabet, type DatePair } from './seq2seq/dates';
-export { parsePairs, type PairsFormat } from './seq2seq/pairs';
-export { pairBatch, sourceBatch, type PairBatch, type SourceBatch } from './seq2seq/batch';
+} from './decode/translate';
+export { corpusBleu, bleuTokens, type BleuScore } from './train/bleu';
+export { attentionHeatmapSvg } from './decode/heatmap';
+export { datePairs, dateAlphabet, type DatePair } from './text/dates';
+export { parsePairs, type PairsFormat } from './text/pairs';
+export { pairBatch, sourceBatch, type PairBatch, type SourceBatch } from './text/batch';
 export {
   BatchingGenerator,
   QueueFullError,
   QueueTimeoutError,
   type BatchingOptions,
 } from './serve/batching';
-export { startServer, type ServerOptions, type RunningServer } from './serve/server';
+export { startServer, type ServerOptions, type RunningServer } from './serve/http';
 export type { RequestLimits } from './serve/request';

@@ -1,5 +1,5 @@
 // The only file that loads the native addon; it types every native function.
-import { type AddonChoice, loadAddon } from './core/addon';
+import { type AddonChoice, loadAddon } from './addon';
 
 export type CellName = 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru';
 
@@ -368,3 +368,23 @@ const loaded = loadAddon();
 export const addonChoice: AddonChoice = loaded.choice;
 
 export const native = loaded.addon as Native;
+
+/** What the native addon runs with, and which addon file was loaded for this CPU. */
+export interface Info extends NativeInfo {
+  /** The addon file loaded. */
+  addon: string;
+  /** Where it came from: a prebuilt binary, a source build, or RNNKIT_ADDON. */
+  addonSource: AddonChoice['source'];
+  /** The CPU's name as it reports it. */
+  cpu: string;
+}
+
+/** The loaded addon and its variant, the GEMM backend and its threads, CUDA, version. */
+export function info(): Info {
+  return {
+    ...native.info(),
+    addon: addonChoice.file,
+    addonSource: addonChoice.source,
+    cpu: addonChoice.cpu,
+  };
+}
