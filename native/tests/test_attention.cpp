@@ -2,6 +2,7 @@
 // formulas (one loop per sum, no GEMMs), its backward against central finite differences, and
 // the masking: padded source positions get exactly zero weight and a padded row's result equals
 // the same row run alone.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -224,9 +225,10 @@ TEST(masked_softmax_backward_matches_float64) {
     const int n = lengths[r % B];
     double m = -INFINITY, sum = 0, inner = 0;
     std::vector<double> p(n);
-    for (int j = 0; j < n; ++j) m = std::fmax(m, x[r * S + j]);
+    for (int j = 0; j < n; ++j) m = std::max(m, double(x[r * S + j]));
     for (int j = 0; j < n; ++j) sum += p[j] = std::exp(x[r * S + j] - m);
-    for (int j = 0; j < n; ++j) inner += (p[j] /= sum) * dy[r * S + j];
+    for (int j = 0; j < n; ++j) p[j] /= sum;
+    for (int j = 0; j < n; ++j) inner += p[j] * dy[r * S + j];
     for (int j = 0; j < n; ++j) want[r * S + j] = p[j] * (dy[r * S + j] - inner);
   }
   check::close(dx.data(), want.data(), dx.size(), 1e-5, 1e-7, "masked softmax dx");

@@ -212,7 +212,7 @@ struct XentReference {
     for (int n = 0; n < c.N; ++n) {
       const float* x = &c.logits[static_cast<size_t>(n) * c.V];
       double m = -INFINITY, s = 0;
-      for (int j = 0; j < c.V; ++j) m = std::fmax(m, x[j]);
+      for (int j = 0; j < c.V; ++j) m = std::max(m, double(x[j]));
       for (int j = 0; j < c.V; ++j) s += std::exp(x[j] - m);
       lse[n] = m + std::log(s);
       if (c.targets[n] == c.ignore_index) continue;

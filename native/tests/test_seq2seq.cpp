@@ -2,6 +2,7 @@
 // loop over one source at a time, every returned hypothesis's score against the log-probability
 // of its tokens rescored by teacher forcing, n-best order, and batch independence (a source's
 // hypotheses do not depend on the other sources of its batch or on their lengths).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -103,7 +104,7 @@ struct Model {
       if (w.input_feeding) std::copy(out.begin(), out.end(), x.begin() + E);
       linear_forward(1, H, V, out.data(), w.out_weight, w.out_bias, row.data());
       double m = -INFINITY, sum = 0;
-      for (float v : row) m = std::fmax(m, v);
+      for (float v : row) m = std::max(m, double(v));
       for (float v : row) sum += std::exp(v - m);
       for (float v : row) logp.push_back(static_cast<float>(v - m - std::log(sum)));
       align.insert(align.end(), a.begin(), a.end());
