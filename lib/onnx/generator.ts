@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import type { GenerateOptions, StreamOptions } from '../decode/options';
 import type { GeneratorInfo, TextGenerator } from '../decode/text-generator';
 import type { NativeGenerateResult } from '../core/native';
-import { checkInt } from '../nn/parameter';
+import { checkInt } from '../core/validate';
 import { tokenizerFromJSON, type Tokenizer } from '../text';
 import type { OnnxModelInfo } from './format';
 import { generateText, streamText, type TokenLoop } from '../decode/token-loop';

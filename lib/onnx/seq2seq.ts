@@ -5,7 +5,7 @@ import * as path from 'node:path';
 
 import type { Seq2SeqSpec } from '../models/seq2seq';
 import type { BeamSearchResult } from '../core/native';
-import { checkInt } from '../nn/parameter';
+import { checkInt } from '../core/validate';
 import type { SourceBatch } from '../text/batch';
 import {
   beamSearchConfig,

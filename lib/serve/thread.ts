@@ -8,7 +8,7 @@ import * as path from 'node:path';
 
 import type { TextGenerator } from '../decode/text-generator';
 import { readSafetensors } from '../checkpoint/safetensors';
-import { Seq2Seq } from '../models/seq2seq';
+import { Seq2Seq } from '../api/seq2seq';
 import { native } from '../core/native';
 import { OnnxSeq2Seq } from '../onnx/seq2seq';
 import { seq2seqOnnxPaths } from '../onnx/seq2seq-format';

@@ -5,7 +5,7 @@
 // through `report` and `shouldStop`.
 import { saveCheckpoint } from '../checkpoint/language-model';
 import type { ResumeState, TrainingState } from '../checkpoint/resume';
-import { copyState, type LanguageModel } from '../models/language-model';
+import { copyState, type LanguageModelNetwork } from '../models/language-model';
 import type { Module } from '../nn/parameter';
 import type { RecurrentState } from '../nn/recurrent';
 import { Random } from '../core/random';
@@ -112,7 +112,7 @@ export class StreamBatcher {
 
 /** Mean cross-entropy (nats per token) of the model over a token stream, state carried. */
 export function evaluateTokens(
-  model: LanguageModel,
+  model: LanguageModelNetwork,
   tokens: Int32Array,
   batch: number,
   steps: number,
@@ -413,7 +413,7 @@ export async function runTraining(
  * `resume` carries the state of an earlier run (from a checkpoint) to continue where it stopped.
  */
 export function trainLoop(
-  model: LanguageModel,
+  model: LanguageModelNetwork,
   train: Int32Array,
   validation: Int32Array,
   o: LoopOptions,

@@ -4,19 +4,14 @@
 import * as path from 'node:path';
 
 import type { ResumeState } from '../checkpoint/resume';
-import type { Seq2Seq } from '../models/seq2seq';
+import type { Seq2SeqNetwork } from '../models/seq2seq';
 import type { UnknownPolicy } from '../text';
-import { checkInt, checkNumber } from '../nn/parameter';
+import type { TextPair } from '../text/pairs';
+import { checkInt, checkNumber } from '../core/validate';
 import { Random } from '../core/random';
 import { abortError, loopOptions, runTrainingWorker, type FitOptions, type FitResult } from './fit';
 import type { Seq2SeqLoopOptions, TokenPair } from './seq2seq';
 import type { Seq2SeqWorkerInput } from './seq2seq-worker';
-
-/** A training pair as text. */
-export interface TextPair {
-  source: string;
-  target: string;
-}
 
 export interface Seq2SeqFitOptions extends Omit<
   FitOptions,
@@ -38,7 +33,7 @@ export interface Seq2SeqFitOptions extends Omit<
 
 /** Text pairs -> token pairs with the model's tokenizers; names the pair that fails. */
 export function tokenizePairs(
-  model: Seq2Seq,
+  model: Seq2SeqNetwork,
   pairs: readonly TextPair[],
   unknown: UnknownPolicy = 'error',
 ): TokenPair[] {
@@ -93,7 +88,7 @@ function seq2seqLoopOptions(options: Seq2SeqFitOptions): Seq2SeqLoopOptions {
 
 /** Trains the model in a worker thread; resolves with the loss history and resume state. */
 export function fitSeq2Seq(
-  model: Seq2Seq,
+  model: Seq2SeqNetwork,
   pairs: readonly TextPair[],
   options: Seq2SeqFitOptions = {},
 ): Promise<FitResult> {
