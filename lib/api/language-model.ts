@@ -28,15 +28,18 @@ export class LanguageModel extends LanguageModelNetwork implements TextGenerator
     return result;
   }
 
-  /** Loss (nats per token), perplexity and bits per token on a text, state carried through it. */
+  /**
+   * Loss (nats per token), perplexity and bits per token over every next-token prediction of a
+   * text (`tokens` of them: the text's tokens minus one), state carried through it.
+   */
   evaluate(
     text: string,
     options: { seqLength?: number } = {},
   ): { loss: number; perplexity: number; bitsPerToken: number; tokens: number } {
     if (!this.tokenizer) throw new Error('evaluate: the model has no tokenizer');
     const ids = this.tokenizer.encode(text);
-    const steps = checkInt('seqLength', options.seqLength ?? Math.min(100, ids.length - 1), 1);
     if (ids.length < 2) throw new RangeError('evaluate: the text needs at least two tokens');
+    const steps = checkInt('seqLength', options.seqLength ?? Math.min(100, ids.length - 1), 1);
     const { loss, count } = evaluateTokens(this, ids, evalBatch(ids, steps), steps);
     return { loss, perplexity: Math.exp(loss), bitsPerToken: loss / Math.LN2, tokens: count };
   }

@@ -417,7 +417,8 @@ const commands: Record<string, Command | RawCommand> = {
       });
       process.stdout.write(
         `loss ${r.loss.toFixed(4)} nats/token, perplexity ${r.perplexity.toFixed(3)}, ` +
-          `${r.bitsPerToken.toFixed(4)} bits/token over ${r.tokens.toLocaleString('en-US')} tokens\n`,
+          `${r.bitsPerToken.toFixed(4)} bits/token over ${r.tokens.toLocaleString('en-US')} ` +
+          'next-token predictions (every token of the text after the first)\n',
       );
     },
   },

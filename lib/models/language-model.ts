@@ -7,6 +7,7 @@ import { Module, Parameter } from '../nn/parameter';
 import { RecurrentStack, type CellType, type RecurrentState } from '../nn/recurrent';
 import { Random } from '../core/random';
 import type { Tokenizer } from '../text';
+import { IGNORE_INDEX } from '../text/batch';
 
 export interface LanguageModelConfig {
   /** Vocabulary size; taken from `tokenizer` when that is given. */
@@ -65,7 +66,7 @@ export class LanguageModelNetwork extends Module {
   private readonly inputDropout: Dropout;
   private readonly outputDropout: Dropout;
   tokenizer: Tokenizer | null;
-  private readonly loss = new SoftmaxCrossEntropy();
+  private readonly loss = new SoftmaxCrossEntropy({ ignoreIndex: IGNORE_INDEX });
 
   constructor(config: LanguageModelConfig) {
     super();
