@@ -3,7 +3,6 @@
 // lib/generate/options.ts), so a bad call is rejected before it reaches the batch; it queues
 // prompts for batch slots, enforces the queue limits, routes the worker's tokens to their calls
 // and decodes text.
-import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Worker } from 'node:worker_threads';
 
@@ -16,7 +15,7 @@ import { generateText, streamText, type OnTokens, type TokenLoop } from '../deco
 import { tokenizerFromJSON, type Tokenizer } from '../text';
 import { loadCheckpoint } from '../checkpoint/language-model';
 import { FINISH_CANCELLED } from '../core/constants';
-import { startWorker } from '../threads/start';
+import { startWorker, workerScript } from '../threads/start';
 import {
   type EngineInfo,
   type FromWorker,
@@ -89,7 +88,7 @@ function resolveOptions(o: BatchingOptions): Resolved {
 /** Starts the engine worker and waits for it to load the model. */
 function open(input: WorkerInput, what: string) {
   return startWorker<EngineInfo>(
-    path.join(__dirname, 'engine-worker.js'),
+    workerScript(__filename, 'engine-worker'),
     { workerData: input },
     what,
   );

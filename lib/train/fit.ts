@@ -1,6 +1,5 @@
 // fit(): validates the options, tokenizes the corpus, and runs the training loop in a worker
 // thread over the model's shared parameter memory, so the caller's event loop keeps running.
-import * as path from 'node:path';
 import { Worker, parentPort } from 'node:worker_threads';
 
 import type { ResumeState, TrainingState } from '../checkpoint/resume';
@@ -17,6 +16,7 @@ import type {
   Progress,
   TrainingLoop,
 } from './loop';
+import { workerScript } from '../threads/start';
 
 export interface FitOptions {
   /** Passes over the training text (default 1), unless `steps` is given. */
@@ -151,7 +151,7 @@ export function fit(
       ? { training: options.resume.training, optimizerTensors: options.resume.optimizerTensors }
       : null,
   };
-  return runTrainingWorker(path.join(__dirname, 'worker.js'), input, stop, options);
+  return runTrainingWorker(workerScript(__filename, 'worker'), input, stop, options);
 }
 
 type WorkerMessage =

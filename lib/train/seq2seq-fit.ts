@@ -1,8 +1,6 @@
 // Seq2Seq training from the caller's side: validates the options, tokenizes the pairs, holds back
 // a shuffled validation split and runs the training loop in a worker thread over the model's
 // shared parameter memory, so the caller's event loop keeps running.
-import * as path from 'node:path';
-
 import type { ResumeState } from '../checkpoint/resume';
 import type { Seq2SeqNetwork } from '../models/seq2seq';
 import type { UnknownPolicy } from '../text';
@@ -12,6 +10,7 @@ import { Random } from '../core/random';
 import { abortError, loopOptions, runTrainingWorker, type FitOptions, type FitResult } from './fit';
 import type { Seq2SeqLoopOptions, TokenPair } from './seq2seq';
 import type { Seq2SeqWorkerInput } from './seq2seq-worker';
+import { workerScript } from '../threads/start';
 
 export interface Seq2SeqFitOptions extends Omit<
   FitOptions,
@@ -118,5 +117,5 @@ export function fitSeq2Seq(
     resume: options.resume ?? null,
   };
   if (options.signal?.aborted) return Promise.reject(abortError());
-  return runTrainingWorker(path.join(__dirname, 'seq2seq-worker.js'), input, stop, options);
+  return runTrainingWorker(workerScript(__filename, 'seq2seq-worker'), input, stop, options);
 }
