@@ -6,6 +6,9 @@ export default defineConfig({
     testTimeout: 120000,
     hookTimeout: 120000,
     pool: 'forks',
+    // The tests import lib/ as TypeScript; worker threads and child processes that load lib/
+    // files (training, ONNX sessions, serving) get the same loader through this flag.
+    poolOptions: { forks: { execArgv: ['--require', 'tsx/cjs'] } },
     fileParallelism: false,
   },
 });

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 
 const require = createRequire(import.meta.url);
 const rnnkit = require('../dist/index.js');
-const addon = require('../build/Release/rnnkit.node');
+const addon = require(rnnkit.info().addon);
 
 const { values } = parseArgs({
   options: {

@@ -1,5 +1,9 @@
 // rnnkit's public API.
-import { LanguageModel } from './models/language-model';
+import { LanguageModel } from './api/language-model';
+import {
+  loadCheckpoint as readCheckpoint,
+  type CheckpointContents,
+} from './checkpoint/language-model';
 import { native, type NativeInfo } from './core/native';
 
 export { Module, Parameter } from './nn/parameter';
@@ -35,8 +39,8 @@ export function setThreads(threads: number): void {
 export type { NativeInfo };
 export { info, type Info } from './core/native';
 
+export { LanguageModel } from './api/language-model';
 export {
-  LanguageModel,
   type LanguageModelConfig,
   type LanguageModelSpec,
   type ForwardResult,
@@ -56,11 +60,16 @@ export {
 } from './text';
 export { readSafetensors, writeSafetensors, writeFileAtomic } from './checkpoint';
 export {
-  loadCheckpoint,
   saveCheckpoint,
+  type CheckpointContents,
   type TrainingState,
   type WeightsDType,
 } from './checkpoint/language-model';
+
+/** Loads a language-model checkpoint: the model, and its training state when it was saved. */
+export function loadCheckpoint(path: string): Promise<CheckpointContents<LanguageModel>> {
+  return readCheckpoint(path, LanguageModel);
+}
 
 /** Loads a language model saved with `model.save(path)`. */
 export function loadModel(path: string): Promise<LanguageModel> {
@@ -81,9 +90,10 @@ export {
   type Seq2SeqPart,
 } from './onnx/seq2seq-format';
 export { OnnxSeq2Seq, type OnnxSeq2SeqOptions } from './onnx/seq2seq';
-export { Seq2Seq, type Seq2SeqConfig, type Seq2SeqSpec } from './models/seq2seq';
+export { Seq2Seq } from './api/seq2seq';
+export type { Seq2SeqConfig, Seq2SeqSpec } from './models/seq2seq';
 export { Attention, type AttentionKind, type AttentionOptions } from './nn/attention';
-export type { Seq2SeqFitOptions, TextPair } from './train/seq2seq-fit';
+export type { Seq2SeqFitOptions } from './train/seq2seq-fit';
 export type {
   TranslateOptions,
   Translation,
@@ -94,7 +104,7 @@ export type {
 export { corpusBleu, bleuTokens, type BleuScore } from './train/bleu';
 export { attentionHeatmapSvg } from './decode/heatmap';
 export { datePairs, dateAlphabet, type DatePair } from './text/dates';
-export { parsePairs, type PairsFormat } from './text/pairs';
+export { parsePairs, type PairsFormat, type TextPair } from './text/pairs';
 export { pairBatch, sourceBatch, type PairBatch, type SourceBatch } from './text/batch';
 export {
   BatchingGenerator,

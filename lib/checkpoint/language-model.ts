@@ -2,7 +2,12 @@
 // module (embedding.weight, rnn.weight_ih_l0, ..., decoder.weight, decoder.bias), so PyTorch and
 // Python's safetensors read the weights directly; the architecture, the vocabulary and (for
 // training checkpoints) the optimizer state and progress travel in the metadata.
-import { LanguageModel, type LanguageModelSpec } from '../models/language-model';
+import { FORMAT, VERSION } from '../core/constants';
+import {
+  LanguageModelNetwork,
+  type LanguageModelConfig,
+  type LanguageModelSpec,
+} from '../models/language-model';
 import { tokenizerFromJSON } from '../text';
 import { float32ToFloat16 } from './float16';
 import { float32Data, readSafetensors, writeSafetensors, type Tensor } from './safetensors';
@@ -10,19 +15,21 @@ import { addTrainingState, metadataJson, readTrainingState, type TrainingState }
 
 export type { TrainingState };
 
-const FORMAT = 'rnnkit';
-const VERSION = '0.1.0';
-
 type Named = Record<string, { shape: readonly number[]; data: Float32Array }>;
 
-export interface CheckpointContents {
-  model: LanguageModel;
+/** A constructor of the language-model class to load into (the network or a subclass of it). */
+export type LanguageModelClass<M extends LanguageModelNetwork> = new (
+  config: LanguageModelConfig,
+) => M;
+
+export interface CheckpointContents<M extends LanguageModelNetwork = LanguageModelNetwork> {
+  model: M;
   training: TrainingState | null;
   optimizerTensors: Record<string, Float32Array>;
 }
 
 /** The model's weights under PyTorch state-dict names (copies). */
-export function pytorchStateDict(model: LanguageModel): Named {
+export function pytorchStateDict(model: LanguageModelNetwork): Named {
   const out: Named = {
     'embedding.weight': {
       shape: [...model.embedding.weight.shape],
@@ -47,7 +54,11 @@ export function pytorchStateDict(model: LanguageModel): Named {
  * Copies weights from PyTorch state-dict tensors into the model. Checks every name and shape
  * before changing anything.
  */
-export function loadPytorchStateDict(model: LanguageModel, tensors: Named, source: string): void {
+export function loadPytorchStateDict(
+  model: LanguageModelNetwork,
+  tensors: Named,
+  source: string,
+): void {
   const expect = (name: string, shape: readonly number[]) => {
     const t = tensors[name];
     if (!t) throw new Error(`${source}: missing tensor '${name}' (shape [${shape.join(', ')}])`);
@@ -100,7 +111,7 @@ function weightsOf(path: string, tensors: Record<string, Tensor>): Named {
  * which resuming needs at full precision.
  */
 export async function saveCheckpoint(
-  model: LanguageModel,
+  model: LanguageModelNetwork,
   path: string,
   training?: { state: TrainingState; optimizerTensors: Record<string, Float32Array> },
   dtype: WeightsDType = 'float32',
@@ -125,8 +136,14 @@ export async function saveCheckpoint(
   await writeSafetensors(path, tensors, metadata);
 }
 
-/** Loads an rnnkit language-model checkpoint, checking every tensor's name, shape and dtype. */
-export async function loadCheckpoint(path: string): Promise<CheckpointContents> {
+/**
+ * Loads an rnnkit language-model checkpoint into a new `Model` (the network unless given),
+ * checking every tensor's name, shape and dtype.
+ */
+export async function loadCheckpoint<M extends LanguageModelNetwork = LanguageModelNetwork>(
+  path: string,
+  Model: LanguageModelClass<M> = LanguageModelNetwork as LanguageModelClass<M>,
+): Promise<CheckpointContents<M>> {
   const { tensors, metadata } = await readSafetensors(path);
   if (metadata.format !== FORMAT) {
     throw new Error(
@@ -142,9 +159,9 @@ export async function loadCheckpoint(path: string): Promise<CheckpointContents> 
     metadata.tokenizer === undefined
       ? undefined
       : tokenizerFromJSON(metadataJson(path, 'tokenizer', metadata.tokenizer));
-  let model: LanguageModel;
+  let model: M;
   try {
-    model = new LanguageModel({ ...spec, tokenizer, seed: 0 });
+    model = new Model({ ...spec, tokenizer, seed: 0 });
   } catch (error) {
     throw new Error(`${path}: the checkpoint's model spec is invalid: ${(error as Error).message}`);
   }
@@ -158,17 +175,18 @@ export async function loadCheckpoint(path: string): Promise<CheckpointContents> 
 }
 
 /** Reads a PyTorch state dict saved as safetensors into a new model of the given config. */
-export async function loadPytorch(
+export async function loadPytorch<M extends LanguageModelNetwork>(
   path: string,
-  config: ConstructorParameters<typeof LanguageModel>[0],
-): Promise<LanguageModel> {
+  config: LanguageModelConfig,
+  Model: LanguageModelClass<M>,
+): Promise<M> {
   const { tensors } = await readSafetensors(path);
-  const model = new LanguageModel({ seed: 0, ...config });
+  const model = new Model({ seed: 0, ...config });
   loadPytorchStateDict(model, weightsOf(path, tensors), path);
   return model;
 }
 
 /** Writes the model's weights as a PyTorch state dict in safetensors (plain names, no extras). */
-export async function savePytorch(model: LanguageModel, path: string): Promise<void> {
+export async function savePytorch(model: LanguageModelNetwork, path: string): Promise<void> {
   await writeSafetensors(path, tensorsOf(pytorchStateDict(model)), { format: 'pt' });
 }

@@ -4,16 +4,14 @@
 // ...), embeddings and linear layers as weight/bias; the spec and both vocabularies travel in the
 // metadata, and a training checkpoint adds the training state both model kinds share
 // (lib/io/training.ts). Loading checks every name, shape and dtype before the model is returned.
+import { FORMAT, VERSION } from '../core/constants';
 import { writeSafetensors, readSafetensors, type Tensor } from './safetensors';
 import { addTrainingState, metadataJson, readTrainingState, type ResumeState } from './resume';
-import { Seq2Seq, type Seq2SeqSpec } from '../models/seq2seq';
+import { Seq2SeqNetwork, type Seq2SeqConfig, type Seq2SeqSpec } from '../models/seq2seq';
 import { Attention } from '../nn/attention';
 import type { Module } from '../nn/parameter';
 import { RecurrentStack } from '../nn/recurrent';
 import { tokenizerFromJSON } from '../text';
-
-const FORMAT = 'rnnkit';
-const VERSION = '0.1.0';
 
 type Named = Record<string, { shape: readonly number[]; data: Float32Array }>;
 
@@ -31,7 +29,7 @@ function moduleTensors(prefix: string, m: Module): Named {
 }
 
 /** Every tensor of the model under its checkpoint name. */
-export function seq2seqStateDict(model: Seq2Seq): Named {
+export function seq2seqStateDict(model: Seq2SeqNetwork): Named {
   return Object.assign({}, ...model.modules().map(([prefix, m]) => moduleTensors(prefix, m)));
 }
 
@@ -40,7 +38,7 @@ export function seq2seqStateDict(model: Seq2Seq): Named {
  * leaves `path` untouched.
  */
 export async function saveSeq2Seq(
-  model: Seq2Seq,
+  model: Seq2SeqNetwork,
   path: string,
   resume: ResumeState | null = null,
 ): Promise<void> {
@@ -68,9 +66,10 @@ export async function saveSeq2Seq(
  * Loads a model saved by saveSeq2Seq, checking every tensor's name, shape and dtype, and its
  * training state (null when it was saved with weights only).
  */
-export async function loadSeq2Seq(
+export async function loadSeq2Seq<M extends Seq2SeqNetwork = Seq2SeqNetwork>(
   path: string,
-): Promise<{ model: Seq2Seq; resume: ResumeState | null }> {
+  Model: new (config: Seq2SeqConfig) => M = Seq2SeqNetwork as new (config: Seq2SeqConfig) => M,
+): Promise<{ model: M; resume: ResumeState | null }> {
   const file = await readSafetensors(path);
   const { metadata } = file;
   if (metadata.format !== FORMAT) {
@@ -86,9 +85,9 @@ export async function loadSeq2Seq(
     metadata[key] === undefined
       ? undefined
       : tokenizerFromJSON(metadataJson(path, key, metadata[key]));
-  let model: Seq2Seq;
+  let model: M;
   try {
-    model = new Seq2Seq({
+    model = new Model({
       ...spec,
       sourceTokenizer: tokenizer('source_tokenizer'),
       targetTokenizer: tokenizer('target_tokenizer'),

@@ -1,6 +1,6 @@
 // Sampling options shared by every text generator (native and ONNX): parsed and checked once here.
 import type { NativeSamplerOptions } from '../core/native';
-import { checkInt, checkNumber } from '../nn/parameter';
+import { checkInt, checkNumber } from '../core/validate';
 import type { Tokenizer } from '../text';
 
 export interface SamplingOptions {

@@ -4,7 +4,7 @@
 // that keep every prompt's random stream independent of the split, and stop strings are cut.
 // It holds nothing backend-specific, so the native generator can run on it as well.
 import type { NativeGenerateOptions, NativeGenerateResult } from '../core/native';
-import { checkInt } from '../nn/parameter';
+import { checkInt } from '../core/validate';
 import type { Tokenizer } from '../text';
 import {
   cutAtStop,

@@ -4,7 +4,7 @@
 import { samplerSettings, type SamplerSettings, type SamplingOptions } from './options';
 import type { Seq2SeqSpec } from '../models/seq2seq';
 import type { BeamSearchConfig, BeamSearchResult } from '../core/native';
-import { checkInt, checkNumber } from '../nn/parameter';
+import { checkInt, checkNumber } from '../core/validate';
 import type { Tokenizer, UnknownPolicy } from '../text';
 import { sourceBatch, type SourceBatch } from '../text/batch';
 

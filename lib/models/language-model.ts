@@ -2,23 +2,12 @@ import { Dropout } from '../nn/dropout';
 import { Embedding } from '../nn/embedding';
 import { Linear } from '../nn/linear';
 import { SoftmaxCrossEntropy } from '../nn/loss';
-import { Module, Parameter, checkInt } from '../nn/parameter';
+import { checkInt } from '../core/validate';
+import { Module, Parameter } from '../nn/parameter';
 import { RecurrentStack, type CellType, type RecurrentState } from '../nn/recurrent';
 import { Random } from '../core/random';
 import type { Tokenizer } from '../text';
-import { generate, stream } from '../decode/generate';
-import type { GenerateOptions, StreamOptions } from '../decode/options';
-import type { GeneratorInfo, TextGenerator } from '../decode/text-generator';
-import {
-  loadCheckpoint,
-  loadPytorch,
-  saveCheckpoint,
-  savePytorch,
-  type TrainingState,
-  type WeightsDType,
-} from '../checkpoint/language-model';
-import { evalBatch, evaluateTokens } from '../train/loop';
-import { fit, type FitOptions, type FitResult } from '../train/fit';
+import { IGNORE_INDEX } from '../text/batch';
 
 export interface LanguageModelConfig {
   /** Vocabulary size; taken from `tokenizer` when that is given. */
@@ -64,10 +53,11 @@ export type TokenBatch = number[][] | { ids: Int32Array; steps: number; batch: n
 
 /**
  * Embedding -> recurrent stack -> linear decoder over the vocabulary: a character- or word-level
- * language model. Its numeric methods (forward, lossAndGradients) work on token ids; the text-level
- * methods (fit, evaluate, generate, stream, save) live in the functions that take a model.
+ * language model's network. Its methods work on token ids; training, decoding and checkpoints are
+ * functions of the layers above that take a network, and the LanguageModel users hold
+ * (lib/api/language-model.ts) adds them as methods.
  */
-export class LanguageModel extends Module implements TextGenerator {
+export class LanguageModelNetwork extends Module {
   readonly spec: LanguageModelSpec;
   readonly embedding: Embedding;
   readonly rnn: RecurrentStack;
@@ -76,11 +66,7 @@ export class LanguageModel extends Module implements TextGenerator {
   private readonly inputDropout: Dropout;
   private readonly outputDropout: Dropout;
   tokenizer: Tokenizer | null;
-  private lastTraining: {
-    training: TrainingState;
-    optimizerTensors: Record<string, Float32Array>;
-  } | null = null;
-  private readonly loss = new SoftmaxCrossEntropy();
+  private readonly loss = new SoftmaxCrossEntropy({ ignoreIndex: IGNORE_INDEX });
 
   constructor(config: LanguageModelConfig) {
     super();
@@ -265,92 +251,6 @@ export class LanguageModel extends Module implements TextGenerator {
       );
     }
     return { ids, steps, batch };
-  }
-
-  /** Trains on a text (or token ids) in a worker thread; resolves with the loss history. */
-  async fit(corpus: string | Int32Array, options: FitOptions = {}): Promise<FitResult> {
-    const result = await fit(this, corpus, options);
-    this.lastTraining = result.resume;
-    return result;
-  }
-
-  /** Loss (nats per token), perplexity and bits per token on a text, state carried through it. */
-  evaluate(
-    text: string,
-    options: { seqLength?: number } = {},
-  ): { loss: number; perplexity: number; bitsPerToken: number; tokens: number } {
-    if (!this.tokenizer) throw new Error('evaluate: the model has no tokenizer');
-    const ids = this.tokenizer.encode(text);
-    const steps = checkInt('seqLength', options.seqLength ?? Math.min(100, ids.length - 1), 1);
-    if (ids.length < 2) throw new RangeError('evaluate: the text needs at least two tokens');
-    const { loss, count } = evaluateTokens(this, ids, evalBatch(ids, steps), steps);
-    return { loss, perplexity: Math.exp(loss), bitsPerToken: loss / Math.LN2, tokens: count };
-  }
-
-  get info(): GeneratorInfo {
-    return { backend: 'native', vocabSize: this.spec.vocabSize, spec: { ...this.spec } };
-  }
-
-  /** Nothing to release: native generation holds no threads or sessions between calls. */
-  async close(): Promise<void> {}
-
-  /** Continues every prompt; see GenerateOptions. */
-  generate(options: GenerateOptions): Promise<string[]> {
-    return generate(this, options);
-  }
-
-  /** Streams the continuation of one prompt as text pieces. */
-  stream(options: StreamOptions): AsyncGenerator<string> {
-    return stream(this, options);
-  }
-
-  /**
-   * Saves weights, architecture and vocabulary as safetensors, atomically. After fit, the
-   * optimizer state is saved too (so that training can resume) unless `weightsOnly` is set.
-   * `dtype: 'float16'` stores the weights in half the space, rounded to float16, and implies
-   * `weightsOnly`; they are widened back to float32 when loaded.
-   */
-  async save(
-    path: string,
-    options: { weightsOnly?: boolean; dtype?: WeightsDType } = {},
-  ): Promise<void> {
-    const dtype = options.dtype ?? 'float32';
-    if (dtype !== 'float32' && dtype !== 'float16') {
-      throw new TypeError(`dtype must be 'float32' or 'float16', got ${JSON.stringify(dtype)}`);
-    }
-    const training =
-      options.weightsOnly || dtype === 'float16' || !this.lastTraining
-        ? undefined
-        : {
-            state: this.lastTraining.training,
-            optimizerTensors: this.lastTraining.optimizerTensors,
-          };
-    return saveCheckpoint(this, path, training, dtype);
-  }
-
-  /** Loads a model saved by `save` (the training state, if any, is kept for resuming). */
-  static async load(path: string): Promise<LanguageModel> {
-    const { model, training, optimizerTensors } = await loadCheckpoint(path);
-    if (training) model.lastTraining = { training, optimizerTensors };
-    return model;
-  }
-
-  /** Builds a model from a PyTorch state dict (embedding, rnn, decoder) saved as safetensors. */
-  static fromPyTorch(path: string, config: LanguageModelConfig): Promise<LanguageModel> {
-    return loadPytorch(path, config);
-  }
-
-  /** Writes the weights as a PyTorch state dict in safetensors. */
-  toPyTorch(path: string): Promise<void> {
-    return savePytorch(this, path);
-  }
-
-  /** The training state after fit or load, for resuming: pass as `fit(..., { resume })`. */
-  get resumeState(): {
-    training: TrainingState;
-    optimizerTensors: Record<string, Float32Array>;
-  } | null {
-    return this.lastTraining;
   }
 
   /** Weights as the native generation loop takes them. */

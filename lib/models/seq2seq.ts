@@ -1,9 +1,10 @@
-import { native, type FeedingShape } from '../core/native';
+import { native, type BeamSearchConfig, type FeedingShape } from '../core/native';
 import { Attention, type AttentionKind } from '../nn/attention';
 import { Embedding } from '../nn/embedding';
 import { Linear } from '../nn/linear';
 import { SoftmaxCrossEntropy } from '../nn/loss';
-import { Module, Parameter, checkInt, checkNumber, reuse } from '../nn/parameter';
+import { checkInt, checkNumber } from '../core/validate';
+import { Module, Parameter, reuse } from '../nn/parameter';
 import { RecurrentStack, type CellType, type RecurrentState } from '../nn/recurrent';
 import { Random } from '../core/random';
 import type { Tokenizer } from '../text';
@@ -16,17 +17,6 @@ import {
   type PairBatch,
   type SourceBatch,
 } from '../text/batch';
-import { loadSeq2Seq, saveSeq2Seq } from '../checkpoint/seq2seq';
-import { fitSeq2Seq, type Seq2SeqFitOptions, type TextPair } from '../train/seq2seq-fit';
-import {
-  beamSearchConfig,
-  translate,
-  type BeamOptions,
-  type TranslateOptions,
-  type Translation,
-} from '../decode/translate';
-import type { ResumeState } from '../checkpoint/resume';
-import type { FitResult } from '../train/fit';
 
 export interface Seq2SeqConfig {
   /** Tokenizers for text-level methods; the vocabulary sizes come from them when given. */
@@ -93,9 +83,11 @@ function specialOrDefault(t: Tokenizer | undefined, name: string, given: number 
  * (bidirectional: a second stack reads each row backwards within its own length, and the two
  * directions' states are concatenated) -> a linear bridge from the encoder's top-layer final
  * state to every decoder layer's initial state -> target Embedding -> recurrent decoder ->
- * Luong attention over the encoder states -> Linear over the target vocabulary.
+ * Luong attention over the encoder states -> Linear over the target vocabulary. This is the
+ * network; training, translation and checkpoints are functions of the layers above that take it,
+ * and the Seq2Seq users hold (lib/api/seq2seq.ts) adds them as methods.
  */
-export class Seq2Seq extends Module {
+export class Seq2SeqNetwork extends Module {
   readonly spec: Seq2SeqSpec;
   readonly sourceEmbedding: Embedding;
   readonly encoder: RecurrentStack;
@@ -114,7 +106,6 @@ export class Seq2Seq extends Module {
   private last: PairBatch | null = null;
   private feeding: { shape: FeedingShape; x: Float32Array; encoded: Encoded } | null = null;
   private feedingSeed: number;
-  private lastTraining: ResumeState | null = null;
 
   constructor(config: Seq2SeqConfig) {
     super();
@@ -556,9 +547,9 @@ export class Seq2Seq extends Module {
 
   /**
    * Native beam search (beam 1: greedy, or sampling with temperature > 0) over an already padded
-   * source batch; token-level results.
+   * source batch, with the search's native config; token-level results.
    */
-  beamSearch(batch: SourceBatch, o: BeamOptions) {
+  decodeBeams(batch: SourceBatch, config: BeamSearchConfig) {
     const { states, initial } = this.encode(batch, false);
     const d = this.nativeDecoder();
     // Copies: the encoder's buffers are reused by the next encode, which may run while the
@@ -574,42 +565,7 @@ export class Seq2Seq extends Module {
       batch.sourceLengths.slice(),
       initial.h.slice(),
       initial.c?.slice() ?? null,
-      beamSearchConfig(this.spec, batch, o),
+      config,
     );
-  }
-
-  /**
-   * Trains on (source, target) text pairs in a worker thread; resolves with the loss history and
-   * the state `save` keeps for resuming.
-   */
-  async fit(pairs: readonly TextPair[], options: Seq2SeqFitOptions = {}): Promise<FitResult> {
-    const result = await fitSeq2Seq(this, pairs, options);
-    this.lastTraining = result.resume;
-    return result;
-  }
-
-  /** The training state after fit or load, for resuming: pass as `fit(..., { resume })`. */
-  get resumeState(): ResumeState | null {
-    return this.lastTraining;
-  }
-
-  /** Translates every source (greedy, or beam search with `beam` > 1); see TranslateOptions. */
-  translate(sources: readonly string[], options: TranslateOptions = {}): Promise<Translation[]> {
-    return translate(this, sources, options);
-  }
-
-  /**
-   * Saves weights, architecture and vocabularies as safetensors, atomically. After fit, the
-   * optimizer state is saved too (so that training can resume) unless `weightsOnly` is set.
-   */
-  save(path: string, options: { weightsOnly?: boolean } = {}): Promise<void> {
-    return saveSeq2Seq(this, path, options.weightsOnly ? null : this.lastTraining);
-  }
-
-  /** Loads a model saved by `save`, checking every tensor (the training state is kept). */
-  static async load(path: string): Promise<Seq2Seq> {
-    const { model, resume } = await loadSeq2Seq(path);
-    model.lastTraining = resume;
-    return model;
   }
 }

@@ -1,6 +1,7 @@
 import { native, type AttentionKind, type AttentionShape } from '../core/native';
 import { Random } from '../core/random';
-import { Module, Parameter, checkInt, reuse } from './parameter';
+import { checkInt } from '../core/validate';
+import { Module, Parameter, reuse } from './parameter';
 
 export type { AttentionKind };
 

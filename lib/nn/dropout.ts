@@ -1,5 +1,6 @@
 import { native } from '../core/native';
-import { checkNumber, reuse } from './parameter';
+import { checkNumber } from '../core/validate';
+import { reuse } from './parameter';
 
 /**
  * Dropout in training: each element is kept with probability 1 - p and scaled by 1 / (1 - p).

@@ -1,6 +1,7 @@
 import { native } from '../core/native';
 import { Random } from '../core/random';
-import { Module, Parameter, checkInt, reuse } from './parameter';
+import { checkInt } from '../core/validate';
+import { Module, Parameter, reuse } from './parameter';
 
 /** Token embedding: ids [N] -> vectors [N, embeddingSize]. Weight [vocabSize, embeddingSize]. */
 export class Embedding extends Module {

@@ -1,6 +1,7 @@
 import { native } from '../core/native';
 import { Random } from '../core/random';
-import { Module, Parameter, checkInt, reuse } from './parameter';
+import { checkInt } from '../core/validate';
+import { Module, Parameter, reuse } from './parameter';
 
 /**
  * y = x W^T + b, x [N, inputSize], W [outputSize, inputSize] (PyTorch's nn.Linear layout).

@@ -1,5 +1,6 @@
 import { native } from '../core/native';
-import { checkInt, checkNumber, reuse } from './parameter';
+import { checkInt, checkNumber } from '../core/validate';
+import { reuse } from './parameter';
 
 export interface CrossEntropyOptions {
   /** Targets equal to this count for nothing (padding); default -1. */

@@ -62,26 +62,6 @@ export abstract class Module {
   }
 }
 
-/** Checks that `value` is an integer in [min, max], naming `what` in the error. */
-export function checkInt(what: string, value: unknown, min: number, max = 2 ** 31 - 1): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(
-      `${what} must be an integer in [${min}, ${max}], got ${typeof value === 'number' ? value : typeof value}`,
-    );
-  }
-  return value;
-}
-
-/** Checks that `value` is a finite number in [min, max], naming `what` in the error. */
-export function checkNumber(what: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    throw new RangeError(
-      `${what} must be a finite number in [${min}, ${max}], got ${typeof value === 'number' ? value : typeof value}`,
-    );
-  }
-  return value;
-}
-
 /** Returns `buf` if it holds at least n floats (as a view of exactly n), else a new buffer. */
 export function reuse(buf: Float32Array | null, n: number): Float32Array {
   return buf && buf.length >= n ? buf.subarray(0, n) : new Float32Array(n);

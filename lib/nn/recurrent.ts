@@ -1,6 +1,7 @@
 import { native, type CellName, type StackShape } from '../core/native';
 import { Random } from '../core/random';
-import { Module, Parameter, checkInt, checkNumber, reuse } from './parameter';
+import { checkInt, checkNumber } from '../core/validate';
+import { Module, Parameter, reuse } from './parameter';
 
 /**
  * Weight layout. A stack keeps one flat parameter buffer, layer after layer, each layer

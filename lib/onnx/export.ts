@@ -2,10 +2,10 @@
 // residual Adds) -> Gemm (decoder), built from the pieces in graph.ts. Every layer's state
 // is an explicit graph input and output, so the runtime that runs the file owns the state.
 import { writeFileAtomic } from '../core/atomic';
-import { LanguageModel } from '../models/language-model';
-import { native } from '../core/native';
-import { checkInt } from '../nn/parameter';
-import { FORMAT, MAX_OPSET, MIN_OPSET, NAMES, graphIo, type OnnxKind } from './format';
+import { LanguageModelNetwork } from '../models/language-model';
+import { checkInt } from '../core/validate';
+import { FORMAT, VERSION } from '../core/constants';
+import { MAX_OPSET, MIN_OPSET, NAMES, graphIo, type OnnxKind } from './format';
 import { GraphBuilder, addRecurrentStack, encodeModel, int } from './graph';
 
 export interface ExportOptions {
@@ -20,8 +20,8 @@ export interface ExportOptions {
 }
 
 /** The model as an encoded ONNX ModelProto. */
-export function buildOnnx(model: LanguageModel, options: ExportOptions): Uint8Array {
-  if (!(model instanceof LanguageModel)) {
+export function buildOnnx(model: LanguageModelNetwork, options: ExportOptions): Uint8Array {
+  if (!(model instanceof LanguageModelNetwork)) {
     throw new TypeError('exportOnnx: model must be a LanguageModel');
   }
   const kind = options.kind;
@@ -55,7 +55,7 @@ export function buildOnnx(model: LanguageModel, options: ExportOptions): Uint8Ar
   const outShape = g.op('Concat', [tokensShape, g.int64s('decoder.vocab', [V])], [int('axis', 0)]);
   g.add('Reshape', [z, outShape], [NAMES.logits]);
 
-  const version = native.info().version;
+  const version = VERSION;
   const metadata: Record<string, string> = {
     format: FORMAT,
     version,
@@ -79,7 +79,7 @@ export function buildOnnx(model: LanguageModel, options: ExportOptions): Uint8Ar
  * `path` untouched.
  */
 export async function exportOnnx(
-  model: LanguageModel,
+  model: LanguageModelNetwork,
   path: string,
   options: ExportOptions,
 ): Promise<void> {

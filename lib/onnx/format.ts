@@ -5,11 +5,11 @@ import { onnx } from 'onnx-proto';
 
 import type { LanguageModelSpec } from '../models/language-model';
 import type { CellType } from '../nn/recurrent';
+import { FORMAT } from '../core/constants';
 import { tokenizerFromJSON, type TokenizerJSON } from '../text';
 
 export type OnnxKind = 'step' | 'sequence';
 
-export const FORMAT = 'rnnkit';
 export const MIN_OPSET = 14;
 export const MAX_OPSET = 17;
 export const IR_VERSION = 8;

@@ -1,17 +1,16 @@
 // OnnxGenerator: text generation from an rnnkit .onnx file through onnxruntime-node, with the
 // options and results of the native LanguageModel. The session and the token loop live in a
 // worker thread (onnxruntime's run() blocks its thread); this side encodes, routes and decodes.
-import * as path from 'node:path';
-
 import type { GenerateOptions, StreamOptions } from '../decode/options';
 import type { GeneratorInfo, TextGenerator } from '../decode/text-generator';
 import type { NativeGenerateResult } from '../core/native';
-import { checkInt } from '../nn/parameter';
+import { checkInt } from '../core/validate';
 import { tokenizerFromJSON, type Tokenizer } from '../text';
 import type { OnnxModelInfo } from './format';
 import { generateText, streamText, type TokenLoop } from '../decode/token-loop';
 import type { GenerateRequest, TokensReply, WorkerInput } from './worker';
 import { OnnxWorker } from '../threads/protocol';
+import { workerScript } from '../threads/start';
 
 export interface OnnxGeneratorOptions {
   /** onnxruntime intra-op threads (default: onnxruntime's choice, the machine's cores). */
@@ -52,7 +51,7 @@ export class OnnxGenerator implements TextGenerator {
       options.threads === undefined ? undefined : checkInt('threads', options.threads, 1, 1024);
     const maxBatch = checkInt('maxBatch', options.maxBatch ?? 256, 1, 65536);
     const input: WorkerInput = { file, threads };
-    const worker: Worker = await OnnxWorker.start(path.join(__dirname, 'worker.js'), input, file);
+    const worker: Worker = await OnnxWorker.start(workerScript(__filename, 'worker'), input, file);
     try {
       if (!worker.info.tokenizer) {
         throw new Error(

@@ -5,13 +5,10 @@ import * as ort from 'onnxruntime-node';
 
 import { matchedStop, samplerOf, usesHistory, type Ragged } from '../decode/options';
 import type { LanguageModelSpec } from '../models/language-model';
+import { FINISH_CANCELLED, FINISH_LENGTH, FINISH_STOP } from '../core/constants';
 import { native, type NativeGenerateOptions, type NativeGenerateResult } from '../core/native';
 import { NAMES, type OnnxKind } from './format';
 import type { OnTokens } from '../decode/token-loop';
-
-const FINISH_LENGTH = 0;
-const FINISH_STOP = 1;
-const FINISH_CANCELLED = 2;
 
 /** The recurrent state of n rows: h (and c for LSTM), each [L, n, H]. */
 interface State {

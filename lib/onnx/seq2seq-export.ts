@@ -6,11 +6,11 @@
 import { onnx } from 'onnx-proto';
 
 import { writeFileAtomic } from '../core/atomic';
-import { Seq2Seq } from '../models/seq2seq';
-import { native } from '../core/native';
+import { Seq2SeqNetwork } from '../models/seq2seq';
 import type { Linear } from '../nn/linear';
-import { checkInt } from '../nn/parameter';
-import { FORMAT, MAX_OPSET, MIN_OPSET } from './format';
+import { checkInt } from '../core/validate';
+import { FORMAT, VERSION } from '../core/constants';
+import { MAX_OPSET, MIN_OPSET } from './format';
 import { GraphBuilder, addRecurrentStack, encodeModel, int, ints } from './graph';
 import {
   ENCODER_HASH,
@@ -34,7 +34,7 @@ function linear(g: GraphBuilder, name: string, layer: Linear, x: string): string
 }
 
 /** One of the attention's weights (Attention.tensors() names them) as an initializer. */
-function attentionWeight(g: GraphBuilder, model: Seq2Seq, key: string): string {
+function attentionWeight(g: GraphBuilder, model: Seq2SeqNetwork, key: string): string {
   const t = model.attention.tensors()[key];
   return g.floats(`attention.${key}`, t.shape, t.data);
 }
@@ -45,7 +45,7 @@ function attentionWeight(g: GraphBuilder, model: Seq2Seq, key: string): string {
  * the attention scores read (memory, or memory W^T); the mask of valid positions; the bridge from
  * the top layer's final state (both directions) to the decoder's initial state.
  */
-function encoderGraph(model: Seq2Seq): GraphBuilder {
+function encoderGraph(model: Seq2SeqNetwork): GraphBuilder {
   const s = model.spec;
   const g = new GraphBuilder();
   const top = s.encoderLayers - 1;
@@ -103,7 +103,7 @@ function encoderGraph(model: Seq2Seq): GraphBuilder {
  * stack from h0/c0 -> q [batch, H] -> scores against the keys, masked softmax -> attention,
  * context over memory -> tanh(W_c [context; q]) -> the output layer -> logits [1, batch, V].
  */
-function decoderGraph(model: Seq2Seq): GraphBuilder {
+function decoderGraph(model: Seq2SeqNetwork): GraphBuilder {
   const s = model.spec;
   const g = new GraphBuilder();
   const lstm = s.cell === 'lstm';
@@ -163,14 +163,14 @@ function decoderGraph(model: Seq2Seq): GraphBuilder {
  * two files belong together.
  */
 export function buildSeq2SeqOnnx(
-  model: Seq2Seq,
+  model: Seq2SeqNetwork,
   options: Seq2SeqExportOptions = {},
 ): Record<Seq2SeqPart, Uint8Array> {
-  if (!(model instanceof Seq2Seq)) {
+  if (!(model instanceof Seq2SeqNetwork)) {
     throw new TypeError('exportSeq2SeqOnnx: model must be a Seq2Seq');
   }
   const opset = checkInt('opset', options.opset ?? MAX_OPSET, MIN_OPSET, MAX_OPSET);
-  const version = native.info().version;
+  const version = VERSION;
   const metadata: Record<string, string> = {
     format: FORMAT,
     version,
@@ -202,7 +202,7 @@ export function buildSeq2SeqOnnx(
  * seq2seqOnnxPaths), each atomically; resolves with the two paths.
  */
 export async function exportSeq2SeqOnnx(
-  model: Seq2Seq,
+  model: Seq2SeqNetwork,
   path: string,
   options: Seq2SeqExportOptions = {},
 ): Promise<Record<Seq2SeqPart, string>> {

@@ -1,11 +1,9 @@
 // OnnxSeq2Seq: translation with an exported Seq2Seq (X.encoder.onnx + X.decoder.onnx) through
 // onnxruntime-node, with the options and results of the native model's translate. The sessions
 // and the decoding loop live in a worker thread; this side tokenizes, batches and decodes text.
-import * as path from 'node:path';
-
 import type { Seq2SeqSpec } from '../models/seq2seq';
 import type { BeamSearchResult } from '../core/native';
-import { checkInt } from '../nn/parameter';
+import { checkInt } from '../core/validate';
 import type { SourceBatch } from '../text/batch';
 import {
   beamSearchConfig,
@@ -19,6 +17,7 @@ import { tokenizerFromJSON, type Tokenizer } from '../text';
 import { seq2seqOnnxPaths, type OnnxSeq2SeqInfo, type Seq2SeqPart } from './seq2seq-format';
 import type { BeamSearchRequest, Seq2SeqWorkerInput } from './seq2seq-worker';
 import { OnnxWorker } from '../threads/protocol';
+import { workerScript } from '../threads/start';
 
 export interface OnnxSeq2SeqOptions {
   /** onnxruntime intra-op threads of each session (default: onnxruntime's choice). */
@@ -70,7 +69,7 @@ export class OnnxSeq2Seq implements Translator {
     const files = seq2seqOnnxPaths(file);
     const input: Seq2SeqWorkerInput = { files, threads };
     const worker: Worker = await OnnxWorker.start(
-      path.join(__dirname, 'seq2seq-worker.js'),
+      workerScript(__filename, 'seq2seq-worker'),
       input,
       files.decoder,
     );

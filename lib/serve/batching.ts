@@ -3,20 +3,20 @@
 // lib/generate/options.ts), so a bad call is rejected before it reaches the batch; it queues
 // prompts for batch slots, enforces the queue limits, routes the worker's tokens to their calls
 // and decodes text.
-import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Worker } from 'node:worker_threads';
 
 import { samplerOf, type GenerateOptions, type StreamOptions } from '../decode/options';
 import type { GeneratorInfo, TextGenerator } from '../decode/text-generator';
-import { LanguageModel, type LanguageModelSpec } from '../models/language-model';
+import { LanguageModelNetwork, type LanguageModelSpec } from '../models/language-model';
 import type { NativeGenerateResult } from '../core/native';
-import { checkInt } from '../nn/parameter';
+import { checkInt } from '../core/validate';
 import { generateText, streamText, type OnTokens, type TokenLoop } from '../decode/token-loop';
 import { tokenizerFromJSON, type Tokenizer } from '../text';
-import { startWorker } from '../threads/start';
+import { loadCheckpoint } from '../checkpoint/language-model';
+import { FINISH_CANCELLED } from '../core/constants';
+import { startWorker, workerScript } from '../threads/start';
 import {
-  FINISH_CANCELLED,
   type EngineInfo,
   type FromWorker,
   type RowRequest,
@@ -88,7 +88,7 @@ function resolveOptions(o: BatchingOptions): Resolved {
 /** Starts the engine worker and waits for it to load the model. */
 function open(input: WorkerInput, what: string) {
   return startWorker<EngineInfo>(
-    path.join(__dirname, 'engine-worker.js'),
+    workerScript(__filename, 'engine-worker'),
     { workerData: input },
     what,
   );
@@ -123,7 +123,7 @@ export class BatchingGenerator implements TextGenerator {
 
   /** Batches a LanguageModel's generation with the native kernels (the weights are shared). */
   static async fromModel(
-    model: LanguageModel,
+    model: LanguageModelNetwork,
     options: BatchingOptions = {},
   ): Promise<BatchingGenerator> {
     if (!model.tokenizer) throw new Error('the model has no tokenizer; text generation needs one');
@@ -163,7 +163,7 @@ export class BatchingGenerator implements TextGenerator {
   /** An .onnx file through onnxruntime, anything else as a LanguageModel checkpoint. */
   static async load(file: string, options: BatchingOptions = {}): Promise<BatchingGenerator> {
     if (file.toLowerCase().endsWith('.onnx')) return BatchingGenerator.fromOnnx(file, options);
-    return BatchingGenerator.fromModel(await LanguageModel.load(file), options);
+    return BatchingGenerator.fromModel((await loadCheckpoint(file)).model, options);
   }
 
   get info(): GeneratorInfo {

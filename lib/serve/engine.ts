@@ -13,15 +13,10 @@
 // requests, as an in-process batch primes). Between iterations the worker's event loop runs,
 // which is when new rows arrive.
 import { matchedStop, ragged, usesHistory } from '../decode/options';
+import { FINISH_CANCELLED, FINISH_LENGTH, FINISH_STOP } from '../core/constants';
 import { native, type NativeSamplerOptions } from '../core/native';
 import type { StepBackend } from './backend';
-import {
-  FINISH_CANCELLED,
-  FINISH_LENGTH,
-  FINISH_STOP,
-  type FromWorker,
-  type RowRequest,
-} from './protocol';
+import type { FromWorker, RowRequest } from './protocol';
 import type { RowStates } from './state';
 
 interface Row {

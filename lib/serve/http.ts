@@ -9,7 +9,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 
 import type { SamplingOptions } from '../decode/options';
 import type { TextGenerator } from '../decode/text-generator';
-import { checkInt } from '../nn/parameter';
+import { checkInt } from '../core/validate';
 import { OnnxSeq2Seq } from '../onnx/seq2seq';
 import type { Translator } from '../decode/translate';
 import { BatchingGenerator, QueueFullError, QueueTimeoutError } from './batching';

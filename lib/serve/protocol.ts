@@ -53,7 +53,3 @@ export type FromWorker =
     }
   /** The backend failed on these rows (and only these); they are gone from the batch. */
   | { type: 'error'; rows: Int32Array; message: string };
-
-export const FINISH_LENGTH = 0;
-export const FINISH_STOP = 1;
-export const FINISH_CANCELLED = 2;

@@ -4,16 +4,15 @@
 // request keep surviving V8's scavenges, and the survivors make V8 grow the young generation step
 // by step up to 48 MiB, which shows as resident memory creeping up over thousands of requests.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 
 import type { TextGenerator } from '../decode/text-generator';
 import { readSafetensors } from '../checkpoint/safetensors';
-import { Seq2Seq } from '../models/seq2seq';
+import { Seq2Seq } from '../api/seq2seq';
 import { native } from '../core/native';
 import { OnnxSeq2Seq } from '../onnx/seq2seq';
 import { seq2seqOnnxPaths } from '../onnx/seq2seq-format';
 import type { Translator } from '../decode/translate';
-import { startWorker } from '../threads/start';
+import { startWorker, workerScript } from '../threads/start';
 import { BatchingGenerator } from './batching';
 import { startServer } from './http';
 
@@ -89,7 +88,7 @@ export async function serveHere(c: ServeConfig): Promise<Serving> {
 /** Serves as serveHere does, from a worker thread with a small young generation. */
 export async function serveInWorker(c: ServeConfig): Promise<Serving> {
   const { worker, info } = await startWorker<{ url: string; engine: string }>(
-    path.join(__dirname, 'thread-worker.js'),
+    workerScript(__filename, 'thread-worker'),
     { workerData: c, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } },
     `${c.file}: the serving thread`,
   );

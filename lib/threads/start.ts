@@ -1,6 +1,15 @@
 // Starting a worker thread that loads something before it can work: its first message says
 // whether it is ready (with what it loaded) or the one error that kept it from loading.
+import * as path from 'node:path';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
+
+/**
+ * The worker script `name` in the directory of `file` (the caller's __filename), with the
+ * caller's extension: .js in the built package, .ts when lib/ runs from its sources (tests).
+ */
+export function workerScript(file: string, name: string): string {
+  return path.join(path.dirname(file), name + path.extname(file));
+}
 
 export type FirstReply<Info> = { type: 'ready'; info: Info } | { type: 'failed'; message: string };
 

@@ -1,11 +1,12 @@
 // fit(): validates the options, tokenizes the corpus, and runs the training loop in a worker
 // thread over the model's shared parameter memory, so the caller's event loop keeps running.
-import * as path from 'node:path';
 import { Worker, parentPort } from 'node:worker_threads';
 
 import type { ResumeState, TrainingState } from '../checkpoint/resume';
-import type { LanguageModel } from '../models/language-model';
-import { checkInt, checkNumber, type Module, type Parameter } from '../nn/parameter';
+import type { LanguageModelNetwork, LanguageModelSpec } from '../models/language-model';
+import type { TokenizerJSON } from '../text';
+import { checkInt, checkNumber } from '../core/validate';
+import { type Module, type Parameter } from '../nn/parameter';
 import type {
   History,
   LoopMessage,
@@ -15,7 +16,7 @@ import type {
   Progress,
   TrainingLoop,
 } from './loop';
-import type { WorkerInput } from './worker';
+import { workerScript } from '../threads/start';
 
 export interface FitOptions {
   /** Passes over the training text (default 1), unless `steps` is given. */
@@ -118,7 +119,7 @@ export interface FitResult extends History {
 
 /** Trains the model in a worker thread; resolves with the loss history. */
 export function fit(
-  model: LanguageModel,
+  model: LanguageModelNetwork,
   corpus: string | Int32Array,
   options: FitOptions = {},
 ): Promise<FitResult> {
@@ -150,7 +151,7 @@ export function fit(
       ? { training: options.resume.training, optimizerTensors: options.resume.optimizerTensors }
       : null,
   };
-  return runTrainingWorker(path.join(__dirname, 'worker.js'), input, stop, options);
+  return runTrainingWorker(workerScript(__filename, 'worker'), input, stop, options);
 }
 
 type WorkerMessage =
@@ -193,6 +194,13 @@ export function runTrainingWorker(
       finish(() => reject(new Error(`fit: the training worker exited with code ${code}`))),
     );
   });
+}
+
+/** What the language model's training worker (worker.ts) gets. */
+export interface WorkerInput extends TrainingWorkerData<Int32Array, LoopOptions> {
+  spec: LanguageModelSpec;
+  tokenizer: TokenizerJSON | null;
+  seed: number;
 }
 
 /** What every training worker gets besides its model's description. */

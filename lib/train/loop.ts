@@ -5,10 +5,11 @@
 // through `report` and `shouldStop`.
 import { saveCheckpoint } from '../checkpoint/language-model';
 import type { ResumeState, TrainingState } from '../checkpoint/resume';
-import { copyState, type LanguageModel } from '../models/language-model';
+import { copyState, type LanguageModelNetwork } from '../models/language-model';
 import type { Module } from '../nn/parameter';
 import type { RecurrentState } from '../nn/recurrent';
 import { Random } from '../core/random';
+import { IGNORE_INDEX } from '../text/batch';
 import { Adam, SGD, clipGradNorm, type Optimizer } from './optim';
 
 export type LrSchedule = 'constant' | 'cosine' | 'linear';
@@ -110,22 +111,44 @@ export class StreamBatcher {
   }
 }
 
-/** Mean cross-entropy (nats per token) of the model over a token stream, state carried. */
+/**
+ * Mean cross-entropy (nats per token) of every next-token prediction of a token stream, and their
+ * count (tokens.length - 1). The predictions are cut into up to `batch` contiguous rows whose
+ * lengths differ by at most one, read `steps` at a time with the state carried; a row's last
+ * window is padded with ignored targets, so no prediction is dropped or counted twice.
+ */
 export function evaluateTokens(
-  model: LanguageModel,
+  model: LanguageModelNetwork,
   tokens: Int32Array,
   batch: number,
   steps: number,
 ): { loss: number; count: number } {
-  const batcher = new StreamBatcher(tokens, batch, steps, 'the evaluation text');
-  const inputs = new Int32Array(batch * steps);
-  const targets = new Int32Array(batch * steps);
+  const predictions = tokens.length - 1;
+  if (predictions < 1) {
+    throw new RangeError(`the evaluation text has ${tokens.length} tokens; it needs at least two`);
+  }
+  const rows = Math.min(batch, predictions);
+  const base = Math.floor(predictions / rows);
+  const longer = predictions % rows;
+  const start = (b: number) => b * base + Math.min(b, longer);
+  const length = (b: number) => base + (b < longer ? 1 : 0);
+  const chunks = Math.ceil(length(0) / steps);
+  const inputs = new Int32Array(rows * steps);
+  const targets = new Int32Array(rows * steps);
   let state: RecurrentState | undefined;
   let sum = 0;
   let count = 0;
-  for (let j = 0; j < batcher.chunks; j++) {
-    batcher.chunk(j, inputs, targets);
-    const r = model.lossSum(inputs, targets, steps, batch, state);
+  for (let j = 0; j < chunks; j++) {
+    for (let b = 0; b < rows; b++) {
+      for (let t = 0; t < steps; t++) {
+        const p = j * steps + t;
+        const i = t * rows + b;
+        const inside = p < length(b);
+        inputs[i] = inside ? tokens[start(b) + p] : 0;
+        targets[i] = inside ? tokens[start(b) + p + 1] : IGNORE_INDEX;
+      }
+    }
+    const r = model.lossSum(inputs, targets, steps, rows, state);
     sum += r.sum;
     count += r.count;
     state = copyState(r.state);
@@ -413,7 +436,7 @@ export async function runTraining(
  * `resume` carries the state of an earlier run (from a checkpoint) to continue where it stopped.
  */
 export function trainLoop(
-  model: LanguageModel,
+  model: LanguageModelNetwork,
   train: Int32Array,
   validation: Int32Array,
   o: LoopOptions,

@@ -1,5 +1,6 @@
 import { native } from '../core/native';
-import { Parameter, checkNumber, sharedFloat32 } from '../nn/parameter';
+import { checkNumber } from '../core/validate';
+import { Parameter, sharedFloat32 } from '../nn/parameter';
 
 /** An optimizer over a fixed list of parameters; step() applies one fused native update. */
 export interface Optimizer {

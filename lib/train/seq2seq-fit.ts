@@ -1,22 +1,16 @@
 // Seq2Seq training from the caller's side: validates the options, tokenizes the pairs, holds back
 // a shuffled validation split and runs the training loop in a worker thread over the model's
 // shared parameter memory, so the caller's event loop keeps running.
-import * as path from 'node:path';
-
 import type { ResumeState } from '../checkpoint/resume';
-import type { Seq2Seq } from '../models/seq2seq';
+import type { Seq2SeqNetwork } from '../models/seq2seq';
 import type { UnknownPolicy } from '../text';
-import { checkInt, checkNumber } from '../nn/parameter';
+import type { TextPair } from '../text/pairs';
+import { checkInt, checkNumber } from '../core/validate';
 import { Random } from '../core/random';
 import { abortError, loopOptions, runTrainingWorker, type FitOptions, type FitResult } from './fit';
 import type { Seq2SeqLoopOptions, TokenPair } from './seq2seq';
 import type { Seq2SeqWorkerInput } from './seq2seq-worker';
-
-/** A training pair as text. */
-export interface TextPair {
-  source: string;
-  target: string;
-}
+import { workerScript } from '../threads/start';
 
 export interface Seq2SeqFitOptions extends Omit<
   FitOptions,
@@ -38,7 +32,7 @@ export interface Seq2SeqFitOptions extends Omit<
 
 /** Text pairs -> token pairs with the model's tokenizers; names the pair that fails. */
 export function tokenizePairs(
-  model: Seq2Seq,
+  model: Seq2SeqNetwork,
   pairs: readonly TextPair[],
   unknown: UnknownPolicy = 'error',
 ): TokenPair[] {
@@ -93,7 +87,7 @@ function seq2seqLoopOptions(options: Seq2SeqFitOptions): Seq2SeqLoopOptions {
 
 /** Trains the model in a worker thread; resolves with the loss history and resume state. */
 export function fitSeq2Seq(
-  model: Seq2Seq,
+  model: Seq2SeqNetwork,
   pairs: readonly TextPair[],
   options: Seq2SeqFitOptions = {},
 ): Promise<FitResult> {
@@ -123,5 +117,5 @@ export function fitSeq2Seq(
     resume: options.resume ?? null,
   };
   if (options.signal?.aborted) return Promise.reject(abortError());
-  return runTrainingWorker(path.join(__dirname, 'seq2seq-worker.js'), input, stop, options);
+  return runTrainingWorker(workerScript(__filename, 'seq2seq-worker'), input, stop, options);
 }

@@ -2,7 +2,7 @@
 // runs the training loop, posting progress back.
 import { workerData } from 'node:worker_threads';
 
-import { Seq2Seq, type Seq2SeqSpec } from '../models/seq2seq';
+import { Seq2SeqNetwork, type Seq2SeqSpec } from '../models/seq2seq';
 import { tokenizerFromJSON, type TokenizerJSON } from '../text';
 import { serveTraining, type TrainingWorkerData } from './fit';
 import { trainSeq2SeqLoop, type Seq2SeqLoopOptions, type TokenPair } from './seq2seq';
@@ -19,7 +19,7 @@ const tokenizer = (json: TokenizerJSON | null) => (json ? tokenizerFromJSON(json
 void serveTraining(
   input,
   () =>
-    new Seq2Seq({
+    new Seq2SeqNetwork({
       ...input.spec,
       sourceTokenizer: tokenizer(input.sourceTokenizer),
       targetTokenizer: tokenizer(input.targetTokenizer),

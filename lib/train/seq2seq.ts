@@ -4,7 +4,7 @@
 // (runTraining in lib/train/loop.ts). It runs in a worker thread (see fit.ts) and talks to its
 // caller only through `report` and `shouldStop`.
 import type { ResumeState } from '../checkpoint/resume';
-import type { Seq2Seq } from '../models/seq2seq';
+import type { Seq2SeqNetwork } from '../models/seq2seq';
 import { Random } from '../core/random';
 import {
   runTraining,
@@ -64,7 +64,7 @@ function shuffle<T>(a: T[], rng: Random): T[] {
   return a;
 }
 
-export function toPairBatch(model: Seq2Seq, pairs: readonly TokenPair[]): PairBatch {
+export function toPairBatch(model: Seq2SeqNetwork, pairs: readonly TokenPair[]): PairBatch {
   return pairBatch(
     pairs.map((p) => p.source),
     pairs.map((p) => p.target),
@@ -74,7 +74,11 @@ export function toPairBatch(model: Seq2Seq, pairs: readonly TokenPair[]): PairBa
 }
 
 /** Mean cross-entropy per target token (eos included) over `pairs`, without gradients. */
-export function evaluatePairs(model: Seq2Seq, pairs: readonly TokenPair[], batchSize = 64): number {
+export function evaluatePairs(
+  model: Seq2SeqNetwork,
+  pairs: readonly TokenPair[],
+  batchSize = 64,
+): number {
   let sum = 0;
   let count = 0;
   for (let i = 0; i < pairs.length; i += batchSize) {
@@ -157,7 +161,7 @@ function savedPosition(resume: ResumeState, pairs: number, batchSize: number): P
  * dropout masks.
  */
 export function trainSeq2SeqLoop(
-  model: Seq2Seq,
+  model: Seq2SeqNetwork,
   train: readonly TokenPair[],
   validation: readonly TokenPair[],
   o: Seq2SeqLoopOptions,

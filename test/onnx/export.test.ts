@@ -6,6 +6,7 @@ import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 
+import { runCli } from '../helpers/cli';
 import {
   CharTokenizer,
   LanguageModel,
@@ -14,10 +15,10 @@ import {
   exportOnnx,
   type LanguageModelConfig,
   type RecurrentState,
-} from '../dist/index.js';
+} from '../../lib/index';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-onnx-export-'));
-const CHECKER = path.resolve(__dirname, '..', 'scripts', 'check-onnx.py');
+const CHECKER = path.resolve(__dirname, '..', '..', 'scripts', 'check-onnx.py');
 const tokenizer = CharTokenizer.fromText('abcdefghij klmnop.');
 const KINDS = ['step', 'sequence'] as const;
 const BATCHES = [1, 3, 64];
@@ -187,9 +188,7 @@ describe('ONNX export', () => {
 });
 
 describe('rnnkit export (CLI)', () => {
-  const cli = path.resolve(__dirname, '..', 'dist', 'cli', 'main.js');
-  const run = (...args: string[]) =>
-    spawnSync(process.execPath, [cli, 'export', ...args], { encoding: 'utf8' });
+  const run = (...args: string[]) => runCli(['export', ...args]);
 
   it('exports a saved model to an .onnx file that onnxruntime loads', async () => {
     const model = makeModel({ cell: 'gru', numLayers: 2 });

@@ -1,10 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
+import { runCli } from '../helpers/cli';
 import {
   CharTokenizer,
   LanguageModel,
@@ -18,10 +18,10 @@ import {
   parsePairs,
   sourceBatch,
   type Seq2SeqConfig,
-} from '../dist/index.js';
-import type { Native } from '../dist/core/native.js';
-import { Random } from '../dist/core/random.js';
-import { mixDecoderInputs, samplingRate } from '../dist/train/seq2seq.js';
+} from '../../lib/index';
+import { addonChoice, type Native } from '../../lib/core/native';
+import { Random } from '../../lib/core/random';
+import { mixDecoderInputs, samplingRate } from '../../lib/train/seq2seq';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-s2s-'));
 const ids = (a: number[]) => Int32Array.from(a);
@@ -271,37 +271,31 @@ describe('scheduled sampling, checkpoints and resume', () => {
   });
 
   it('seq2seq train --checkpoint-every, --resume and --weights-only', () => {
-    const cli = path.resolve(__dirname, '..', 'dist', 'cli', 'main.js');
     const out = path.join(tmp, 'cli.safetensors');
     const run = (...args: string[]) =>
-      spawnSync(
-        process.execPath,
-        [
-          cli,
-          'seq2seq',
-          'train',
-          '--task',
-          'dates',
-          '--examples',
-          '200',
-          '--test-size',
-          '10',
-          '--hidden',
-          '8',
-          '--embedding',
-          '4',
-          '--batch-size',
-          '16',
-          '--beam',
-          '1',
-          '--scheduled-sampling',
-          '0.3',
-          '--threads',
-          '1',
-          ...args,
-        ],
-        { encoding: 'utf8' },
-      );
+      runCli([
+        'seq2seq',
+        'train',
+        '--task',
+        'dates',
+        '--examples',
+        '200',
+        '--test-size',
+        '10',
+        '--hidden',
+        '8',
+        '--embedding',
+        '4',
+        '--batch-size',
+        '16',
+        '--beam',
+        '1',
+        '--scheduled-sampling',
+        '0.3',
+        '--threads',
+        '1',
+        ...args,
+      ]);
     const first = run('--steps', '4', '--checkpoint-every', '2', '--out', out);
     expect(first.status, first.stderr).toBe(0);
     const resumed = run('--steps', '6', '--resume', out, '--out', out, '--weights-only');
@@ -431,9 +425,7 @@ describe('bad input', () => {
   });
 
   it('native entry points name the argument, the expectation and the value', async () => {
-    const addon = createRequire(__filename)(
-      path.join(__dirname, '..', 'build', 'Release', 'rnnkit.node'),
-    ) as Native;
+    const addon = createRequire(__filename)(addonChoice.file) as Native;
     const m = tiny({ cell: 'gru', attention: 'general' });
     const d = m.nativeDecoder();
     const enc = new Float32Array(2 * 1 * m.encoderSize);
@@ -535,7 +527,7 @@ describe('bad input', () => {
       sourceTokenizer: src,
       targetTokenizer: tgt,
     });
-    const { writeSafetensors, readSafetensors } = await import('../dist/index.js');
+    const { writeSafetensors, readSafetensors } = await import('../../lib/index');
     const { tensors, metadata } = await readSafetensors(file);
     await writeSafetensors(file, tensors, { ...metadata, spec: JSON.stringify(bigger.spec) });
     await expect(Seq2Seq.load(file)).rejects.toThrow(

@@ -1,8 +1,7 @@
 // Runs `rnnkit serve` as a child process for the tests that check the command end to end.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import * as path from 'node:path';
 
-const CLI = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
+import { CLI } from './cli';
 
 export interface ServeCli {
   url: string;
@@ -13,7 +12,7 @@ export interface ServeCli {
 
 /** Starts `rnnkit serve --port 0 ...args` and resolves once it prints the URL it listens on. */
 export async function serveCli(args: string[]): Promise<ServeCli> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args]);
+  const child = spawn(process.execPath, [...CLI, 'serve', '--port', '0', ...args]);
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';

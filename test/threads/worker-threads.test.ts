@@ -3,10 +3,10 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import * as rnnkit from '../dist/index.js';
-import { native } from '../dist/core/native.js';
+import * as rnnkit from '../../lib/index';
+import { addonChoice, native } from '../../lib/core/native';
 
-const ROOT = path.resolve(__dirname, '..');
+const ROOT = path.resolve(__dirname, '..', '..');
 
 // Sizes large enough for the GEMMs to be real work (and to use BLAS threads).
 const SIZES = { I: 48, H: 96, L: 2, T: 24, B: 16, REPEAT: 12 };
@@ -14,7 +14,7 @@ const SIZES = { I: 48, H: 96, L: 2, T: 24, B: 16, REPEAT: 12 };
 /**
  * The computation every thread runs, as source so that workers can eval it. An LSTM forward is
  * repeated REPEAT times (each must equal the first) and hashed bit by bit (FNV-1a over the float32
- * bits), so any difference at all shows: through the LSTM class (lstmDist) or straight through the
+ * bits), so any difference at all shows: through the LSTM class (lstmPackage) or straight through the
  * addon with the same weights (lstmRaw). gruAsync runs a GRU through stackForwardAsync.
  */
 const COMPUTE = String.raw`
@@ -46,7 +46,7 @@ function repeat(S, run) {
   }
   return first;
 }
-function lstmDist(rnnkit, S) {
+function lstmPackage(rnnkit, S) {
   const lstm = new rnnkit.LSTM({ inputSize: S.I, hiddenSize: S.H, numLayers: S.L, seed: 42 });
   const x = input(S.T * S.B * S.I, 0.37);
   return repeat(S, () => {
@@ -82,8 +82,8 @@ async function gruAsync(native, S) {
 type Result = { hash: number; sum: number; sample: number[] };
 type Sizes = typeof SIZES;
 
-const fns = new Function(`${COMPUTE}; return { lstmDist, lstmRaw, gruAsync };`)() as {
-  lstmDist: (rnnkit: unknown, sizes: Sizes) => Result;
+const fns = new Function(`${COMPUTE}; return { lstmPackage, lstmRaw, gruAsync };`)() as {
+  lstmPackage: (rnnkit: unknown, sizes: Sizes) => Result;
   lstmRaw: (native: unknown, params: Float32Array, sizes: Sizes) => Result;
   gruAsync: (native: unknown, sizes: Sizes) => Promise<number>;
 };
@@ -93,12 +93,12 @@ const WORKER = String.raw`
   ${COMPUTE}
   (async () => {
     try {
-      const { root, sizes, gate, via, params } = workerData;
-      // Load the addon through the package (dist) or the .node file itself.
-      const native = require(root + '/build/Release/rnnkit.node');
-      const rnnkit = via === 'dist' ? require(root + '/dist/index.js') : null;
+      const { root, addonFile, sizes, gate, via, params } = workerData;
+      // Load the addon through the package (its TypeScript source) or the .node file itself.
+      const native = require(addonFile);
+      const rnnkit = via === 'package' ? require(root + '/lib/index.ts') : null;
       Atomics.wait(gate, 0, 0); // everyone starts computing at once
-      const lstm = rnnkit ? lstmDist(rnnkit, sizes) : lstmRaw(native, params, sizes);
+      const lstm = rnnkit ? lstmPackage(rnnkit, sizes) : lstmRaw(native, params, sizes);
       const gru = await gruAsync(native, sizes);
       parentPort.postMessage({ lstm, gru });
     } catch (error) {
@@ -110,14 +110,14 @@ const WORKER = String.raw`
 type WorkerResult = { lstm: Result; gru: number; exitCode: number };
 
 function spawn(
-  via: 'dist' | 'addon',
+  via: 'package' | 'addon',
   gate: Int32Array,
   params: Float32Array,
 ): Promise<WorkerResult> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(WORKER, {
       eval: true,
-      workerData: { root: ROOT, sizes: SIZES, gate, via, params },
+      workerData: { root: ROOT, addonFile: addonChoice.file, sizes: SIZES, gate, via, params },
     });
     let message: { lstm: Result; gru: number; error?: string } | null = null;
     worker.on('message', (m) => (message = m));
@@ -136,7 +136,7 @@ const lstmParams = () =>
 
 describe('the addon in worker threads', () => {
   it('three workers and the main thread compute the same LSTM forward at once', async () => {
-    const main = fns.lstmDist(rnnkit, SIZES);
+    const main = fns.lstmPackage(rnnkit, SIZES);
     expect(main.sum).not.toBe(0);
     expect(Number.isFinite(main.sum)).toBe(true);
     // The class and the raw addon call are the same computation.
@@ -146,8 +146,8 @@ describe('the addon in worker threads', () => {
     const gate = new Int32Array(new SharedArrayBuffer(4));
     const params = lstmParams();
     const workers = [
-      spawn('dist', gate, params),
-      spawn('dist', gate, params),
+      spawn('package', gate, params),
+      spawn('package', gate, params),
       spawn('addon', gate, params),
     ];
     // Let the workers load the addon and reach the gate, then release them together while the
@@ -155,7 +155,7 @@ describe('the addon in worker threads', () => {
     await new Promise((r) => setTimeout(r, 300));
     Atomics.store(gate, 0, 1);
     Atomics.notify(gate, 0);
-    const during = fns.lstmDist(rnnkit, SIZES);
+    const during = fns.lstmPackage(rnnkit, SIZES);
     const results = await Promise.all(workers);
 
     expect(during).toEqual(main);
@@ -170,10 +170,10 @@ describe('the addon in worker threads', () => {
   it('a worker started after others exited still loads the addon, and the main thread still computes', async () => {
     const gate = new Int32Array(new SharedArrayBuffer(4));
     Atomics.store(gate, 0, 1);
-    const first = await spawn('dist', gate, lstmParams());
+    const first = await spawn('package', gate, lstmParams());
     const second = await spawn('addon', gate, lstmParams());
     expect(second).toEqual(first);
-    expect(fns.lstmDist(rnnkit, SIZES)).toEqual(first.lstm);
+    expect(fns.lstmPackage(rnnkit, SIZES)).toEqual(first.lstm);
     expect(rnnkit.info().version).toBe(native.info().version);
   });
 });

@@ -22,11 +22,11 @@ import {
   setThreads,
   SoftmaxCrossEntropy,
   type CellType,
-} from '../dist/index.js';
-import type { Native, StackShape } from '../dist/core/native.js';
+} from '../../lib/index';
+import { addonChoice, type Native, type StackShape } from '../../lib/core/native';
 
-const ROOT = path.resolve(__dirname, '..');
-const addonPath = path.join(ROOT, 'build', 'Release', 'rnnkit.node');
+const ROOT = path.resolve(__dirname, '..', '..');
+const addonPath = addonChoice.file;
 const addon = createRequire(__filename)(addonPath) as Native;
 
 type ErrorClass = typeof TypeError | typeof RangeError;
@@ -1133,8 +1133,8 @@ describe("shapes past the kernels' limits (each in a child process, which must s
   // these; their error must still reach JS as a RangeError, not abort the process.
   const prelude = String.raw`
     const root = process.argv[1];
-    const addon = require(root + '/build/Release/rnnkit.node');
-    const { LSTM, LanguageModel } = require(root + '/dist/index.js');
+    const addon = require(process.argv[2]);
+    const { LSTM, LanguageModel } = require(root + '/lib/index.ts');
     const base = { cell: 'lstm', T: 3, B: 2, I: 4, H: 5, L: 1, dropout: 0, residual: false, training: false, seed: 0 };
   `;
   const cases: [string, string][] = [
@@ -1166,7 +1166,7 @@ describe("shapes past the kernels' limits (each in a child process, which must s
       try { ${code}; out = { threw: null }; }
       catch (e) { out = { threw: e && e.constructor && e.constructor.name, message: String(e && e.message) }; }
       process.stdout.write(JSON.stringify(out));`;
-    const r = spawnSync(process.execPath, ['-e', script, ROOT], {
+    const r = spawnSync(process.execPath, ['--require', 'tsx/cjs', '-e', script, ROOT, addonPath], {
       encoding: 'utf8',
       timeout: 60000,
     });

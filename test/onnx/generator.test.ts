@@ -12,7 +12,7 @@ import {
   exportOnnx,
   type CellType,
   type GenerateOptions,
-} from '../dist/index.js';
+} from '../../lib/index';
 
 const corpus = 'the quick brown fox jumps over the lazy dog. ';
 const tokenizer = CharTokenizer.fromText(corpus);

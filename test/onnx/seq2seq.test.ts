@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { runCli } from '../helpers/cli';
 import {
   CharTokenizer,
   LanguageModel,
@@ -20,13 +21,12 @@ import {
   type RunningServer,
   type Seq2SeqConfig,
   type Translation,
-} from '../dist/index.js';
-import { serveCli } from './serve-cli';
+} from '../../lib/index';
+import { serveCli } from '../helpers/serve-cli';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-onnx-seq2seq-'));
-const ROOT = path.resolve(__dirname, '..');
+const ROOT = path.resolve(__dirname, '..', '..');
 const CHECKER = path.join(ROOT, 'scripts', 'check-onnx.py');
-const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 const sourceTokenizer = CharTokenizer.fromText('abcdefghij ');
 const targetTokenizer = CharTokenizer.fromText('0123456789-', {
   specials: ['<pad>', '<bos>', '<eos>'],
@@ -431,18 +431,12 @@ describe('POST /v1/translate', () => {
     const saved = path.join(tmp, 'cli.safetensors');
     await models.get(onnxCase)!.save(saved);
     const out = path.join(tmp, 'cli.onnx');
-    const exported = spawnSync(process.execPath, [CLI, 'export', '--model', saved, '--out', out], {
-      encoding: 'utf8',
-    });
+    const exported = runCli(['export', '--model', saved, '--out', out]);
     expect(exported.stderr).toBe('');
     expect(exported.stdout).toMatch(
       /exported Seq2Seq\(.* to .*cli\.encoder\.onnx and .*cli\.decoder\.onnx \(opset 17/,
     );
-    const withKind = spawnSync(
-      process.execPath,
-      [CLI, 'export', '--model', saved, '--out', out, '--kind', 'step'],
-      { encoding: 'utf8' },
-    );
+    const withKind = runCli(['export', '--model', saved, '--out', out, '--kind', 'step']);
     expect([withKind.status, withKind.stderr]).toEqual([
       2,
       expect.stringMatching(/--kind is for language models/),

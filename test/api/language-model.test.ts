@@ -3,7 +3,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { CharTokenizer, LanguageModel, loadModel } from '../dist/index.js';
+import { CharTokenizer, LanguageModel, loadModel } from '../../lib/index';
+import { addonChoice } from '../../lib/core/native';
 
 const corpus = 'the quick brown fox jumps over the lazy dog. '.repeat(60);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-lm-'));
@@ -81,7 +82,7 @@ describe('LanguageModel', () => {
   });
 
   it('dropout keeps about 1 - p of the elements, scaled, with a mask fixed by the seed', () => {
-    const addon = require('../build/Release/rnnkit.node');
+    const addon = require(addonChoice.file);
     const x = new Float32Array(20000).fill(1);
     const y = new Float32Array(x.length);
     addon.dropout(x, 0.3, 7, y);

@@ -4,9 +4,14 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 
-import type { LmWeights, Native, NativeGenerateOptions } from '../lib/core/native';
+import {
+  addonChoice,
+  type LmWeights,
+  type Native,
+  type NativeGenerateOptions,
+} from '../../lib/core/native';
 
-const native: Native = createRequire(import.meta.url)('../build/Release/rnnkit.node');
+const native: Native = createRequire(import.meta.url)(addonChoice.file);
 
 // A deterministic small model: values from a fixed linear congruential sequence.
 function model(cell: LmWeights['cell'] = 'lstm', V = 13, E = 5, H = 8, L = 2): LmWeights {

@@ -17,9 +17,9 @@ import {
   type LanguageModelConfig,
   type RecurrentStack,
   type RecurrentState,
-} from '../dist/index.js';
+} from '../../lib/index';
 
-const FIXTURES = path.join(__dirname, 'fixtures');
+const FIXTURES = path.join(__dirname, '..', 'fixtures');
 const PYTHON = '/usr/bin/python3';
 const TOL = 1e-4;
 

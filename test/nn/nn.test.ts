@@ -20,8 +20,8 @@ import {
   SoftmaxCrossEntropy,
   type CellType,
   type RecurrentState,
-} from '../dist/index.js';
-import { native } from '../dist/core/native.js';
+} from '../../lib/index';
+import { native } from '../../lib/core/native';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

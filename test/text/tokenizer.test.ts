@@ -7,7 +7,7 @@ import {
   validateCorpus,
   WordTokenizer,
   type Tokenizer,
-} from '../lib/text';
+} from '../../lib/text';
 
 // Tiny Shakespeare lives in data/ once fetched; RNNKIT_DATA_DIR points elsewhere.
 const shakespeare = [

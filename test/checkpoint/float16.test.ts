@@ -9,9 +9,9 @@ import {
   float16ToFloat32,
   float32ToFloat16,
   toFloat16Bits,
-} from '../lib/checkpoint/float16';
-import { float32Data, readSafetensors, writeSafetensors } from '../lib/checkpoint/safetensors';
-import { CharTokenizer, LanguageModel } from '../dist/index.js';
+} from '../../lib/checkpoint/float16';
+import { float32Data, readSafetensors, writeSafetensors } from '../../lib/checkpoint/safetensors';
+import { CharTokenizer, LanguageModel } from '../../lib/index';
 
 const work = mkdtempSync(path.join(tmpdir(), 'rnnkit-float16-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));

@@ -15,8 +15,8 @@ import {
   type CellType,
   type GenerateOptions,
   type RunningServer,
-} from '../dist/index.js';
-import { serveCli } from './serve-cli';
+} from '../../lib/index';
+import { serveCli } from '../helpers/serve-cli';
 
 const corpus = 'the quick brown fox jumps over the lazy dog. ';
 const tokenizer = CharTokenizer.fromText(corpus);

@@ -1,0 +1,109 @@
+// The LanguageModel users hold: the network of models/language-model.ts with its text-level
+// methods (fit, evaluate, generate, stream, save, load, PyTorch import and export), each a call
+// into the layer that owns the work (train/, decode/, checkpoint/). It sits above those layers so
+// that they take a network and never import a model's methods back.
+import {
+  loadCheckpoint,
+  loadPytorch,
+  saveCheckpoint,
+  savePytorch,
+  type WeightsDType,
+} from '../checkpoint/language-model';
+import type { ResumeState } from '../checkpoint/resume';
+import { checkInt } from '../core/validate';
+import { generate, stream } from '../decode/generate';
+import type { GenerateOptions, StreamOptions } from '../decode/options';
+import type { GeneratorInfo, TextGenerator } from '../decode/text-generator';
+import { LanguageModelNetwork, type LanguageModelConfig } from '../models/language-model';
+import { fit, type FitOptions, type FitResult } from '../train/fit';
+import { evalBatch, evaluateTokens } from '../train/loop';
+
+export class LanguageModel extends LanguageModelNetwork implements TextGenerator {
+  private lastTraining: ResumeState | null = null;
+
+  /** Trains on a text (or token ids) in a worker thread; resolves with the loss history. */
+  async fit(corpus: string | Int32Array, options: FitOptions = {}): Promise<FitResult> {
+    const result = await fit(this, corpus, options);
+    this.lastTraining = result.resume;
+    return result;
+  }
+
+  /**
+   * Loss (nats per token), perplexity and bits per token over every next-token prediction of a
+   * text (`tokens` of them: the text's tokens minus one), state carried through it.
+   */
+  evaluate(
+    text: string,
+    options: { seqLength?: number } = {},
+  ): { loss: number; perplexity: number; bitsPerToken: number; tokens: number } {
+    if (!this.tokenizer) throw new Error('evaluate: the model has no tokenizer');
+    const ids = this.tokenizer.encode(text);
+    if (ids.length < 2) throw new RangeError('evaluate: the text needs at least two tokens');
+    const steps = checkInt('seqLength', options.seqLength ?? Math.min(100, ids.length - 1), 1);
+    const { loss, count } = evaluateTokens(this, ids, evalBatch(ids, steps), steps);
+    return { loss, perplexity: Math.exp(loss), bitsPerToken: loss / Math.LN2, tokens: count };
+  }
+
+  get info(): GeneratorInfo {
+    return { backend: 'native', vocabSize: this.spec.vocabSize, spec: { ...this.spec } };
+  }
+
+  /** Nothing to release: native generation holds no threads or sessions between calls. */
+  async close(): Promise<void> {}
+
+  /** Continues every prompt; see GenerateOptions. */
+  generate(options: GenerateOptions): Promise<string[]> {
+    return generate(this, options);
+  }
+
+  /** Streams the continuation of one prompt as text pieces. */
+  stream(options: StreamOptions): AsyncGenerator<string> {
+    return stream(this, options);
+  }
+
+  /**
+   * Saves weights, architecture and vocabulary as safetensors, atomically. After fit, the
+   * optimizer state is saved too (so that training can resume) unless `weightsOnly` is set.
+   * `dtype: 'float16'` stores the weights in half the space, rounded to float16, and implies
+   * `weightsOnly`; they are widened back to float32 when loaded.
+   */
+  async save(
+    path: string,
+    options: { weightsOnly?: boolean; dtype?: WeightsDType } = {},
+  ): Promise<void> {
+    const dtype = options.dtype ?? 'float32';
+    if (dtype !== 'float32' && dtype !== 'float16') {
+      throw new TypeError(`dtype must be 'float32' or 'float16', got ${JSON.stringify(dtype)}`);
+    }
+    const training =
+      options.weightsOnly || dtype === 'float16' || !this.lastTraining
+        ? undefined
+        : {
+            state: this.lastTraining.training,
+            optimizerTensors: this.lastTraining.optimizerTensors,
+          };
+    return saveCheckpoint(this, path, training, dtype);
+  }
+
+  /** Loads a model saved by `save` (the training state, if any, is kept for resuming). */
+  static async load(path: string): Promise<LanguageModel> {
+    const { model, training, optimizerTensors } = await loadCheckpoint(path, LanguageModel);
+    if (training) model.lastTraining = { training, optimizerTensors };
+    return model;
+  }
+
+  /** Builds a model from a PyTorch state dict (embedding, rnn, decoder) saved as safetensors. */
+  static fromPyTorch(path: string, config: LanguageModelConfig): Promise<LanguageModel> {
+    return loadPytorch(path, config, LanguageModel);
+  }
+
+  /** Writes the weights as a PyTorch state dict in safetensors. */
+  toPyTorch(path: string): Promise<void> {
+    return savePytorch(this, path);
+  }
+
+  /** The training state after fit or load, for resuming: pass as `fit(..., { resume })`. */
+  get resumeState(): ResumeState | null {
+    return this.lastTraining;
+  }
+}

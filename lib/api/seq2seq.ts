@@ -1,0 +1,66 @@
+// The Seq2Seq users hold: the network of models/seq2seq.ts with its text-level methods (fit,
+// translate, save, load), each a call into the layer that owns the work (train/, decode/,
+// checkpoint/). It sits above those layers so that they take a network and never import a
+// model's methods back.
+import { loadSeq2Seq, saveSeq2Seq } from '../checkpoint/seq2seq';
+import type { ResumeState } from '../checkpoint/resume';
+import {
+  beamSearchConfig,
+  translate,
+  type BeamOptions,
+  type TranslateOptions,
+  type Translation,
+  type Translator,
+} from '../decode/translate';
+import { Seq2SeqNetwork } from '../models/seq2seq';
+import type { SourceBatch } from '../text/batch';
+import type { FitResult } from '../train/fit';
+import type { TextPair } from '../text/pairs';
+import { fitSeq2Seq, type Seq2SeqFitOptions } from '../train/seq2seq-fit';
+
+export class Seq2Seq extends Seq2SeqNetwork implements Translator {
+  private lastTraining: ResumeState | null = null;
+
+  /**
+   * Native beam search (beam 1: greedy, or sampling with temperature > 0) over an already padded
+   * source batch; token-level results.
+   */
+  beamSearch(batch: SourceBatch, o: BeamOptions) {
+    return this.decodeBeams(batch, beamSearchConfig(this.spec, batch, o));
+  }
+
+  /**
+   * Trains on (source, target) text pairs in a worker thread; resolves with the loss history and
+   * the state `save` keeps for resuming.
+   */
+  async fit(pairs: readonly TextPair[], options: Seq2SeqFitOptions = {}): Promise<FitResult> {
+    const result = await fitSeq2Seq(this, pairs, options);
+    this.lastTraining = result.resume;
+    return result;
+  }
+
+  /** The training state after fit or load, for resuming: pass as `fit(..., { resume })`. */
+  get resumeState(): ResumeState | null {
+    return this.lastTraining;
+  }
+
+  /** Translates every source (greedy, or beam search with `beam` > 1); see TranslateOptions. */
+  translate(sources: readonly string[], options: TranslateOptions = {}): Promise<Translation[]> {
+    return translate(this, sources, options);
+  }
+
+  /**
+   * Saves weights, architecture and vocabularies as safetensors, atomically. After fit, the
+   * optimizer state is saved too (so that training can resume) unless `weightsOnly` is set.
+   */
+  save(path: string, options: { weightsOnly?: boolean } = {}): Promise<void> {
+    return saveSeq2Seq(this, path, options.weightsOnly ? null : this.lastTraining);
+  }
+
+  /** Loads a model saved by `save`, checking every tensor (the training state is kept). */
+  static async load(path: string): Promise<Seq2Seq> {
+    const { model, resume } = await loadSeq2Seq(path, Seq2Seq);
+    model.lastTraining = resume;
+    return model;
+  }
+}

@@ -1,0 +1,19 @@
+// Constants more than one layer reads: the checkpoint and ONNX metadata format name, the package
+// version (read from package.json, its one definition) and the finish codes of a generated row.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** The metadata 'format' of every file rnnkit writes (checkpoints and ONNX exports). */
+export const FORMAT = 'rnnkit';
+
+/** The package version, as package.json gives it (lib/core and dist/core are both two levels down). */
+export const VERSION: string = (
+  JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as {
+    version: string;
+  }
+).version;
+
+/** Why a generated row ended: its token budget, a stop sequence, or a cancellation. */
+export const FINISH_LENGTH = 0;
+export const FINISH_STOP = 1;
+export const FINISH_CANCELLED = 2;
