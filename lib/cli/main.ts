@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // The rnnkit command line: finds the command (one file each in commands/), which parses its
 // flags and calls the library. Errors print one line and exit non-zero (2 for a usage mistake,
 // with the command's help); RNNKIT_DEBUG=1 shows stack traces.
@@ -63,14 +62,4 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`rnnkit ${name}: ${e.message}${usage ? `\n\n${command.help()}` : ''}\n`);
     return usage ? 2 : 1;
   }
-}
-
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => (process.exitCode = code),
-    (error: unknown) => {
-      process.stderr.write(`rnnkit: ${(error as Error).message}\n`);
-      process.exitCode = 1;
-    },
-  );
 }

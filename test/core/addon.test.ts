@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadAddon } from '../../lib/core/addon';
+import { runCli } from '../helpers/cli';
 
 const { addon, choice } = loadAddon();
 const dir = path.dirname(choice.file);
@@ -133,6 +134,13 @@ describe('broken addon files and settings', () => {
   it('a missing RNNKIT_ADDON file', () => {
     process.env.RNNKIT_ADDON = path.join(tmp, 'absent.node');
     expect(() => loadAddon()).toThrow(/RNNKIT_ADDON names .*absent\.node, which is not there/);
+  });
+
+  it('the rnnkit command says in one line that no addon loads, naming it', () => {
+    const file = path.join(tmp, 'absent.node');
+    const r = runCli(['info'], { RNNKIT_ADDON: file });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`rnnkit: RNNKIT_ADDON names ${file}, which is not there\n`);
   });
 
   it('refuses RNNKIT_BLAS and RNNKIT_PRODUCTS values the native side would ignore', () => {

@@ -5,8 +5,8 @@ import * as path from 'node:path';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 
-/** Node's arguments before the command's own: the TypeScript loader and lib/cli/main.ts. */
-export const CLI = ['--require', 'tsx/cjs', path.join(ROOT, 'lib', 'cli', 'main.ts')];
+/** Node's arguments before the command's own: the TypeScript loader and lib/cli/bin.ts. */
+export const CLI = ['--require', 'tsx/cjs', path.join(ROOT, 'lib', 'cli', 'bin.ts')];
 
 /** Runs `rnnkit ...args` to completion. */
 export function runCli(args: string[], env?: NodeJS.ProcessEnv): SpawnSyncReturns<string> {
