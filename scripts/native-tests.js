@@ -5,7 +5,9 @@
 // (RNNKIT_BLAS=off), so that every path stays correct. The build also compiles the CUDA kernels and
 // their tests when nvcc is found (they report skipped without a GPU).
 //   --build-dir DIR   build there (default build/native-tests)
-//   --sanitize        AddressSanitizer + UBSan build (default dir build/native-tests-sanitize)
+//   --sanitize        instead: the kernel tests under AddressSanitizer (with LeakSanitizer) and
+//                     UndefinedBehaviorSanitizer, baseline kernels and built-in GEMM, no CUDA, in
+//                     build/native-tests-sanitize; any report fails the run
 //   --cmake ARGS...   extra configure arguments (a toolchain file for a cross build, ...)
 //   --runner CMD      run the probe and tests through CMD (e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu")
 //   --blas MODES      the RNNKIT_BLAS settings to run the tests under (default "auto,off")
@@ -25,7 +27,7 @@ const dir =
   option('--build-dir') ?? path.join('build', sanitize ? 'native-tests-sanitize' : 'native-tests');
 const cmakeExtra = args.includes('--cmake') ? args.slice(args.indexOf('--cmake') + 1) : [];
 const runner = option('--runner');
-const blasModes = (option('--blas') ?? 'auto,off').split(',');
+const blasModes = (option('--blas') ?? (sanitize ? 'off' : 'auto,off')).split(',');
 
 function run(cmd, argv, env = {}) {
   const r = spawnSync(cmd, argv, {
@@ -45,8 +47,10 @@ run('cmake', [
   '-B',
   dir,
   '-DRNNKIT_TESTS=ON',
-  '-DCMAKE_BUILD_TYPE=Release',
-  `-DRNNKIT_SANITIZE=${sanitize ? 'ON' : 'OFF'}`,
+  `-DCMAKE_BUILD_TYPE=${sanitize ? 'RelWithDebInfo' : 'Release'}`,
+  ...(sanitize
+    ? ['-DRNNKIT_SANITIZE=ON', '-DRNNKIT_ISAS=baseline', '-DRNNKIT_CUDA=off']
+    : ['-DRNNKIT_SANITIZE=OFF', '-DRNNKIT_ISAS=']),
   ...(runner ? [`-DCMAKE_CROSSCOMPILING_EMULATOR=${runner.split(' ').join(';')}`] : []),
   ...cmakeExtra,
 ]);
@@ -59,12 +63,17 @@ if (found.status !== 0) {
   console.error(`rnnkit: ${probe} failed: ${found.stderr}`);
   process.exit(1);
 }
-const variants = found.stdout.split('\n').filter(Boolean);
+// The sanitizer build has the baseline kernels only.
+const variants = found.stdout.split('\n').filter((isa) => isa && (!sanitize || isa === 'baseline'));
 for (const isa of variants) {
   for (const blas of blasModes) {
     console.log(`\n== C++ kernel tests, ${isa} kernels, RNNKIT_BLAS=${blas}`);
     run('ctest', ['--test-dir', dir, '-L', `^${isa}$`, '--output-on-failure'], {
       RNNKIT_BLAS: blas,
+      ...(sanitize && {
+        ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1:strict_string_checks=1',
+        UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1',
+      }),
     });
   }
 }
