@@ -432,6 +432,51 @@ export async function runTraining(
 }
 
 /**
+ * Where a language-model run stands, saved with its checkpoints: the next window, every random
+ * stream (state resets, dropout masks) and the recurrent state carried into the next window.
+ */
+type LmPosition = {
+  chunk: number;
+  resets: string;
+  dropoutSeeds: number[];
+  carry: { h: number[]; c: number[] | null } | null;
+};
+
+/** The saved position of `resume`, checked against this run's model and batch size. */
+function lmPosition(resume: ResumeState, model: LanguageModelNetwork, batch: number) {
+  const p = resume.training.progress as Partial<LmPosition>;
+  if (
+    !Number.isInteger(p.chunk) ||
+    typeof p.resets !== 'string' ||
+    !Array.isArray(p.dropoutSeeds) ||
+    p.carry === undefined
+  ) {
+    throw new Error(
+      'cannot resume: the training state is not a language-model one with its random streams',
+    );
+  }
+  const size = model.spec.numLayers * batch * model.spec.hiddenSize;
+  const { carry } = p;
+  if (carry && (carry.h.length !== size || (carry.c !== null && carry.c.length !== size))) {
+    throw new Error(
+      `cannot resume: the checkpoint's recurrent state has ${carry.h.length} values, ` +
+        `this run's has ${size} (a different batch size?)`,
+    );
+  }
+  const state: RecurrentState | undefined = carry
+    ? carry.c
+      ? { h: Float32Array.from(carry.h), c: Float32Array.from(carry.c) }
+      : { h: Float32Array.from(carry.h) }
+    : undefined;
+  return {
+    chunk: p.chunk as number,
+    resets: Random.resume(p.resets),
+    dropoutSeeds: p.dropoutSeeds,
+    state,
+  };
+}
+
+/**
  * Trains a language model on `train` tokens (validating on `validation` when non-empty).
  * `resume` carries the state of an earlier run (from a checkpoint) to continue where it stopped.
  */
@@ -449,10 +494,11 @@ export function trainLoop(
   const batcher = new StreamBatcher(train, B, T, 'the training text');
   const inputs = new Int32Array(B * T);
   const targets = new Int32Array(B * T);
-  const saved = resume?.training.progress.chunk;
-  let chunk = typeof saved === 'number' ? saved : 0;
-  let state: RecurrentState | undefined;
-  const resets = new Random(o.seed + (resume?.training.step ?? 0));
+  const saved = resume ? lmPosition(resume, model, B) : null;
+  let chunk = saved?.chunk ?? 0;
+  let state = saved?.state;
+  const resets = saved?.resets ?? new Random(o.seed);
+  if (saved) model.dropoutSeeds = saved.dropoutSeeds;
   const task: TrainingTask = {
     stepsPerEpoch: batcher.chunks,
     trainStep() {
@@ -471,9 +517,13 @@ export function trainLoop(
       validation.length > 0
         ? evaluateTokens(model, validation, Math.min(B, evalBatch(validation, T)), T).loss
         : null,
-    position: () => ({ chunk }),
-    save: (path, r) =>
-      saveCheckpoint(model, path, { state: r.training, optimizerTensors: r.optimizerTensors }),
+    position: (): LmPosition => ({
+      chunk,
+      resets: resets.save(),
+      dropoutSeeds: model.dropoutSeeds,
+      carry: state ? { h: Array.from(state.h), c: state.c ? Array.from(state.c) : null } : null,
+    }),
+    save: (path, r) => saveCheckpoint(model, path, r),
   };
   return runTraining(model, task, o, report, shouldStop, resume);
 }
