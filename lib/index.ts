@@ -4,6 +4,7 @@ import {
   loadCheckpoint as readCheckpoint,
   type CheckpointContents,
 } from './checkpoint/language-model';
+import { VERSION } from './core/constants';
 import { native, type NativeInfo } from './core/native';
 
 export { Module, Parameter } from './nn/parameter';
@@ -31,9 +32,9 @@ export {
 } from './train/optim';
 export { Random } from './core/random';
 
-/** What the native addon was built with: GEMM backend and its threads, CUDA, version. */
-export function info(): NativeInfo {
-  return native.info();
+/** rnnkit's version (package.json's) and what the native addon was built with: GEMM, CUDA... */
+export function info(): NativeInfo & { version: string } {
+  return { version: VERSION, ...native.info() };
 }
 
 /** Sets the number of threads the GEMM uses. */

@@ -22,8 +22,8 @@ type F32 = Float32Array;
 type I32 = Int32Array;
 type Opt<T> = T | null;
 
+/** What the addon was built with and chose on this machine (rnnkit's version: core/constants). */
 export interface NativeInfo {
-  version: string;
   /** The BLAS the addon was built with. */
   gemm: 'openblas' | 'builtin';
   /** OpenBLAS's core: the kernels it runs on this CPU ("Haswell", "SkylakeX"...); "" without it. */
@@ -34,6 +34,16 @@ export interface NativeInfo {
   products: 'openblas' | 'builtin';
   threads: number;
   cuda: boolean;
+  /** With cuda: the device the CUDA kernels would run on, or why there is none. */
+  cudaDevice?: {
+    count: number;
+    name: string;
+    totalMemory: number;
+    freeMemory: number;
+    computeCapability: string;
+    status: string;
+    gemm: string;
+  };
 }
 
 export interface GemmShape {
@@ -279,11 +289,9 @@ export interface Native {
   stackForward(...args: StackForwardArgs): void;
   stackForwardAsync(...args: StackForwardArgs): Promise<void>;
   stackBackward(...args: StackBackwardArgs): void;
-  stackBackwardAsync(...args: StackBackwardArgs): Promise<void>;
   embeddingForward(shape: { V: number; E: number }, table: F32, ids: I32, out: F32): void;
   embeddingBackward(shape: { V: number; E: number }, ids: I32, dout: F32, dtable: F32): void;
   linearForward(shape: LinearShape, x: F32, W: F32, b: Opt<F32>, y: F32): void;
-  linearForwardAsync(shape: LinearShape, x: F32, W: F32, b: Opt<F32>, y: F32): Promise<void>;
   linearBackward(
     shape: LinearShape,
     x: F32,
@@ -322,15 +330,15 @@ export interface Native {
     options: NativeGenerateOptions,
     stops: NativeRagged | null,
     cancel: I32 | null,
-    onTokens?: (step: number, rows: I32, tokens: I32) => void,
-  ): Promise<NativeGenerateResult>;
-  lmGenerateSync(
+  ): NativeGenerateResult;
+  lmGenerateAsync(
     weights: LmWeights,
     prompts: NativeRagged,
     options: NativeGenerateOptions,
     stops: NativeRagged | null,
     cancel: I32 | null,
-  ): NativeGenerateResult;
+    onTokens?: (step: number, rows: I32, tokens: I32) => void,
+  ): Promise<NativeGenerateResult>;
   PackedLm: new (weights: LmWeights) => NativePackedLm;
   sampleTokens(
     logits: F32,

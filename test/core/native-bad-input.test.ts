@@ -714,24 +714,6 @@ describe('async twins reject with the same errors', () => {
       /'c0' is only for LSTM/,
     ],
     [
-      'stackBackwardAsync with training false',
-      call('stackBackwardAsync', backwardArgs('lstm', { 0: shapeOf('lstm', { training: false }) })),
-      RangeError,
-      /'shape\.training'/,
-    ],
-    [
-      'stackBackwardAsync with a short dy',
-      call('stackBackwardAsync', backwardArgs('rnn_relu', { 7: f32(1) })),
-      RangeError,
-      /'dy'/,
-    ],
-    [
-      'linearForwardAsync with W as Int32Array',
-      call('linearForwardAsync', [{ N: 2, I: 3, O: 4 }, f32(6), new Int32Array(12), null, f32(8)]),
-      TypeError,
-      /'W'/,
-    ],
-    [
       'gemmAsync with alpha Infinity',
       call('gemmAsync', [{ ...gemmShape, alpha: Infinity }, f32(8), f32(12), f32(6)]),
       RangeError,
