@@ -16,7 +16,7 @@ import type { GenerateOptions, StreamOptions } from '../decode/options';
 import type { GeneratorInfo, TextGenerator } from '../decode/text-generator';
 import { LanguageModelNetwork, type LanguageModelConfig } from '../models/language-model';
 import { fit, type FitOptions, type FitResult } from '../train/fit';
-import { evalBatch, evaluateTokens } from '../train/loop';
+import { evalBatch, evaluateTokens } from '../train/language-model';
 
 export class LanguageModel extends LanguageModelNetwork implements TextGenerator {
   private lastTraining: ResumeState | null = null;

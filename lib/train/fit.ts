@@ -6,15 +6,8 @@ import type { LanguageModelNetwork, LanguageModelSpec } from '../models/language
 import type { TokenizerJSON } from '../text';
 import { checkInt, checkNumber } from '../core/validate';
 import { type Module, type Parameter } from '../nn/parameter';
-import type {
-  History,
-  LoopMessage,
-  LoopOptions,
-  LoopResult,
-  LrSchedule,
-  Progress,
-  TrainingLoop,
-} from './loop';
+import type { LoopOptions } from './language-model';
+import type { History, LoopMessage, LoopResult, LrSchedule, Progress, TrainingLoop } from './loop';
 import { serveCalls, WorkerClient } from '../threads/protocol';
 import { workerScript } from '../threads/start';
 

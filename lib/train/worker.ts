@@ -5,7 +5,7 @@ import { workerData } from 'node:worker_threads';
 import { LanguageModelNetwork } from '../models/language-model';
 import { tokenizerFromJSON } from '../text';
 import { serveTraining, type LmTrainingInput } from './fit';
-import { trainLoop } from './loop';
+import { trainLoop } from './language-model';
 
 const input = workerData as LmTrainingInput;
 void serveTraining(
