@@ -28,8 +28,8 @@ export function prepareWorkload(rnnkit, native, w) {
   if (w.family === 'seq2seq') return prepareSeq2Seq(rnnkit, w);
   const model = buildModel(rnnkit, w);
   if (w.kind === 'generate') {
-    if (typeof native.lmGenerate !== 'function') {
-      throw new Unavailable('the native generation loop (native.lmGenerate) is not built yet');
+    if (typeof native.lmGenerateAsync !== 'function') {
+      throw new Unavailable('the native generation loop (native.lmGenerateAsync) is not built yet');
     }
     return generateLoop(w, (options) => model.generate(options));
   }

@@ -59,12 +59,9 @@ export {
   type TokenizerJSON,
 } from './text';
 export { readSafetensors, writeSafetensors, writeFileAtomic } from './checkpoint';
-export {
-  saveCheckpoint,
-  type CheckpointContents,
-  type TrainingState,
-  type WeightsDType,
-} from './checkpoint/language-model';
+export { saveCheckpoint, type CheckpointContents } from './checkpoint/language-model';
+export type { WeightsDType } from './checkpoint/format';
+export type { ResumeState, TrainingState } from './checkpoint/resume';
 
 /** Loads a language-model checkpoint: the model, and its training state when it was saved. */
 export function loadCheckpoint(path: string): Promise<CheckpointContents<LanguageModel>> {

@@ -2,12 +2,12 @@
 // methods (fit, evaluate, generate, stream, save, load, PyTorch import and export), each a call
 // into the layer that owns the work (train/, decode/, checkpoint/). It sits above those layers so
 // that they take a network and never import a model's methods back.
+import { savePlan, type SaveOptions } from '../checkpoint/format';
 import {
   loadCheckpoint,
   loadPytorch,
   saveCheckpoint,
   savePytorch,
-  type WeightsDType,
 } from '../checkpoint/language-model';
 import type { ResumeState } from '../checkpoint/resume';
 import { checkInt } from '../core/validate';
@@ -16,7 +16,7 @@ import type { GenerateOptions, StreamOptions } from '../decode/options';
 import type { GeneratorInfo, TextGenerator } from '../decode/text-generator';
 import { LanguageModelNetwork, type LanguageModelConfig } from '../models/language-model';
 import { fit, type FitOptions, type FitResult } from '../train/fit';
-import { evalBatch, evaluateTokens } from '../train/loop';
+import { evalBatch, evaluateTokens } from '../train/language-model';
 
 export class LanguageModel extends LanguageModelNetwork implements TextGenerator {
   private lastTraining: ResumeState | null = null;
@@ -67,28 +67,15 @@ export class LanguageModel extends LanguageModelNetwork implements TextGenerator
    * `dtype: 'float16'` stores the weights in half the space, rounded to float16, and implies
    * `weightsOnly`; they are widened back to float32 when loaded.
    */
-  async save(
-    path: string,
-    options: { weightsOnly?: boolean; dtype?: WeightsDType } = {},
-  ): Promise<void> {
-    const dtype = options.dtype ?? 'float32';
-    if (dtype !== 'float32' && dtype !== 'float16') {
-      throw new TypeError(`dtype must be 'float32' or 'float16', got ${JSON.stringify(dtype)}`);
-    }
-    const training =
-      options.weightsOnly || dtype === 'float16' || !this.lastTraining
-        ? undefined
-        : {
-            state: this.lastTraining.training,
-            optimizerTensors: this.lastTraining.optimizerTensors,
-          };
-    return saveCheckpoint(this, path, training, dtype);
+  async save(path: string, options: SaveOptions = {}): Promise<void> {
+    const { resume, dtype } = savePlan(options, this.lastTraining);
+    return saveCheckpoint(this, path, resume, dtype);
   }
 
   /** Loads a model saved by `save` (the training state, if any, is kept for resuming). */
   static async load(path: string): Promise<LanguageModel> {
-    const { model, training, optimizerTensors } = await loadCheckpoint(path, LanguageModel);
-    if (training) model.lastTraining = { training, optimizerTensors };
+    const { model, resume } = await loadCheckpoint(path, LanguageModel);
+    model.lastTraining = resume;
     return model;
   }
 

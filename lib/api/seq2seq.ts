@@ -2,6 +2,7 @@
 // translate, save, load), each a call into the layer that owns the work (train/, decode/,
 // checkpoint/). It sits above those layers so that they take a network and never import a
 // model's methods back.
+import { savePlan, type SaveOptions } from '../checkpoint/format';
 import { loadSeq2Seq, saveSeq2Seq } from '../checkpoint/seq2seq';
 import type { ResumeState } from '../checkpoint/resume';
 import {
@@ -52,9 +53,12 @@ export class Seq2Seq extends Seq2SeqNetwork implements Translator {
   /**
    * Saves weights, architecture and vocabularies as safetensors, atomically. After fit, the
    * optimizer state is saved too (so that training can resume) unless `weightsOnly` is set.
+   * `dtype: 'float16'` stores the weights in half the space, rounded to float16, and implies
+   * `weightsOnly`; they are widened back to float32 when loaded.
    */
-  save(path: string, options: { weightsOnly?: boolean } = {}): Promise<void> {
-    return saveSeq2Seq(this, path, options.weightsOnly ? null : this.lastTraining);
+  async save(path: string, options: SaveOptions = {}): Promise<void> {
+    const { resume, dtype } = savePlan(options, this.lastTraining);
+    return saveSeq2Seq(this, path, resume, dtype);
   }
 
   /** Loads a model saved by `save`, checking every tensor (the training state is kept). */

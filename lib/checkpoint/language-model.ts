@@ -2,20 +2,22 @@
 // module (embedding.weight, rnn.weight_ih_l0, ..., decoder.weight, decoder.bias), so PyTorch and
 // Python's safetensors read the weights directly; the architecture, the vocabulary and (for
 // training checkpoints) the optimizer state and progress travel in the metadata.
-import { FORMAT, VERSION } from '../core/constants';
 import {
   LanguageModelNetwork,
   type LanguageModelConfig,
   type LanguageModelSpec,
 } from '../models/language-model';
 import { tokenizerFromJSON } from '../text';
-import { float32ToFloat16 } from './float16';
-import { float32Data, readSafetensors, writeSafetensors, type Tensor } from './safetensors';
-import { addTrainingState, metadataJson, readTrainingState, type TrainingState } from './resume';
-
-export type { TrainingState };
-
-type Named = Record<string, { shape: readonly number[]; data: Float32Array }>;
+import {
+  checkpointMetadata,
+  float32Weights,
+  readCheckpoint,
+  weightTensors,
+  type Named,
+  type WeightsDType,
+} from './format';
+import { addTrainingState, metadataJson, readTrainingState, type ResumeState } from './resume';
+import { readSafetensors, writeSafetensors } from './safetensors';
 
 /** A constructor of the language-model class to load into (the network or a subclass of it). */
 export type LanguageModelClass<M extends LanguageModelNetwork> = new (
@@ -24,8 +26,8 @@ export type LanguageModelClass<M extends LanguageModelNetwork> = new (
 
 export interface CheckpointContents<M extends LanguageModelNetwork = LanguageModelNetwork> {
   model: M;
-  training: TrainingState | null;
-  optimizerTensors: Record<string, Float32Array>;
+  /** The training state, when the checkpoint was saved with it. */
+  resume: ResumeState | null;
 }
 
 /** The model's weights under PyTorch state-dict names (copies). */
@@ -82,57 +84,24 @@ export function loadPytorchStateDict(
   if (bias && model.decoder.bias) model.decoder.bias.data.set(bias);
 }
 
-/** How weights are stored: float32 as trained, or float16 for half the file. */
-export type WeightsDType = 'float32' | 'float16';
-
-function tensorsOf(named: Named, dtype: WeightsDType = 'float32'): Record<string, Tensor> {
-  const out: Record<string, Tensor> = {};
-  for (const [k, v] of Object.entries(named)) {
-    out[k] =
-      dtype === 'float16'
-        ? { dtype: 'F16', shape: v.shape, data: float32ToFloat16(v.data) }
-        : { dtype: 'F32', shape: v.shape, data: v.data };
-  }
-  return out;
-}
-
-/** The weight tensors of a file as float32 (F16 and BF16 widened). */
-function weightsOf(path: string, tensors: Record<string, Tensor>): Named {
-  const weights: Named = {};
-  for (const [name, t] of Object.entries(tensors)) {
-    weights[name] = { shape: t.shape, data: float32Data(t, `${path}: tensor '${name}'`) };
-  }
-  return weights;
-}
-
 /**
- * Saves the model (and, when given, the training state and optimizer tensors) atomically: a failed
- * save leaves any previous file at `path` untouched. float16 weights go without training state,
- * which resuming needs at full precision.
+ * Saves the model (and, when given, its training state) atomically: a failed save leaves any
+ * previous file at `path` untouched. float16 weights go without training state, which resuming
+ * needs at full precision.
  */
 export async function saveCheckpoint(
   model: LanguageModelNetwork,
   path: string,
-  training?: { state: TrainingState; optimizerTensors: Record<string, Float32Array> },
+  resume: ResumeState | null = null,
   dtype: WeightsDType = 'float32',
 ): Promise<void> {
-  if (training && dtype !== 'float32') {
+  if (resume && dtype !== 'float32') {
     throw new Error(`a checkpoint with training state stores float32 weights, not ${dtype}`);
   }
-  const tensors = tensorsOf(pytorchStateDict(model), dtype);
-  const metadata: Record<string, string> = {
-    format: FORMAT,
-    kind: 'language-model',
-    version: VERSION,
-    spec: JSON.stringify(model.spec),
-  };
+  const tensors = weightTensors(pytorchStateDict(model), dtype);
+  const metadata = checkpointMetadata('language-model', model.spec);
   if (model.tokenizer) metadata.tokenizer = JSON.stringify(model.tokenizer.toJSON());
-  if (training) {
-    addTrainingState(tensors, metadata, {
-      training: training.state,
-      optimizerTensors: training.optimizerTensors,
-    });
-  }
+  if (resume) addTrainingState(tensors, metadata, resume);
   await writeSafetensors(path, tensors, metadata);
 }
 
@@ -144,17 +113,13 @@ export async function loadCheckpoint<M extends LanguageModelNetwork = LanguageMo
   path: string,
   Model: LanguageModelClass<M> = LanguageModelNetwork as LanguageModelClass<M>,
 ): Promise<CheckpointContents<M>> {
-  const { tensors, metadata } = await readSafetensors(path);
-  if (metadata.format !== FORMAT) {
-    throw new Error(
-      `${path}: not an rnnkit checkpoint (metadata 'format' is ${metadata.format === undefined ? 'missing' : `'${metadata.format}'`}); ` +
-        'to load a PyTorch state dict use LanguageModel.fromPyTorch',
-    );
-  }
-  if (metadata.kind !== 'language-model') {
-    throw new Error(`${path}: this checkpoint holds a '${metadata.kind}', not a language model`);
-  }
-  const spec = metadataJson(path, 'spec', metadata.spec) as LanguageModelSpec;
+  const file = await readCheckpoint(
+    path,
+    'language-model',
+    'to load a PyTorch state dict use LanguageModel.fromPyTorch',
+  );
+  const { tensors, metadata } = file;
+  const spec = file.spec as LanguageModelSpec;
   const tokenizer =
     metadata.tokenizer === undefined
       ? undefined
@@ -166,12 +131,8 @@ export async function loadCheckpoint<M extends LanguageModelNetwork = LanguageMo
     throw new Error(`${path}: the checkpoint's model spec is invalid: ${(error as Error).message}`);
   }
   const { weights, resume } = readTrainingState(path, tensors, metadata);
-  loadPytorchStateDict(model, weightsOf(path, weights), path);
-  return {
-    model,
-    training: resume?.training ?? null,
-    optimizerTensors: resume?.optimizerTensors ?? {},
-  };
+  loadPytorchStateDict(model, float32Weights(path, weights), path);
+  return { model, resume };
 }
 
 /** Reads a PyTorch state dict saved as safetensors into a new model of the given config. */
@@ -182,11 +143,11 @@ export async function loadPytorch<M extends LanguageModelNetwork>(
 ): Promise<M> {
   const { tensors } = await readSafetensors(path);
   const model = new Model({ seed: 0, ...config });
-  loadPytorchStateDict(model, weightsOf(path, tensors), path);
+  loadPytorchStateDict(model, float32Weights(path, tensors), path);
   return model;
 }
 
 /** Writes the model's weights as a PyTorch state dict in safetensors (plain names, no extras). */
 export async function savePytorch(model: LanguageModelNetwork, path: string): Promise<void> {
-  await writeSafetensors(path, tensorsOf(pytorchStateDict(model)), { format: 'pt' });
+  await writeSafetensors(path, weightTensors(pytorchStateDict(model)), { format: 'pt' });
 }

@@ -3,17 +3,23 @@
 // ...), the attention under its pieces' names (attention.score_weight, attention.combine_weight,
 // ...), embeddings and linear layers as weight/bias; the spec and both vocabularies travel in the
 // metadata, and a training checkpoint adds the training state both model kinds share
-// (lib/io/training.ts). Loading checks every name, shape and dtype before the model is returned.
-import { FORMAT, VERSION } from '../core/constants';
-import { writeSafetensors, readSafetensors, type Tensor } from './safetensors';
+// (resume.ts). Weights are F32, or F16 with dtype 'float16'; F32, F16 and BF16 files load. Loading
+// checks every name, shape and dtype before the model is returned.
+import { writeSafetensors } from './safetensors';
+import {
+  checkpointMetadata,
+  float32Weights,
+  readCheckpoint,
+  weightTensors,
+  type Named,
+  type WeightsDType,
+} from './format';
 import { addTrainingState, metadataJson, readTrainingState, type ResumeState } from './resume';
 import { Seq2SeqNetwork, type Seq2SeqConfig, type Seq2SeqSpec } from '../models/seq2seq';
 import { Attention } from '../nn/attention';
 import type { Module } from '../nn/parameter';
 import { RecurrentStack } from '../nn/recurrent';
 import { tokenizerFromJSON } from '../text';
-
-type Named = Record<string, { shape: readonly number[]; data: Float32Array }>;
 
 /** A module's tensors under `prefix.`: copies for recurrent stacks, views of the rest. */
 function moduleTensors(prefix: string, m: Module): Named {
@@ -35,23 +41,23 @@ export function seq2seqStateDict(model: Seq2SeqNetwork): Named {
 
 /**
  * Saves weights, spec, vocabularies and (when given) the training state atomically: a failed save
- * leaves `path` untouched.
+ * leaves `path` untouched. float16 weights go without training state, which resuming needs at
+ * full precision.
  */
 export async function saveSeq2Seq(
   model: Seq2SeqNetwork,
   path: string,
   resume: ResumeState | null = null,
+  dtype: WeightsDType = 'float32',
 ): Promise<void> {
-  const tensors: Record<string, Tensor> = {};
-  for (const [k, v] of Object.entries(seq2seqStateDict(model))) {
-    tensors[k] = { dtype: 'F32', shape: v.shape, data: v.data.slice() };
+  if (resume && dtype !== 'float32') {
+    throw new Error(`a checkpoint with training state stores float32 weights, not ${dtype}`);
   }
-  const metadata: Record<string, string> = {
-    format: FORMAT,
-    kind: 'seq2seq',
-    version: VERSION,
-    spec: JSON.stringify(model.spec),
-  };
+  const copies: Named = Object.fromEntries(
+    Object.entries(seq2seqStateDict(model)).map(([k, v]) => [k, { ...v, data: v.data.slice() }]),
+  );
+  const tensors = weightTensors(copies, dtype);
+  const metadata = checkpointMetadata('seq2seq', model.spec);
   if (model.sourceTokenizer) {
     metadata.source_tokenizer = JSON.stringify(model.sourceTokenizer.toJSON());
   }
@@ -70,17 +76,9 @@ export async function loadSeq2Seq<M extends Seq2SeqNetwork = Seq2SeqNetwork>(
   path: string,
   Model: new (config: Seq2SeqConfig) => M = Seq2SeqNetwork as new (config: Seq2SeqConfig) => M,
 ): Promise<{ model: M; resume: ResumeState | null }> {
-  const file = await readSafetensors(path);
+  const file = await readCheckpoint(path, 'seq2seq');
   const { metadata } = file;
-  if (metadata.format !== FORMAT) {
-    throw new Error(`${path}: not an rnnkit checkpoint (no 'format: rnnkit' in its metadata)`);
-  }
-  if (metadata.kind !== 'seq2seq') {
-    throw new Error(
-      `${path}: this checkpoint holds a '${metadata.kind}', not a sequence-to-sequence model`,
-    );
-  }
-  const spec = metadataJson(path, 'spec', metadata.spec) as Seq2SeqSpec;
+  const spec = file.spec as Seq2SeqSpec;
   const tokenizer = (key: string) =>
     metadata[key] === undefined
       ? undefined
@@ -96,28 +94,23 @@ export async function loadSeq2Seq<M extends Seq2SeqNetwork = Seq2SeqNetwork>(
   } catch (error) {
     throw new Error(`${path}: the checkpoint's model spec is invalid: ${(error as Error).message}`);
   }
-  const { weights: tensors, resume } = readTrainingState(path, file.tensors, metadata);
+  const { weights, resume } = readTrainingState(path, file.tensors, metadata);
+  const named = float32Weights(path, weights);
   const expected = seq2seqStateDict(model);
   for (const [name, want] of Object.entries(expected)) {
-    const t = tensors[name];
+    const t = named[name];
     const shape = `[${want.shape.join(', ')}]`;
     if (!t) throw new Error(`${path}: missing tensor '${name}' (shape ${shape})`);
-    if (t.dtype !== 'F32') {
-      throw new Error(`${path}: tensor '${name}' has dtype ${t.dtype}, expected F32`);
-    }
     if (t.shape.length !== want.shape.length || t.shape.some((d, i) => d !== want.shape[i])) {
       throw new Error(
         `${path}: tensor '${name}' has shape [${t.shape.join(', ')}], expected ${shape}`,
       );
     }
   }
-  const extra = Object.keys(tensors).filter((k) => !(k in expected));
+  const extra = Object.keys(named).filter((k) => !(k in expected));
   if (extra.length > 0) {
     throw new Error(`${path}: unexpected tensor '${extra[0]}' for this model's spec`);
   }
-  const named: Named = Object.fromEntries(
-    Object.entries(tensors).map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }]),
-  );
   for (const [prefix, m] of model.modules()) {
     if (m instanceof RecurrentStack) m.loadPyTorch(named, `${prefix}.`);
     else

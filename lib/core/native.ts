@@ -1,5 +1,6 @@
 // The only file that loads the native addon; it types every native function.
 import { type AddonChoice, loadAddon } from './addon';
+import { VERSION } from './constants';
 
 export type CellName = 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru';
 
@@ -21,8 +22,8 @@ type F32 = Float32Array;
 type I32 = Int32Array;
 type Opt<T> = T | null;
 
+/** What the addon was built with and chose on this machine (rnnkit's version: core/constants). */
 export interface NativeInfo {
-  version: string;
   /** The instruction-set variant of the loaded addon: baseline, avx2, avx512 or native. */
   isa: string;
   /** The BLAS in use: OpenBLAS where its library was found at run time, else the built-in GEMM. */
@@ -42,6 +43,16 @@ export interface NativeInfo {
   calibration: { openblasGflops: number; builtinGflops: number } | null;
   threads: number;
   cuda: boolean;
+  /** With cuda: the device the CUDA kernels would run on, or why there is none. */
+  cudaDevice?: {
+    count: number;
+    name: string;
+    totalMemory: number;
+    freeMemory: number;
+    computeCapability: string;
+    status: string;
+    gemm: string;
+  };
 }
 
 export interface GemmShape {
@@ -287,11 +298,9 @@ export interface Native {
   stackForward(...args: StackForwardArgs): void;
   stackForwardAsync(...args: StackForwardArgs): Promise<void>;
   stackBackward(...args: StackBackwardArgs): void;
-  stackBackwardAsync(...args: StackBackwardArgs): Promise<void>;
   embeddingForward(shape: { V: number; E: number }, table: F32, ids: I32, out: F32): void;
   embeddingBackward(shape: { V: number; E: number }, ids: I32, dout: F32, dtable: F32): void;
   linearForward(shape: LinearShape, x: F32, W: F32, b: Opt<F32>, y: F32): void;
-  linearForwardAsync(shape: LinearShape, x: F32, W: F32, b: Opt<F32>, y: F32): Promise<void>;
   linearBackward(
     shape: LinearShape,
     x: F32,
@@ -330,15 +339,15 @@ export interface Native {
     options: NativeGenerateOptions,
     stops: NativeRagged | null,
     cancel: I32 | null,
-    onTokens?: (step: number, rows: I32, tokens: I32) => void,
-  ): Promise<NativeGenerateResult>;
-  lmGenerateSync(
+  ): NativeGenerateResult;
+  lmGenerateAsync(
     weights: LmWeights,
     prompts: NativeRagged,
     options: NativeGenerateOptions,
     stops: NativeRagged | null,
     cancel: I32 | null,
-  ): NativeGenerateResult;
+    onTokens?: (step: number, rows: I32, tokens: I32) => void,
+  ): Promise<NativeGenerateResult>;
   PackedLm: new (weights: LmWeights) => NativePackedLm;
   sampleTokens(
     logits: F32,
@@ -369,8 +378,10 @@ export const addonChoice: AddonChoice = loaded.choice;
 
 export const native = loaded.addon as Native;
 
-/** What the native addon runs with, and which addon file was loaded for this CPU. */
+/** rnnkit's version, what the native addon runs with, and which addon file was loaded. */
 export interface Info extends NativeInfo {
+  /** rnnkit's version (package.json's). */
+  version: string;
   /** The addon file loaded. */
   addon: string;
   /** Where it came from: a prebuilt binary, a source build, or RNNKIT_ADDON. */
@@ -382,6 +393,7 @@ export interface Info extends NativeInfo {
 /** The loaded addon and its variant, the GEMM backend and its threads, CUDA, version. */
 export function info(): Info {
   return {
+    version: VERSION,
     ...native.info(),
     addon: addonChoice.file,
     addonSource: addonChoice.source,

@@ -14,7 +14,7 @@ function needTokenizer(model: LanguageModelNetwork): Tokenizer {
 
 function nativeLoop(model: LanguageModelNetwork): TokenLoop {
   return (prompts, options, stops, cancel, onTokens) =>
-    native.lmGenerate(model.nativeWeights(), prompts, options, stops, cancel, onTokens);
+    native.lmGenerateAsync(model.nativeWeights(), prompts, options, stops, cancel, onTokens);
 }
 
 /**

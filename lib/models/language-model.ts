@@ -253,6 +253,21 @@ export class LanguageModelNetwork extends Module {
     return { ids, steps, batch };
   }
 
+  /**
+   * Where the dropout mask streams stand (input, output, between layers): a training checkpoint
+   * saves them so that a resumed run draws the masks the uninterrupted run would have.
+   */
+  get dropoutSeeds(): number[] {
+    return [this.inputDropout.stream, this.outputDropout.stream, this.rnn.dropoutSeed];
+  }
+
+  set dropoutSeeds(seeds: number[]) {
+    if (!Array.isArray(seeds) || seeds.length !== 3 || !seeds.every(Number.isSafeInteger)) {
+      throw new RangeError('dropoutSeeds must be 3 integers (input, output, recurrent stack)');
+    }
+    [this.inputDropout.stream, this.outputDropout.stream, this.rnn.dropoutSeed] = seeds;
+  }
+
   /** Weights as the native generation loop takes them. */
   nativeWeights() {
     const s = this.spec;

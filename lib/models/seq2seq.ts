@@ -1,3 +1,7 @@
+// The attentional encoder-decoder network (Seq2SeqNetwork). Longer than 400 lines on purpose: its
+// forward and backward (the encoder both ways, the bridge, the decoder with Luong attention or the
+// native input-feeding loop) share the buffers and the saved batch that backward reads, so they
+// stay in one class rather than passing that state between files.
 import { native, type BeamSearchConfig, type FeedingShape } from '../core/native';
 import { Attention, type AttentionKind } from '../nn/attention';
 import { Embedding } from '../nn/embedding';

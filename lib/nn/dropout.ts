@@ -1,5 +1,5 @@
 import { native } from '../core/native';
-import { checkNumber } from '../core/validate';
+import { checkInt, checkNumber } from '../core/validate';
 import { reuse } from './parameter';
 
 /**
@@ -29,6 +29,16 @@ export class Dropout {
     this.y = reuse(this.y, x.length);
     native.dropout(x, this.p, this.seed, this.y);
     return this.y;
+  }
+
+  /** The seed of the last training forward's mask; the next one uses the seed after it. */
+  get stream(): number {
+    return this.seed;
+  }
+
+  /** Continues the mask stream from a saved `stream` (resuming a training run). */
+  set stream(seed: number) {
+    this.seed = checkInt('dropout stream', seed, 0, Number.MAX_SAFE_INTEGER);
   }
 
   /** The gradient through the last forward's mask (dy itself when it dropped nothing). */

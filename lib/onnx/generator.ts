@@ -8,8 +8,8 @@ import { checkInt } from '../core/validate';
 import { tokenizerFromJSON, type Tokenizer } from '../text';
 import type { OnnxModelInfo } from './format';
 import { generateText, streamText, type TokenLoop } from '../decode/token-loop';
-import type { GenerateRequest, TokensReply, WorkerInput } from './worker';
-import { OnnxWorker } from '../threads/protocol';
+import type { GenerateRequest, TokensReply, OnnxGeneratorInput } from './worker';
+import { WorkerClient } from '../threads/protocol';
 import { workerScript } from '../threads/start';
 
 export interface OnnxGeneratorOptions {
@@ -19,7 +19,7 @@ export interface OnnxGeneratorOptions {
   maxBatch?: number;
 }
 
-type Worker = OnnxWorker<OnnxModelInfo, GenerateRequest, NativeGenerateResult, TokensReply>;
+type Worker = WorkerClient<OnnxModelInfo, GenerateRequest, NativeGenerateResult, TokensReply>;
 
 export class OnnxGenerator implements TextGenerator {
   /** The file the generator was loaded from. */
@@ -30,8 +30,8 @@ export class OnnxGenerator implements TextGenerator {
   private readonly worker: Worker;
   private readonly maxBatch: number;
 
-  private constructor(worker: Worker, tokenizer: Tokenizer, maxBatch: number) {
-    this.file = worker.file;
+  private constructor(file: string, worker: Worker, tokenizer: Tokenizer, maxBatch: number) {
+    this.file = file;
     this.worker = worker;
     this.model = worker.info;
     this.tokenizer = tokenizer;
@@ -50,8 +50,12 @@ export class OnnxGenerator implements TextGenerator {
     const threads =
       options.threads === undefined ? undefined : checkInt('threads', options.threads, 1, 1024);
     const maxBatch = checkInt('maxBatch', options.maxBatch ?? 256, 1, 65536);
-    const input: WorkerInput = { file, threads };
-    const worker: Worker = await OnnxWorker.start(workerScript(__filename, 'worker'), input, file);
+    const input: OnnxGeneratorInput = { file, threads };
+    const worker: Worker = await WorkerClient.start(
+      workerScript(__filename, 'worker'),
+      { workerData: input },
+      { what: `${file}: the ONNX worker`, prefix: `${file}: ` },
+    );
     try {
       if (!worker.info.tokenizer) {
         throw new Error(
@@ -59,9 +63,9 @@ export class OnnxGenerator implements TextGenerator {
             'tokens; export a model that has one',
         );
       }
-      return new OnnxGenerator(worker, tokenizerFromJSON(worker.info.tokenizer), maxBatch);
+      return new OnnxGenerator(file, worker, tokenizerFromJSON(worker.info.tokenizer), maxBatch);
     } catch (error) {
-      await worker.close('generator');
+      await worker.close(`${file}: the generator`);
       throw error;
     }
   }
@@ -82,11 +86,12 @@ export class OnnxGenerator implements TextGenerator {
 
   /** Stops the worker; calls in flight reject, later ones reject at once. */
   close(): Promise<void> {
-    return this.worker.close('generator');
+    return this.worker.close(`${this.file}: the generator`);
   }
 
   private readonly loop: TokenLoop = (prompts, options, stops, cancel, onTokens) =>
-    this.worker.call({ prompts, options, stops, cancel, stream: onTokens !== undefined }, (m) =>
-      onTokens?.(m.step, m.rows, m.tokens),
+    this.worker.call(
+      { prompts, options, stops, stream: onTokens !== undefined },
+      { cancel, onProgress: (m) => onTokens?.(m.step, m.rows, m.tokens) },
     );
 }

@@ -8,7 +8,7 @@ import { readOnnxSeq2Seq, sha256, type OnnxSeq2SeqInfo, type Seq2SeqPart } from 
 import { openSession } from './session';
 import { serveCalls } from '../threads/protocol';
 
-export interface Seq2SeqWorkerInput {
+export interface OnnxSeq2SeqInput {
   files: Record<Seq2SeqPart, string>;
   /** onnxruntime intra-op threads per session; undefined: onnxruntime's default. */
   threads: number | undefined;
@@ -22,7 +22,7 @@ export interface BeamSearchRequest {
 }
 
 void serveCalls<OnnxSeq2SeqInfo, BeamSearchRequest, BeamSearchResult>(async () => {
-  const { files, threads } = workerData as Seq2SeqWorkerInput;
+  const { files, threads } = workerData as OnnxSeq2SeqInput;
   const encoder = await openSession(files.encoder, threads, (bytes, file) => ({
     ...readOnnxSeq2Seq(bytes, file, 'encoder'),
     hash: sha256(bytes),

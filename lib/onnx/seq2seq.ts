@@ -15,8 +15,8 @@ import {
 } from '../decode/translate';
 import { tokenizerFromJSON, type Tokenizer } from '../text';
 import { seq2seqOnnxPaths, type OnnxSeq2SeqInfo, type Seq2SeqPart } from './seq2seq-format';
-import type { BeamSearchRequest, Seq2SeqWorkerInput } from './seq2seq-worker';
-import { OnnxWorker } from '../threads/protocol';
+import type { BeamSearchRequest, OnnxSeq2SeqInput } from './seq2seq-worker';
+import { WorkerClient } from '../threads/protocol';
 import { workerScript } from '../threads/start';
 
 export interface OnnxSeq2SeqOptions {
@@ -24,7 +24,7 @@ export interface OnnxSeq2SeqOptions {
   threads?: number;
 }
 
-type Worker = OnnxWorker<OnnxSeq2SeqInfo, BeamSearchRequest, BeamSearchResult>;
+type Worker = WorkerClient<OnnxSeq2SeqInfo, BeamSearchRequest, BeamSearchResult>;
 
 export class OnnxSeq2Seq implements Translator {
   /** The encoder and decoder files. */
@@ -67,16 +67,16 @@ export class OnnxSeq2Seq implements Translator {
     const threads =
       options.threads === undefined ? undefined : checkInt('threads', options.threads, 1, 1024);
     const files = seq2seqOnnxPaths(file);
-    const input: Seq2SeqWorkerInput = { files, threads };
-    const worker: Worker = await OnnxWorker.start(
+    const input: OnnxSeq2SeqInput = { files, threads };
+    const worker: Worker = await WorkerClient.start(
       workerScript(__filename, 'seq2seq-worker'),
-      input,
-      files.decoder,
+      { workerData: input },
+      { what: `${files.decoder}: the ONNX worker`, prefix: `${files.decoder}: ` },
     );
     try {
       return new OnnxSeq2Seq(files, worker);
     } catch (error) {
-      await worker.close('model');
+      await worker.close(`${files.decoder}: the model`);
       throw error;
     }
   }
@@ -97,6 +97,6 @@ export class OnnxSeq2Seq implements Translator {
 
   /** Stops the worker; calls in flight reject, later ones reject at once. */
   close(): Promise<void> {
-    return this.worker.close('model');
+    return this.worker.close(`${this.files.decoder}: the model`);
   }
 }

@@ -10,7 +10,7 @@ import { OnnxTokenLoop } from './loop';
 import { openOnnxSession } from './session';
 import { serveCalls } from '../threads/protocol';
 
-export interface WorkerInput {
+export interface OnnxGeneratorInput {
   file: string;
   /** onnxruntime intra-op threads; undefined: onnxruntime's default. */
   threads: number | undefined;
@@ -20,8 +20,6 @@ export interface GenerateRequest {
   prompts: Ragged;
   options: NativeGenerateOptions;
   stops: Ragged | null;
-  /** Int32Array(1) over shared memory: non-zero cancels at the next step. */
-  cancel: Int32Array;
   /** Post the tokens of every step as they are sampled. */
   stream: boolean;
 }
@@ -36,7 +34,7 @@ export interface TokensReply {
 }
 
 void serveCalls<OnnxModelInfo, GenerateRequest, NativeGenerateResult, TokensReply>(async () => {
-  const input = workerData as WorkerInput;
+  const input = workerData as OnnxGeneratorInput;
   const { session, info } = await openOnnxSession(input.file, input.threads);
   const loop = new OnnxTokenLoop(session, info.spec, info.kind);
   return {

@@ -2,7 +2,8 @@
 // http module: POST /v1/generate (JSON or Server-Sent Events) or POST /v1/translate, GET /health,
 // GET /v1/model and GET /metrics (Prometheus). The main thread only parses, routes and writes;
 // generation runs in the generator's worker (translation in the libuv pool or the ONNX worker), so
-// /health answers while a batch is stepping.
+// /health answers while a batch is stepping. Longer than 400 lines on purpose: every route reads
+// and writes the one Service's state (requests in flight, draining, metrics, limits).
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';

@@ -1,22 +1,17 @@
-// The serving thread of serveInWorker: serves the model over HTTP until the parent says 'close'.
-import { parentPort, workerData } from 'node:worker_threads';
+// The serving thread of serveInWorker: loads the model and serves it over HTTP (its start-up),
+// then answers the one call it gets by draining the server and releasing the model.
+import { workerData } from 'node:worker_threads';
 
-import { serveHere, type ServeConfig, type Serving } from './thread';
+import { serveCalls } from '../threads/protocol';
+import { serveHere, type ServeConfig, type ServingInfo } from './thread';
 
-async function main(): Promise<void> {
-  const port = parentPort;
-  if (!port) throw new Error('the serving thread must run in a worker thread');
-  let serving: Serving;
-  try {
-    serving = await serveHere(workerData as ServeConfig);
-  } catch (error) {
-    port.postMessage({ type: 'failed', message: (error as Error).message });
-    return;
-  }
-  port.once('message', () => {
-    void serving.close().then(() => port.close());
-  });
-  port.postMessage({ type: 'ready', info: { url: serving.url, engine: serving.engine } });
-}
-
-void main();
+void serveCalls<ServingInfo, object, null>(async () => {
+  const serving = await serveHere(workerData as ServeConfig);
+  return {
+    info: { url: serving.url, engine: serving.engine },
+    async handle() {
+      await serving.close();
+      return { result: null, transfer: [] };
+    },
+  };
+});

@@ -12,7 +12,8 @@ import { native } from '../core/native';
 import { OnnxSeq2Seq } from '../onnx/seq2seq';
 import { seq2seqOnnxPaths } from '../onnx/seq2seq-format';
 import type { Translator } from '../decode/translate';
-import { startWorker, workerScript } from '../threads/start';
+import { WorkerClient } from '../threads/protocol';
+import { workerScript } from '../threads/start';
 import { BatchingGenerator } from './batching';
 import { startServer } from './http';
 
@@ -27,10 +28,13 @@ export interface ServeConfig {
   threads: number;
 }
 
-export interface Serving {
+/** Where a server listens and what computes: 'native' or 'onnx'. */
+export interface ServingInfo {
   url: string;
-  /** What computes: 'native' or 'onnx'. */
   engine: string;
+}
+
+export interface Serving extends ServingInfo {
   /** Drains the server (requests in flight finish) and releases the model. */
   close(): Promise<void>;
 }
@@ -87,17 +91,19 @@ export async function serveHere(c: ServeConfig): Promise<Serving> {
 
 /** Serves as serveHere does, from a worker thread with a small young generation. */
 export async function serveInWorker(c: ServeConfig): Promise<Serving> {
-  const { worker, info } = await startWorker<{ url: string; engine: string }>(
+  const what = `${c.file}: the serving thread`;
+  const worker = await WorkerClient.start<ServingInfo, object, null>(
     workerScript(__filename, 'thread-worker'),
     { workerData: c, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } },
-    `${c.file}: the serving thread`,
+    // The server's thread keeps the process alive while it waits for requests.
+    { what, keepAlive: true },
   );
   return {
-    ...info,
-    close: () =>
-      new Promise<void>((resolve) => {
-        worker.once('exit', () => resolve());
-        worker.postMessage('close');
-      }),
+    ...worker.info,
+    // One call drains the server and releases the model; then the thread goes.
+    close: async () => {
+      await worker.call({});
+      await worker.close(what);
+    },
   };
 }

@@ -1,21 +1,14 @@
 // fit(): validates the options, tokenizes the corpus, and runs the training loop in a worker
 // thread over the model's shared parameter memory, so the caller's event loop keeps running.
-import { Worker, parentPort } from 'node:worker_threads';
 
 import type { ResumeState, TrainingState } from '../checkpoint/resume';
 import type { LanguageModelNetwork, LanguageModelSpec } from '../models/language-model';
 import type { TokenizerJSON } from '../text';
 import { checkInt, checkNumber } from '../core/validate';
 import { type Module, type Parameter } from '../nn/parameter';
-import type {
-  History,
-  LoopMessage,
-  LoopOptions,
-  LoopResult,
-  LrSchedule,
-  Progress,
-  TrainingLoop,
-} from './loop';
+import type { LoopOptions } from './language-model';
+import type { History, LoopMessage, LoopResult, LrSchedule, Progress, TrainingLoop } from './loop';
+import { serveCalls, WorkerClient } from '../threads/protocol';
 import { workerScript } from '../threads/start';
 
 export interface FitOptions {
@@ -137,8 +130,7 @@ export function fit(
   }
   const [train, validation] = splitTokens(tokens, options.validationSplit ?? 0.05);
   if (options.signal?.aborted) return Promise.reject(abortError());
-  const stop = new Int32Array(new SharedArrayBuffer(4));
-  const input: WorkerInput = {
+  const input: LmTrainingInput = {
     spec: model.spec,
     tokenizer: model.tokenizer?.toJSON() ?? null,
     seed: options.seed ?? 0,
@@ -146,58 +138,50 @@ export function fit(
     train,
     validation,
     options: o,
-    stop,
     resume: options.resume?.training
       ? { training: options.resume.training, optimizerTensors: options.resume.optimizerTensors }
       : null,
   };
-  return runTrainingWorker(workerScript(__filename, 'worker'), input, stop, options);
+  return runTrainingWorker(workerScript(__filename, 'worker'), input, options);
 }
 
-type WorkerMessage =
-  LoopMessage | { type: 'done'; result: LoopResult } | { type: 'error'; message: string };
+/** A training worker's progress and checkpoint reports, as protocol progress messages. */
+type Report = LoopMessage & { id: number };
 
 /**
- * Runs a training worker script over `workerData` and resolves with the history and resume state
- * of what it posts as `{ type: 'done', result }` (see serveTraining). Progress and checkpoint
- * messages go to the callbacks; aborting the signal sets `stop[0]`, which the worker's loop polls
- * between steps.
+ * Runs a training worker script over `workerData` (see serveTraining) as one call of the worker
+ * protocol and resolves with the history and resume state. Progress and checkpoint reports go to
+ * the callbacks; aborting the signal cancels the call, which the worker's loop polls between steps.
  */
-export function runTrainingWorker(
+export async function runTrainingWorker(
   script: string,
   workerData: unknown,
-  stop: Int32Array,
   options: Pick<FitOptions, 'onProgress' | 'onCheckpoint' | 'signal'>,
 ): Promise<FitResult> {
-  const worker = new Worker(script, { workerData });
-  const onAbort = () => Atomics.store(stop, 0, 1);
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  return new Promise<FitResult>((resolve, reject) => {
-    let settled = false;
-    const finish = (f: () => void) => {
-      if (settled) return;
-      settled = true;
-      options.signal?.removeEventListener('abort', onAbort);
-      f();
-    };
-    worker.on('message', (m: WorkerMessage) => {
-      if (m.type === 'progress') options.onProgress?.(m.progress);
-      else if (m.type === 'checkpoint') options.onCheckpoint?.({ path: m.path, step: m.step });
-      else if (m.type === 'error') finish(() => reject(new Error(m.message)));
-      else if (m.type === 'done') {
-        const { history, training, optimizerTensors } = m.result;
-        finish(() => resolve({ ...history, resume: { training, optimizerTensors } }));
-      }
-    });
-    worker.on('error', (e) => finish(() => reject(e)));
-    worker.on('exit', (code) =>
-      finish(() => reject(new Error(`fit: the training worker exited with code ${code}`))),
+  const worker = await WorkerClient.start<null, object, LoopResult, Report>(
+    script,
+    { workerData },
+    { what: 'fit: the training worker' },
+  );
+  try {
+    const { history, training, optimizerTensors } = await worker.call(
+      {},
+      {
+        signal: options.signal,
+        onProgress: (m) => {
+          if (m.type === 'progress') options.onProgress?.(m.progress);
+          else options.onCheckpoint?.({ path: m.path, step: m.step });
+        },
+      },
     );
-  });
+    return { ...history, resume: { training, optimizerTensors } };
+  } finally {
+    await worker.close('fit: the training worker');
+  }
 }
 
 /** What the language model's training worker (worker.ts) gets. */
-export interface WorkerInput extends TrainingWorkerData<Int32Array, LoopOptions> {
+export interface LmTrainingInput extends TrainingWorkerData<Int32Array, LoopOptions> {
   spec: LanguageModelSpec;
   tokenizer: TokenizerJSON | null;
   seed: number;
@@ -210,7 +194,6 @@ export interface TrainingWorkerData<Data, Options> {
   train: Data;
   validation: Data;
   options: Options;
-  stop: Int32Array;
   resume: ResumeState | null;
 }
 
@@ -220,36 +203,36 @@ interface SharedModel extends Module {
 }
 
 /**
- * The worker side of runTrainingWorker: builds the model, points its parameters at the caller's
- * memory and runs `loop` with the stop flag as `shouldStop`, posting its reports, then its result
- * or its error, to the parent thread.
+ * The worker side of runTrainingWorker: builds the model and points its parameters at the
+ * caller's memory (the start-up), then answers the call by running `loop`, with the call's cancel
+ * flag as `shouldStop` and its reports as progress messages.
  */
-export async function serveTraining<M extends SharedModel, Data, Options>(
+export function serveTraining<M extends SharedModel, Data, Options>(
   input: TrainingWorkerData<Data, Options>,
   build: () => M,
   loop: TrainingLoop<M, Data, Options>,
 ): Promise<void> {
-  const port = parentPort;
-  if (!port) throw new Error('the training worker must run in a worker thread');
-  const post = (m: WorkerMessage) => port.postMessage(m);
-  try {
+  return serveCalls<null, object, LoopResult, Report>(async () => {
     const model = build();
     for (const [name, p] of model.namedParameters()) p.adopt(input.params[name]);
-    const stopped = () => Atomics.load(input.stop, 0) === 1;
-    const { train, validation, options, resume } = input;
-    const result = await loop(
-      model,
-      train,
-      validation,
-      options,
-      post,
-      stopped,
-      resume ?? undefined,
-    );
-    post({ type: 'done', result });
-  } catch (error) {
-    post({ type: 'error', message: (error as Error).message });
-  }
+    return {
+      info: null,
+      async handle(call, progress, cancelled) {
+        const { train, validation, options, resume } = input;
+        const report = (m: LoopMessage) => progress({ ...m, id: call.id });
+        const result = await loop(
+          model,
+          train,
+          validation,
+          options,
+          report,
+          cancelled,
+          resume ?? undefined,
+        );
+        return { result, transfer: [] };
+      },
+    };
+  });
 }
 
 /** The rejection of a fit whose signal was aborted before it started. */

@@ -1,15 +1,9 @@
-// The training loops: `runTraining` drives any model through its steps (learning-rate schedule,
-// clipping, the optimizer, validation, early stopping, periodic resumable checkpoints), and
-// `trainLoop` feeds it a language model's truncated backpropagation through time over parallel
-// streams of the corpus. They run in a worker thread (see fit.ts) and talk to their caller only
-// through `report` and `shouldStop`.
-import { saveCheckpoint } from '../checkpoint/language-model';
+// The training loop: `runTraining` drives any model through its steps (learning-rate schedule,
+// clipping, the optimizer, validation, early stopping, periodic resumable checkpoints); each model
+// family gives it a TrainingTask (language-model.ts, seq2seq.ts). It runs in a worker thread (see
+// fit.ts) and talks to its caller only through `report` and `shouldStop`.
 import type { ResumeState, TrainingState } from '../checkpoint/resume';
-import { copyState, type LanguageModelNetwork } from '../models/language-model';
 import type { Module } from '../nn/parameter';
-import type { RecurrentState } from '../nn/recurrent';
-import { Random } from '../core/random';
-import { IGNORE_INDEX } from '../text/batch';
 import { Adam, SGD, clipGradNorm, type Optimizer } from './optim';
 
 export type LrSchedule = 'constant' | 'cosine' | 'linear';
@@ -36,17 +30,6 @@ export interface BaseLoopOptions {
   checkpointEvery: number;
   /** Seed of the loop's random draws. */
   seed: number;
-}
-
-/** A language model's training options. */
-export interface LoopOptions extends BaseLoopOptions {
-  seqLength: number;
-  /**
-   * Probability that a window starts from a zero state instead of the state carried from the one
-   * before: without it a model trained on carried state rarely sees a cold start, and prompts
-   * given to it from a zero state can derail it.
-   */
-  stateResetRate: number;
 }
 
 export interface Progress {
@@ -76,85 +59,6 @@ export interface History {
 
 export type LoopMessage =
   { type: 'progress'; progress: Progress } | { type: 'checkpoint'; path: string; step: number };
-
-/** Cuts a token stream into `batch` parallel streams read `steps` tokens at a time. */
-export class StreamBatcher {
-  readonly streamLength: number;
-  readonly chunks: number;
-
-  constructor(
-    readonly tokens: Int32Array,
-    readonly batch: number,
-    readonly steps: number,
-    what: string,
-  ) {
-    this.streamLength = Math.floor((tokens.length - 1) / batch);
-    this.chunks = Math.floor(this.streamLength / steps);
-    if (this.chunks < 1) {
-      throw new RangeError(
-        `${what} has ${tokens.length} tokens, too few for one training window of ` +
-          `batchSize*seqLength+1 = ${batch}*${steps}+1 = ${batch * steps + 1}; use a longer text or smaller batchSize/seqLength`,
-      );
-    }
-  }
-
-  /** Inputs and next-token targets of chunk j, time-major [steps, batch]. */
-  chunk(j: number, inputs: Int32Array, targets: Int32Array): void {
-    const { batch, steps, streamLength, tokens } = this;
-    for (let b = 0; b < batch; b++) {
-      const start = b * streamLength + j * steps;
-      for (let t = 0; t < steps; t++) {
-        inputs[t * batch + b] = tokens[start + t];
-        targets[t * batch + b] = tokens[start + t + 1];
-      }
-    }
-  }
-}
-
-/**
- * Mean cross-entropy (nats per token) of every next-token prediction of a token stream, and their
- * count (tokens.length - 1). The predictions are cut into up to `batch` contiguous rows whose
- * lengths differ by at most one, read `steps` at a time with the state carried; a row's last
- * window is padded with ignored targets, so no prediction is dropped or counted twice.
- */
-export function evaluateTokens(
-  model: LanguageModelNetwork,
-  tokens: Int32Array,
-  batch: number,
-  steps: number,
-): { loss: number; count: number } {
-  const predictions = tokens.length - 1;
-  if (predictions < 1) {
-    throw new RangeError(`the evaluation text has ${tokens.length} tokens; it needs at least two`);
-  }
-  const rows = Math.min(batch, predictions);
-  const base = Math.floor(predictions / rows);
-  const longer = predictions % rows;
-  const start = (b: number) => b * base + Math.min(b, longer);
-  const length = (b: number) => base + (b < longer ? 1 : 0);
-  const chunks = Math.ceil(length(0) / steps);
-  const inputs = new Int32Array(rows * steps);
-  const targets = new Int32Array(rows * steps);
-  let state: RecurrentState | undefined;
-  let sum = 0;
-  let count = 0;
-  for (let j = 0; j < chunks; j++) {
-    for (let b = 0; b < rows; b++) {
-      for (let t = 0; t < steps; t++) {
-        const p = j * steps + t;
-        const i = t * rows + b;
-        const inside = p < length(b);
-        inputs[i] = inside ? tokens[start(b) + p] : 0;
-        targets[i] = inside ? tokens[start(b) + p + 1] : IGNORE_INDEX;
-      }
-    }
-    const r = model.lossSum(inputs, targets, steps, rows, state);
-    sum += r.sum;
-    count += r.count;
-    state = copyState(r.state);
-  }
-  return { loss: sum / count, count };
-}
 
 /** The optimizer a training run asks for, over every parameter of `model`. */
 export function makeOptimizer(
@@ -429,56 +333,4 @@ export async function runTraining(
   history.tokensPerSec = tokens / Math.max(elapsed(), 1e-9);
   history.stopped = stopped;
   return { history, training: snapshot(), optimizerTensors: optimizer.state().tensors };
-}
-
-/**
- * Trains a language model on `train` tokens (validating on `validation` when non-empty).
- * `resume` carries the state of an earlier run (from a checkpoint) to continue where it stopped.
- */
-export function trainLoop(
-  model: LanguageModelNetwork,
-  train: Int32Array,
-  validation: Int32Array,
-  o: LoopOptions,
-  report: (m: LoopMessage) => void,
-  shouldStop: () => boolean,
-  resume?: ResumeState,
-): Promise<LoopResult> {
-  const B = o.batchSize;
-  const T = o.seqLength;
-  const batcher = new StreamBatcher(train, B, T, 'the training text');
-  const inputs = new Int32Array(B * T);
-  const targets = new Int32Array(B * T);
-  const saved = resume?.training.progress.chunk;
-  let chunk = typeof saved === 'number' ? saved : 0;
-  let state: RecurrentState | undefined;
-  const resets = new Random(o.seed + (resume?.training.step ?? 0));
-  const task: TrainingTask = {
-    stepsPerEpoch: batcher.chunks,
-    trainStep() {
-      if (chunk >= batcher.chunks) {
-        chunk = 0;
-        state = undefined;
-      }
-      if (o.stateResetRate > 0 && resets.uniform() < o.stateResetRate) state = undefined;
-      batcher.chunk(chunk, inputs, targets);
-      const r = model.lossAndGradients(inputs, targets, T, B, state);
-      state = copyState(r.state);
-      chunk++;
-      return { loss: r.loss, tokens: B * T };
-    },
-    validate: () =>
-      validation.length > 0
-        ? evaluateTokens(model, validation, Math.min(B, evalBatch(validation, T)), T).loss
-        : null,
-    position: () => ({ chunk }),
-    save: (path, r) =>
-      saveCheckpoint(model, path, { state: r.training, optimizerTensors: r.optimizerTensors }),
-  };
-  return runTraining(model, task, o, report, shouldStop, resume);
-}
-
-/** The largest batch (up to 64) that leaves at least one window of `steps` in `tokens`. */
-export function evalBatch(tokens: Int32Array, steps: number): number {
-  return Math.max(1, Math.min(64, Math.floor((tokens.length - 1) / steps)));
 }

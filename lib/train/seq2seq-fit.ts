@@ -9,7 +9,7 @@ import { checkInt, checkNumber } from '../core/validate';
 import { Random } from '../core/random';
 import { abortError, loopOptions, runTrainingWorker, type FitOptions, type FitResult } from './fit';
 import type { Seq2SeqLoopOptions, TokenPair } from './seq2seq';
-import type { Seq2SeqWorkerInput } from './seq2seq-worker';
+import type { Seq2SeqTrainingInput } from './seq2seq-worker';
 import { workerScript } from '../threads/start';
 
 export interface Seq2SeqFitOptions extends Omit<
@@ -104,8 +104,7 @@ export function fitSeq2Seq(
     loop.seed,
   );
   if (train.length === 0) throw new RangeError('fit: no training pairs left after the split');
-  const stop = new Int32Array(new SharedArrayBuffer(4));
-  const input: Seq2SeqWorkerInput = {
+  const input: Seq2SeqTrainingInput = {
     spec: model.spec,
     sourceTokenizer: model.sourceTokenizer?.toJSON() ?? null,
     targetTokenizer: model.targetTokenizer?.toJSON() ?? null,
@@ -113,9 +112,8 @@ export function fitSeq2Seq(
     train,
     validation,
     options: loop,
-    stop,
     resume: options.resume ?? null,
   };
   if (options.signal?.aborted) return Promise.reject(abortError());
-  return runTrainingWorker(workerScript(__filename, 'seq2seq-worker'), input, stop, options);
+  return runTrainingWorker(workerScript(__filename, 'seq2seq-worker'), input, options);
 }

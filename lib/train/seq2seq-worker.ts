@@ -7,14 +7,14 @@ import { tokenizerFromJSON, type TokenizerJSON } from '../text';
 import { serveTraining, type TrainingWorkerData } from './fit';
 import { trainSeq2SeqLoop, type Seq2SeqLoopOptions, type TokenPair } from './seq2seq';
 
-export interface Seq2SeqWorkerInput extends TrainingWorkerData<TokenPair[], Seq2SeqLoopOptions> {
+export interface Seq2SeqTrainingInput extends TrainingWorkerData<TokenPair[], Seq2SeqLoopOptions> {
   spec: Seq2SeqSpec;
   /** So that checkpoints written by the worker carry the vocabularies. */
   sourceTokenizer: TokenizerJSON | null;
   targetTokenizer: TokenizerJSON | null;
 }
 
-const input = workerData as Seq2SeqWorkerInput;
+const input = workerData as Seq2SeqTrainingInput;
 const tokenizer = (json: TokenizerJSON | null) => (json ? tokenizerFromJSON(json) : undefined);
 void serveTraining(
   input,

@@ -4,10 +4,10 @@ import { workerData } from 'node:worker_threads';
 
 import { LanguageModelNetwork } from '../models/language-model';
 import { tokenizerFromJSON } from '../text';
-import { serveTraining, type WorkerInput } from './fit';
-import { trainLoop } from './loop';
+import { serveTraining, type LmTrainingInput } from './fit';
+import { trainLoop } from './language-model';
 
-const input = workerData as WorkerInput;
+const input = workerData as LmTrainingInput;
 void serveTraining(
   input,
   () =>

@@ -31,7 +31,6 @@ namespace {
 using rnnkit::CellType;
 using rnnkit::StackShape;
 
-constexpr const char* kVersion = "0.1.0";
 // Typed arrays above 2^32 - 1 elements do not exist in V8; parameter buffers stay well below.
 constexpr double kMaxElements = 4294967295.0;
 
@@ -461,7 +460,6 @@ Napi::Value StackWorkspaceSize(const Napi::CallbackInfo& info) {
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object r = Napi::Object::New(env);
-  r.Set("version", kVersion);
   r.Set("isa", rnnkit::compiled_isa());
   r.Set("gemm", rnnkit::gemm_backend());
   r.Set("blasCore", rnnkit::blas_core());
@@ -525,10 +523,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("stackWorkspaceSize",
               Napi::Function::New(env, StackWorkspaceSize, "stackWorkspaceSize"));
   add<StackForward>(env, exports, true);
-  add<StackBackward>(env, exports, true);
+  add<StackBackward>(env, exports, false);
   add<EmbeddingForward>(env, exports, false);
   add<EmbeddingBackward>(env, exports, false);
-  add<LinearForward>(env, exports, true);
+  add<LinearForward>(env, exports, false);
   add<LinearBackward>(env, exports, false);
   add<SoftmaxXentForward>(env, exports, false);
   add<SoftmaxXentBackward>(env, exports, false);

@@ -1,7 +1,8 @@
-// N-API glue for generation: lmGenerate (a Promise, with per-step token progress streamed to JS),
-// lmGenerateSync, and sampleTokens / rngInit, which give a generation loop whose logits come from
-// elsewhere (onnxruntime) the very sampler and per-row random streams of lmGenerate; and the
-// PackedLm class, lmGenerate's packed weights and step for a loop driven from JS.
+// N-API glue for generation: lmGenerateAsync (a Promise, with per-step token progress streamed to
+// JS), lmGenerate (its blocking twin), and sampleTokens / rngInit, which give a generation loop
+// whose logits come from elsewhere (onnxruntime) the very sampler and per-row random streams of
+// lmGenerate; and the PackedLm class, lmGenerate's packed weights and step for a loop driven from
+// JS.
 #include <napi.h>
 
 #include <algorithm>
@@ -163,10 +164,10 @@ struct Generation {
   }
 };
 
-struct LmGenerateSync {
-  static constexpr const char* name = "lmGenerateSync";
+struct LmGenerate {
+  static constexpr const char* name = "lmGenerate";
   Generation g;
-  explicit LmGenerateSync(Parser& p) : g(p) {}
+  explicit LmGenerate(Parser& p) : g(p) {}
   void run() { g.run(nullptr); }
   Napi::Value result(Napi::Env env) { return g.result(env); }
 };
@@ -178,7 +179,7 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<int32_t> {
  public:
   GenerateWorker(Napi::Env env, Generation&& g, std::vector<Napi::ObjectReference>&& refs,
                  Napi::Value on_tokens)
-      : Napi::AsyncProgressQueueWorker<int32_t>(env, "lmGenerate"),
+      : Napi::AsyncProgressQueueWorker<int32_t>(env, "lmGenerateAsync"),
         g_(std::move(g)),
         refs_(std::move(refs)),
         deferred_(Napi::Promise::Deferred::New(env)) {
@@ -232,7 +233,7 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<int32_t> {
     if (js_failed_.load(std::memory_order_relaxed))
       deferred_.Reject(js_error_.Value());
     else if (failed_)
-      deferred_.Reject(native_error(env, "lmGenerate", range_, error_).Value());
+      deferred_.Reject(native_error(env, "lmGenerateAsync", range_, error_).Value());
     else
       deferred_.Resolve(g_.result(env));
   }
@@ -249,12 +250,12 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<int32_t> {
   std::string error_;
 };
 
-// lmGenerate(weights, prompts, options, stops, cancel, onTokens?) -> Promise<{tokens, lengths,
+// lmGenerateAsync(weights, prompts, options, stops, cancel, onTokens?) -> Promise<{tokens, lengths,
 // finish}>. Argument errors reject the promise, as every async op does.
-Napi::Value LmGenerate(const Napi::CallbackInfo& info) {
+Napi::Value LmGenerateAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {
-    Parser p(info, "lmGenerate");
+    Parser p(info, "lmGenerateAsync");
     Generation g(p);
     Napi::Value on_tokens = p.arg(5);
     if (!on_tokens.IsUndefined() && !on_tokens.IsNull() && !on_tokens.IsFunction())
@@ -388,9 +389,8 @@ class PackedLmObject : public Napi::ObjectWrap<PackedLmObject> {
 
 void init_generate(Napi::Env env, Napi::Object exports) {
   exports.Set("PackedLm", PackedLmObject::define(env));
-  exports.Set("lmGenerate", Napi::Function::New(env, LmGenerate, "lmGenerate"));
-  exports.Set(LmGenerateSync::name,
-              Napi::Function::New(env, Sync<LmGenerateSync>, LmGenerateSync::name));
+  exports.Set("lmGenerateAsync", Napi::Function::New(env, LmGenerateAsync, "lmGenerateAsync"));
+  exports.Set(LmGenerate::name, Napi::Function::New(env, Sync<LmGenerate>, LmGenerate::name));
   exports.Set(SampleTokens::name, Napi::Function::New(env, Sync<SampleTokens>, SampleTokens::name));
   exports.Set("rngInit", Napi::Function::New(env, RngInit, "rngInit"));
 }

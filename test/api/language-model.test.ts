@@ -173,6 +173,54 @@ describe('LanguageModel', () => {
     expect(h.steps).toBe(9);
   });
 
+  it('stopping at a checkpoint and resuming gives the weights of one uninterrupted run', async () => {
+    // Dropout everywhere and state resets: every random stream and the carried state must resume.
+    const extra = { dropout: 0.3 };
+    const options = {
+      batchSize: 3,
+      seqLength: 7,
+      learningRate: 5e-3,
+      validationSplit: 0.1,
+      validateEvery: 4,
+      stateResetRate: 0.3,
+      seed: 11,
+    };
+    const weights = (m: LanguageModel) => m.parameters().map((p) => Array.from(p.data));
+    const straight = small('gru', extra);
+    const whole = await straight.fit(corpus, { ...options, steps: 15 });
+
+    const file = path.join(tmp, 'lm-resume.safetensors');
+    const first = small('gru', extra);
+    const saved: number[] = [];
+    await first.fit(corpus, {
+      ...options,
+      steps: 8,
+      checkpoint: { path: file, every: 4 },
+      onCheckpoint: (c) => saved.push(c.step),
+    });
+    expect(saved).toEqual([4, 8]);
+    const loaded = await loadModel(file);
+    expect(loaded.resumeState?.training.step).toBe(8);
+    const rest = await loaded.fit(corpus, {
+      ...options,
+      steps: 15,
+      resume: loaded.resumeState ?? undefined,
+    });
+    expect(weights(loaded)).toEqual(weights(straight));
+    for (const key of ['train', 'validation', 'bestValLoss', 'steps', 'stopped'] as const) {
+      expect(rest[key], key).toEqual(whole[key]);
+    }
+    // Another batch size cannot continue the carried state.
+    await expect(
+      loaded.fit(corpus, {
+        ...options,
+        batchSize: 4,
+        steps: 20,
+        resume: loaded.resumeState ?? undefined,
+      }),
+    ).rejects.toThrow(/recurrent state has 144 values, this run's has 192/);
+  });
+
   it('a failed save leaves the previous checkpoint intact', async () => {
     const m = small();
     const file = path.join(tmp, 'keep.safetensors');

@@ -1,5 +1,5 @@
-// The native generation ops called directly: lmGenerate / lmGenerateSync results and progress,
-// cancellation, errors from onTokens, sampleTokens + rngInit reproducing lmGenerate from logits
+// The native generation ops called directly: lmGenerateAsync / lmGenerate results and progress,
+// cancellation, errors from onTokens, sampleTokens + rngInit reproducing lmGenerateAsync from logits
 // computed outside the loop, and the argument checks' messages.
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
@@ -54,16 +54,23 @@ const options: NativeGenerateOptions = {
 };
 const prompts = ragged([[1, 2, 3], [4], [5, 6, 7, 8, 9]]);
 
-describe('native lmGenerate', () => {
-  it('resolves with the same tokens as lmGenerateSync, and onTokens sees each step', async () => {
+describe('native lmGenerateAsync', () => {
+  it('resolves with the same tokens as lmGenerate, and onTokens sees each step', async () => {
     const w = model();
-    const sync = native.lmGenerateSync(w, prompts, options, null, null);
+    const sync = native.lmGenerate(w, prompts, options, null, null);
     const seen: number[][] = [[], [], []];
     const steps: number[] = [];
-    const r = await native.lmGenerate(w, prompts, options, null, null, (step, rows, tokens) => {
-      steps.push(step);
-      rows.forEach((row, i) => seen[row].push(tokens[i]));
-    });
+    const r = await native.lmGenerateAsync(
+      w,
+      prompts,
+      options,
+      null,
+      null,
+      (step, rows, tokens) => {
+        steps.push(step);
+        rows.forEach((row, i) => seen[row].push(tokens[i]));
+      },
+    );
     expect(r.tokens).toEqual(sync.tokens);
     expect(Array.from(r.lengths)).toEqual([12, 12, 12]);
     expect(Array.from(r.finish)).toEqual([0, 0, 0]);
@@ -75,9 +82,9 @@ describe('native lmGenerate', () => {
 
   it('drops matched stop sequences and pads with -1', () => {
     const w = model('gru');
-    const free = native.lmGenerateSync(w, prompts, options, null, null);
+    const free = native.lmGenerate(w, prompts, options, null, null);
     const stop = free.tokens[3];
-    const r = native.lmGenerateSync(w, prompts, options, ragged([[stop]]), null);
+    const r = native.lmGenerate(w, prompts, options, ragged([[stop]]), null);
     const row = Array.from(free.tokens.subarray(0, 12));
     const end = row.indexOf(stop);
     expect(r.finish[0]).toBe(1);
@@ -91,7 +98,7 @@ describe('native lmGenerate', () => {
   it('stops every row when the shared cancel flag is set', async () => {
     const flag = new Int32Array(new SharedArrayBuffer(4));
     Atomics.store(flag, 0, 1);
-    const r = await native.lmGenerate(model(), prompts, options, null, flag);
+    const r = await native.lmGenerateAsync(model(), prompts, options, null, flag);
     expect(Array.from(r.finish)).toEqual([2, 2, 2]);
     expect(Array.from(r.lengths)).toEqual([0, 0, 0]);
   });
@@ -99,7 +106,7 @@ describe('native lmGenerate', () => {
   it('rejects with what onTokens threw', async () => {
     const boom = new Error('boom');
     await expect(
-      native.lmGenerate(model(), prompts, { ...options, maxTokens: 1000 }, null, null, () => {
+      native.lmGenerateAsync(model(), prompts, { ...options, maxTokens: 1000 }, null, null, () => {
         throw boom;
       }),
     ).rejects.toBe(boom);
@@ -107,11 +114,11 @@ describe('native lmGenerate', () => {
 });
 
 describe('native sampleTokens', () => {
-  it('reproduces lmGenerate from logits computed step by step', () => {
+  it('reproduces lmGenerateAsync from logits computed step by step', () => {
     const w = model('rnn_tanh', 11, 4, 6, 1);
     const prompt = [3, 1, 4, 1, 5];
     const o = { ...options, maxTokens: 20, rowOffset: 4 };
-    const want = native.lmGenerateSync(w, ragged([prompt]), o, null, null);
+    const want = native.lmGenerate(w, ragged([prompt]), o, null, null);
 
     const shape = {
       cell: w.cell,
@@ -177,7 +184,7 @@ describe('native sampleTokens', () => {
 
 describe('native generation argument checks', () => {
   const w = model();
-  type Args = Parameters<Native['lmGenerateSync']>;
+  type Args = Parameters<Native['lmGenerate']>;
   const base: Args = [w, prompts, options, null, null];
   const cases: [string, (a: Args) => unknown[], RegExp, 'TypeError' | 'RangeError'][] = [
     [
@@ -288,19 +295,19 @@ describe('native generation argument checks', () => {
   for (const [what, make, message, type] of cases) {
     it(`rejects a bad ${what}`, async () => {
       const args = make(base) as Args;
-      expect(() => native.lmGenerateSync(...args)).toThrow(message);
+      expect(() => native.lmGenerate(...args)).toThrow(message);
       try {
-        native.lmGenerateSync(...args);
+        native.lmGenerate(...args);
       } catch (e) {
         expect((e as Error).name).toBe(type);
-        expect((e as Error).message.startsWith('lmGenerateSync: ')).toBe(true);
+        expect((e as Error).message.startsWith('lmGenerate: ')).toBe(true);
       }
-      await expect(native.lmGenerate(...args)).rejects.toThrow(message);
+      await expect(native.lmGenerateAsync(...args)).rejects.toThrow(message);
     });
   }
 
   it('checks onTokens, sampleTokens and rngInit arguments', async () => {
-    await expect(native.lmGenerate(...base, 3 as never)).rejects.toThrow(
+    await expect(native.lmGenerateAsync(...base, 3 as never)).rejects.toThrow(
       /'onTokens' must be a function, got the number 3/,
     );
     const logits = new Float32Array(8);

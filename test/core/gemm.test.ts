@@ -1,0 +1,86 @@
+// GEMM: OpenBLAS and the built-in kernel agree through the addon.
+import { describe, expect, it } from 'vitest';
+
+import { info } from '../../lib/index';
+import { native } from '../../lib/core/native';
+import { randn, expectClose } from '../helpers/reference';
+
+describe('GEMM: OpenBLAS and the built-in kernel agree through the addon', () => {
+  const shapes: [number, number, number][] = [
+    [1, 1, 1],
+    [3, 5, 7],
+    [17, 33, 9],
+    [64, 64, 64],
+    [70, 13, 129],
+    [5, 100, 2],
+    // Large enough for the built-in GEMM to split its rows over threads.
+    [300, 130, 110],
+    // Few rows and a large B: their columns split over threads where OpenBLAS runs one.
+    [5, 700, 400],
+  ];
+  const { gemm: backend, blasCore, builtinVectorBits, products } = info();
+
+  it(`addon reports its GEMM backend (${backend}, products on ${products})`, () => {
+    expect(['openblas', 'builtin']).toContain(backend);
+    expect([128, 256, 512]).toContain(builtinVectorBits);
+    expect(['openblas', 'builtin']).toContain(products);
+    if (backend === 'builtin') {
+      expect(blasCore).toBe('');
+      expect(products).toBe('builtin');
+    } else {
+      expect(blasCore.length).toBeGreaterThan(0);
+      // The built-in kernel takes the products only where it is AVX-512 and OpenBLAS's is not.
+      const avx512Core = /skylakex|cooperlake|sapphirerapids/i.test(blasCore);
+      expect(products).toBe(builtinVectorBits === 512 && !avx512Core ? 'builtin' : 'openblas');
+    }
+  });
+
+  describe.each(shapes)('M=%i N=%i K=%i', (M, N, K) => {
+    it.each([
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ])('transA=%s transB=%s', async (transA, transB) => {
+      const A = randn(M * K, M * 1000 + K);
+      const Bm = randn(K * N, N * 1000 + K + 1);
+      const C0 = randn(M * N, 7);
+      const alpha = 0.75;
+      const beta = -0.5;
+      const a = (i: number, k: number) => (transA ? A[k * M + i] : A[i * K + k]);
+      const b = (k: number, j: number) => (transB ? Bm[j * K + k] : Bm[k * N + j]);
+      const ref = new Float64Array(M * N);
+      for (let i = 0; i < M; i++)
+        for (let j = 0; j < N; j++) {
+          let s = 0;
+          for (let k = 0; k < K; k++) s += a(i, k) * b(k, j);
+          ref[i * N + j] = alpha * s + beta * C0[i * N + j];
+        }
+      const shape = { transA, transB, M, N, K, alpha, beta };
+      const run = (kernel: 'auto' | 'blas' | 'builtin') => {
+        const C = C0.slice();
+        native.gemm({ ...shape, kernel }, A, Bm, C);
+        return C;
+      };
+      const tol = 1e-6 * Math.sqrt(K) * 4;
+      const blas = run('blas');
+      const builtin = run('builtin');
+      expectClose(blas, ref, tol, 'BLAS vs float64');
+      expectClose(builtin, ref, tol, 'built-in GEMM vs float64');
+      expectClose(builtin, blas, tol, 'built-in vs BLAS');
+      // 'auto' is one of the two: the built-in kernel where it takes the product (16 rows or more).
+      expect(run('auto')).toEqual(products === 'builtin' && M >= 16 ? builtin : blas);
+      const viaAsync = C0.slice();
+      await native.gemmAsync({ ...shape, kernel: 'builtin' }, A, Bm, viaAsync);
+      expect(viaAsync).toEqual(builtin);
+      // The built-in GEMM's rows come out the same however many threads share them.
+      const threads = info().threads;
+      try {
+        native.setThreads(threads === 1 ? 2 : 1);
+        expect(run('builtin')).toEqual(builtin);
+      } finally {
+        native.setThreads(threads);
+      }
+    });
+  });
+});

@@ -1,0 +1,42 @@
+// The typed facade and the addon name the same functions: every export of the built addon is in
+// the Native interface of lib/core/native.ts and every member of that interface is exported.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { native } from '../../lib/core/native';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+/** The member names of `export interface Native { ... }`, read from the TypeScript source. */
+function interfaceMembers(): string[] {
+  const source = fs.readFileSync(path.join(ROOT, 'lib', 'core', 'native.ts'), 'utf8');
+  const body = /^export interface Native \{\n([\s\S]*?)^\}/m.exec(source);
+  if (!body) throw new Error('lib/core/native.ts has no `export interface Native`');
+  return [...body[1].matchAll(/^ {2}([A-Za-z_$][\w$]*)\??[(:]/gm)].map((m) => m[1]);
+}
+
+describe('the Native interface and the addon', () => {
+  it('name the same functions', () => {
+    const declared = interfaceMembers().sort();
+    const exported = Object.keys(native).sort();
+    expect(declared.length).toBeGreaterThan(20);
+    expect(exported).toEqual(declared);
+  });
+
+  it('name a blocking function plainly and its Promise twin <name>Async', () => {
+    const names = new Set(Object.keys(native));
+    expect([...names].filter((n) => n.endsWith('Sync'))).toEqual([]);
+    for (const name of names) {
+      if (name.endsWith('Async')) expect(names, name).toContain(name.slice(0, -'Async'.length));
+    }
+  });
+
+  it('info() names what the interface declares', () => {
+    const keys = Object.keys(native.info()).sort();
+    const optional = new Set(['cudaDevice']);
+    const declared = ['gemm', 'blasCore', 'builtinVectorBits', 'products', 'threads', 'cuda'];
+    expect(keys.filter((k) => !optional.has(k))).toEqual(declared.sort());
+  });
+});
