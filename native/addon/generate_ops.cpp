@@ -272,7 +272,7 @@ Napi::Value LmGenerate(const Napi::CallbackInfo& info) {
 }
 
 // new TokenLoop(model): the token loop of lmGenerate (native/core/token_loop.h) for a loop driven
-// from JS. model is {cell, V, E, H, L}, for a loop whose logits come from elsewhere (an
+// from JS. model is {V, L, H, lstm}, for a loop whose logits come from elsewhere (an
 // onnxruntime session), or lmGenerate's weights, packed once (copied) for run().
 //   size                                 rows in the loop
 //   ids() -> Int32Array                  each row's id, in row order
@@ -317,10 +317,9 @@ class TokenLoopObject : public Napi::ObjectWrap<TokenLoopObject> {
         model_ = std::make_unique<rnnkit::PackedLm>(w);
         loop_ = std::make_unique<rnnkit::TokenLoop>(w.V, w.L, w.H, w.cell == CellType::Lstm);
       } else {
-        const CellType cell = parse_cell(p, o.Get("cell"), "model.cell");
-        loop_ =
-            std::make_unique<rnnkit::TokenLoop>(p.size(o, "model", "V"), p.size(o, "model", "L"),
-                                                p.size(o, "model", "H"), cell == CellType::Lstm);
+        loop_ = std::make_unique<rnnkit::TokenLoop>(
+            p.size(o, "model", "V"), p.size(o, "model", "L"), p.size(o, "model", "H"),
+            p.boolean(o.Get("lstm"), "model.lstm"));
       }
     });
   }
