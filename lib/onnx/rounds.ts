@@ -1,7 +1,7 @@
 // Rounds of the native token loop over an rnnkit .onnx file in onnxruntime-node (run() blocks the
 // thread that calls it, so this runs in a worker). The loop plans each round and samples it; this
-// side runs the graph on the planned rows. Either export kind works: a 'sequence' model feeds a
-// row's tokens of a round in one run, a 'step' model (time fixed at 1) one token per run.
+// side runs the graph on the planned rows. Either export kind works: a 'sequence' model feeds
+// many positions in one run, a 'step' model (time fixed at 1) one position per run.
 import * as ort from 'onnxruntime-node';
 
 import { native, type NativeTokenLoop, type TokenLoopPlan } from '../core/native';
@@ -25,8 +25,8 @@ export class OnnxRounds implements RoundBackend {
   private readonly H: number;
   private readonly V: number;
   private readonly lstm: boolean;
-  // The state of the rows of a run and the state after it (two each, as a step model's runs
-  // alternate between them), reused from round to round: a round allocates only its logits.
+  // The state of the rows of a run, h and c, and the state after it, reused from run to run: a
+  // round allocates little more than its logits.
   private readonly states = Array.from({ length: 4 }, () => new Scratch());
 
   private constructor(
@@ -48,72 +48,72 @@ export class OnnxRounds implements RoundBackend {
   }
 
   /**
-   * The planned rows are grouped by how many tokens they read, and each group runs without
-   * padding (the graphs take no lengths). A round of generating rows (one token each) is a single
-   * group.
+   * The graphs take no lengths, so no row may read padding: the planned rows are taken shortest
+   * feed first, and each run covers the positions up to the end of the shortest feed still open,
+   * for the rows still open. A round of generating rows (one token each) is a single run; a step
+   * model (time fixed at 1) advances one position per run.
    */
   async round(chunk: number, budget: number) {
     const plan = this.loop.plan(chunk, budget);
     const V = this.V;
+    const length = (k: number) => plan.offsets[k + 1] - plan.offsets[k];
     const logits = new Float32Array(plan.want.length * V);
     const wanted = new Int32Array(plan.rows.length).fill(-1);
     plan.want.forEach((k, i) => (wanted[k] = i));
-    const groups = new Map<number, number[]>();
-    for (let k = 0; k < plan.rows.length; k++) {
-      const T = plan.offsets[k + 1] - plan.offsets[k];
-      const group = groups.get(T);
-      if (group) group.push(k);
-      else groups.set(T, [k]);
-    }
-    for (const [T, positions] of groups) {
-      const last = await this.run(plan, positions, T);
-      positions.forEach((k, j) => {
-        if (wanted[k] >= 0) logits.set(last.subarray(j * V, (j + 1) * V), wanted[k] * V);
+    let open = Array.from({ length: plan.rows.length }, (_, k) => k).sort(
+      (a, b) => length(a) - length(b),
+    );
+    for (let pos = 0; open.length > 0;) {
+      const end = this.model.kind === 'step' ? pos + 1 : length(open[0]);
+      const last = await this.run(plan, open, pos, end);
+      open.forEach((k, j) => {
+        if (length(k) === end && wanted[k] >= 0) {
+          logits.set(last.subarray(j * V, (j + 1) * V), wanted[k] * V);
+        }
       });
+      pos = end;
+      open = open.filter((k) => length(k) > pos);
     }
     return this.loop.sample(logits);
   }
 
   /**
-   * Feeds the planned rows at `positions` their T tokens each, from their state in the loop to
-   * the state written back there; returns the logits after their last token [n, V].
+   * One session run: the planned rows at `positions` read the tokens [from, to) of their feeds,
+   * from their state in the loop to the state written back there; returns the logits after the
+   * last token [n, V].
    */
-  private async run(plan: TokenLoopPlan, positions: number[], T: number): Promise<Float32Array> {
-    const { L, H } = this;
+  private async run(
+    plan: TokenLoopPlan,
+    positions: number[],
+    from: number,
+    to: number,
+  ): Promise<Float32Array> {
+    const { L, H, V } = this;
     const n = positions.length;
+    const T = to - from;
     const rows = Int32Array.from(positions, (k) => plan.rows[k]);
-    const size = L * n * H;
     const dims = [L, n, H];
-    const [h0, c0, h1, c1] = this.states.map((s, i) =>
-      i % 2 === 0 || this.lstm ? s.get(size) : null,
+    const [h0, c0, hT, cT] = this.states.map((s, i) =>
+      i % 2 === 0 || this.lstm ? s.get(L * n * H) : null,
     );
-    let state = { h: h0 as Float32Array, c: c0 };
-    let next = { h: h1 as Float32Array, c: c1 };
-    this.loop.readState(rows, state.h, state.c);
-    const perRun = this.model.kind === 'step' ? 1 : T;
-    let logits: Float32Array = new Float32Array(0);
-    for (let t0 = 0; t0 < T; t0 += perRun) {
-      const ids = new BigInt64Array(perRun * n);
-      positions.forEach((k, j) => {
-        for (let t = 0; t < perRun; t++)
-          ids[t * n + j] = BigInt(plan.tokens[plan.offsets[k] + t0 + t]);
-      });
-      const feeds: Record<string, ort.Tensor> = {
-        [NAMES.tokens]: new ort.Tensor('int64', ids, [perRun, n]),
-        [NAMES.h0]: new ort.Tensor('float32', state.h, dims),
-      };
-      if (state.c) feeds[NAMES.c0] = new ort.Tensor('float32', state.c, dims);
-      // onnxruntime writes the next state straight into the other pair of buffers.
-      const fetches: Record<string, ort.Tensor | null> = {
-        [NAMES.logits]: null,
-        [NAMES.hT]: new ort.Tensor('float32', next.h, dims),
-      };
-      if (next.c) fetches[NAMES.cT] = new ort.Tensor('float32', next.c, dims);
-      const out = await this.session.run(feeds, fetches);
-      logits = (out[NAMES.logits].data as Float32Array).subarray((perRun - 1) * n * this.V);
-      [state, next] = [next, state];
-    }
-    this.loop.writeState(rows, state.h, state.c);
-    return logits;
+    this.loop.readState(rows, h0 as Float32Array, c0);
+    const ids = new BigInt64Array(T * n);
+    positions.forEach((k, j) => {
+      for (let t = 0; t < T; t++) ids[t * n + j] = BigInt(plan.tokens[plan.offsets[k] + from + t]);
+    });
+    const feeds: Record<string, ort.Tensor> = {
+      [NAMES.tokens]: new ort.Tensor('int64', ids, [T, n]),
+      [NAMES.h0]: new ort.Tensor('float32', h0 as Float32Array, dims),
+    };
+    if (c0) feeds[NAMES.c0] = new ort.Tensor('float32', c0, dims);
+    // onnxruntime writes the next state straight into reused buffers.
+    const fetches: Record<string, ort.Tensor | null> = {
+      [NAMES.logits]: null,
+      [NAMES.hT]: new ort.Tensor('float32', hT as Float32Array, dims),
+    };
+    if (cT) fetches[NAMES.cT] = new ort.Tensor('float32', cT, dims);
+    const out = await this.session.run(feeds, fetches);
+    this.loop.writeState(rows, hT as Float32Array, cT);
+    return (out[NAMES.logits].data as Float32Array).subarray((T - 1) * n * V);
   }
 }
