@@ -162,7 +162,7 @@ describe('native TokenLoop', () => {
     const got = drain(
       loop,
       () => {
-        const plan = loop.plan(2, 3);
+        const plan = loop.plan(2, 2, 3);
         planned += plan.rows.length;
         const n = plan.rows.length;
         const h = new Float32Array(L * n * H);
@@ -224,7 +224,7 @@ describe('native TokenLoop', () => {
           if (r < seqs.length) {
             loop.add(Int32Array.of(r), ragged([seqs[r]]), { ...o, rowOffset: 4 + r }, stops, r);
           }
-          return loop.run(3, 2);
+          return loop.run(3, 2, 2);
         },
         4,
         o.maxTokens,
@@ -237,10 +237,10 @@ describe('native TokenLoop', () => {
     const w = model();
     const loop = new native.TokenLoop(w);
     loop.add(Int32Array.of(10, 20), ragged([[1], [2, 3]]), options, null, 0);
-    const first = loop.run(8, 8);
+    const first = loop.run(8, 8, 8);
     expect(Array.from(first.rows)).toEqual([10, 20]);
     loop.cancel(Int32Array.of(20, 99));
-    const second = loop.run(8, 8);
+    const second = loop.run(8, 8, 8);
     expect(Array.from(second.rows)).toEqual([10]);
     expect(Array.from(second.done)).toEqual([20]);
     expect(Array.from(second.lengths)).toEqual([1]);
@@ -412,7 +412,8 @@ describe('native TokenLoop argument checks', () => {
         () => loop.add(Int32Array.of(3), ragged([[1]]), options, null, -1),
         /'group' must be a finite number in \[0, /,
       ],
-      [() => loop.plan(0, 1), /TokenLoop\.plan: 'chunk' must be a finite number in \[1, /],
+      [() => loop.plan(0, 1, 1), /TokenLoop\.plan: 'chunk' must be a finite number in \[1, /],
+      [() => loop.plan(1, 1, 0), /TokenLoop\.plan: 'budget' must be a finite number in \[1, /],
       [
         () => loop.readState(Int32Array.of(0, 2), h, null),
         /'rows\[1\]' must be a row in \[0, 2\), got 2/,
@@ -425,10 +426,10 @@ describe('native TokenLoop argument checks', () => {
         () => loop.readState(Int32Array.of(0, 1), h, h),
         /'c' is only for LSTM and must be null for this cell/,
       ],
-      [() => loop.run(1, 1), /TokenLoop\.run: the loop has no weights to run/],
+      [() => loop.run(1, 1, 1), /TokenLoop\.run: the loop has no weights to run/],
     ];
     for (const [call, message] of bad) expect(call).toThrow(message);
-    loop.plan(4, 4);
+    loop.plan(4, 4, 4);
     expect(() => loop.sample(new Float32Array(13))).toThrow(
       /'logits' must be a Float32Array of length 26 \(plan\(\)\.want\.length\*V = 2\*13\)/,
     );

@@ -119,7 +119,12 @@ describe('BatchingGenerator', () => {
     expect(await small).toEqual(await model.generate({ prompts: ['fox'], seed: 4, maxTokens: 40 }));
     // Three rows of the big call at a time, and the small call's row beside them.
     expect(Math.max(...sizes)).toBe(4);
-    expect(g.limits).toMatchObject({ maxCallRows: 3, primeChunk: 16, promptBudget: 256 });
+    expect(g.limits).toMatchObject({
+      maxCallRows: 3,
+      primeChunk: 64,
+      sharedChunk: 4,
+      promptBudget: 1024,
+    });
     await expect(
       BatchingGenerator.fromModel(model, { maxBatch: 8, maxCallRows: 9 }),
     ).rejects.toThrow(/maxCallRows/);

@@ -192,15 +192,15 @@ export interface NativeTokenLoop {
   cancel(ids: I32): void;
   /**
    * The next round: rows that sampled read their token; priming rows read up to `chunk` prompt
-   * tokens each and a group `budget` in all.
+   * tokens each, or `sharedChunk` when some row reads a sampled token, and a group `budget` in all.
    */
-  plan(chunk: number, budget: number): TokenLoopPlan;
+  plan(chunk: number, sharedChunk: number, budget: number): TokenLoopPlan;
   readState(rows: I32, h: F32, c: Opt<F32>): void;
   writeState(rows: I32, h: F32, c: Opt<F32>): void;
   /** Samples the wanted rows of the last plan from logits [want.length, V]; retires ended rows. */
   sample(logits: F32): TokenLoopStep;
   /** plan, the packed model's round and sample in one call (a loop made with weights only). */
-  run(chunk: number, budget: number): TokenLoopStep;
+  run(chunk: number, sharedChunk: number, budget: number): TokenLoopStep;
 }
 
 export type AttentionKind = 'dot' | 'general' | 'additive';

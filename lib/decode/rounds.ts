@@ -13,18 +13,29 @@ import {
 import type { Ragged } from './options';
 import type { OnTokens } from './token-loop';
 
+/** How much of its prompt a row reads in a round (NativeTokenLoop.plan). */
+export interface Schedule {
+  /** Prompt tokens a priming row reads at most while no row generates. */
+  chunk: number;
+  /** ... and while some row generates (each token past the first stalls those rows a step). */
+  sharedChunk: number;
+  /** Prompt tokens the rows of one group read at most, all together. */
+  budget: number;
+}
+
 /** A token loop and the model that advances it. */
 export interface RoundBackend {
   readonly loop: NativeTokenLoop;
   /**
-   * One round: loop.plan(chunk, budget), the model over the planned rows (their state in the
-   * loop advancing), then loop.sample with the logits of the rows that want them.
+   * One round: loop.plan, the model over the planned rows (their state in the loop advancing),
+   * then loop.sample with the logits of the rows that want them.
    */
-  round(chunk: number, budget: number): Promise<TokenLoopStep>;
+  round(schedule: Schedule): Promise<TokenLoopStep>;
 }
 
-/** No limit on the prompt tokens of a round. */
-export const WHOLE_PROMPTS = 2 ** 31 - 1;
+const ALL = 2 ** 31 - 1;
+/** Every prompt whole in the first round. */
+export const WHOLE_PROMPTS: Schedule = { chunk: ALL, sharedChunk: ALL, budget: ALL };
 
 /** The packed native stack: a whole round is one native call. */
 export class NativeRounds implements RoundBackend {
@@ -34,8 +45,8 @@ export class NativeRounds implements RoundBackend {
     this.loop = new native.TokenLoop(weights);
   }
 
-  round(chunk: number, budget: number): Promise<TokenLoopStep> {
-    return Promise.resolve(this.loop.run(chunk, budget));
+  round(s: Schedule): Promise<TokenLoopStep> {
+    return Promise.resolve(this.loop.run(s.chunk, s.sharedChunk, s.budget));
   }
 }
 
@@ -69,7 +80,7 @@ export async function runToEnd(
   try {
     for (let step = 0; loop.size > 0;) {
       if (Atomics.load(cancel, 0) !== 0) loop.cancel(loop.ids());
-      const s = await backend.round(WHOLE_PROMPTS, WHOLE_PROMPTS);
+      const s = await backend.round(WHOLE_PROMPTS);
       s.rows.forEach((b, i) => (tokens[b * M + generated[b]++] = s.tokens[i]));
       if (s.rows.length > 0) onTokens?.(step++, s.rows, s.tokens);
       s.done.forEach((b, i) => {
@@ -90,7 +101,7 @@ export function clearLoop(loop: NativeTokenLoop): Int32Array {
   if (ids.length === 0) return ids;
   loop.cancel(ids);
   // Ended rows read nothing, so the plan is empty and the sample only retires them.
-  loop.plan(1, 1);
+  loop.plan(1, 1, 1);
   loop.sample(new Float32Array(0));
   return ids;
 }

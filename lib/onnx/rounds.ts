@@ -5,7 +5,7 @@
 import * as ort from 'onnxruntime-node';
 
 import { native, type NativeTokenLoop, type TokenLoopPlan } from '../core/native';
-import type { RoundBackend } from '../decode/rounds';
+import type { RoundBackend, Schedule } from '../decode/rounds';
 import { NAMES, type OnnxModelInfo } from './format';
 import { openOnnxSession } from './session';
 
@@ -53,8 +53,8 @@ export class OnnxRounds implements RoundBackend {
    * for the rows still open. A round of generating rows (one token each) is a single run; a step
    * model (time fixed at 1) advances one position per run.
    */
-  async round(chunk: number, budget: number) {
-    const plan = this.loop.plan(chunk, budget);
+  async round(s: Schedule) {
+    const plan = this.loop.plan(s.chunk, s.sharedChunk, s.budget);
     const V = this.V;
     const length = (k: number) => plan.offsets[k + 1] - plan.offsets[k];
     const logits = new Float32Array(plan.want.length * V);

@@ -44,12 +44,21 @@ export interface BatchingOptions {
    */
   maxCallRows?: number;
   /**
-   * Prompt tokens a row being primed reads in a round at most (default 16). Prompts are primed in
-   * chunks between the other rows' tokens: a round costs the generating rows about this many
-   * recurrent steps, however long the prompts waiting.
+   * Prompt tokens a row being primed reads in a round while no row generates (default 64): a
+   * burst of new requests primes as an in-process batch does.
    */
   primeChunk?: number;
-  /** Prompt tokens the rows of one call read in a round at most, all together (default 256). */
+  /**
+   * Prompt tokens a row being primed reads in a round beside rows that generate (default 4).
+   * Each token past the first holds the generating rows for a recurrent step, so this trades
+   * their speed for the priming rows': long prompts are primed in chunks of this size between
+   * the other rows' tokens, however long they are.
+   */
+  sharedChunk?: number;
+  /**
+   * Prompt tokens the rows of one call read in a round at most, all together (default 1024: a
+   * call at maxCallRows primes every row a full primeChunk alone, and shares rounds with others).
+   */
   promptBudget?: number;
 }
 
@@ -106,8 +115,9 @@ function resolveOptions(o: BatchingOptions): Resolved {
       1,
       maxBatch,
     ),
-    primeChunk: checkInt('primeChunk', o.primeChunk ?? 16, 1, 1 << 20),
-    promptBudget: checkInt('promptBudget', o.promptBudget ?? 256, 1, 1 << 30),
+    primeChunk: checkInt('primeChunk', o.primeChunk ?? 64, 1, 1 << 20),
+    sharedChunk: checkInt('sharedChunk', o.sharedChunk ?? 4, 1, 1 << 20),
+    promptBudget: checkInt('promptBudget', o.promptBudget ?? 1024, 1, 1 << 30),
   };
 }
 
@@ -162,6 +172,7 @@ export class BatchingGenerator implements TextGenerator {
         weights: model.nativeWeights(),
         threads: threadsOption(options),
         primeChunk: o.primeChunk,
+        sharedChunk: o.sharedChunk,
         promptBudget: o.promptBudget,
       },
       'the engine worker of a native model',
@@ -177,6 +188,7 @@ export class BatchingGenerator implements TextGenerator {
       file,
       threads: threadsOption(options),
       primeChunk: o.primeChunk,
+      sharedChunk: o.sharedChunk,
       promptBudget: o.promptBudget,
     };
     const { worker, info } = await open(input, `${file}: the engine worker`);

@@ -40,7 +40,11 @@ async function main(): Promise<void> {
     post({ type: 'failed', message: (error as Error).message });
     return;
   }
-  const engine = new StepEngine(opened.backend, post, input);
+  const engine = new StepEngine(opened.backend, post, {
+    chunk: input.primeChunk,
+    sharedChunk: input.sharedChunk,
+    budget: input.promptBudget,
+  });
   port.on('message', (m: ToWorker) => engine.add(m.rows));
   post(opened.ready);
 }

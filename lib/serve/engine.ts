@@ -2,27 +2,22 @@
 // in the backend's native token loop (native.TokenLoop: prompts, state, sampling, stops,
 // finishing), and each round:
 //   1. rows whose request was cancelled end, and rows that arrived join (zero state);
-//   2. one backend round: every generating row reads the token it sampled, every priming row up
-//      to `primeChunk` prompt tokens (its call's rows at most `promptBudget` in all), the model
-//      advances them, and the rows that read their last prompt token or their sampled token
-//      sample the next one; rows that ended leave at once.
-// Chunked priming bounds what a round costs the rows already generating, whatever the prompts
-// waiting: a long prompt is primed over many rounds, interleaved with everyone else's tokens,
-// instead of holding the batch for as many recurrent steps as it has tokens. Between rounds the
-// worker's event loop runs, which is when new rows arrive.
-import type { RoundBackend } from '../decode/rounds';
-import { clearLoop } from '../decode/rounds';
+//   2. one backend round: every generating row reads the token it sampled, every priming row a
+//      chunk of its prompt (its call's rows a budget in all), the model advances them, and the
+//      rows that read their last prompt token or their sampled token sample the next one; rows
+//      that ended leave at once.
+// A recurrent model reads a prompt one token after another, so every prompt token a row reads
+// past the first in a round holds the generating rows for a recurrent step: beside generating
+// rows a priming row reads `sharedChunk` tokens a round (a few), alone it reads `primeChunk`
+// (a burst of new requests primes as an in-process batch does). Either way a long prompt is
+// primed over many rounds, between everyone else's tokens, instead of holding the batch for as
+// many steps as it has tokens. Between rounds the worker's event loop runs, which is when new
+// rows arrive.
+import { clearLoop, type RoundBackend, type Schedule } from '../decode/rounds';
 import { ragged } from '../decode/options';
 import { FINISH_CANCELLED, type FromWorker, type RowRequest } from './protocol';
 
 const EMPTY = new Int32Array(0);
-
-export interface Schedule {
-  /** Prompt tokens a priming row reads in a round at most. */
-  primeChunk: number;
-  /** Prompt tokens the rows of one call read in a round at most, all together. */
-  promptBudget: number;
-}
 
 export class StepEngine {
   private incoming: RowRequest[] = [];
@@ -48,7 +43,7 @@ export class StepEngine {
     while (this.incoming.length + this.rows.size > 0) {
       try {
         this.admit();
-        const step = await this.backend.round(this.schedule.primeChunk, this.schedule.promptBudget);
+        const step = await this.backend.round(this.schedule);
         for (const id of step.done) this.rows.delete(id);
         if (step.rows.length + step.done.length > 0) this.post({ type: 'step', ...step });
       } catch (error) {

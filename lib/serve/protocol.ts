@@ -10,8 +10,9 @@ export type WorkerInput = (
 ) & {
   /** GEMM threads (native, process-wide) or onnxruntime intra-op threads; undefined: default. */
   threads: number | undefined;
-  /** Prompt tokens a priming row reads in a round at most. */
+  /** Prompt tokens a priming row reads in a round at most, alone and beside generating rows. */
   primeChunk: number;
+  sharedChunk: number;
   /** Prompt tokens the rows of one call read in a round at most, all together. */
   promptBudget: number;
 };

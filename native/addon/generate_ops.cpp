@@ -281,16 +281,18 @@ Napi::Value LmGenerate(const Napi::CallbackInfo& info) {
 //                                        with its stream for row options.rowOffset + b); rows of
 //                                        one group share plan's prompt budget
 //   cancel(ids)                          ends those rows as cancelled (unknown ids: no effect)
-//   plan(chunk, budget) -> {rows, tokens, offsets, want}
-//                                        the next round: rows[k] reads tokens[offsets[k] ..
-//                                        offsets[k+1]), the logits after rows[want[i]] are wanted
+//   plan(chunk, sharedChunk, budget) -> {rows, tokens, offsets, want}
+//                                        the next round (TokenLoop::plan): rows[k] reads
+//                                        tokens[offsets[k] .. offsets[k+1]), the logits after
+//                                        rows[want[i]] are wanted
 //   readState(rows [k], h [L*k*H], c | null), writeState(rows, h, c)
 //                                        copies state rows out and back in (c for LSTM only)
 //   sample(logits [want*V]) -> {rows, tokens, done, lengths, finish}
 //                                        samples the wanted rows of the last plan (ids in rows),
 //                                        then retires the ended ones (ids in done; lengths kept,
 //                                        finish reasons)
-//   run(chunk, budget) -> as sample      plan, the packed model's round and sample in one call
+//   run(chunk, sharedChunk, budget) -> as sample
+//                                        plan, the packed model's round and sample in one call
 class TokenLoopObject : public Napi::ObjectWrap<TokenLoopObject> {
  public:
   static Napi::Function define(Napi::Env env) {
@@ -376,16 +378,20 @@ class TokenLoopObject : public Napi::ObjectWrap<TokenLoopObject> {
     return info.Env().Undefined();
   }
 
-  // (chunk, budget) for plan and run.
-  std::pair<int, int> schedule(Parser& p) {
+  // (chunk, sharedChunk, budget) for plan and run.
+  struct Schedule {
+    int chunk, shared_chunk, budget;
+  };
+  Schedule schedule(Parser& p) {
     return {static_cast<int>(p.integer(0, "chunk", 1, 2147483647)),
-            static_cast<int>(p.integer(1, "budget", 1, 2147483647))};
+            static_cast<int>(p.integer(1, "sharedChunk", 1, 2147483647)),
+            static_cast<int>(p.integer(2, "budget", 1, 2147483647))};
   }
 
   Napi::Value plan(const Napi::CallbackInfo& info) {
     Parser p(info, "TokenLoop.plan");
-    const auto [chunk, budget] = schedule(p);
-    loop_->plan(chunk, budget, feed_);
+    const Schedule s = schedule(p);
+    loop_->plan(s.chunk, s.shared_chunk, s.budget, feed_);
     Napi::Env env = info.Env();
     Napi::Object r = Napi::Object::New(env);
     r.Set("rows", int32_array(env, feed_.rows));
@@ -447,9 +453,9 @@ class TokenLoopObject : public Napi::ObjectWrap<TokenLoopObject> {
   Napi::Value run(const Napi::CallbackInfo& info) {
     Parser p(info, "TokenLoop.run");
     if (!model_) p.type_error("the loop has no weights to run; create it with the model's weights");
-    const auto [chunk, budget] = schedule(p);
+    const Schedule s = schedule(p);
     return guarded(info.Env(), "TokenLoop.run", [&] {
-      loop_->plan(chunk, budget, feed_);
+      loop_->plan(s.chunk, s.shared_chunk, s.budget, feed_);
       logits_.resize(feed_.want.size() * size_t(loop_->vocab_size()));
       rnnkit::run_feed(*model_, *loop_, feed_, scratch_, logits_.data());
       return finish_round(info.Env());

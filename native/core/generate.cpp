@@ -103,7 +103,7 @@ class RowGroup {
     constexpr int kAll = std::numeric_limits<int>::max();
     for (int step = 0; loop_.rows() > 0; ++step) {
       // The first round primes every prompt; each later one feeds every row its sampled token.
-      loop_.plan(kAll, kAll, feed_);
+      loop_.plan(kAll, kAll, kAll, feed_);
       run_feed(model_, loop_, feed_, scratch_, logits_.data());
       if (cancelled()) {
         for (int i = 0; i < loop_.rows(); ++i) loop_.cancel(i);

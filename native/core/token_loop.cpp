@@ -71,10 +71,15 @@ void TokenLoop::sync_state() {
   state_rows_ = n;
 }
 
-void TokenLoop::plan(int chunk, int budget, Feed& f) {
+void TokenLoop::plan(int chunk, int shared_chunk, int budget, Feed& f) {
   f.rows.clear(), f.tokens.clear(), f.want.clear();
   f.offsets.assign(1, 0);
   spent_.clear();
+  for (const Row& r : rows_)
+    if (r.finish < 0 && r.fed >= r.prompt && r.fed < static_cast<int>(r.seq.size())) {
+      chunk = shared_chunk;
+      break;
+    }
   for (int i = 0; i < rows(); ++i) {
     Row& r = rows_[i];
     const int from = r.fed;

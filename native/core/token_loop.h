@@ -91,11 +91,13 @@ class TokenLoop {
   void add(int32_t id, const int32_t* prompt, int length, const LoopRowConfig& cfg);
 
   // Plans one round into `feed`: each row that sampled reads its token; each row still priming
-  // reads up to `chunk` prompt tokens, its group reading at most `budget` prompt tokens in all
-  // (rows earlier in the loop first; a row left nothing waits for the next round). Rows that
-  // read their last prompt token or their sampled token want logits. Ended rows, and rows that
-  // wait to sample from the logits of a round already fed, read nothing.
-  void plan(int chunk, int budget, Feed& feed);
+  // reads up to `chunk` prompt tokens, or up to `shared_chunk` when some row reads a sampled
+  // token this round (every prompt token past the first then costs the generating rows a
+  // recurrent step), its group reading at most `budget` prompt tokens in all (rows earlier in
+  // the loop first; a row left nothing waits for the next round). Rows that read their last
+  // prompt token or their sampled token want logits. Ended rows, and rows that wait to sample
+  // from the logits of a round already fed, read nothing.
+  void plan(int chunk, int shared_chunk, int budget, Feed& feed);
 
   // Copies the state of rows[0, k) to h [L, k, H] (and c, for LSTM); write_state copies it back.
   void read_state(const int32_t* rows, int k, float* h, float* c);

@@ -1,8 +1,8 @@
-// TokenLoop tests: what plan() feeds (prompt chunks, group budgets, sampled tokens), that a row's
-// state moves with it when rows join and retire, that sampling ends rows at stop sequences, the
-// token limit and cancellation; and that a loop driven round by round through run_feed, with rows
-// joining late and prompts primed in small chunks beside rows that generate, gives every prompt
-// lm_generate's tokens.
+// TokenLoop tests: what plan() feeds (prompt chunks alone and beside generating rows, group
+// budgets, sampled tokens), that a row's state moves with it when rows join and retire, that
+// sampling ends rows at stop sequences, the token limit and cancellation; and that a loop driven
+// round by round through run_feed, with rows joining late and prompts primed in small chunks beside
+// rows that generate, gives every prompt lm_generate's tokens.
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -39,12 +39,12 @@ TEST(plan_feeds_prompt_chunks_within_each_group_budget) {
   loop.add(90, c.data(), 4, row_config(4, 1, 2));
   Feed f;
   // Group 0 has 3 prompt tokens a round: 2 for the first row (its chunk), 1 for the second.
-  loop.plan(2, 3, f);
+  loop.plan(2, 2, 3, f);
   CHECK(f.rows == std::vector<int32_t>({0, 1, 2}));
   CHECK(fed(f, 0) == std::vector<int32_t>({1, 2}) && fed(f, 1) == std::vector<int32_t>({6}) &&
         fed(f, 2) == std::vector<int32_t>({9, 8}));
   CHECK(f.want.empty());
-  loop.plan(2, 3, f);
+  loop.plan(2, 2, 3, f);
   CHECK(fed(f, 0) == std::vector<int32_t>({3, 4}) && fed(f, 1) == std::vector<int32_t>({7}) &&
         fed(f, 2) == std::vector<int32_t>({7, 6}));
   CHECK(f.want == std::vector<int32_t>({2}));  // the third row read its last prompt token
@@ -53,13 +53,23 @@ TEST(plan_feeds_prompt_chunks_within_each_group_budget) {
   logits[3] = 50;
   int32_t id = -1, token = -1;
   CHECK(loop.sample(f, logits.data(), &id, &token) == 1 && id == 90 && token == 3);
-  loop.plan(1, 1, f);
+  loop.plan(1, 1, 1, f);
   CHECK(f.rows == std::vector<int32_t>({0, 2}));
   CHECK(fed(f, 0) == std::vector<int32_t>({5}) && fed(f, 1) == std::vector<int32_t>({3}));
   CHECK(f.want == std::vector<int32_t>({0, 1}));
   // Rows that wait to sample (their logits were wanted) and a group left no budget read nothing.
-  loop.plan(4, 0, f);
+  loop.plan(4, 4, 0, f);
   CHECK(f.rows.empty() && f.want.empty());
+
+  // Beside a row that reads its sampled token, a priming row reads shared_chunk tokens.
+  TokenLoop mixed(10, 1, 2, false);
+  mixed.add(1, b.data(), 1, row_config(4, 0, 0));
+  mixed.add(2, a.data(), 5, row_config(4, 1, 1));
+  mixed.plan(3, 1, 9, f);
+  CHECK(fed(f, 0) == std::vector<int32_t>({6}) && fed(f, 1) == std::vector<int32_t>({1, 2, 3}));
+  CHECK(mixed.sample(f, logits.data(), &id, &token) == 1 && id == 1 && token == 3);
+  mixed.plan(3, 1, 9, f);
+  CHECK(fed(f, 0) == std::vector<int32_t>({3}) && fed(f, 1) == std::vector<int32_t>({4}));
 }
 
 TEST(state_moves_with_its_row_as_rows_join_and_retire) {
@@ -126,7 +136,7 @@ TEST(sampling_ends_rows_at_stops_and_the_token_limit) {
   Feed f;
   std::vector<int32_t> ids(3), tokens(3);
   for (int32_t next : {4, 5}) {
-    loop.plan(8, 8, f);
+    loop.plan(8, 8, 8, f);
     std::vector<float> logits(f.want.size() * 6, 0.0f);
     for (size_t i = 0; i < f.want.size(); ++i) logits[i * 6 + next] = 1;
     if (next == 5) loop.cancel(1);  // ended after the plan: passed over by sample
@@ -144,7 +154,7 @@ TEST(sampling_ends_rows_at_stops_and_the_token_limit) {
   two.sampler = SamplerConfig{0};
   limit.add(4, prompt, 1, two);
   for (int round = 0; round < 2; ++round) {
-    limit.plan(8, 8, f);
+    limit.plan(8, 8, 8, f);
     std::vector<float> logits(6, 0.0f);
     logits[2] = 1;
     limit.sample(f, logits.data(), ids.data(), tokens.data());
@@ -153,8 +163,9 @@ TEST(sampling_ends_rows_at_stops_and_the_token_limit) {
   CHECK(done[4].finish == kFinishLength && kept[4] == std::vector<int32_t>({2, 2}));
 }
 
-// Rows join in three waves and prime 3 tokens a round (a group 4 a round) while the earlier rows
-// generate: every prompt gets the tokens, length and finish reason lm_generate gives it.
+// Rows join in three waves and prime 3 tokens a round alone, 2 beside generating rows (a group
+// 4 a round) while the earlier rows generate: every prompt gets the tokens, length and finish
+// reason lm_generate gives it.
 TEST(chunked_priming_and_late_rows_give_lm_generate_tokens) {
   for (CellType cell : kCells) {
     Model m(cell, 17, 5, 7, 2, cell == CellType::Gru, 900 + int(cell));
@@ -180,7 +191,7 @@ TEST(chunked_priming_and_late_rows_give_lm_generate_tokens) {
         for (int end = std::min(B, added + 3); added < end; ++added)
           loop.add(added, prompts[added].data(), int(prompts[added].size()),
                    {M, cfg.sampler, sampler_rng(cfg.seed, added), stop_set, added / 3});
-      loop.plan(3, 4, f);
+      loop.plan(3, 2, 4, f);
       logits.resize(f.want.size() * m.V);
       run_feed(model, loop, f, scratch, logits.data());
       loop.sample(f, logits.data(), ids.data(), tokens.data());
