@@ -24,8 +24,8 @@ struct LmWeights {
 };
 
 // A language model's weights packed once for running it a step at a time: what lm_generate runs
-// at every step, and what a step-level caller (the serving engine) holds for the life of a model.
-// Copies all it needs from the weights.
+// at every step, and what a TokenLoop driven from JS (the serving engine's) runs its rounds on for
+// the life of a model. Copies all it needs from the weights.
 class PackedLm {
  public:
   explicit PackedLm(const LmWeights& w);
