@@ -127,16 +127,6 @@ export interface LmWeights {
   decoderBias: F32;
 }
 
-/**
- * A language model's weights packed once (a copy) for running it a step at a time with
- * lmGenerate's kernels: `step` feeds row b of the B = tokens.length rows the token tokens[b],
- * advancing the state h (and, for LSTM, c) [L, B, H] in place, and writes the logits [k, V] of
- * the k rows listed in `want`.
- */
-export interface NativePackedLm {
-  step(tokens: I32, h: F32, c: Opt<F32>, want: I32, logits: F32): void;
-}
-
 /** Token sequences concatenated, with offsets [n+1]. */
 export interface NativeRagged {
   tokens: I32;
@@ -162,6 +152,74 @@ export interface NativeGenerateResult {
   tokens: I32;
   lengths: I32;
   finish: I32;
+}
+
+/** The shape of a language model, for a TokenLoop whose logits come from elsewhere. */
+export interface TokenLoopModel {
+  V: number;
+  L: number;
+  H: number;
+  /** Whether a row's state holds an LSTM's c beside h. */
+  lstm: boolean;
+}
+
+/** What the planned rows of a round read: rows[k] reads tokens[offsets[k], offsets[k+1]). */
+export interface TokenLoopPlan {
+  /** Row indices (increasing) into the loop's rows. */
+  rows: I32;
+  tokens: I32;
+  offsets: I32;
+  /** Positions in `rows` whose logits after their last token are wanted, in sample's order. */
+  want: I32;
+}
+
+/**
+ * One round's outcome: the row ids `rows` sampled `tokens`; then the rows `done` ended with
+ * `lengths` tokens kept (a matched stop sequence not counted) and `finish` reasons.
+ */
+export interface TokenLoopStep {
+  rows: I32;
+  tokens: I32;
+  done: I32;
+  lengths: I32;
+  finish: I32;
+}
+
+/**
+ * lmGenerate's token loop for a loop driven from JS (native/core/token_loop.h): its rows (each
+ * with its prompt, sampler, random stream, stops and token limit), their recurrent state [L, rows,
+ * H], prompt feeding in chunks, sampling, stop matching, finishing and retiring. A round is
+ * plan() -> the model advances the planned rows (readState/writeState) and computes the wanted
+ * logits -> sample(logits); a loop made with the model's weights runs a whole round with run().
+ */
+export interface NativeTokenLoop {
+  readonly size: number;
+  /** Each row's id, in row order. */
+  ids(): I32;
+  /**
+   * Appends one row per prompt with ids[b]; row b samples with lmGenerate's stream for row
+   * options.rowOffset + b. The rows of one group share plan's prompt budget.
+   */
+  add(
+    ids: I32,
+    prompts: NativeRagged,
+    options: NativeGenerateOptions,
+    stops: NativeRagged | null,
+    group: number,
+  ): void;
+  /** Ends these rows (by id) as cancelled at the next sample. */
+  cancel(ids: I32): void;
+  /**
+   * The next round: rows that sampled read their token; priming rows read up to `chunk` prompt
+   * tokens each, or `sharedChunk` when some row reads a sampled token, and a group `budget` in all.
+   */
+  plan(chunk: number, sharedChunk: number, budget: number): TokenLoopPlan;
+  readState(rows: I32, h: F32, c: Opt<F32>): void;
+  writeState(rows: I32, h: F32, c: Opt<F32>): void;
+  /** Samples the wanted rows of the last plan from logits [want.length, V]; retires ended rows. */
+  sample(logits: F32): TokenLoopStep;
+  /** plan, the packed model's round and sample in one call (a loop made with weights only). */
+  run(chunk: number, sharedChunk: number, budget: number): TokenLoopStep;
 }
 
 export type AttentionKind = 'dot' | 'general' | 'additive';
@@ -348,15 +406,7 @@ export interface Native {
     cancel: I32 | null,
     onTokens?: (step: number, rows: I32, tokens: I32) => void,
   ): Promise<NativeGenerateResult>;
-  PackedLm: new (weights: LmWeights) => NativePackedLm;
-  sampleTokens(
-    logits: F32,
-    shape: { B: number; V: number },
-    history: NativeRagged,
-    options: NativeSamplerOptions,
-    rngStates: BigUint64Array,
-  ): I32;
-  rngInit(seed: number, rowOffset: number, B: number): BigUint64Array;
+  TokenLoop: new (model: TokenLoopModel | LmWeights) => NativeTokenLoop;
   attentionParamCount(shape: AttentionShape): number;
   attentionWorkspaceSize(shape: AttentionShape): number;
   luongAttentionForward(...args: LuongForwardArgs): void;

@@ -1,5 +1,4 @@
 // Sampling options shared by every text generator (native and ONNX): parsed and checked once here.
-import type { NativeSamplerOptions } from '../core/native';
 import { checkInt, checkNumber } from '../core/validate';
 import type { Tokenizer } from '../text';
 
@@ -137,37 +136,4 @@ export function cutAtStop(text: string, stops: string[]): string {
     if (i >= 0 && i < end) end = i;
   }
   return text.slice(0, end);
-}
-
-/** Just the sampler's settings of a loop call's options, as the native sampler takes them. */
-export function samplerOf(o: NativeSamplerOptions): NativeSamplerOptions {
-  return {
-    temperature: o.temperature,
-    topK: o.topK,
-    topP: o.topP,
-    repetitionPenalty: o.repetitionPenalty,
-    noRepeatNgramSize: o.noRepeatNgramSize,
-  };
-}
-
-/** Whether the sampler reads a row's history (prompt and tokens so far), as the penalties do. */
-export function usesHistory(s: NativeSamplerOptions): boolean {
-  return s.repetitionPenalty !== 1 || s.noRepeatNgramSize > 0;
-}
-
-/**
- * Length of the longest stop sequence that the generated tokens `gen` end with; 0 for none. The
- * longest, because when "b" and "ab" both match the user produced all of "ab" (as the native loop
- * decides).
- */
-export function matchedStop(stops: Ragged | null, gen: Int32Array): number {
-  let best = 0;
-  if (!stops) return best;
-  for (let s = 0; s + 1 < stops.offsets.length; s++) {
-    const stop = stops.tokens.subarray(stops.offsets[s], stops.offsets[s + 1]);
-    if (stop.length <= best || stop.length > gen.length) continue;
-    const tail = gen.subarray(gen.length - stop.length);
-    if (stop.every((id, i) => id === tail[i])) best = stop.length;
-  }
-  return best;
 }

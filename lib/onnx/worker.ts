@@ -1,13 +1,13 @@
 // The OnnxGenerator's worker thread: it owns the onnxruntime session, whose run() blocks the
-// thread that calls it, and runs whole generation loops, so the main thread only routes requests
-// and tokens. Requests run one after another, in the order they arrive.
+// thread that calls it, and runs each call's rows through the native token loop to the end, so the
+// main thread only routes requests and tokens. Requests run one after another, in the order they arrive.
 import { workerData } from 'node:worker_threads';
 
 import type { Ragged } from '../decode/options';
 import type { NativeGenerateOptions, NativeGenerateResult } from '../core/native';
+import { runToEnd } from '../decode/rounds';
 import type { OnnxModelInfo } from './format';
-import { OnnxTokenLoop } from './loop';
-import { openOnnxSession } from './session';
+import { OnnxRounds } from './rounds';
 import { serveCalls } from '../threads/protocol';
 
 export interface OnnxGeneratorInput {
@@ -35,16 +35,15 @@ export interface TokensReply {
 
 void serveCalls<OnnxModelInfo, GenerateRequest, NativeGenerateResult, TokensReply>(async () => {
   const input = workerData as OnnxGeneratorInput;
-  const { session, info } = await openOnnxSession(input.file, input.threads);
-  const loop = new OnnxTokenLoop(session, info.spec, info.kind);
+  const rounds = await OnnxRounds.open(input.file, input.threads);
   return {
-    info,
+    info: rounds.model,
     async handle(r, progress) {
       const onTokens = r.stream
         ? (step: number, rows: Int32Array, tokens: Int32Array) =>
             progress({ type: 'tokens', id: r.id, step, rows, tokens })
         : undefined;
-      const result = await loop.generate(r.prompts, r.options, r.stops, r.cancel, onTokens);
+      const result = await runToEnd(rounds, r.prompts, r.options, r.stops, r.cancel, onTokens);
       const transfer = [result.tokens, result.lengths, result.finish].map(
         (a) => a.buffer as ArrayBuffer,
       );

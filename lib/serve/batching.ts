@@ -1,12 +1,13 @@
 // BatchingGenerator: concurrent generate/stream calls share one batch, stepped in a worker thread
 // (engine.ts). This side checks and encodes each call on its own (lib/generate/token-loop.ts, over
 // lib/generate/options.ts), so a bad call is rejected before it reaches the batch; it queues
-// prompts for batch slots, enforces the queue limits, routes the worker's tokens to their calls
+// prompts for batch slots (at most maxCallRows rows of a call at once), enforces the queue limits,
+// routes the worker's tokens to their calls
 // and decodes text.
 import { performance } from 'node:perf_hooks';
 import type { Worker } from 'node:worker_threads';
 
-import { samplerOf, type GenerateOptions, type StreamOptions } from '../decode/options';
+import type { GenerateOptions, StreamOptions } from '../decode/options';
 import type { GeneratorInfo, TextGenerator } from '../decode/text-generator';
 import { LanguageModelNetwork, type LanguageModelSpec } from '../models/language-model';
 import type { NativeGenerateResult } from '../core/native';
@@ -29,15 +30,36 @@ export interface BatchingOptions {
   maxBatch?: number;
   /** Most prompts waiting for a batch slot (default 1024); beyond it calls get QueueFullError. */
   maxQueue?: number;
-  /** Longest a prompt waits in the queue, in ms (default 30000); then QueueTimeoutError. */
+  /**
+   * Longest a call waits in the queue for its first batch slot, in ms (default 30000); then
+   * QueueTimeoutError.
+   */
   maxWait?: number;
   /** GEMM threads (native; process-wide) or onnxruntime intra-op threads (default: all cores). */
   threads?: number;
   /**
-   * Prompt tokens per row and call when no row is generating (default 64). While rows generate,
-   * new prompts are fed one token per step alongside them, so they never stall the batch.
+   * Most batch slots the prompts of one call hold at once (default a quarter of maxBatch, 16 of
+   * 64); its other prompts wait for its own rows to finish, and other calls' prompts go ahead of
+   * them, so one call never takes the whole batch.
+   */
+  maxCallRows?: number;
+  /**
+   * Prompt tokens a row being primed reads in a round while no row generates (default 64): a
+   * burst of new requests primes as an in-process batch does.
    */
   primeChunk?: number;
+  /**
+   * Prompt tokens a row being primed reads in a round beside rows that generate (default 4).
+   * Each token past the first holds the generating rows for a recurrent step, so this trades
+   * their speed for the priming rows': long prompts are primed in chunks of this size between
+   * the other rows' tokens, however long they are.
+   */
+  sharedChunk?: number;
+  /**
+   * Prompt tokens the rows of one call read in a round at most, all together (default 1024: a
+   * call at maxCallRows primes every row a full primeChunk alone, and shares rounds with others).
+   */
+  promptBudget?: number;
 }
 
 /** The queue cannot take the call's prompts; try again later (HTTP 429). */
@@ -45,7 +67,7 @@ export class QueueFullError extends Error {
   override name = 'QueueFullError';
 }
 
-/** A prompt waited longer than maxWait for a batch slot (HTTP 503). */
+/** A call waited longer than maxWait for its first batch slot (HTTP 503). */
 export class QueueTimeoutError extends Error {
   override name = 'QueueTimeoutError';
 }
@@ -58,6 +80,11 @@ interface Call {
   finish: Int32Array;
   /** Rows not finished yet. */
   open: number;
+  /** Its rows in the batch now, and whether any has been. */
+  active: number;
+  started: boolean;
+  /** Names the call's rows to the engine, which shares a round's prompt budget among them. */
+  group: number;
   settled: boolean;
   cancel: Int32Array;
   onTokens?: OnTokens;
@@ -77,11 +104,20 @@ interface Row {
 type Resolved = Required<Omit<BatchingOptions, 'threads'>>;
 
 function resolveOptions(o: BatchingOptions): Resolved {
+  const maxBatch = checkInt('maxBatch', o.maxBatch ?? 64, 1, 65536);
   return {
-    maxBatch: checkInt('maxBatch', o.maxBatch ?? 64, 1, 65536),
+    maxBatch,
     maxQueue: checkInt('maxQueue', o.maxQueue ?? 1024, 0, 1 << 24),
     maxWait: checkInt('maxWait', o.maxWait ?? 30_000, 1, 2 ** 31 - 1),
+    maxCallRows: checkInt(
+      'maxCallRows',
+      o.maxCallRows ?? Math.max(1, Math.floor(maxBatch / 4)),
+      1,
+      maxBatch,
+    ),
     primeChunk: checkInt('primeChunk', o.primeChunk ?? 64, 1, 1 << 20),
+    sharedChunk: checkInt('sharedChunk', o.sharedChunk ?? 4, 1, 1 << 20),
+    promptBudget: checkInt('promptBudget', o.promptBudget ?? 1024, 1, 1 << 30),
   };
 }
 
@@ -103,6 +139,7 @@ export class BatchingGenerator implements TextGenerator {
   private readonly observers = new Set<(batchSize: number) => void>();
   private sweeper: NodeJS.Timeout | null = null;
   private nextRow = 0;
+  private nextCall = 0;
   private closed: Error | null = null;
 
   private constructor(
@@ -135,6 +172,8 @@ export class BatchingGenerator implements TextGenerator {
         weights: model.nativeWeights(),
         threads: threadsOption(options),
         primeChunk: o.primeChunk,
+        sharedChunk: o.sharedChunk,
+        promptBudget: o.promptBudget,
       },
       'the engine worker of a native model',
     );
@@ -149,6 +188,8 @@ export class BatchingGenerator implements TextGenerator {
       file,
       threads: threadsOption(options),
       primeChunk: o.primeChunk,
+      sharedChunk: o.sharedChunk,
+      promptBudget: o.promptBudget,
     };
     const { worker, info } = await open(input, `${file}: the engine worker`);
     if (!info.tokenizer) {
@@ -220,7 +261,6 @@ export class BatchingGenerator implements TextGenerator {
       );
     }
     const M = options.maxTokens;
-    const sampler = samplerOf(options);
     return new Promise<NativeGenerateResult>((resolve, reject) => {
       const call: Call = {
         maxTokens: M,
@@ -228,6 +268,9 @@ export class BatchingGenerator implements TextGenerator {
         lengths: new Int32Array(B),
         finish: new Int32Array(B),
         open: B,
+        active: 0,
+        started: false,
+        group: this.nextCall++,
         settled: false,
         cancel,
         onTokens,
@@ -240,11 +283,9 @@ export class BatchingGenerator implements TextGenerator {
       for (let b = 0; b < B; b++) {
         const request: RowRequest = {
           id: this.nextRow++,
+          group: call.group,
           prompt: prompts.tokens.slice(prompts.offsets[b], prompts.offsets[b + 1]),
-          sampler,
-          maxTokens: M,
-          seed: options.seed,
-          rowIndex: options.rowOffset + b,
+          options: { ...options, rowOffset: options.rowOffset + b },
           stops,
           cancel,
         };
@@ -254,12 +295,28 @@ export class BatchingGenerator implements TextGenerator {
     });
   };
 
-  /** Sends queued rows to the worker while the batch has free slots. */
+  /**
+   * Sends queued rows to the worker while the batch has free slots, in queue order but passing
+   * over the rows of calls that hold maxCallRows slots already.
+   */
   private pump(): void {
-    const free = this.options.maxBatch - this.rows.size;
-    if (free > 0 && this.queue.length > 0) {
-      const take = this.queue.splice(0, free);
-      for (const row of take) this.rows.set(row.request.id, row);
+    let free = this.options.maxBatch - this.rows.size;
+    const take: Row[] = [];
+    const wait: Row[] = [];
+    for (const row of this.queue) {
+      const call = row.call;
+      if (free > 0 && call.active < this.options.maxCallRows) {
+        free--;
+        call.active++;
+        call.started = true;
+        this.rows.set(row.request.id, row);
+        take.push(row);
+      } else {
+        wait.push(row);
+      }
+    }
+    if (take.length > 0) {
+      this.queue.splice(0, this.queue.length, ...wait);
       const message: ToWorker = { type: 'add', rows: take.map((r) => r.request) };
       this.worker.postMessage(message);
     }
@@ -279,7 +336,8 @@ export class BatchingGenerator implements TextGenerator {
       else if (Atomics.load(row.call.cancel, 0) !== 0) {
         this.unqueue(row);
         this.finishRow(row, 0, FINISH_CANCELLED);
-      } else if (now - row.queuedAt > this.options.maxWait) {
+      } else if (!row.call.started && now - row.queuedAt > this.options.maxWait) {
+        // Only a call none of whose rows got a slot times out: the others wait on themselves.
         this.settle(
           row.call,
           new QueueTimeoutError(
@@ -311,18 +369,24 @@ export class BatchingGenerator implements TextGenerator {
       m.done.forEach((id, i) => {
         const row = this.rows.get(id);
         if (!row) return;
-        this.rows.delete(id);
+        this.leave(row);
         this.finishRow(row, m.lengths[i], m.finish[i]);
       });
     } else if (m.type === 'error') {
       for (const id of m.rows) {
         const row = this.rows.get(id);
         if (!row) continue;
-        this.rows.delete(id);
+        this.leave(row);
         this.settle(row.call, new Error(m.message));
       }
     }
     this.pump();
+  }
+
+  /** A row of the batch leaves it, freeing its slot. */
+  private leave(row: Row): void {
+    this.rows.delete(row.request.id);
+    row.call.active--;
   }
 
   private finishRow(row: Row, length: number, finish: number): void {

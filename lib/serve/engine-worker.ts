@@ -1,24 +1,24 @@
-// The engine worker of a BatchingGenerator: it owns the step backend (native kernels or an
+// The engine worker of a BatchingGenerator: it owns the round backend (native kernels or an
 // onnxruntime session, both of which hold the thread they run on) and the batching loop, so the
 // main thread only routes rows and tokens.
 import { parentPort, workerData } from 'node:worker_threads';
 
 import { native } from '../core/native';
-import { NativeStepBackend, type StepBackend } from './backend';
+import { NativeRounds, type RoundBackend } from '../decode/rounds';
 import { StepEngine } from './engine';
 import type { FromWorker, ToWorker, WorkerInput } from './protocol';
 
-async function open(input: WorkerInput): Promise<{ backend: StepBackend; ready: FromWorker }> {
+async function open(input: WorkerInput): Promise<{ backend: RoundBackend; ready: FromWorker }> {
   if (input.kind === 'native') {
     if (input.threads !== undefined) native.setThreads(input.threads);
     return {
-      backend: new NativeStepBackend(input.weights),
+      backend: new NativeRounds(input.weights),
       ready: { type: 'ready', info: { spec: input.spec, tokenizer: null } },
     };
   }
   // Loaded only for ONNX models, so a native server never starts onnxruntime.
-  const { OnnxStepBackend } = require('./onnx-backend') as typeof import('./onnx-backend');
-  const backend = await OnnxStepBackend.open(input.file, input.threads);
+  const { OnnxRounds } = require('../onnx/rounds') as typeof import('../onnx/rounds');
+  const backend = await OnnxRounds.open(input.file, input.threads);
   return {
     backend,
     ready: {
@@ -40,7 +40,11 @@ async function main(): Promise<void> {
     post({ type: 'failed', message: (error as Error).message });
     return;
   }
-  const engine = new StepEngine(opened.backend, post, input.primeChunk);
+  const engine = new StepEngine(opened.backend, post, {
+    chunk: input.primeChunk,
+    sharedChunk: input.sharedChunk,
+    budget: input.promptBudget,
+  });
   port.on('message', (m: ToWorker) => engine.add(m.rows));
   post(opened.ready);
 }

@@ -1,7 +1,7 @@
 // Messages between a BatchingGenerator (main thread) and its engine worker.
 import type { Ragged } from '../decode/options';
 import type { LanguageModelSpec } from '../models/language-model';
-import type { LmWeights, NativeSamplerOptions } from '../core/native';
+import type { LmWeights, NativeGenerateOptions } from '../core/native';
 import type { TokenizerJSON } from '../text';
 import type { FirstReply } from '../threads/start';
 
@@ -10,20 +10,22 @@ export type WorkerInput = (
 ) & {
   /** GEMM threads (native, process-wide) or onnxruntime intra-op threads; undefined: default. */
   threads: number | undefined;
-  /** Prompt tokens per row and call while no row is generating. */
+  /** Prompt tokens a priming row reads in a round at most, alone and beside generating rows. */
   primeChunk: number;
+  sharedChunk: number;
+  /** Prompt tokens the rows of one call read in a round at most, all together. */
+  promptBudget: number;
 };
 
 /** One prompt to continue: a batch row from priming to its last token. */
 export interface RowRequest {
   /** Unique per generator; every reply names rows by it. */
   id: number;
+  /** The rows of one call share a group, and with it the round's prompt budget. */
+  group: number;
   prompt: Int32Array;
-  sampler: NativeSamplerOptions;
-  maxTokens: number;
-  /** The row samples with lmGenerate's stream for row `rowIndex` of a batch seeded `seed`. */
-  seed: number;
-  rowIndex: number;
+  /** The row samples with lmGenerate's stream for row options.rowOffset of a batch. */
+  options: NativeGenerateOptions;
   stops: Ragged | null;
   /** Int32Array(1) over shared memory: non-zero ends the row at the next step. */
   cancel: Int32Array;

@@ -1,8 +1,7 @@
 // N-API glue for generation: lmGenerateAsync (a Promise, with per-step token progress streamed to
-// JS), lmGenerate (its blocking twin), and sampleTokens / rngInit, which give a generation loop
-// whose logits come from elsewhere (onnxruntime) the very sampler and per-row random streams of
-// lmGenerate; and the PackedLm class, lmGenerate's packed weights and step for a loop driven from
-// JS.
+// JS), lmGenerate (its blocking twin), and the TokenLoop class, lmGenerate's token loop for a loop
+// driven from JS (logits from onnxruntime, or the serving engine's rounds over packed weights), so
+// that every backend samples, stops and finishes exactly as lmGenerate does.
 #include <napi.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -271,128 +271,229 @@ Napi::Value LmGenerateAsync(const Napi::CallbackInfo& info) {
   }
 }
 
-// sampleTokens(logits [B*V], {B, V}, history {tokens, offsets [B+1]}, options, rngStates [B])
-// -> Int32Array [B]. Each row samples from a copy of its logits (the caller's array is left as
-// it was) with the generator resumed from rngStates[b], whose new state is written back.
-struct SampleTokens {
-  static constexpr const char* name = "sampleTokens";
-  int B, V;
-  const float* logits;
-  rnnkit::TokenSpans history;
-  rnnkit::SamplerConfig cfg;
-  uint64_t* states;
-  std::vector<int32_t> out;
-
-  explicit SampleTokens(Parser& p) {
-    Napi::Object shape = p.object(1, "shape");
-    B = p.size(shape, "shape", "B");
-    V = p.size(shape, "shape", "V");
-    logits = p.f32(0, "logits", size_t(B) * V, dims({{"B", B}, {"V", V}}));
-    history = parse_spans(p, p.arg(2), "history", V, B, false);
-    cfg = parse_sampler(p, p.object(3, "options"), "options", V);
-    states = p.u64(p.arg(4), "rngStates", B, "B");
-  }
-  void run() {
-    rnnkit::SamplerScratch scratch(V);
-    std::vector<float> row(V);
-    out.resize(B);
-    for (int b = 0; b < B; ++b) {
-      std::memcpy(row.data(), logits + size_t(b) * V, sizeof(float) * V);
-      rnnkit::Rng rng = rnnkit::Rng::from_state(states[b]);
-      const int32_t* h = history.tokens + history.offsets[b];
-      out[b] = rnnkit::sample_token(cfg, row.data(), V, h,
-                                    history.offsets[b + 1] - history.offsets[b], rng, scratch);
-      states[b] = rng.state;
-    }
-  }
-  Napi::Value result(Napi::Env env) { return int32_array(env, out); }
-};
-
-// rngInit(seed, rowOffset, B) -> BigUint64Array [B]: the generator states lmGenerate starts rows
-// rowOffset .. rowOffset + B - 1 with.
-Napi::Value RngInit(const Napi::CallbackInfo& info) {
-  Parser p(info, "rngInit");
-  uint64_t seed = parse_seed(p, p.arg(0), "seed");
-  uint64_t offset = parse_seed(p, p.arg(1), "rowOffset");
-  size_t B = static_cast<size_t>(p.integer(2, "B", 0, 1 << 30));
-  Napi::TypedArrayOf<uint64_t> states = Napi::TypedArrayOf<uint64_t>::New(info.Env(), B);
-  for (size_t b = 0; b < B; ++b) states[b] = rnnkit::sampler_rng(seed, offset + b).state;
-  return states;
-}
-
-// new PackedLm(weights): a language model's weights packed once (copied: later changes to the
-// arrays do not reach it) for running it a step at a time, as lmGenerate does at every step; the
-// serving engine holds one for the life of its model.
-//   step(tokens [B], h [L*B*H], c [L*B*H] | null (LSTM only), want [k], logits [k*V]): feeds row b
-//   the token tokens[b], advancing h and c in place, and writes the logits of the rows want[i].
-class PackedLmObject : public Napi::ObjectWrap<PackedLmObject> {
+// new TokenLoop(model): the token loop of lmGenerate (native/core/token_loop.h) for a loop driven
+// from JS. model is {V, L, H, lstm}, for a loop whose logits come from elsewhere (an
+// onnxruntime session), or lmGenerate's weights, packed once (copied) for run().
+//   size                                 rows in the loop
+//   ids() -> Int32Array                  each row's id, in row order
+//   add(ids [B], prompts {tokens, offsets [B+1]}, options, stops | null, group)
+//                                        appends B rows: options as lmGenerate's (row b samples
+//                                        with its stream for row options.rowOffset + b); rows of
+//                                        one group share plan's prompt budget
+//   cancel(ids)                          ends those rows as cancelled (unknown ids: no effect)
+//   plan(chunk, sharedChunk, budget) -> {rows, tokens, offsets, want}
+//                                        the next round (TokenLoop::plan): rows[k] reads
+//                                        tokens[offsets[k] .. offsets[k+1]), the logits after
+//                                        rows[want[i]] are wanted
+//   readState(rows [k], h [L*k*H], c | null), writeState(rows, h, c)
+//                                        copies state rows out and back in (c for LSTM only)
+//   sample(logits [want*V]) -> {rows, tokens, done, lengths, finish}
+//                                        samples the wanted rows of the last plan (ids in rows),
+//                                        then retires the ended ones (ids in done; lengths kept,
+//                                        finish reasons)
+//   run(chunk, sharedChunk, budget) -> as sample
+//                                        plan, the packed model's round and sample in one call
+class TokenLoopObject : public Napi::ObjectWrap<TokenLoopObject> {
  public:
   static Napi::Function define(Napi::Env env) {
-    return DefineClass(env, "PackedLm", {InstanceMethod<&PackedLmObject::step>("step")});
+    return DefineClass(
+        env, "TokenLoop",
+        {InstanceAccessor<&TokenLoopObject::size>("size"),
+         InstanceMethod<&TokenLoopObject::ids>("ids"), InstanceMethod<&TokenLoopObject::add>("add"),
+         InstanceMethod<&TokenLoopObject::cancel>("cancel"),
+         InstanceMethod<&TokenLoopObject::plan>("plan"),
+         InstanceMethod<&TokenLoopObject::read_state>("readState"),
+         InstanceMethod<&TokenLoopObject::write_state>("writeState"),
+         InstanceMethod<&TokenLoopObject::sample>("sample"),
+         InstanceMethod<&TokenLoopObject::run>("run")});
   }
 
-  explicit PackedLmObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PackedLmObject>(info) {
-    guarded(info.Env(), "PackedLm", [&] {
-      Parser p(info, "PackedLm");
-      const rnnkit::LmWeights w = parse_weights(p);
-      lstm_ = w.cell == rnnkit::CellType::Lstm;
-      V_ = w.V, H_ = w.H, L_ = w.L;
-      model_ = std::make_unique<rnnkit::PackedLm>(w);
+  explicit TokenLoopObject(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<TokenLoopObject>(info) {
+    guarded(info.Env(), "TokenLoop", [&] {
+      Parser p(info, "TokenLoop");
+      Napi::Object o = p.object(0, "model");
+      const bool weights = !o.Get("embedding").IsUndefined();
+      if (weights) {
+        const rnnkit::LmWeights w = parse_weights(p);
+        model_ = std::make_unique<rnnkit::PackedLm>(w);
+        loop_ = std::make_unique<rnnkit::TokenLoop>(w.V, w.L, w.H, w.cell == CellType::Lstm);
+      } else {
+        loop_ = std::make_unique<rnnkit::TokenLoop>(
+            p.size(o, "model", "V"), p.size(o, "model", "L"), p.size(o, "model", "H"),
+            p.boolean(o.Get("lstm"), "model.lstm"));
+      }
     });
   }
 
  private:
-  Napi::Value step(const Napi::CallbackInfo& info) {
-    Parser p(info, "PackedLm.step");
-    size_t B = 0, k = 0;
-    const int32_t* tokens = p.i32(p.arg(0), "tokens", Parser::kAnyLength, "", false, &B);
-    if (B == 0 || B > (1u << 30)) p.range_error("'tokens' must hold 1 to 2^30 token ids");
-    for (size_t b = 0; b < B; ++b)
-      if (tokens[b] < 0 || tokens[b] >= V_)
-        p.range_error("'tokens[" + std::to_string(b) + "]' must be in [0, " + std::to_string(V_) +
-                      "), got " + std::to_string(tokens[b]));
-    const int n = static_cast<int>(B);
-    const std::string state = dims({{"L", L_}, {"B", n}, {"H", H_}});
-    float* h = p.f32(1, "h", size_t(L_) * B * H_, state);
-    float* c = nullptr;
-    if (lstm_) {
-      c = p.f32(2, "c", size_t(L_) * B * H_, state);
-    } else if (!p.arg(2).IsUndefined() && !p.arg(2).IsNull()) {
-      p.type_error("'c' is only for LSTM and must be null for this cell, got " +
-                   Parser::describe(p.arg(2)));
+  Napi::Value size(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), loop_->rows());
+  }
+
+  Napi::Value ids(const Napi::CallbackInfo& info) {
+    return int32_array(info.Env(), {loop_->ids(), loop_->ids() + loop_->rows()});
+  }
+
+  Napi::Value add(const Napi::CallbackInfo& info) {
+    Parser p(info, "TokenLoop.add");
+    const int V = loop_->vocab_size();
+    size_t B = 0;
+    const int32_t* ids = p.i32(p.arg(0), "ids", Parser::kAnyLength, "", false, &B);
+    const rnnkit::TokenSpans prompts = parse_spans(p, p.arg(1), "prompts", V, int(B), true);
+    Napi::Object opt = p.object(2, "options");
+    rnnkit::LoopRowConfig cfg{
+        static_cast<int>(p.integer(opt.Get("maxTokens"), "options.maxTokens", 1, 1000000)),
+        parse_sampler(p, opt, "options", V), rnnkit::Rng(0), nullptr, 0};
+    const uint64_t seed = parse_seed(p, opt.Get("seed"), "options.seed");
+    const uint64_t offset = parse_seed(p, opt.Get("rowOffset"), "options.rowOffset");
+    Napi::Value s = p.arg(3);
+    if (!s.IsNull() && !s.IsUndefined()) {
+      const rnnkit::TokenSpans stops = parse_spans(p, s, "stops", V, -1, true);
+      if (stops.count > 0) cfg.stops = std::make_shared<const rnnkit::StopSequences>(stops);
     }
-    const int32_t* want = p.i32(p.arg(3), "want", Parser::kAnyLength, "", false, &k);
-    for (size_t i = 0; i < k; ++i)
-      if (want[i] < 0 || want[i] >= n)
-        p.range_error("'want[" + std::to_string(i) + "]' must be a row in [0, " +
-                      std::to_string(n) + "), got " + std::to_string(want[i]));
-    float* logits = p.f32(4, "logits", k * V_, dims({{"want.length", (long long)k}, {"V", V_}}));
-    guarded(info.Env(), "PackedLm.step", [&] {
-      y_.resize(B * H_);
-      ws_.resize(model_->workspace_size(n));
-      picked_.resize(k * H_);
-      model_->step(n, tokens, h, c, size_t(n) * H_, y_.data(), ws_.data());
-      for (size_t i = 0; i < k; ++i)
-        std::copy_n(y_.data() + size_t(want[i]) * H_, H_, picked_.data() + i * H_);
-      model_->decode(static_cast<int>(k), picked_.data(), logits);
+    cfg.group = static_cast<int>(p.integer(4, "group", 0, 2147483647));
+    std::unordered_set<int32_t> seen(loop_->ids(), loop_->ids() + loop_->rows());
+    for (size_t b = 0; b < B; ++b)
+      if (!seen.insert(ids[b]).second)
+        p.range_error("'ids[" + std::to_string(b) + "]' = " + std::to_string(ids[b]) +
+                      " is already a row of the loop");
+    guarded(info.Env(), "TokenLoop.add", [&] {
+      for (size_t b = 0; b < B; ++b) {
+        cfg.rng = rnnkit::sampler_rng(seed, offset + b);
+        loop_->add(ids[b], prompts.tokens + prompts.offsets[b],
+                   prompts.offsets[b + 1] - prompts.offsets[b], cfg);
+      }
     });
     return info.Env().Undefined();
   }
 
-  bool lstm_ = false;
-  int V_ = 0, H_ = 0, L_ = 0;
-  std::unique_ptr<rnnkit::PackedLm> model_;
-  std::vector<float> y_, ws_, picked_;  // scratch, grown to the largest batch
+  Napi::Value cancel(const Napi::CallbackInfo& info) {
+    Parser p(info, "TokenLoop.cancel");
+    size_t k = 0;
+    const int32_t* ids = p.i32(p.arg(0), "ids", Parser::kAnyLength, "", false, &k);
+    const std::unordered_set<int32_t> gone(ids, ids + k);
+    for (int i = 0; i < loop_->rows(); ++i)
+      if (gone.count(loop_->ids()[i])) loop_->cancel(i);
+    return info.Env().Undefined();
+  }
+
+  // (chunk, sharedChunk, budget) for plan and run.
+  struct Schedule {
+    int chunk, shared_chunk, budget;
+  };
+  Schedule schedule(Parser& p) {
+    return {static_cast<int>(p.integer(0, "chunk", 1, 2147483647)),
+            static_cast<int>(p.integer(1, "sharedChunk", 1, 2147483647)),
+            static_cast<int>(p.integer(2, "budget", 1, 2147483647))};
+  }
+
+  Napi::Value plan(const Napi::CallbackInfo& info) {
+    Parser p(info, "TokenLoop.plan");
+    const Schedule s = schedule(p);
+    loop_->plan(s.chunk, s.shared_chunk, s.budget, feed_);
+    Napi::Env env = info.Env();
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("rows", int32_array(env, feed_.rows));
+    r.Set("tokens", int32_array(env, feed_.tokens));
+    r.Set("offsets", int32_array(env, feed_.offsets));
+    r.Set("want", int32_array(env, feed_.want));
+    return r;
+  }
+
+  // The state arguments of readState and writeState: (rows [k], h [L*k*H], c [L*k*H] | null).
+  struct StateArgs {
+    const int32_t* rows;
+    int k;
+    float *h, *c;
+  };
+  StateArgs state_args(Parser& p) {
+    size_t k = 0;
+    const int32_t* rows = p.i32(p.arg(0), "rows", Parser::kAnyLength, "", false, &k);
+    for (size_t i = 0; i < k; ++i)
+      if (rows[i] < 0 || rows[i] >= loop_->rows())
+        p.range_error("'rows[" + std::to_string(i) + "]' must be a row in [0, " +
+                      std::to_string(loop_->rows()) + "), got " + std::to_string(rows[i]));
+    const std::string shape =
+        dims({{"L", loop_->layers()}, {"rows.length", (long long)k}, {"H", loop_->hidden_size()}});
+    const size_t n = size_t(loop_->layers()) * k * loop_->hidden_size();
+    float* h = p.f32(1, "h", n, shape);
+    float* c = nullptr;
+    if (loop_->lstm())
+      c = p.f32(2, "c", n, shape);
+    else if (!p.arg(2).IsUndefined() && !p.arg(2).IsNull())
+      p.type_error("'c' is only for LSTM and must be null for this cell, got " +
+                   Parser::describe(p.arg(2)));
+    return {rows, static_cast<int>(k), h, c};
+  }
+
+  Napi::Value read_state(const Napi::CallbackInfo& info) {
+    Parser p(info, "TokenLoop.readState");
+    const StateArgs a = state_args(p);
+    guarded(info.Env(), "TokenLoop.readState", [&] { loop_->read_state(a.rows, a.k, a.h, a.c); });
+    return info.Env().Undefined();
+  }
+
+  Napi::Value write_state(const Napi::CallbackInfo& info) {
+    Parser p(info, "TokenLoop.writeState");
+    const StateArgs a = state_args(p);
+    guarded(info.Env(), "TokenLoop.writeState", [&] { loop_->write_state(a.rows, a.k, a.h, a.c); });
+    return info.Env().Undefined();
+  }
+
+  Napi::Value sample(const Napi::CallbackInfo& info) {
+    Parser p(info, "TokenLoop.sample");
+    const int w = static_cast<int>(feed_.want.size()), V = loop_->vocab_size();
+    float* logits = p.f32(0, "logits", size_t(w) * V, dims({{"plan().want.length", w}, {"V", V}}));
+    // The caller's logits are left as they were: the sampler works on a copy.
+    logits_.assign(logits, logits + size_t(w) * V);
+    return guarded(info.Env(), "TokenLoop.sample", [&] { return finish_round(info.Env()); });
+  }
+
+  Napi::Value run(const Napi::CallbackInfo& info) {
+    Parser p(info, "TokenLoop.run");
+    if (!model_) p.type_error("the loop has no weights to run; create it with the model's weights");
+    const Schedule s = schedule(p);
+    return guarded(info.Env(), "TokenLoop.run", [&] {
+      loop_->plan(s.chunk, s.shared_chunk, s.budget, feed_);
+      logits_.resize(feed_.want.size() * size_t(loop_->vocab_size()));
+      rnnkit::run_feed(*model_, *loop_, feed_, scratch_, logits_.data());
+      return finish_round(info.Env());
+    });
+  }
+
+  // Samples the wanted rows of feed_ from logits_, retires the ended rows, and says what happened.
+  Napi::Value finish_round(Napi::Env env) {
+    const size_t w = feed_.want.size();
+    std::vector<int32_t> ids(w), tokens(w), done, lengths, finish;
+    const int n = loop_->sample(feed_, logits_.data(), ids.data(), tokens.data());
+    ids.resize(n), tokens.resize(n);
+    feed_.want.clear();
+    loop_->retire([&](const rnnkit::RetiredRow& r) {
+      done.push_back(r.id), lengths.push_back(r.length), finish.push_back(r.finish);
+    });
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("rows", int32_array(env, ids));
+    r.Set("tokens", int32_array(env, tokens));
+    r.Set("done", int32_array(env, done));
+    r.Set("lengths", int32_array(env, lengths));
+    r.Set("finish", int32_array(env, finish));
+    return r;
+  }
+
+  std::unique_ptr<rnnkit::PackedLm> model_;  // null for a loop driven from JS
+  std::unique_ptr<rnnkit::TokenLoop> loop_;
+  rnnkit::Feed feed_;
+  rnnkit::FeedScratch scratch_;
+  std::vector<float> logits_;
 };
 
 }  // namespace
 
 void init_generate(Napi::Env env, Napi::Object exports) {
-  exports.Set("PackedLm", PackedLmObject::define(env));
+  exports.Set("TokenLoop", TokenLoopObject::define(env));
   exports.Set("lmGenerateAsync", Napi::Function::New(env, LmGenerateAsync, "lmGenerateAsync"));
   exports.Set(LmGenerate::name, Napi::Function::New(env, Sync<LmGenerate>, LmGenerate::name));
-  exports.Set(SampleTokens::name, Napi::Function::New(env, Sync<SampleTokens>, SampleTokens::name));
-  exports.Set("rngInit", Napi::Function::New(env, RngInit, "rngInit"));
 }
 
 }  // namespace rnnkit_addon

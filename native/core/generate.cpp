@@ -2,169 +2,127 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
+#include <memory>
 #include <numeric>
 #include <vector>
 
 #include "gemm.h"
 
 namespace rnnkit {
-namespace {
-
-// Length of the longest stop sequence that the generated tokens gen[0, n) end with; 0 for none.
-// The longest, because when "b" and "ab" both match the user produced all of "ab".
-int matched_stop(const TokenSpans& stops, const int32_t* gen, int n) {
-  int best = 0;
-  for (int s = 0; s < stops.count; ++s) {
-    int len = stops.offsets[s + 1] - stops.offsets[s];
-    if (len > best && len <= n &&
-        std::equal(stops.tokens + stops.offsets[s], stops.tokens + stops.offsets[s + 1],
-                   gen + n - len))
-      best = len;
-  }
-  return best;
-}
-
-// Keeps the state rows keep[0, m) (increasing) of s [L, n, H], in place, as s [L, m, H]. Every
-// row moves to the same place or an earlier one, so walking forward never reads a moved-over row.
-void gather_rows(float* s, int n, const int* keep, int m, int L, int H) {
-  for (int l = 0; l < L; ++l)
-    for (int j = 0; j < m; ++j)
-      std::memmove(s + (size_t(l) * m + j) * H, s + (size_t(l) * n + keep[j]) * H,
-                   sizeof(float) * H);
-}
-
-}  // namespace
 
 PackedLm::PackedLm(const LmWeights& w)
     : stack_(w.cell, w.V, w.E, w.H, w.L, w.residual, w.embedding, w.stack),
       decoder_(w.H, w.V, w.decoder_weight, w.decoder_bias) {}
 
+void run_feed(const PackedLm& model, TokenLoop& loop, const Feed& f, FeedScratch& s,
+              float* logits) {
+  const int k = f.size(), n = loop.rows(), H = loop.hidden_size(), L = loop.layers();
+  if (k == 0) return;
+  // order[j]: the feed position stepped as row j, the longest feeds first.
+  s.order.resize(k);
+  std::iota(s.order.begin(), s.order.end(), 0);
+  std::stable_sort(s.order.begin(), s.order.end(),
+                   [&](int32_t a, int32_t b) { return f.length(a) > f.length(b); });
+  bool in_place = k == n;
+  for (int j = 0; j < k && in_place; ++j) in_place = f.rows[s.order[j]] == j;
+  float *h = nullptr, *c = nullptr;
+  if (in_place) {
+    h = loop.h(), c = loop.c();
+  } else {
+    s.rows.resize(k);
+    for (int j = 0; j < k; ++j) s.rows[j] = f.rows[s.order[j]];
+    s.h.resize(size_t(L) * k * H);
+    s.c.resize(loop.lstm() ? s.h.size() : 0);
+    loop.read_state(s.rows.data(), k, s.h.data(), s.c.data());
+    h = s.h.data(), c = loop.lstm() ? s.c.data() : nullptr;
+  }
+  const int T = f.length(s.order[0]);
+  s.ws.resize(model.workspace_size(k));
+  s.y.resize(size_t(k) * H);
+  s.step.resize(k);
+  // Each position's output after its last token: y itself when every feed is one token long.
+  if (T > 1) s.last.resize(size_t(k) * H);
+  float* last = T > 1 ? s.last.data() : s.y.data();
+  for (int t = 0, m = k; t < T; ++t) {
+    while (f.length(s.order[m - 1]) <= t) --m;
+    for (int j = 0; j < m; ++j) s.step[j] = f.tokens[f.offsets[s.order[j]] + t];
+    model.step(m, s.step.data(), h, c, size_t(k) * H, s.y.data(), s.ws.data());
+    if (T > 1)
+      for (int j = 0; j < m; ++j)
+        if (f.length(s.order[j]) == t + 1)
+          std::copy_n(s.y.data() + size_t(j) * H, H, last + size_t(s.order[j]) * H);
+  }
+  if (!in_place) loop.write_state(s.rows.data(), k, h, c);
+  // last is by feed position (when T == 1, order is the identity: the sort is stable).
+  const int w = static_cast<int>(f.want.size());
+  if (w == k) return model.decode(k, last, logits);
+  s.picked.resize(size_t(w) * H);
+  for (int i = 0; i < w; ++i)
+    std::copy_n(last + size_t(f.want[i]) * H, H, s.picked.data() + size_t(i) * H);
+  model.decode(w, s.picked.data(), logits);
+}
+
 namespace {
 
-// Rows [b0, b0 + count) of a batch with every buffer their token loop needs, allocated when
-// constructed, so that run() allocates nothing and can run on a helper thread. Rows are kept by
-// their index in the whole batch, as the outputs and the progress callback have them.
+// Rows [b0, b0 + count) of a batch in a TokenLoop of their own, with every buffer their token loop
+// needs, so that run() can run on a helper thread. Rows are kept by their index in the whole
+// batch, as the outputs and the progress callback have them.
 class RowGroup {
  public:
   RowGroup(const PackedLm& model, const LmWeights& w, const TokenSpans& prompts,
-           const GenerateConfig& cfg, int b0, int count)
+           const GenerateConfig& cfg, const std::shared_ptr<const StopSequences>& stops, int b0,
+           int count)
       : model_(model),
-        prompts_(prompts),
-        cfg_(cfg),
-        b0_(b0),
-        B_(count),
-        V_(w.V),
-        H_(w.H),
-        L_(w.L),
+        loop_(w.V, w.L, w.H, w.cell == CellType::Lstm),
         M_(cfg.max_tokens),
-        state_(size_t(w.L) * count * w.H),
-        ws_(model.workspace_size(count)),
-        h_(state_),
-        c_(w.cell == CellType::Lstm ? state_ : 0),
-        y_(size_t(count) * w.H),
         logits_(size_t(count) * w.V),
-        rows_(count),
-        next_(count),
-        keep_(count),
-        scratch_(w.V),
-        keep_history_(sampler_uses_history(cfg.sampler)) {
-    // rows_[i] is the prompt that group row i generates for: longest prompts first, so that the
-    // rows still priming at any step are the first ones.
-    std::iota(rows_.begin(), rows_.end(), b0);
-    std::stable_sort(rows_.begin(), rows_.end(),
+        ids_(count),
+        next_(count) {
+    // Longest prompts first, so that the rows still priming at any step are the first ones and
+    // run_feed steps the loop's state in place.
+    std::vector<int32_t> rows(count);
+    std::iota(rows.begin(), rows.end(), b0);
+    auto length = [&](int b) { return prompts.offsets[b + 1] - prompts.offsets[b]; };
+    std::stable_sort(rows.begin(), rows.end(),
                      [&](int32_t a, int32_t b) { return length(a) > length(b); });
-    T_ = length(rows_[0]);
-    rng_.reserve(B_);
-    for (int i = 0; i < B_; ++i) rng_.push_back(sampler_rng(cfg.seed, cfg.row_offset + b0 + i));
-    if (!keep_history_) return;
-    // Row b's history (prompt, then generated tokens) starts at history_of(b).
-    history_.resize(size_t(prompts.offsets[b0 + B_] - prompts.offsets[b0]) + size_t(B_) * M_);
-    for (int b = b0; b < b0 + B_; ++b)
-      std::copy(prompts.tokens + prompts.offsets[b], prompts.tokens + prompts.offsets[b + 1],
-                history_of(b));
+    for (int32_t b : rows)
+      loop_.add(b, prompts.tokens + prompts.offsets[b], length(b),
+                {cfg.max_tokens, cfg.sampler, sampler_rng(cfg.seed, cfg.row_offset + b), stops, 0});
   }
 
-  void run(const TokenSpans& stops, const volatile int32_t* cancel,
-           const GenerateProgress& progress, int32_t* tokens, int32_t* lengths, int32_t* finish) {
+  void run(const volatile int32_t* cancel, const GenerateProgress& progress, int32_t* tokens,
+           int32_t* lengths, int32_t* finish) {
     // A relaxed read is enough: the flag only has to be seen eventually, and it guards no data.
     auto cancelled = [cancel] { return cancel != nullptr && *cancel != 0; };
-    const int V = V_, H = H_, L = L_, M = M_;
-    // Prime the prompts a token at a time: step t feeds the rows whose prompts are longer than t,
-    // so each row's output y ends as the one after its own last prompt token.
-    for (int t = 0; t < T_; ++t) {
-      int n = 0;
-      for (; n < B_ && length(rows_[n]) > t; ++n)
-        next_[n] = prompts_.tokens[prompts_.offsets[rows_[n]] + t];
-      model_.step(n, next_.data(), h_.data(), c_.data(), state_ / L, y_.data(), ws_.data());
-    }
-
-    int n = B_;
-    for (int step = 0;; ++step) {
+    auto out = [&](const RetiredRow& r) {
+      std::copy_n(r.tokens, r.length, tokens + size_t(r.id) * M_);
+      lengths[r.id] = r.length;
+      finish[r.id] = r.finish;
+    };
+    constexpr int kAll = std::numeric_limits<int>::max();
+    for (int step = 0; loop_.rows() > 0; ++step) {
+      // The first round primes every prompt; each later one feeds every row its sampled token.
+      loop_.plan(kAll, kAll, kAll, feed_);
+      run_feed(model_, loop_, feed_, scratch_, logits_.data());
       if (cancelled()) {
-        for (int i = 0; i < n; ++i) finish[rows_[i]] = kFinishCancelled;
-        break;
+        for (int i = 0; i < loop_.rows(); ++i) loop_.cancel(i);
+      } else {
+        const int n = loop_.sample(feed_, logits_.data(), ids_.data(), next_.data());
+        if (progress) progress(step, ids_.data(), next_.data(), n);
       }
-      model_.decode(n, y_.data(), logits_.data());
-      for (int i = 0; i < n; ++i) {
-        const int b = rows_[i];
-        int32_t* hist = keep_history_ ? history_of(b) : nullptr;
-        const int hist_len = length(b) + step;
-        const int32_t token = sample_token(cfg_.sampler, logits_.data() + size_t(i) * V, V, hist,
-                                           hist_len, rng_[b - b0_], scratch_);
-        next_[i] = token;
-        tokens[size_t(b) * M + step] = token;
-        if (keep_history_) hist[hist_len] = token;
-      }
-      if (progress) progress(step, rows_.data(), next_.data(), n);
-
-      int m = 0;
-      for (int i = 0; i < n; ++i) {
-        const int b = rows_[i];
-        int32_t* gen = tokens + size_t(b) * M;
-        const int stop = matched_stop(stops, gen, step + 1);
-        lengths[b] = step + 1 - stop;
-        if (stop > 0) {
-          std::fill(gen + lengths[b], gen + step + 1, -1);
-          finish[b] = kFinishStop;
-        } else if (step + 1 == M) {
-          finish[b] = kFinishLength;
-        } else {
-          keep_[m++] = i;
-        }
-      }
-      if (m == 0) break;
-
-      // Finished rows leave the batch: the state rows of the rest move up over theirs, so every
-      // later step works on active rows only.
-      if (m < n) {
-        gather_rows(h_.data(), n, keep_.data(), m, L, H);
-        if (!c_.empty()) gather_rows(c_.data(), n, keep_.data(), m, L, H);
-        for (int j = 0; j < m; ++j) rows_[j] = rows_[keep_[j]], next_[j] = next_[keep_[j]];
-        n = m;
-      }
-      model_.step(n, next_.data(), h_.data(), c_.data(), size_t(n) * H, y_.data(), ws_.data());
+      loop_.retire(out);
     }
   }
 
  private:
-  int length(int b) const { return prompts_.offsets[b + 1] - prompts_.offsets[b]; }
-  int32_t* history_of(int b) {
-    return history_.data() + (prompts_.offsets[b] - prompts_.offsets[b0_]) + size_t(b - b0_) * M_;
-  }
-
   const PackedLm& model_;
-  const TokenSpans& prompts_;
-  const GenerateConfig& cfg_;
-  const int b0_, B_, V_, H_, L_, M_;
-  int T_ = 0;
-  const size_t state_;
-  std::vector<float> ws_, h_, c_, y_, logits_;
-  std::vector<int32_t> rows_, next_;
-  std::vector<int> keep_;
-  std::vector<Rng> rng_;
-  SamplerScratch scratch_;
-  const bool keep_history_;
-  std::vector<int32_t> history_;
+  TokenLoop loop_;
+  const int M_;
+  Feed feed_;
+  FeedScratch scratch_;
+  std::vector<float> logits_;
+  std::vector<int32_t> ids_, next_;
 };
 
 }  // namespace
@@ -191,12 +149,12 @@ void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateCo
   const int groups = progress ? 1 : row_groups(B);
   std::vector<RowGroup> group;
   group.reserve(groups);
+  const auto stop_set = stops.count > 0 ? std::make_shared<const StopSequences>(stops) : nullptr;
   for (int g = 0; g < groups; ++g) {
     const int b0 = int(int64_t(g) * B / groups), b1 = int(int64_t(g + 1) * B / groups);
-    group.emplace_back(model, w, prompts, cfg, b0, b1 - b0);
+    group.emplace_back(model, w, prompts, cfg, stop_set, b0, b1 - b0);
   }
-  parallel_for(groups,
-               [&](int g) { group[g].run(stops, cancel, progress, tokens, lengths, finish); });
+  parallel_for(groups, [&](int g) { group[g].run(cancel, progress, tokens, lengths, finish); });
 }
 
 }  // namespace rnnkit

@@ -9,6 +9,7 @@
 #include "layers.h"
 #include "recurrent.h"
 #include "sampling.h"
+#include "token_loop.h"
 
 namespace rnnkit {
 
@@ -23,8 +24,8 @@ struct LmWeights {
 };
 
 // A language model's weights packed once for running it a step at a time: what lm_generate runs
-// at every step, and what a step-level caller (the serving engine) holds for the life of a model.
-// Copies all it needs from the weights.
+// at every step, and what a TokenLoop driven from JS (the serving engine's) runs its rounds on for
+// the life of a model. Copies all it needs from the weights.
 class PackedLm {
  public:
   explicit PackedLm(const LmWeights& w);
@@ -45,13 +46,6 @@ class PackedLm {
   PackedLinear decoder_;
 };
 
-// B token sequences laid end to end: sequence b is tokens[offsets[b], offsets[b + 1]).
-struct TokenSpans {
-  const int32_t* tokens;
-  const int32_t* offsets;  // [count + 1], offsets[0] = 0, non-decreasing
-  int count;
-};
-
 struct GenerateConfig {
   int max_tokens;  // >= 1
   SamplerConfig sampler;
@@ -61,8 +55,6 @@ struct GenerateConfig {
   uint64_t row_offset;
 };
 
-enum FinishReason : int32_t { kFinishLength = 0, kFinishStop = 1, kFinishCancelled = 2 };
-
 // Called after each step with the token each row sampled that step, for the n rows still active
 // at its start (rows[i] is a prompt index in [0, B)). It sees every sampled token, including
 // those of a stop sequence, which the final output then drops: a streaming consumer holds back
@@ -71,15 +63,31 @@ enum FinishReason : int32_t { kFinishLength = 0, kFinishStop = 1, kFinishCancell
 using GenerateProgress =
     std::function<void(int step, const int32_t* rows, const int32_t* tokens, int n)>;
 
+// Working memory of run_feed, grown to the largest round it has run and reused.
+struct FeedScratch {
+  std::vector<float> h, c, y, last, picked, ws;
+  std::vector<int32_t> order, rows, step;
+};
+
+// Runs one round of a TokenLoop through the model: each row of `feed` (loop.plan's) reads its
+// tokens from its state, which advances in place, and logits [feed.want.size(), V] get the
+// decoder's output after the last token of the rows that want it. Rows are stepped together a
+// token at a time, the longest feeds first; when the feed is every row of the loop in order,
+// longest first (a batch priming together, or every row reading its sampled token), the loop's
+// state is stepped where it lies, with no copy.
+void run_feed(const PackedLm& model, TokenLoop& loop, const Feed& feed, FeedScratch& s,
+              float* logits);
+
 // Generates up to max_tokens tokens after each prompt (every prompt holds >= 1 token, all token
-// ids in [0, V)). The weights are packed once (PackedLm); the prompts are primed together a token
-// at a time, each step feeding the rows whose prompts are that long; then each step runs the
-// decoder, the sampler and a stack step for the rows still active only. A row ends when it has
+// ids in [0, V)). The weights are packed once (PackedLm) and a TokenLoop keeps the rows: the
+// prompts are primed together a token at a time (run_feed), each step feeding the rows whose
+// prompts are that long; then each step runs the decoder, the sampler and a stack step for the
+// rows still active only. A row ends when it has
 // max_tokens tokens, when its generated tokens end with one of the stop sequences (non-empty,
 // matched within the generated tokens only), or when *cancel (read once per step, may be null)
 // becomes non-zero. Outputs: tokens [B, max_tokens], row b's first lengths[b] entries are its
 // tokens (a matched stop sequence is not counted and not kept) and the rest are -1; finish [B]
-// holds FinishReason values. Allocates all its memory up front; nothing per step.
+// holds FinishReason values. Allocates its memory in the first step; nothing after it.
 void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateConfig& cfg,
                  const TokenSpans& stops, const volatile int32_t* cancel,
                  const GenerateProgress& progress, int32_t* tokens, int32_t* lengths,

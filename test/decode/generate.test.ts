@@ -1,6 +1,7 @@
 // The native generation ops called directly: lmGenerateAsync / lmGenerate results and progress,
-// cancellation, errors from onTokens, sampleTokens + rngInit reproducing lmGenerateAsync from logits
-// computed outside the loop, and the argument checks' messages.
+// cancellation, errors from onTokens, the TokenLoop reproducing lmGenerateAsync from logits computed
+// outside it and from its own packed rounds (prompts in chunks, rows joining late), and the
+// argument checks' messages.
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 
@@ -9,6 +10,8 @@ import {
   type LmWeights,
   type Native,
   type NativeGenerateOptions,
+  type NativeTokenLoop,
+  type TokenLoopStep,
 } from '../../lib/core/native';
 
 const native: Native = createRequire(import.meta.url)(addonChoice.file);
@@ -60,17 +63,10 @@ describe('native lmGenerateAsync', () => {
     const sync = native.lmGenerate(w, prompts, options, null, null);
     const seen: number[][] = [[], [], []];
     const steps: number[] = [];
-    const r = await native.lmGenerateAsync(
-      w,
-      prompts,
-      options,
-      null,
-      null,
-      (step, rows, tokens) => {
-        steps.push(step);
-        rows.forEach((row, i) => seen[row].push(tokens[i]));
-      },
-    );
+    const r = await native.lmGenerateAsync(w, prompts, options, null, null, (step, rows, tokens) => {
+      steps.push(step);
+      rows.forEach((row, i) => seen[row].push(tokens[i]));
+    });
     expect(r.tokens).toEqual(sync.tokens);
     expect(Array.from(r.lengths)).toEqual([12, 12, 12]);
     expect(Array.from(r.finish)).toEqual([0, 0, 0]);
@@ -113,72 +109,144 @@ describe('native lmGenerateAsync', () => {
   });
 });
 
-describe('native sampleTokens', () => {
-  it('reproduces lmGenerateAsync from logits computed step by step', () => {
-    const w = model('rnn_tanh', 11, 4, 6, 1);
-    const prompt = [3, 1, 4, 1, 5];
-    const o = { ...options, maxTokens: 20, rowOffset: 4 };
-    const want = native.lmGenerate(w, ragged([prompt]), o, null, null);
+/** Rows, prompts and options of a generation, with the tokens lmGenerate gives them. */
+function reference(w: LmWeights) {
+  const seqs = [[3, 1, 4, 1, 5], [9], [2, 6, 5, 3, 5, 8, 9, 7], [7, 7]];
+  const o = { ...options, maxTokens: 20, rowOffset: 4, noRepeatNgramSize: 3 };
+  // A stop sequence that ends one row early: the token row 2 samples fourth without stops.
+  const free = native.lmGenerate(w, ragged(seqs), o, null, null);
+  const stops = ragged([[2, 2], [free.tokens[2 * o.maxTokens + 3]]]);
+  const want = native.lmGenerate(w, ragged(seqs), o, stops, null);
+  return { seqs, o, stops, want };
+}
 
-    const shape = {
+/** Runs `loop` round by round to its end: what each row id generated, kept and why it ended. */
+function drain(loop: NativeTokenLoop, round: (r: number) => TokenLoopStep, B: number, M: number) {
+  const tokens = new Int32Array(B * M).fill(-1);
+  const lengths = new Int32Array(B).fill(-1);
+  const finish = new Int32Array(B).fill(-1);
+  const count = new Int32Array(B);
+  for (let r = 0; r === 0 || loop.size > 0; r++) {
+    const s = round(r);
+    s.rows.forEach((b, i) => (tokens[b * M + count[b]++] = s.tokens[i]));
+    s.done.forEach((b, i) => {
+      lengths[b] = s.lengths[i];
+      finish[b] = s.finish[i];
+      tokens.fill(-1, b * M + s.lengths[i], (b + 1) * M);
+    });
+  }
+  return { tokens, lengths, finish };
+}
+
+describe('native TokenLoop', () => {
+  it('reproduces lmGenerateAsync from logits computed outside it, prompts fed in chunks', () => {
+    const w = model('lstm', 11, 4, 6, 2);
+    const { seqs, o, stops, want } = reference(w);
+    const { E, H, L, V } = w;
+    const loop = new native.TokenLoop({ V, L, H, lstm: true });
+    // Two calls: rows 0-1 and rows 2-3, each its own group of the prompt budget.
+    loop.add(Int32Array.of(0, 1), ragged(seqs.slice(0, 2)), o, stops, 0);
+    loop.add(Int32Array.of(2, 3), ragged(seqs.slice(2)), { ...o, rowOffset: 6 }, stops, 1);
+    const shape = (B: number) => ({
       cell: w.cell,
       T: 1,
-      B: 1,
-      I: w.E,
-      H: w.H,
-      L: w.L,
+      B,
+      I: E,
+      H,
+      L,
       dropout: 0,
       residual: false,
       training: false,
       seed: 0,
-    };
-    const ws = new Float32Array(native.stackWorkspaceSize(shape));
-    const x = new Float32Array(w.E);
-    const y = new Float32Array(w.H);
-    let h = new Float32Array(w.L * w.H);
-    const logits = new Float32Array(w.V);
-    const feed = (token: number) => {
-      native.embeddingForward({ V: w.V, E: w.E }, w.embedding, Int32Array.of(token), x);
-      const hT = new Float32Array(h.length);
-      native.stackForward(shape, w.stack, x, null, h, null, y, hT, null, ws);
-      h = hT;
-      native.linearForward({ N: 1, I: w.H, O: w.V }, y, w.decoderWeight, w.decoderBias, logits);
-    };
-    prompt.forEach(feed);
-    const states = native.rngInit(o.seed, o.rowOffset, 1);
-    const history = [...prompt];
-    const got: number[] = [];
-    for (let step = 0; step < o.maxTokens; step++) {
-      const before = Float32Array.from(logits);
-      const [t] = native.sampleTokens(logits, { B: 1, V: w.V }, ragged([history]), o, states);
-      expect(logits).toEqual(before);
-      got.push(t);
-      history.push(t);
-      feed(t);
-    }
-    expect(got).toEqual(Array.from(want.tokens));
+    });
+    let planned = 0;
+    const got = drain(
+      loop,
+      () => {
+        const plan = loop.plan(2, 2, 3);
+        planned += plan.rows.length;
+        const n = plan.rows.length;
+        const h = new Float32Array(L * n * H);
+        const c = new Float32Array(L * n * H);
+        loop.readState(plan.rows, h, c);
+        // One token at a time through the layer kernels, each row alone.
+        const logits = new Float32Array(plan.want.length * V);
+        for (let k = 0; k < n; k++) {
+          const rh = new Float32Array(L * H);
+          const rc = new Float32Array(L * H);
+          for (let l = 0; l < L; l++) {
+            rh.set(h.subarray((l * n + k) * H, (l * n + k + 1) * H), l * H);
+            rc.set(c.subarray((l * n + k) * H, (l * n + k + 1) * H), l * H);
+          }
+          const x = new Float32Array(E);
+          const y = new Float32Array(H);
+          const ws = new Float32Array(native.stackWorkspaceSize(shape(1)));
+          for (let t = plan.offsets[k]; t < plan.offsets[k + 1]; t++) {
+            native.embeddingForward({ V, E }, w.embedding, plan.tokens.subarray(t, t + 1), x);
+            const hT = new Float32Array(L * H);
+            const cT = new Float32Array(L * H);
+            native.stackForward(shape(1), w.stack, x, null, rh, rc, y, hT, cT, ws);
+            rh.set(hT);
+            rc.set(cT);
+          }
+          for (let l = 0; l < L; l++) {
+            h.set(rh.subarray(l * H, (l + 1) * H), (l * n + k) * H);
+            c.set(rc.subarray(l * H, (l + 1) * H), (l * n + k) * H);
+          }
+          const i = plan.want.indexOf(k);
+          if (i >= 0) {
+            const out = logits.subarray(i * V, (i + 1) * V);
+            native.linearForward({ N: 1, I: H, O: V }, y, w.decoderWeight, w.decoderBias, out);
+          }
+        }
+        loop.writeState(plan.rows, h, c);
+        const before = logits.slice();
+        const step = loop.sample(logits);
+        expect(logits).toEqual(before);
+        return step;
+      },
+      4,
+      o.maxTokens,
+    );
+    expect(got).toEqual(want);
+    // The longest prompt (8 tokens, 2 a round) took 4 rounds to prime.
+    expect(planned).toBeGreaterThan(want.lengths.reduce((a, b) => a + b, 0));
+    expect(Array.from(want.finish)).toContain(1);
   });
 
-  it('advances each row state by one per sampled token; greedy leaves it', () => {
-    const all = native.rngInit(9, 0, 5);
-    expect(native.rngInit(9, 2, 3)).toEqual(all.slice(2));
-    const logits = Float32Array.from({ length: 5 * 4 }, (_, i) => Math.sin(i));
-    const history = ragged([[], [1], [], [2, 3], []]);
-    const states = all.slice();
-    native.sampleTokens(logits, { B: 5, V: 4 }, history, { ...options, topK: 3 }, states);
-    states.forEach((s, b) => expect(s).toBe(BigInt.asUintN(64, all[b] + 1n)));
-    const greedy = native.sampleTokens(
-      logits,
-      { B: 5, V: 4 },
-      history,
-      { ...options, topK: 3, temperature: 0 },
-      states,
-    );
-    states.forEach((s, b) => expect(s).toBe(BigInt.asUintN(64, all[b] + 1n)));
-    for (let b = 0; b < 5; b++) {
-      const row = Array.from(logits.subarray(b * 4, b * 4 + 4));
-      expect(greedy[b]).toBe(row.indexOf(Math.max(...row)));
+  it('runs whole rounds on the packed weights, rows joining late, as lmGenerateAsync', () => {
+    for (const cell of ['lstm', 'gru', 'rnn_relu'] as const) {
+      const w = model(cell, 11, 4, 6, 2);
+      const { seqs, o, stops, want } = reference(w);
+      const loop = new native.TokenLoop(w);
+      const got = drain(
+        loop,
+        (r) => {
+          if (r < seqs.length) {
+            loop.add(Int32Array.of(r), ragged([seqs[r]]), { ...o, rowOffset: 4 + r }, stops, r);
+          }
+          return loop.run(3, 2, 2);
+        },
+        4,
+        o.maxTokens,
+      );
+      expect(got).toEqual(want);
     }
+  });
+
+  it('ends cancelled rows with what they generated; unknown ids change nothing', () => {
+    const w = model();
+    const loop = new native.TokenLoop(w);
+    loop.add(Int32Array.of(10, 20), ragged([[1], [2, 3]]), options, null, 0);
+    const first = loop.run(8, 8, 8);
+    expect(Array.from(first.rows)).toEqual([10, 20]);
+    loop.cancel(Int32Array.of(20, 99));
+    const second = loop.run(8, 8, 8);
+    expect(Array.from(second.rows)).toEqual([10]);
+    expect(Array.from(second.done)).toEqual([20]);
+    expect(Array.from(second.lengths)).toEqual([1]);
+    expect(Array.from(second.finish)).toEqual([2]);
+    expect(Array.from(loop.ids())).toEqual([10]);
   });
 });
 
@@ -306,120 +374,66 @@ describe('native generation argument checks', () => {
     });
   }
 
-  it('checks onTokens, sampleTokens and rngInit arguments', async () => {
+  it('checks onTokens', async () => {
     await expect(native.lmGenerateAsync(...base, 3 as never)).rejects.toThrow(
       /'onTokens' must be a function, got the number 3/,
-    );
-    const logits = new Float32Array(8);
-    const history = ragged([[], []]);
-    const o = { ...options, topK: 0 };
-    expect(() =>
-      native.sampleTokens(logits, { B: 2, V: 4 }, history, o, new BigUint64Array(1)),
-    ).toThrow(/'rngStates' must be a BigUint64Array of length 2 \(B\), got length 1/);
-    expect(() =>
-      native.sampleTokens(logits, { B: 2, V: 4 }, ragged([[]]), o, new BigUint64Array(2)),
-    ).toThrow(/'history\.offsets' must have length B\+1 = 3, got 2/);
-    expect(() =>
-      native.sampleTokens(
-        new Float32Array(7),
-        { B: 2, V: 4 },
-        history,
-        options,
-        new BigUint64Array(2),
-      ),
-    ).toThrow(/'logits' must be a Float32Array of length 8 \(B\*V = 2\*4\), got length 7/);
-    expect(() => native.rngInit(-1, 0, 1)).toThrow(
-      /'seed' must be a finite number in \[0, 9\.00719925e\+15\], got -1/,
     );
   });
 });
 
-describe('native PackedLm', () => {
-  // Vocabularies of 13 (kept as an embedding) and 7 (folded into layer 0) beside E = 5.
-  const cases = [
-    ['lstm', 13],
-    ['gru', 7],
-    ['rnn_tanh', 13],
-    ['lstm', 7],
-  ] as const;
-  for (const [cell, V] of cases) {
-    it(`${cell}, V=${V}: steps as stackForward and linearForward do, logits of the wanted rows`, () => {
-      const w = model(cell, V);
-      const { E, H, L } = w;
-      const B = 3;
-      const packed = new native.PackedLm(w);
-      const shape = {
-        cell,
-        T: 1,
-        B,
-        I: E,
-        H,
-        L,
-        dropout: 0,
-        residual: false,
-        training: false,
-        seed: 0,
-      };
-      const ws = new Float32Array(native.stackWorkspaceSize(shape));
-      const x = new Float32Array(B * E);
-      const y = new Float32Array(B * H);
-      const all = new Float32Array(B * V);
-      const lstm = cell === 'lstm';
-      let h = Float32Array.from({ length: L * B * H }, (_, i) => Math.sin(i));
-      let c = lstm ? Float32Array.from(h, (v) => v / 2) : null;
-      const ph = h.slice();
-      const pc = c && c.slice();
-      const want = Int32Array.of(2, 0);
-      for (const step of [0, 1, 2]) {
-        const tokens = Int32Array.from({ length: B }, (_, b) => (b * 5 + step * 3) % V);
-        native.embeddingForward({ V, E }, w.embedding, tokens, x);
-        const hT = new Float32Array(h.length);
-        const cT = c && new Float32Array(c.length);
-        native.stackForward(shape, w.stack, x, null, h, c, y, hT, cT, ws);
-        [h, c] = [hT, cT];
-        native.linearForward({ N: B, I: H, O: V }, y, w.decoderWeight, w.decoderBias, all);
-        const logits = new Float32Array(want.length * V);
-        packed.step(tokens, ph, pc, want, logits);
-        for (let i = 0; i < ph.length; i++) expect(ph[i]).toBeCloseTo(h[i], 5);
-        if (c && pc) for (let i = 0; i < pc.length; i++) expect(pc[i]).toBeCloseTo(c[i], 5);
-        want.forEach((b, i) => {
-          for (let v = 0; v < V; v++) expect(logits[i * V + v]).toBeCloseTo(all[b * V + v], 4);
-        });
-      }
-    });
-  }
-
-  it('rejects bad weights and step arguments, naming them', () => {
-    expect(() => new native.PackedLm({ ...model(), stack: new Float32Array(3) })).toThrow(
-      /PackedLm: 'weights\.stack' must be a Float32Array of length \d+/,
+describe('native TokenLoop argument checks', () => {
+  it('rejects bad models, rows, plans, states and logits, naming them', () => {
+    expect(() => new native.TokenLoop({ ...model(), stack: new Float32Array(3) })).toThrow(
+      /TokenLoop: 'weights\.stack' must be a Float32Array of length \d+/,
     );
-    const packed = new native.PackedLm(model('gru'));
+    expect(() => new native.TokenLoop({ V: 4, L: 1, H: 0, lstm: false })).toThrow(
+      /TokenLoop: 'model\.H' must be a finite number in \[1, /,
+    );
+    const loop = new native.TokenLoop({ V: 13, L: 2, H: 8, lstm: false });
+    loop.add(Int32Array.of(1, 2), ragged([[1], [2]]), options, null, 0);
     const h = new Float32Array(2 * 2 * 8);
-    const logits = new Float32Array(13);
-    const want = Int32Array.of(1);
-    const bad: [unknown[], RegExp][] = [
-      [[new Int32Array(0), h, null, want, logits], /'tokens' must hold 1 to 2\^30 token ids/],
-      [[Int32Array.of(1, 13), h, null, want, logits], /'tokens\[1\]' must be in \[0, 13\), got 13/],
+    const bad: [() => unknown, RegExp][] = [
       [
-        [Int32Array.of(1, 2), h.subarray(1), null, want, logits],
-        /'h' must be a Float32Array of length 32 \(L\*B\*H = 2\*2\*8\)/,
+        () => loop.add(Int32Array.of(2), ragged([[1]]), options, null, 0),
+        /TokenLoop\.add: 'ids\[0\]' = 2 is already a row of the loop/,
       ],
       [
-        [Int32Array.of(1, 2), h, h, want, logits],
+        () => loop.add(Int32Array.of(3), ragged([[1], [2]]), options, null, 0),
+        /'prompts\.offsets' must have length B\+1 = 2, got 3/,
+      ],
+      [
+        () => loop.add(Int32Array.of(3), ragged([[13]]), options, null, 0),
+        /'prompts\.tokens\[0\]' must be a token id in \[0, 13\), got 13/,
+      ],
+      [
+        () => loop.add(Int32Array.of(3), ragged([[1]]), { ...options, topP: 0 }, null, 0),
+        /'options\.topP' must be greater than 0/,
+      ],
+      [
+        () => loop.add(Int32Array.of(3), ragged([[1]]), options, null, -1),
+        /'group' must be a finite number in \[0, /,
+      ],
+      [() => loop.plan(0, 1, 1), /TokenLoop\.plan: 'chunk' must be a finite number in \[1, /],
+      [() => loop.plan(1, 1, 0), /TokenLoop\.plan: 'budget' must be a finite number in \[1, /],
+      [
+        () => loop.readState(Int32Array.of(0, 2), h, null),
+        /'rows\[1\]' must be a row in \[0, 2\), got 2/,
+      ],
+      [
+        () => loop.writeState(Int32Array.of(0, 1), h.subarray(1), null),
+        /'h' must be a Float32Array of length 32 \(L\*rows\.length\*H = 2\*2\*8\)/,
+      ],
+      [
+        () => loop.readState(Int32Array.of(0, 1), h, h),
         /'c' is only for LSTM and must be null for this cell/,
       ],
-      [
-        [Int32Array.of(1, 2), h, null, Int32Array.of(2), logits],
-        /'want\[0\]' must be a row in \[0, 2\), got 2/,
-      ],
-      [
-        [Int32Array.of(1, 2), h, null, want, new Float32Array(12)],
-        /'logits' must be a Float32Array of length 13/,
-      ],
+      [() => loop.run(1, 1, 1), /TokenLoop\.run: the loop has no weights to run/],
     ];
-    for (const [args, message] of bad) {
-      const step = packed.step.bind(packed) as (...a: unknown[]) => void;
-      expect(() => step(...args)).toThrow(message);
-    }
+    for (const [call, message] of bad) expect(call).toThrow(message);
+    loop.plan(4, 4, 4);
+    expect(() => loop.sample(new Float32Array(13))).toThrow(
+      /'logits' must be a Float32Array of length 26 \(plan\(\)\.want\.length\*V = 2\*13\)/,
+    );
+    expect(Array.from(loop.sample(new Float32Array(26)).rows)).toEqual([1, 2]);
   });
 });

@@ -109,6 +109,29 @@ describe('BatchingGenerator', () => {
     }
   });
 
+  it('holds one call to maxCallRows slots and lets a later call in beside it', async () => {
+    const g = await batching(model, { maxBatch: 8, maxCallRows: 3 });
+    const sizes = watch(g);
+    const many = Array.from({ length: 9 }, (_, i) => prompts[i % prompts.length]);
+    const big = g.generate({ prompts: many, seed: 3, maxTokens: 40 });
+    const small = g.generate({ prompts: ['fox'], seed: 4, maxTokens: 40 });
+    expect(await big).toEqual(await model.generate({ prompts: many, seed: 3, maxTokens: 40 }));
+    expect(await small).toEqual(await model.generate({ prompts: ['fox'], seed: 4, maxTokens: 40 }));
+    // Three rows of the big call at a time, and the small call's row beside them.
+    expect(Math.max(...sizes)).toBe(4);
+    expect(g.limits).toMatchObject({
+      maxCallRows: 3,
+      primeChunk: 64,
+      sharedChunk: 4,
+      promptBudget: 1024,
+    });
+    await expect(
+      BatchingGenerator.fromModel(model, { maxBatch: 8, maxCallRows: 9 }),
+    ).rejects.toThrow(/maxCallRows/);
+    const defaults = await batching(model);
+    expect(defaults.limits).toMatchObject({ maxBatch: 64, maxCallRows: 16 });
+  });
+
   it('lets a request join a batch in flight, and a finished one leave at once', async () => {
     const g = await batching(model, { maxBatch: 8 });
     const sizes = watch(g);
