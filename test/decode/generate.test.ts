@@ -63,10 +63,17 @@ describe('native lmGenerateAsync', () => {
     const sync = native.lmGenerate(w, prompts, options, null, null);
     const seen: number[][] = [[], [], []];
     const steps: number[] = [];
-    const r = await native.lmGenerateAsync(w, prompts, options, null, null, (step, rows, tokens) => {
-      steps.push(step);
-      rows.forEach((row, i) => seen[row].push(tokens[i]));
-    });
+    const r = await native.lmGenerateAsync(
+      w,
+      prompts,
+      options,
+      null,
+      null,
+      (step, rows, tokens) => {
+        steps.push(step);
+        rows.forEach((row, i) => seen[row].push(tokens[i]));
+      },
+    );
     expect(r.tokens).toEqual(sync.tokens);
     expect(Array.from(r.lengths)).toEqual([12, 12, 12]);
     expect(Array.from(r.finish)).toEqual([0, 0, 0]);
