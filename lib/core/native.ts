@@ -349,6 +349,8 @@ type BeamSearchArgs = [
 ];
 
 export interface Native {
+  /** The variant this build is, the CPU's name, and the variants this CPU and OS run (best first). */
+  cpu(): { isa: string; cpu: string; supported: string[] };
   info(): NativeInfo;
   setThreads(threads: number): void;
   stackParamCount(shape: { cell: CellName; I: number; H: number; L: number }): number;

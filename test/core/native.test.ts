@@ -36,7 +36,17 @@ describe('the Native interface and the addon', () => {
   it('info() names what the interface declares', () => {
     const keys = Object.keys(native.info()).sort();
     const optional = new Set(['cudaDevice']);
-    const declared = ['gemm', 'blasCore', 'builtinVectorBits', 'products', 'threads', 'cuda'];
+    const declared = [
+      'isa',
+      'gemm',
+      'blasCore',
+      'blasLibrary',
+      'builtinVectorBits',
+      'products',
+      'calibration',
+      'threads',
+      'cuda',
+    ];
     expect(keys.filter((k) => !optional.has(k))).toEqual(declared.sort());
   });
 });
