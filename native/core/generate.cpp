@@ -121,6 +121,11 @@ class RowGroup {
       for (int i = 0; i < n; ++i) {
         const int b = rows_[i];
         int32_t* gen = tokens + size_t(b) * M;
+        if (next_[i] == kNoFiniteLogit) {
+          lengths[b] = step;
+          finish[b] = kFinishError;
+          continue;
+        }
         const int stop = matched_stop(stops, gen, step + 1);
         lengths[b] = step + 1 - stop;
         if (stop > 0) {

@@ -61,13 +61,21 @@ struct GenerateConfig {
   uint64_t row_offset;
 };
 
-enum FinishReason : int32_t { kFinishLength = 0, kFinishStop = 1, kFinishCancelled = 2 };
+// kFinishError: no logit of the row's last step was finite (sample_token's kNoFiniteLogit), so
+// nothing could be sampled; the row keeps the tokens it had.
+enum FinishReason : int32_t {
+  kFinishLength = 0,
+  kFinishStop = 1,
+  kFinishCancelled = 2,
+  kFinishError = 3
+};
 
 // Called after each step with the token each row sampled that step, for the n rows still active
-// at its start (rows[i] is a prompt index in [0, B)). It sees every sampled token, including
-// those of a stop sequence, which the final output then drops: a streaming consumer holds back
-// as many trailing tokens as the longest stop sequence has, less one. An exception it throws
-// propagates out of lm_generate, which is how a caller aborts from inside the loop.
+// at its start (rows[i] is a prompt index in [0, B)); a row that ended with kFinishError has
+// token -1 there. It sees every sampled token, including those of a stop sequence, which the final
+// output then drops: a streaming consumer holds back as many trailing tokens as the longest stop
+// sequence has, less one. An exception it throws propagates out of lm_generate, which is how a
+// caller aborts from inside the loop.
 using GenerateProgress =
     std::function<void(int step, const int32_t* rows, const int32_t* tokens, int n)>;
 
@@ -76,10 +84,11 @@ using GenerateProgress =
 // at a time, each step feeding the rows whose prompts are that long; then each step runs the
 // decoder, the sampler and a stack step for the rows still active only. A row ends when it has
 // max_tokens tokens, when its generated tokens end with one of the stop sequences (non-empty,
-// matched within the generated tokens only), or when *cancel (read once per step, may be null)
-// becomes non-zero. Outputs: tokens [B, max_tokens], row b's first lengths[b] entries are its
-// tokens (a matched stop sequence is not counted and not kept) and the rest are -1; finish [B]
-// holds FinishReason values. Allocates all its memory up front; nothing per step.
+// matched within the generated tokens only), when none of its logits is finite, or when *cancel
+// (read once per step, may be null) becomes non-zero. Outputs: tokens [B, max_tokens], row b's
+// first lengths[b] entries are its tokens (a matched stop sequence is not counted and not kept) and
+// the rest are -1; finish [B] holds FinishReason values. Allocates all its memory up front; nothing
+// per step.
 void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateConfig& cfg,
                  const TokenSpans& stops, const volatile int32_t* cancel,
                  const GenerateProgress& progress, int32_t* tokens, int32_t* lengths,
