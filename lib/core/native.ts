@@ -354,7 +354,7 @@ export interface Native {
   gemmAsync(shape: GemmShape, A: F32, B: F32, C: F32): Promise<void>;
 }
 
-const root = path.resolve(__dirname, '..');
+const root = path.resolve(__dirname, '..', '..');
 
 function load(): Native {
   const candidates = [
