@@ -138,7 +138,17 @@ export interface NativeGenerateOptions extends NativeSamplerOptions {
   rowOffset: number;
 }
 
-/** Generated tokens [B, maxTokens], each row's length, and why it ended (0 length, 1 stop, 2 cancel). */
+/** Why a generated row ended: a reason of NativeGenerateResult.finish. */
+export const FINISH_LENGTH = 0;
+export const FINISH_STOP = 1;
+export const FINISH_CANCELLED = 2;
+/**
+ * No logit of the row's last step was finite (NaN or infinite weights, or an overflow): the row
+ * keeps the tokens it had, and a per-step token callback saw -1 for that step.
+ */
+export const FINISH_ERROR = 3;
+
+/** Generated tokens [B, maxTokens], each row's length, and why it ended (a FINISH_* reason). */
 export interface NativeGenerateResult {
   tokens: I32;
   lengths: I32;

@@ -5,13 +5,17 @@ import * as ort from 'onnxruntime-node';
 
 import { matchedStop, samplerOf, usesHistory, type Ragged } from '../decode/options';
 import type { LanguageModelSpec } from '../models/language-model';
-import { native, type NativeGenerateOptions, type NativeGenerateResult } from '../core/native';
+import {
+  FINISH_CANCELLED,
+  FINISH_ERROR,
+  FINISH_LENGTH,
+  FINISH_STOP,
+  native,
+  type NativeGenerateOptions,
+  type NativeGenerateResult,
+} from '../core/native';
 import { NAMES, type OnnxKind } from './format';
 import type { OnTokens } from '../decode/token-loop';
-
-const FINISH_LENGTH = 0;
-const FINISH_STOP = 1;
-const FINISH_CANCELLED = 2;
 
 /** The recurrent state of n rows: h (and c for LSTM), each [L, n, H]. */
 interface State {
@@ -183,6 +187,12 @@ export class OnnxTokenLoop {
 
       const keep: number[] = [];
       rows.forEach((b, i) => {
+        if (next[i] < 0) {
+          // No finite logit (the sampler's -1): the row ends with what it had.
+          lengths[b] = step;
+          finish[b] = FINISH_ERROR;
+          return;
+        }
         const gen = tokens.subarray(b * M, b * M + step + 1);
         const stop = matchedStop(stops, gen);
         lengths[b] = step + 1 - stop;

@@ -41,7 +41,7 @@ export type FromWorker =
   | FirstReply<EngineInfo>
   /**
    * One step: rows[i] sampled tokens[i]; then the rows `done` ended with lengths (tokens kept,
-   * a matched stop sequence not counted) and finish reasons (0 length, 1 stop, 2 cancelled).
+   * a matched stop sequence not counted) and finish reasons (FINISH_*: 0 length, 1 stop, 2 cancelled, 3 error).
    */
   | {
       type: 'step';
@@ -54,6 +54,4 @@ export type FromWorker =
   /** The backend failed on these rows (and only these); they are gone from the batch. */
   | { type: 'error'; rows: Int32Array; message: string };
 
-export const FINISH_LENGTH = 0;
-export const FINISH_STOP = 1;
-export const FINISH_CANCELLED = 2;
+export { FINISH_CANCELLED, FINISH_ERROR, FINISH_LENGTH, FINISH_STOP } from '../core/native';
