@@ -1,6 +1,7 @@
 // rnnkit's public API.
 import { LanguageModel } from './models/language-model';
 import { native, type NativeInfo } from './core/native';
+import type { LoadOptions } from './checkpoint/verify';
 
 export { Module, Parameter } from './nn/parameter';
 export { Embedding } from './nn/embedding';
@@ -62,13 +63,14 @@ export { readSafetensors, writeSafetensors, writeFileAtomic } from './checkpoint
 export {
   loadCheckpoint,
   saveCheckpoint,
+  type LoadOptions,
   type TrainingState,
   type WeightsDType,
 } from './checkpoint/language-model';
 
-/** Loads a language model saved with `model.save(path)`. */
-export function loadModel(path: string): Promise<LanguageModel> {
-  return LanguageModel.load(path);
+/** Loads a language model saved with `model.save(path)` (see LoadOptions for the checks). */
+export function loadModel(path: string, options?: LoadOptions): Promise<LanguageModel> {
+  return LanguageModel.load(path, options);
 }
 export { exportOnnx, buildOnnx, type ExportOptions } from './onnx/export';
 export { readOnnxModel, type OnnxKind, type OnnxModelInfo } from './onnx/format';

@@ -7,8 +7,18 @@ import { tokenizerFromJSON } from '../text';
 import { float32ToFloat16 } from './float16';
 import { float32Data, readSafetensors, writeSafetensors, type Tensor } from './safetensors';
 import { addTrainingState, metadataJson, readTrainingState, type TrainingState } from './resume';
+import {
+  CHECKSUMS_KEY,
+  checkFinite,
+  checkSpecFields,
+  checkUnexpected,
+  checksumMetadata,
+  checksummed,
+  verifyChecksums,
+  type LoadOptions,
+} from './verify';
 
-export type { TrainingState };
+export type { LoadOptions, TrainingState };
 
 const FORMAT = 'rnnkit';
 const VERSION = '0.1.0';
@@ -43,11 +53,31 @@ export function pytorchStateDict(model: LanguageModel): Named {
   return out;
 }
 
+/** The PyTorch state-dict names of the model's tensors. */
+function pytorchNames(model: LanguageModel): Set<string> {
+  const names = ['embedding.weight', ...model.rnn.pytorchNames('rnn.'), 'decoder.weight'];
+  if (model.decoder.bias) names.push('decoder.bias');
+  return new Set(names);
+}
+
 /**
- * Copies weights from PyTorch state-dict tensors into the model. Checks every name and shape
- * before changing anything.
+ * Copies weights from PyTorch state-dict tensors into the model. Checks every name and shape,
+ * that there are no other tensors (unless options.strict is false) and that every weight is
+ * finite (unless options.allowNonFinite), before changing anything.
  */
-export function loadPytorchStateDict(model: LanguageModel, tensors: Named, source: string): void {
+export function loadPytorchStateDict(
+  model: LanguageModel,
+  tensors: Named,
+  source: string,
+  options: LoadOptions = {},
+): void {
+  const names = pytorchNames(model);
+  checkUnexpected(source, Object.keys(tensors), names, options);
+  checkFinite(
+    source,
+    Object.fromEntries(Object.entries(tensors).filter(([name]) => names.has(name))),
+    options,
+  );
   const expect = (name: string, shape: readonly number[]) => {
     const t = tensors[name];
     if (!t) throw new Error(`${source}: missing tensor '${name}' (shape [${shape.join(', ')}])`);
@@ -122,12 +152,20 @@ export async function saveCheckpoint(
       optimizerTensors: training.optimizerTensors,
     });
   }
+  metadata[CHECKSUMS_KEY] = checksumMetadata(checksummed(tensors));
   await writeSafetensors(path, tensors, metadata);
 }
 
-/** Loads an rnnkit language-model checkpoint, checking every tensor's name, shape and dtype. */
-export async function loadCheckpoint(path: string): Promise<CheckpointContents> {
+/**
+ * Loads an rnnkit language-model checkpoint, checking every tensor's checksum (when recorded),
+ * name, shape and dtype, the spec's fields and the weights' values (see LoadOptions).
+ */
+export async function loadCheckpoint(
+  path: string,
+  options: LoadOptions = {},
+): Promise<CheckpointContents> {
   const { tensors, metadata } = await readSafetensors(path);
+  verifyChecksums(path, metadata[CHECKSUMS_KEY], checksummed(tensors));
   if (metadata.format !== FORMAT) {
     throw new Error(
       `${path}: not an rnnkit checkpoint (metadata 'format' is ${metadata.format === undefined ? 'missing' : `'${metadata.format}'`}); ` +
@@ -148,8 +186,9 @@ export async function loadCheckpoint(path: string): Promise<CheckpointContents> 
   } catch (error) {
     throw new Error(`${path}: the checkpoint's model spec is invalid: ${(error as Error).message}`);
   }
+  checkSpecFields(path, spec, model.spec);
   const { weights, resume } = readTrainingState(path, tensors, metadata);
-  loadPytorchStateDict(model, weightsOf(path, weights), path);
+  loadPytorchStateDict(model, weightsOf(path, weights), path, options);
   return {
     model,
     training: resume?.training ?? null,
@@ -161,10 +200,11 @@ export async function loadCheckpoint(path: string): Promise<CheckpointContents> 
 export async function loadPytorch(
   path: string,
   config: ConstructorParameters<typeof LanguageModel>[0],
+  options: LoadOptions = {},
 ): Promise<LanguageModel> {
   const { tensors } = await readSafetensors(path);
   const model = new LanguageModel({ seed: 0, ...config });
-  loadPytorchStateDict(model, weightsOf(path, tensors), path);
+  loadPytorchStateDict(model, weightsOf(path, tensors), path, options);
   return model;
 }
 

@@ -11,6 +11,16 @@ import { Attention } from '../nn/attention';
 import type { Module } from '../nn/parameter';
 import { RecurrentStack } from '../nn/recurrent';
 import { tokenizerFromJSON } from '../text';
+import {
+  CHECKSUMS_KEY,
+  checkFinite,
+  checkSpecFields,
+  checkUnexpected,
+  checksumMetadata,
+  checksummed,
+  verifyChecksums,
+  type LoadOptions,
+} from './verify';
 
 const FORMAT = 'rnnkit';
 const VERSION = '0.1.0';
@@ -61,18 +71,22 @@ export async function saveSeq2Seq(
     metadata.target_tokenizer = JSON.stringify(model.targetTokenizer.toJSON());
   }
   if (resume) addTrainingState(tensors, metadata, resume);
+  metadata[CHECKSUMS_KEY] = checksumMetadata(checksummed(tensors));
   await writeSafetensors(path, tensors, metadata);
 }
 
 /**
- * Loads a model saved by saveSeq2Seq, checking every tensor's name, shape and dtype, and its
- * training state (null when it was saved with weights only).
+ * Loads a model saved by saveSeq2Seq, checking every tensor's checksum (when recorded), name,
+ * shape and dtype, the spec's fields, the weights' values (see LoadOptions) and its training
+ * state (null when it was saved with weights only).
  */
 export async function loadSeq2Seq(
   path: string,
+  options: LoadOptions = {},
 ): Promise<{ model: Seq2Seq; resume: ResumeState | null }> {
   const file = await readSafetensors(path);
   const { metadata } = file;
+  verifyChecksums(path, metadata[CHECKSUMS_KEY], checksummed(file.tensors));
   if (metadata.format !== FORMAT) {
     throw new Error(`${path}: not an rnnkit checkpoint (no 'format: rnnkit' in its metadata)`);
   }
@@ -97,6 +111,7 @@ export async function loadSeq2Seq(
   } catch (error) {
     throw new Error(`${path}: the checkpoint's model spec is invalid: ${(error as Error).message}`);
   }
+  checkSpecFields(path, spec, model.spec);
   const { weights: tensors, resume } = readTrainingState(path, file.tensors, metadata);
   const expected = seq2seqStateDict(model);
   for (const [name, want] of Object.entries(expected)) {
@@ -112,13 +127,14 @@ export async function loadSeq2Seq(
       );
     }
   }
-  const extra = Object.keys(tensors).filter((k) => !(k in expected));
-  if (extra.length > 0) {
-    throw new Error(`${path}: unexpected tensor '${extra[0]}' for this model's spec`);
-  }
+  checkUnexpected(path, Object.keys(tensors), new Set(Object.keys(expected)), options);
   const named: Named = Object.fromEntries(
-    Object.entries(tensors).map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }]),
+    Object.keys(expected).map((k) => [
+      k,
+      { shape: tensors[k].shape, data: tensors[k].data as Float32Array },
+    ]),
   );
+  checkFinite(path, named, options);
   for (const [prefix, m] of model.modules()) {
     if (m instanceof RecurrentStack) m.loadPyTorch(named, `${prefix}.`);
     else

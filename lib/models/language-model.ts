@@ -2,8 +2,14 @@ import { Dropout } from '../nn/dropout';
 import { Embedding } from '../nn/embedding';
 import { Linear } from '../nn/linear';
 import { SoftmaxCrossEntropy } from '../nn/loss';
-import { Module, Parameter, checkInt } from '../nn/parameter';
-import { RecurrentStack, type CellType, type RecurrentState } from '../nn/recurrent';
+import { Module, Parameter, checkBool, checkChoice, checkInt, checkNumber } from '../nn/parameter';
+import {
+  CELLS,
+  NONLINEARITIES,
+  RecurrentStack,
+  type CellType,
+  type RecurrentState,
+} from '../nn/recurrent';
 import { Random } from '../core/random';
 import type { Tokenizer } from '../text';
 import { generate, stream } from '../decode/generate';
@@ -14,6 +20,7 @@ import {
   loadPytorch,
   saveCheckpoint,
   savePytorch,
+  type LoadOptions,
   type TrainingState,
   type WeightsDType,
 } from '../checkpoint/language-model';
@@ -91,17 +98,30 @@ export class LanguageModel extends Module implements TextGenerator {
       );
     }
     const hiddenSize = checkInt('hiddenSize', config.hiddenSize ?? 256, 1);
-    const cell = config.cell ?? 'lstm';
+    // Only an absent field takes its default: null or a value of another type is an error.
+    const cell = checkChoice('cell', config.cell === undefined ? 'lstm' : config.cell, CELLS);
     this.spec = {
       vocabSize: checkInt('vocabSize', vocabSize, 1),
       embeddingSize: checkInt('embeddingSize', config.embeddingSize ?? hiddenSize, 1),
       cell,
       hiddenSize,
-      numLayers: checkInt('numLayers', config.numLayers ?? 1, 1, 64),
-      dropout: config.dropout ?? 0,
-      residual: config.residual ?? false,
-      nonlinearity: config.nonlinearity ?? 'tanh',
-      tieWeights: config.tieWeights ?? false,
+      numLayers: checkInt(
+        'numLayers',
+        config.numLayers === undefined ? 1 : config.numLayers,
+        1,
+        64,
+      ),
+      dropout: checkNumber('dropout', config.dropout === undefined ? 0 : config.dropout, 0, 0.99),
+      residual: checkBool('residual', config.residual === undefined ? false : config.residual),
+      nonlinearity: checkChoice(
+        'nonlinearity',
+        config.nonlinearity === undefined ? 'tanh' : config.nonlinearity,
+        NONLINEARITIES,
+      ),
+      tieWeights: checkBool(
+        'tieWeights',
+        config.tieWeights === undefined ? false : config.tieWeights,
+      ),
     };
     const s = this.spec;
     if (s.tieWeights && s.embeddingSize !== s.hiddenSize) {
@@ -328,16 +348,23 @@ export class LanguageModel extends Module implements TextGenerator {
     return saveCheckpoint(this, path, training, dtype);
   }
 
-  /** Loads a model saved by `save` (the training state, if any, is kept for resuming). */
-  static async load(path: string): Promise<LanguageModel> {
-    const { model, training, optimizerTensors } = await loadCheckpoint(path);
+  /**
+   * Loads a model saved by `save` (the training state, if any, is kept for resuming), verifying
+   * the file strictly (see LoadOptions).
+   */
+  static async load(path: string, options?: LoadOptions): Promise<LanguageModel> {
+    const { model, training, optimizerTensors } = await loadCheckpoint(path, options);
     if (training) model.lastTraining = { training, optimizerTensors };
     return model;
   }
 
   /** Builds a model from a PyTorch state dict (embedding, rnn, decoder) saved as safetensors. */
-  static fromPyTorch(path: string, config: LanguageModelConfig): Promise<LanguageModel> {
-    return loadPytorch(path, config);
+  static fromPyTorch(
+    path: string,
+    config: LanguageModelConfig,
+    options?: LoadOptions,
+  ): Promise<LanguageModel> {
+    return loadPytorch(path, config, options);
   }
 
   /** Writes the weights as a PyTorch state dict in safetensors. */

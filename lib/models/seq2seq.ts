@@ -1,10 +1,18 @@
 import { native, type FeedingShape } from '../core/native';
-import { Attention, type AttentionKind } from '../nn/attention';
+import { ATTENTION_KINDS, Attention, type AttentionKind } from '../nn/attention';
 import { Embedding } from '../nn/embedding';
 import { Linear } from '../nn/linear';
 import { SoftmaxCrossEntropy } from '../nn/loss';
-import { Module, Parameter, checkInt, checkNumber, reuse } from '../nn/parameter';
-import { RecurrentStack, type CellType, type RecurrentState } from '../nn/recurrent';
+import {
+  Module,
+  Parameter,
+  checkBool,
+  checkChoice,
+  checkInt,
+  checkNumber,
+  reuse,
+} from '../nn/parameter';
+import { CELLS, RecurrentStack, type CellType, type RecurrentState } from '../nn/recurrent';
 import { Random } from '../core/random';
 import type { Tokenizer } from '../text';
 import {
@@ -26,6 +34,7 @@ import {
   type Translation,
 } from '../decode/translate';
 import type { ResumeState } from '../checkpoint/resume';
+import type { LoadOptions } from '../checkpoint/verify';
 import type { FitResult } from '../train/fit';
 
 export interface Seq2SeqConfig {
@@ -129,11 +138,12 @@ export class Seq2Seq extends Module {
       }
     }
     const hiddenSize = checkInt('hiddenSize', config.hiddenSize ?? 256, 1);
-    const bidirectional = config.bidirectional ?? true;
-    const cell = config.cell ?? 'lstm';
-    if (cell !== 'rnn' && cell !== 'lstm' && cell !== 'gru') {
-      throw new RangeError(`cell must be 'rnn', 'lstm' or 'gru', got ${String(cell)}`);
-    }
+    // Only an absent field takes its default: null or a value of another type is an error.
+    const bidirectional = checkBool(
+      'bidirectional',
+      config.bidirectional === undefined ? true : config.bidirectional,
+    );
+    const cell = checkChoice('cell', config.cell === undefined ? 'lstm' : config.cell, CELLS);
     const tv = checkInt('targetVocab', targetVocab, 1);
     const bos = specialOrDefault(config.targetTokenizer, '<bos>', config.bos);
     const eos = specialOrDefault(config.targetTokenizer, '<eos>', config.eos);
@@ -151,9 +161,16 @@ export class Seq2Seq extends Module {
       encoderLayers: checkInt('encoderLayers', config.encoderLayers ?? 1, 1, 64),
       decoderLayers: checkInt('decoderLayers', config.decoderLayers ?? 1, 1, 64),
       bidirectional,
-      attention: config.attention ?? 'general',
-      dropout: checkNumber('dropout', config.dropout ?? 0, 0, 0.99),
-      inputFeeding: config.inputFeeding ?? false,
+      attention: checkChoice(
+        'attention',
+        config.attention === undefined ? 'general' : config.attention,
+        ATTENTION_KINDS,
+      ),
+      dropout: checkNumber('dropout', config.dropout === undefined ? 0 : config.dropout, 0, 0.99),
+      inputFeeding: checkBool(
+        'inputFeeding',
+        config.inputFeeding === undefined ? false : config.inputFeeding,
+      ),
       bos: checkInt('bos', bos, 0, tv - 1),
       eos: checkInt('eos', eos, 0, tv - 1),
     };
@@ -606,9 +623,12 @@ export class Seq2Seq extends Module {
     return saveSeq2Seq(this, path, options.weightsOnly ? null : this.lastTraining);
   }
 
-  /** Loads a model saved by `save`, checking every tensor (the training state is kept). */
-  static async load(path: string): Promise<Seq2Seq> {
-    const { model, resume } = await loadSeq2Seq(path);
+  /**
+   * Loads a model saved by `save`, checking every tensor (see LoadOptions; the training state is
+   * kept).
+   */
+  static async load(path: string, options?: LoadOptions): Promise<Seq2Seq> {
+    const { model, resume } = await loadSeq2Seq(path, options);
     model.lastTraining = resume;
     return model;
   }
