@@ -4,7 +4,8 @@
 import { onnx } from 'onnx-proto';
 
 import type { RecurrentStack } from '../nn/recurrent';
-import { IR_VERSION, valueInfo, type IoSpec } from './format';
+import { IR_VERSION, initializerChecksums, valueInfo, type IoSpec } from './format';
+import { CHECKSUMS_KEY, checksumMetadata } from '../checkpoint/verify';
 
 const { DataType } = onnx.TensorProto;
 const { AttributeType } = onnx.AttributeProto;
@@ -173,7 +174,10 @@ export function encodeModel(m: ModelParts): Uint8Array {
       input: m.io.inputs.map(valueInfo),
       output: m.io.outputs.map(valueInfo),
     },
-    metadataProps: Object.entries(m.metadata).map(([key, value]) => ({ key, value })),
+    metadataProps: Object.entries({
+      ...m.metadata,
+      [CHECKSUMS_KEY]: checksumMetadata(initializerChecksums(m.g.initializers)),
+    }).map(([key, value]) => ({ key, value })),
   });
   return onnx.ModelProto.encode(proto).finish();
 }
