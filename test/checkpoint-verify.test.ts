@@ -35,14 +35,19 @@ function lm(extra: Record<string, unknown> = {}) {
 
 type Contents = Awaited<ReturnType<typeof readSafetensors>>;
 
-/** Saves a model, applies `edit` to the file's tensors and metadata, and writes it back. */
+/**
+ * Saves a model, applies `edit` to the file's tensors and metadata, and writes it back: without
+ * its checksums (as an older file, so that the checks below them are reached) unless `keep`.
+ */
 async function edited(
   model: { save(p: string): Promise<void> },
   edit: (c: Contents) => void,
+  keep = false,
 ): Promise<string> {
   const file = fresh();
   await model.save(file);
   const c = await readSafetensors(file);
+  if (!keep) delete c.metadata.checksums;
   edit(c);
   await writeSafetensors(file, c.tensors, c.metadata);
   return file;
@@ -51,9 +56,6 @@ async function edited(
 const spec = (c: Contents) => JSON.parse(c.metadata.spec) as Record<string, unknown>;
 const setSpec = (c: Contents, s: Record<string, unknown>) => {
   c.metadata.spec = JSON.stringify(s);
-};
-const noChecksums = (c: Contents) => {
-  delete c.metadata.checksums;
 };
 
 describe('CRC-32C', () => {
@@ -75,14 +77,12 @@ describe('strict language-model checkpoints', () => {
 
   it('refuses an appended tensor unless strict is false; missing ones either way', async () => {
     const extra = await edited(lm(), (c) => {
-      noChecksums(c);
       c.tensors['extra.weight'] = { dtype: 'F32', shape: [2], data: new Float32Array(2) };
     });
     await expect(loadModel(extra)).rejects.toThrow(/unexpected tensor 'extra\.weight'/);
     const loose = await loadModel(extra, { strict: false });
     expect(loose.spec.numLayers).toBe(2);
     const missing = await edited(lm(), (c) => {
-      noChecksums(c);
       delete c.tensors['rnn.weight_hh_l1'];
     });
     await expect(loadModel(missing, { strict: false })).rejects.toThrow(
@@ -120,14 +120,12 @@ describe('strict language-model checkpoints', () => {
 describe('finite weights', () => {
   it('refuses NaN and Infinity naming the tensor and index, or loads them on request', async () => {
     const nan = await edited(lm(), (c) => {
-      noChecksums(c);
       (c.tensors['rnn.weight_ih_l1'].data as Float32Array)[2 * 8 + 3] = NaN;
     });
     await expect(loadModel(nan)).rejects.toThrow(
       /tensor 'rnn\.weight_ih_l1' holds NaN at index \[2, 3\]/,
     );
     const inf = await edited(lm(), (c) => {
-      noChecksums(c);
       (c.tensors['decoder.bias'].data as Float32Array)[4] = -Infinity;
     });
     await expect(loadModel(inf)).rejects.toThrow(/'decoder\.bias' holds -Infinity at index \[4\]/);
@@ -173,18 +171,34 @@ describe('checksums', () => {
       refused++;
     }
     expect(refused).toBeGreaterThan(3);
-    const old = await edited(lm(), noChecksums);
+    const old = await edited(lm(), () => undefined);
     const loaded = await loadModel(old);
     expect(loaded.spec.numLayers).toBe(2);
   });
 
-  it('refuses a tensor added or removed after writing', async () => {
-    const added = await edited(lm(), (c) => {
-      c.tensors['zz'] = { dtype: 'F32', shape: [1], data: new Float32Array(1) };
-    });
+  it('refuses a tensor added after writing, and any change to the metadata', async () => {
+    const added = await edited(
+      lm(),
+      (c) => {
+        c.tensors['zz'] = { dtype: 'F32', shape: [1], data: new Float32Array(1) };
+      },
+      true,
+    );
     await expect(loadModel(added, { strict: false })).rejects.toThrow(
       /tensor 'zz' has no recorded checksum/,
     );
+    const tokenizer = await edited(
+      lm(),
+      (c) => (c.metadata.tokenizer = c.metadata.tokenizer.replace('"c"', '"q"')),
+      true,
+    );
+    await expect(loadModel(tokenizer)).rejects.toThrow(/its metadata fails its checksum/);
+    const spec = await edited(
+      lm(),
+      (c) => (c.metadata.spec = c.metadata.spec.replace('"dropout":0', '"dropout":0.5')),
+      true,
+    );
+    await expect(loadModel(spec)).rejects.toThrow(/its metadata fails its checksum/);
   });
 });
 
@@ -210,7 +224,6 @@ describe('strict seq2seq checkpoints', () => {
     );
     await expect(Seq2Seq.load(missing)).rejects.toThrow(/no field 'decoderLayers'/);
     const nan = await edited(s2s(), (c) => {
-      noChecksums(c);
       (c.tensors['target_embedding.weight'].data as Float32Array)[5] = NaN;
     });
     await expect(Seq2Seq.load(nan)).rejects.toThrow(

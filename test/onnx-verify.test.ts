@@ -65,6 +65,19 @@ describe('ONNX checksums', () => {
     );
   });
 
+  it('refuses a changed graph or metadata', () => {
+    const bytes = buildOnnx(model(), { kind: 'step' });
+    const tokenizer = edit(bytes, (m) => {
+      const p = m.metadataProps.find((q) => q.key === 'tokenizer')!;
+      p.value = p.value!.replace('"k"', '"z"');
+    });
+    expect(() => readOnnxModel(tokenizer, 't.onnx')).toThrow(
+      /t\.onnx: its graph or metadata fails its checksum/,
+    );
+    const node = edit(bytes, (m) => (m.graph!.node[1].name = 'renamed'));
+    expect(() => readOnnxModel(node, 'n.onnx')).toThrow(/graph or metadata fails its checksum/);
+  });
+
   it('loads a file without checksums (an older export)', () => {
     const old = edit(buildOnnx(model(), { kind: 'sequence' }), (m) =>
       setMeta(m, 'checksums', null),
@@ -114,7 +127,10 @@ describe('ONNX weights and spec', () => {
       [{ cell: null }, /'cell' must be one of/],
     ];
     for (const [change, message] of cases) {
-      const bad = edit(bytes, (p) => setMeta(p, 'spec', JSON.stringify({ ...spec, ...change })));
+      const bad = edit(bytes, (p) => {
+        setMeta(p, 'checksums', null);
+        setMeta(p, 'spec', JSON.stringify({ ...spec, ...change }));
+      });
       expect(() => readOnnxModel(bad, 'spec.onnx'), JSON.stringify(change)).toThrow(message);
     }
   });

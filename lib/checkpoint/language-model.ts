@@ -8,13 +8,11 @@ import { float32ToFloat16 } from './float16';
 import { float32Data, readSafetensors, writeSafetensors, type Tensor } from './safetensors';
 import { addTrainingState, metadataJson, readTrainingState, type TrainingState } from './resume';
 import {
-  CHECKSUMS_KEY,
   checkFinite,
   checkSpecFields,
   checkUnexpected,
-  checksumMetadata,
-  checksummed,
-  verifyChecksums,
+  recordChecksums,
+  verifyFileChecksums,
   type LoadOptions,
 } from './verify';
 
@@ -152,7 +150,7 @@ export async function saveCheckpoint(
       optimizerTensors: training.optimizerTensors,
     });
   }
-  metadata[CHECKSUMS_KEY] = checksumMetadata(checksummed(tensors));
+  recordChecksums(tensors, metadata);
   await writeSafetensors(path, tensors, metadata);
 }
 
@@ -165,7 +163,7 @@ export async function loadCheckpoint(
   options: LoadOptions = {},
 ): Promise<CheckpointContents> {
   const { tensors, metadata } = await readSafetensors(path);
-  verifyChecksums(path, metadata[CHECKSUMS_KEY], checksummed(tensors));
+  verifyFileChecksums(path, { tensors, metadata });
   if (metadata.format !== FORMAT) {
     throw new Error(
       `${path}: not an rnnkit checkpoint (metadata 'format' is ${metadata.format === undefined ? 'missing' : `'${metadata.format}'`}); ` +

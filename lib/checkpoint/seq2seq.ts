@@ -12,13 +12,11 @@ import type { Module } from '../nn/parameter';
 import { RecurrentStack } from '../nn/recurrent';
 import { tokenizerFromJSON } from '../text';
 import {
-  CHECKSUMS_KEY,
   checkFinite,
   checkSpecFields,
   checkUnexpected,
-  checksumMetadata,
-  checksummed,
-  verifyChecksums,
+  recordChecksums,
+  verifyFileChecksums,
   type LoadOptions,
 } from './verify';
 
@@ -71,7 +69,7 @@ export async function saveSeq2Seq(
     metadata.target_tokenizer = JSON.stringify(model.targetTokenizer.toJSON());
   }
   if (resume) addTrainingState(tensors, metadata, resume);
-  metadata[CHECKSUMS_KEY] = checksumMetadata(checksummed(tensors));
+  recordChecksums(tensors, metadata);
   await writeSafetensors(path, tensors, metadata);
 }
 
@@ -86,7 +84,7 @@ export async function loadSeq2Seq(
 ): Promise<{ model: Seq2Seq; resume: ResumeState | null }> {
   const file = await readSafetensors(path);
   const { metadata } = file;
-  verifyChecksums(path, metadata[CHECKSUMS_KEY], checksummed(file.tensors));
+  verifyFileChecksums(path, file);
   if (metadata.format !== FORMAT) {
     throw new Error(`${path}: not an rnnkit checkpoint (no 'format: rnnkit' in its metadata)`);
   }

@@ -3,7 +3,7 @@
 // the metadata), that the file holds the model's tensors and no others, that its spec names every
 // field, and that its weights are finite. Each check throws one Error naming the file and the
 // first tensor or field at fault.
-import type { Tensor } from './safetensors';
+import type { SafetensorsContents, Tensor } from './safetensors';
 
 /** Options of every model loader (checkpoints, PyTorch state dicts, ONNX files). */
 export interface LoadOptions {
@@ -20,7 +20,10 @@ export interface LoadOptions {
   allowNonFinite?: boolean;
 }
 
-/** The metadata key of the checksums: JSON `{ "algorithm": "crc32c", "tensors": { name: hex } }`. */
+/**
+ * The metadata key of the checksums: JSON `{ "algorithm": "crc32c", "tensors": { name: hex },
+ * "rest": hex }`, `rest` covering the rest of the file (see checksumMetadata).
+ */
 export const CHECKSUMS_KEY = 'checksums';
 const ALGORITHM = 'crc32c';
 
@@ -65,7 +68,7 @@ export interface Checksummed {
 }
 
 /** Safetensors tensors as what their checksums cover. */
-export function checksummed(tensors: Record<string, Tensor>): Record<string, Checksummed> {
+function checksummed(tensors: Record<string, Tensor>): Record<string, Checksummed> {
   const out: Record<string, Checksummed> = {};
   for (const [name, { dtype, shape, data }] of Object.entries(tensors)) {
     out[name] = {
@@ -77,33 +80,49 @@ export function checksummed(tensors: Record<string, Tensor>): Record<string, Che
   return out;
 }
 
+const hex = (crc: number) => crc.toString(16).padStart(8, '0');
+
 function checksum(t: Checksummed): string {
   const head = new TextEncoder().encode(`${t.dtype}[${t.shape.join(',')}]`);
-  return crc32c(t.bytes, crc32c(head)).toString(16).padStart(8, '0');
-}
-
-/** The metadata value recording every tensor's checksum. */
-export function checksumMetadata(tensors: Record<string, Checksummed>): string {
-  const sums = Object.keys(tensors)
-    .sort()
-    .map((name) => [name, checksum(tensors[name])]);
-  return JSON.stringify({ algorithm: ALGORITHM, tensors: Object.fromEntries(sums) });
+  return hex(crc32c(t.bytes, crc32c(head)));
 }
 
 /**
- * Checks every tensor against the checksums recorded under CHECKSUMS_KEY; files without them
- * (older ones, or written by other tools) pass. Names the first tensor, in name order, whose
- * dtype, shape or bytes changed, and any tensor added or removed since.
+ * The metadata value recording every tensor's checksum, and one of `rest`: what else the file
+ * holds that shapes the model (its other metadata, or an ONNX file's graph).
+ */
+export function checksumMetadata(tensors: Record<string, Checksummed>, rest: Uint8Array): string {
+  const sums = Object.keys(tensors)
+    .sort()
+    .map((name) => [name, checksum(tensors[name])]);
+  return JSON.stringify({
+    algorithm: ALGORITHM,
+    tensors: Object.fromEntries(sums),
+    rest: hex(crc32c(rest)),
+  });
+}
+
+/**
+ * Checks every tensor, then `rest` (named `rest.name` in errors), against the checksums recorded
+ * under CHECKSUMS_KEY; files without them (older ones, or written by other tools) pass. Names the
+ * first tensor, in name order, whose dtype, shape or bytes changed, and any tensor added or
+ * removed since.
  */
 export function verifyChecksums(
   where: string,
   recorded: string | undefined,
   tensors: Record<string, Checksummed>,
+  rest: { name: string; bytes: Uint8Array },
 ): void {
   if (recorded === undefined) return;
   let sums: Record<string, unknown>;
+  let restSum: unknown;
   try {
-    const parsed = JSON.parse(recorded) as { algorithm?: unknown; tensors?: unknown };
+    const parsed = JSON.parse(recorded) as {
+      algorithm?: unknown;
+      tensors?: unknown;
+      rest?: unknown;
+    };
     if (parsed?.algorithm !== ALGORITHM) {
       throw new Error(`algorithm ${JSON.stringify(parsed?.algorithm)}, expected '${ALGORITHM}'`);
     }
@@ -111,6 +130,7 @@ export function verifyChecksums(
       throw new Error('no tensors map');
     }
     sums = parsed.tensors as Record<string, unknown>;
+    restSum = parsed.rest;
   } catch (error) {
     throw new Error(
       `${where}: its metadata '${CHECKSUMS_KEY}' is invalid: ${(error as Error).message}`,
@@ -132,6 +152,37 @@ export function verifyChecksums(
       );
     }
   }
+  const found = hex(crc32c(rest.bytes));
+  if (found !== restSum) {
+    throw new Error(
+      `${where}: its ${rest.name} fails its checksum (${ALGORITHM} ${String(restSum)} ` +
+        `recorded, ${found} computed): the file is corrupted`,
+    );
+  }
+}
+
+/** The metadata other than the checksums, as the bytes their checksum covers. */
+function metadataBytes(metadata: Record<string, string>): Uint8Array {
+  const entries = Object.entries(metadata)
+    .filter(([key]) => key !== CHECKSUMS_KEY)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return new TextEncoder().encode(JSON.stringify(entries));
+}
+
+/** Records the checksums of a safetensors file's tensors and metadata in its metadata. */
+export function recordChecksums(
+  tensors: Record<string, Tensor>,
+  metadata: Record<string, string>,
+): void {
+  metadata[CHECKSUMS_KEY] = checksumMetadata(checksummed(tensors), metadataBytes(metadata));
+}
+
+/** Verifies the checksums recordChecksums wrote, when the file has them (see verifyChecksums). */
+export function verifyFileChecksums(path: string, file: SafetensorsContents): void {
+  verifyChecksums(path, file.metadata[CHECKSUMS_KEY], checksummed(file.tensors), {
+    name: 'metadata',
+    bytes: metadataBytes(file.metadata),
+  });
 }
 
 /** Refuses tensors outside `expected` unless strict is false. */

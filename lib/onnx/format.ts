@@ -182,10 +182,25 @@ function parseSpec(text: string): LanguageModelSpec {
   return spec as unknown as LanguageModelSpec;
 }
 
+/**
+ * What an ONNX file's checksums cover: each initializer (its data type, dims and encoded
+ * TensorProto) and the rest of the model (graph, inputs, outputs, metadata: the model encoded
+ * without its initializers and its checksums).
+ */
+export function modelChecksums(model: onnx.IModelProto): {
+  tensors: Record<string, Checksummed>;
+  rest: Uint8Array;
+} {
+  const rest = onnx.ModelProto.encode({
+    ...model,
+    graph: { ...model.graph, initializer: [] },
+    metadataProps: (model.metadataProps ?? []).filter((p) => p.key !== CHECKSUMS_KEY),
+  }).finish();
+  return { tensors: initializerChecksums(model.graph?.initializer ?? []), rest };
+}
+
 /** What each initializer's checksum covers: its data type, dims and encoded TensorProto. */
-export function initializerChecksums(
-  initializers: onnx.ITensorProto[],
-): Record<string, Checksummed> {
+function initializerChecksums(initializers: onnx.ITensorProto[]): Record<string, Checksummed> {
   return Object.fromEntries(
     initializers.map((t) => [
       t.name ?? '',
@@ -262,7 +277,11 @@ export function openRnnkitFile(
     );
   }
   const initializers = graph.initializer ?? [];
-  verifyChecksums(file, meta.get(CHECKSUMS_KEY), initializerChecksums(initializers));
+  const sums = modelChecksums(model);
+  verifyChecksums(file, meta.get(CHECKSUMS_KEY), sums.tensors, {
+    name: 'graph or metadata',
+    bytes: sums.rest,
+  });
   checkFinite(file, floatInitializers(initializers), options);
   return {
     model,
