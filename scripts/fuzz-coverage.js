@@ -15,6 +15,7 @@ const fs = require('node:fs');
 const inspector = require('node:inspector');
 const os = require('node:os');
 const path = require('node:path');
+const { generator } = require('./fuzz-random.js');
 
 function option(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
@@ -30,19 +31,8 @@ const seconds = Number(option('time', '60'));
 const slowMs = Number(option('slow', '2000'));
 const corpusDir = option('corpus', null);
 const findingsDir = path.resolve(option('findings', 'fuzz-findings'));
-let state = Number(option('seed', String(Date.now() % 2 ** 31))) >>> 0;
-const seedUsed = state;
-
-/** mulberry32. */
-function random() {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
-const int = (n) => Math.floor(random() * n);
-const pick = (list) => list[int(list.length)];
+const seedUsed = Number(option('seed', String(Date.now() % 2 ** 31))) >>> 0;
+const { int, pick } = generator(seedUsed);
 
 const session = new inspector.Session();
 session.connect();

@@ -22,24 +22,11 @@ const path = require('node:path');
 const dist = path.join(__dirname, '..', 'dist');
 const { CharTokenizer, LanguageModel, buildOnnx } = require(path.join(dist, 'index.js'));
 const { onnx } = require('onnx-proto');
+const { generator } = require('./fuzz-random.js');
 
 function option(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : fallback;
-}
-
-/** mulberry32: a small seeded generator, so a run can be repeated exactly. */
-function generator(seed) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n) => Math.floor(next() * n);
-  return { next, int, pick: (list) => list[int(list.length)] };
 }
 
 /** Where a safetensors file's header (JSON) and data lie. */
