@@ -212,8 +212,10 @@ export function checkFinite(
   if (options.allowNonFinite) return;
   for (const name of Object.keys(tensors).sort()) {
     const { shape, data } = tensors[name];
-    const i = data.findIndex((x) => !Number.isFinite(x));
-    if (i < 0) continue;
+    // x - x is 0 for every finite x and NaN for NaN and ±Infinity.
+    let i = 0;
+    while (i < data.length && data[i] - data[i] === 0) i++;
+    if (i === data.length) continue;
     const index: number[] = [];
     for (let k = shape.length - 1, rest = i; k >= 0; k--) {
       index.unshift(rest % shape[k]);
