@@ -75,6 +75,15 @@ describe('strict language-model checkpoints', () => {
     await expect(loadModel(omitted)).rejects.toThrow(/spec has no field 'numLayers'/);
   });
 
+  it('refuses a spec whose sizes need more weights than the file holds, before building it', async () => {
+    const huge = await edited(lm(), (c) => setSpec(c, { ...spec(c), hiddenSize: 30000 }));
+    const started = performance.now();
+    await expect(loadModel(huge)).rejects.toThrow(
+      /its spec needs \d+ weights but the file holds \d+/,
+    );
+    expect(performance.now() - started).toBeLessThan(5000);
+  });
+
   it('refuses an appended tensor unless strict is false; missing ones either way', async () => {
     const extra = await edited(lm(), (c) => {
       c.tensors['extra.weight'] = { dtype: 'F32', shape: [2], data: new Float32Array(2) };

@@ -122,6 +122,36 @@ function weightsOf(path: string, tensors: Record<string, Tensor>): Named {
   return weights;
 }
 
+const GATES = { rnn: 1, gru: 3, lstm: 4 } as const;
+
+/**
+ * Refuses, before the model is built, a spec that needs far more weights than the file holds:
+ * sizes in a hostile spec could otherwise make the constructor allocate (and initialise)
+ * gigabytes. A smaller disagreement is left to the per-tensor checks, which name the tensor, and
+ * fields of the wrong type to the constructor's checks.
+ */
+function checkSpecSize(
+  path: string,
+  spec: LanguageModelSpec,
+  tokenizerSize: number | undefined,
+  weights: Record<string, Tensor>,
+): void {
+  const V = tokenizerSize ?? spec?.vocabSize;
+  const { hiddenSize: H, numLayers: L } = spec ?? {};
+  const E = spec?.embeddingSize ?? H;
+  const G = GATES[spec?.cell ?? 'lstm'];
+  if (![V, E, H, L, G].every((n) => Number.isSafeInteger(n) && n > 0)) return;
+  const stack = G * H * (E + H + 2) + (L - 1) * G * H * (2 * H + 2);
+  const needed = V * E + stack + V * H + V;
+  const held = Object.values(weights).reduce((n, t) => n + t.data.length, 0);
+  if (needed > 4 * held + (1 << 20)) {
+    throw new Error(
+      `${path}: its spec needs ${needed} weights but the file holds ${held}: ` +
+        'the spec and the tensors disagree',
+    );
+  }
+}
+
 /**
  * Saves the model (and, when given, the training state and optimizer tensors) atomically: a failed
  * save leaves any previous file at `path` untouched. float16 weights go without training state,
@@ -178,6 +208,8 @@ export async function loadCheckpoint(
     metadata.tokenizer === undefined
       ? undefined
       : tokenizerFromJSON(metadataJson(path, 'tokenizer', metadata.tokenizer));
+  const { weights, resume } = readTrainingState(path, tensors, metadata);
+  checkSpecSize(path, spec, tokenizer?.size, weights);
   let model: LanguageModel;
   try {
     model = new LanguageModel({ ...spec, tokenizer, seed: 0 });
@@ -185,7 +217,6 @@ export async function loadCheckpoint(
     throw new Error(`${path}: the checkpoint's model spec is invalid: ${(error as Error).message}`);
   }
   checkSpecFields(path, spec, model.spec);
-  const { weights, resume } = readTrainingState(path, tensors, metadata);
   loadPytorchStateDict(model, weightsOf(path, weights), path, options);
   return {
     model,
