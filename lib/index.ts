@@ -5,6 +5,7 @@ import {
   type CheckpointContents,
 } from './checkpoint/language-model';
 import { native, type NativeInfo } from './core/native';
+import type { LoadOptions } from './checkpoint/verify';
 
 export { Module, Parameter } from './nn/parameter';
 export { Embedding } from './nn/embedding';
@@ -59,18 +60,25 @@ export {
   type TokenizerJSON,
 } from './text';
 export { readSafetensors, writeSafetensors, writeFileAtomic } from './checkpoint';
-export { saveCheckpoint, type CheckpointContents } from './checkpoint/language-model';
+export {
+  saveCheckpoint,
+  type CheckpointContents,
+  type LoadOptions,
+} from './checkpoint/language-model';
 export type { WeightsDType } from './checkpoint/format';
 export type { ResumeState, TrainingState } from './checkpoint/resume';
 
 /** Loads a language-model checkpoint: the model, and its training state when it was saved. */
-export function loadCheckpoint(path: string): Promise<CheckpointContents<LanguageModel>> {
-  return readCheckpoint(path, LanguageModel);
+export function loadCheckpoint(
+  path: string,
+  options?: LoadOptions,
+): Promise<CheckpointContents<LanguageModel>> {
+  return readCheckpoint(path, LanguageModel, options);
 }
 
-/** Loads a language model saved with `model.save(path)`. */
-export function loadModel(path: string): Promise<LanguageModel> {
-  return LanguageModel.load(path);
+/** Loads a language model saved with `model.save(path)` (see LoadOptions for the checks). */
+export function loadModel(path: string, options?: LoadOptions): Promise<LanguageModel> {
+  return LanguageModel.load(path, options);
 }
 export { exportOnnx, buildOnnx, type ExportOptions } from './onnx/export';
 export { readOnnxModel, type OnnxKind, type OnnxModelInfo } from './onnx/format';

@@ -10,6 +10,7 @@ import {
   savePytorch,
 } from '../checkpoint/language-model';
 import type { ResumeState } from '../checkpoint/resume';
+import type { LoadOptions } from '../checkpoint/verify';
 import { checkInt } from '../core/validate';
 import { generate, stream } from '../decode/generate';
 import type { GenerateOptions, StreamOptions } from '../decode/options';
@@ -72,16 +73,23 @@ export class LanguageModel extends LanguageModelNetwork implements TextGenerator
     return saveCheckpoint(this, path, resume, dtype);
   }
 
-  /** Loads a model saved by `save` (the training state, if any, is kept for resuming). */
-  static async load(path: string): Promise<LanguageModel> {
-    const { model, resume } = await loadCheckpoint(path, LanguageModel);
+  /**
+   * Loads a model saved by `save` (the training state, if any, is kept for resuming), verifying
+   * the file strictly (see LoadOptions).
+   */
+  static async load(path: string, options?: LoadOptions): Promise<LanguageModel> {
+    const { model, resume } = await loadCheckpoint(path, LanguageModel, options);
     model.lastTraining = resume;
     return model;
   }
 
   /** Builds a model from a PyTorch state dict (embedding, rnn, decoder) saved as safetensors. */
-  static fromPyTorch(path: string, config: LanguageModelConfig): Promise<LanguageModel> {
-    return loadPytorch(path, config, LanguageModel);
+  static fromPyTorch(
+    path: string,
+    config: LanguageModelConfig,
+    options?: LoadOptions,
+  ): Promise<LanguageModel> {
+    return loadPytorch(path, config, LanguageModel, options);
   }
 
   /** Writes the weights as a PyTorch state dict in safetensors. */

@@ -5,6 +5,7 @@
 import { savePlan, type SaveOptions } from '../checkpoint/format';
 import { loadSeq2Seq, saveSeq2Seq } from '../checkpoint/seq2seq';
 import type { ResumeState } from '../checkpoint/resume';
+import type { LoadOptions } from '../checkpoint/verify';
 import {
   beamSearchConfig,
   translate,
@@ -61,9 +62,12 @@ export class Seq2Seq extends Seq2SeqNetwork implements Translator {
     return saveSeq2Seq(this, path, resume, dtype);
   }
 
-  /** Loads a model saved by `save`, checking every tensor (the training state is kept). */
-  static async load(path: string): Promise<Seq2Seq> {
-    const { model, resume } = await loadSeq2Seq(path, Seq2Seq);
+  /**
+   * Loads a model saved by `save`, checking every tensor (see LoadOptions; the training state is
+   * kept).
+   */
+  static async load(path: string, options?: LoadOptions): Promise<Seq2Seq> {
+    const { model, resume } = await loadSeq2Seq(path, Seq2Seq, options);
     model.lastTraining = resume;
     return model;
   }

@@ -6,6 +6,7 @@ import { FORMAT, VERSION } from '../core/constants';
 import { float32ToFloat16 } from './float16';
 import { metadataJson, type ResumeState } from './resume';
 import { float32Data, readSafetensors, type Tensor } from './safetensors';
+import { verifyFileChecksums } from './verify';
 
 /** Tensors by name, as float32. */
 export type Named = Record<string, { shape: readonly number[]; data: Float32Array }>;
@@ -71,8 +72,8 @@ export function checkpointMetadata(kind: CheckpointKind, spec: object): Record<s
 }
 
 /**
- * Reads an rnnkit checkpoint of `kind`: rejects other files (naming what they hold) and returns
- * its tensors, metadata and spec. `hint` ends the error for a file without rnnkit metadata.
+ * Reads an rnnkit checkpoint of `kind`: verifies its checksums (where it records them), rejects
+ * other files (naming what they hold) and returns its tensors, metadata and spec. `hint` ends the error for a file without rnnkit metadata.
  */
 export async function readCheckpoint(
   path: string,
@@ -80,6 +81,8 @@ export async function readCheckpoint(
   hint = '',
 ): Promise<{ tensors: Record<string, Tensor>; metadata: Record<string, string>; spec: unknown }> {
   const { tensors, metadata } = await readSafetensors(path);
+  // First: a corrupted file is named as such, whatever its damaged metadata says.
+  verifyFileChecksums(path, { tensors, metadata });
   if (metadata.format !== FORMAT) {
     const format = metadata.format === undefined ? 'missing' : `'${metadata.format}'`;
     throw new Error(

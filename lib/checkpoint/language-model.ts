@@ -17,7 +17,16 @@ import {
   type WeightsDType,
 } from './format';
 import { addTrainingState, metadataJson, readTrainingState, type ResumeState } from './resume';
-import { readSafetensors, writeSafetensors } from './safetensors';
+import { readSafetensors, writeSafetensors, type Tensor } from './safetensors';
+import {
+  checkFinite,
+  checkSpecFields,
+  checkUnexpected,
+  recordChecksums,
+  type LoadOptions,
+} from './verify';
+
+export type { LoadOptions };
 
 /** A constructor of the language-model class to load into (the network or a subclass of it). */
 export type LanguageModelClass<M extends LanguageModelNetwork> = new (
@@ -52,15 +61,31 @@ export function pytorchStateDict(model: LanguageModelNetwork): Named {
   return out;
 }
 
+/** The PyTorch state-dict names of the model's tensors. */
+function pytorchNames(model: LanguageModelNetwork): Set<string> {
+  const names = ['embedding.weight', ...model.rnn.pytorchNames('rnn.'), 'decoder.weight'];
+  if (model.decoder.bias) names.push('decoder.bias');
+  return new Set(names);
+}
+
 /**
- * Copies weights from PyTorch state-dict tensors into the model. Checks every name and shape
- * before changing anything.
+ * Copies weights from PyTorch state-dict tensors into the model. Checks every name and shape,
+ * that there are no other tensors (unless options.strict is false) and that every weight is
+ * finite (unless options.allowNonFinite), before changing anything.
  */
 export function loadPytorchStateDict(
   model: LanguageModelNetwork,
   tensors: Named,
   source: string,
+  options: LoadOptions = {},
 ): void {
+  const names = pytorchNames(model);
+  checkUnexpected(source, Object.keys(tensors), names, options);
+  checkFinite(
+    source,
+    Object.fromEntries(Object.entries(tensors).filter(([name]) => names.has(name))),
+    options,
+  );
   const expect = (name: string, shape: readonly number[]) => {
     const t = tensors[name];
     if (!t) throw new Error(`${source}: missing tensor '${name}' (shape [${shape.join(', ')}])`);
@@ -84,6 +109,36 @@ export function loadPytorchStateDict(
   if (bias && model.decoder.bias) model.decoder.bias.data.set(bias);
 }
 
+const GATES = { rnn: 1, gru: 3, lstm: 4 } as const;
+
+/**
+ * Refuses, before the model is built, a spec that needs far more weights than the file holds:
+ * sizes in a hostile spec could otherwise make the constructor allocate (and initialise)
+ * gigabytes. A smaller disagreement is left to the per-tensor checks, which name the tensor, and
+ * fields of the wrong type to the constructor's checks.
+ */
+function checkSpecSize(
+  path: string,
+  spec: LanguageModelSpec,
+  tokenizerSize: number | undefined,
+  weights: Record<string, Tensor>,
+): void {
+  const V = tokenizerSize ?? spec?.vocabSize;
+  const { hiddenSize: H, numLayers: L } = spec ?? {};
+  const E = spec?.embeddingSize ?? H;
+  const G = GATES[spec?.cell ?? 'lstm'];
+  if (![V, E, H, L, G].every((n) => Number.isSafeInteger(n) && n > 0)) return;
+  const stack = G * H * (E + H + 2) + (L - 1) * G * H * (2 * H + 2);
+  const needed = V * E + stack + V * H + V;
+  const held = Object.values(weights).reduce((n, t) => n + t.data.length, 0);
+  if (needed > 4 * held + (1 << 20)) {
+    throw new Error(
+      `${path}: its spec needs ${needed} weights but the file holds ${held}: ` +
+        'the spec and the tensors disagree',
+    );
+  }
+}
+
 /**
  * Saves the model (and, when given, its training state) atomically: a failed save leaves any
  * previous file at `path` untouched. float16 weights go without training state, which resuming
@@ -102,16 +157,19 @@ export async function saveCheckpoint(
   const metadata = checkpointMetadata('language-model', model.spec);
   if (model.tokenizer) metadata.tokenizer = JSON.stringify(model.tokenizer.toJSON());
   if (resume) addTrainingState(tensors, metadata, resume);
+  recordChecksums(tensors, metadata);
   await writeSafetensors(path, tensors, metadata);
 }
 
 /**
  * Loads an rnnkit language-model checkpoint into a new `Model` (the network unless given),
- * checking every tensor's name, shape and dtype.
+ * checking every tensor's checksum (when recorded), name, shape and dtype, the spec's fields and
+ * the weights' values (see LoadOptions).
  */
 export async function loadCheckpoint<M extends LanguageModelNetwork = LanguageModelNetwork>(
   path: string,
   Model: LanguageModelClass<M> = LanguageModelNetwork as LanguageModelClass<M>,
+  options: LoadOptions = {},
 ): Promise<CheckpointContents<M>> {
   const file = await readCheckpoint(
     path,
@@ -124,14 +182,16 @@ export async function loadCheckpoint<M extends LanguageModelNetwork = LanguageMo
     metadata.tokenizer === undefined
       ? undefined
       : tokenizerFromJSON(metadataJson(path, 'tokenizer', metadata.tokenizer));
+  const { weights, resume } = readTrainingState(path, tensors, metadata);
+  checkSpecSize(path, spec, tokenizer?.size, weights);
   let model: M;
   try {
     model = new Model({ ...spec, tokenizer, seed: 0 });
   } catch (error) {
     throw new Error(`${path}: the checkpoint's model spec is invalid: ${(error as Error).message}`);
   }
-  const { weights, resume } = readTrainingState(path, tensors, metadata);
-  loadPytorchStateDict(model, float32Weights(path, weights), path);
+  checkSpecFields(path, spec, model.spec);
+  loadPytorchStateDict(model, float32Weights(path, weights), path, options);
   return { model, resume };
 }
 
@@ -140,10 +200,11 @@ export async function loadPytorch<M extends LanguageModelNetwork>(
   path: string,
   config: LanguageModelConfig,
   Model: LanguageModelClass<M>,
+  options: LoadOptions = {},
 ): Promise<M> {
   const { tensors } = await readSafetensors(path);
   const model = new Model({ seed: 0, ...config });
-  loadPytorchStateDict(model, float32Weights(path, tensors), path);
+  loadPytorchStateDict(model, float32Weights(path, tensors), path, options);
   return model;
 }
 

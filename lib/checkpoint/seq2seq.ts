@@ -20,6 +20,13 @@ import { Attention } from '../nn/attention';
 import type { Module } from '../nn/parameter';
 import { RecurrentStack } from '../nn/recurrent';
 import { tokenizerFromJSON } from '../text';
+import {
+  checkFinite,
+  checkSpecFields,
+  checkUnexpected,
+  recordChecksums,
+  type LoadOptions,
+} from './verify';
 
 /** A module's tensors under `prefix.`: copies for recurrent stacks, views of the rest. */
 function moduleTensors(prefix: string, m: Module): Named {
@@ -65,16 +72,19 @@ export async function saveSeq2Seq(
     metadata.target_tokenizer = JSON.stringify(model.targetTokenizer.toJSON());
   }
   if (resume) addTrainingState(tensors, metadata, resume);
+  recordChecksums(tensors, metadata);
   await writeSafetensors(path, tensors, metadata);
 }
 
 /**
- * Loads a model saved by saveSeq2Seq, checking every tensor's name, shape and dtype, and its
- * training state (null when it was saved with weights only).
+ * Loads a model saved by saveSeq2Seq, checking every tensor's checksum (when recorded), name,
+ * shape and dtype, the spec's fields, the weights' values (see LoadOptions) and its training
+ * state (null when it was saved with weights only).
  */
 export async function loadSeq2Seq<M extends Seq2SeqNetwork = Seq2SeqNetwork>(
   path: string,
   Model: new (config: Seq2SeqConfig) => M = Seq2SeqNetwork as new (config: Seq2SeqConfig) => M,
+  options: LoadOptions = {},
 ): Promise<{ model: M; resume: ResumeState | null }> {
   const file = await readCheckpoint(path, 'seq2seq');
   const { metadata } = file;
@@ -94,11 +104,12 @@ export async function loadSeq2Seq<M extends Seq2SeqNetwork = Seq2SeqNetwork>(
   } catch (error) {
     throw new Error(`${path}: the checkpoint's model spec is invalid: ${(error as Error).message}`);
   }
+  checkSpecFields(path, spec, model.spec);
   const { weights, resume } = readTrainingState(path, file.tensors, metadata);
-  const named = float32Weights(path, weights);
+  const all = float32Weights(path, weights);
   const expected = seq2seqStateDict(model);
   for (const [name, want] of Object.entries(expected)) {
-    const t = named[name];
+    const t = all[name];
     const shape = `[${want.shape.join(', ')}]`;
     if (!t) throw new Error(`${path}: missing tensor '${name}' (shape ${shape})`);
     if (t.shape.length !== want.shape.length || t.shape.some((d, i) => d !== want.shape[i])) {
@@ -107,10 +118,9 @@ export async function loadSeq2Seq<M extends Seq2SeqNetwork = Seq2SeqNetwork>(
       );
     }
   }
-  const extra = Object.keys(named).filter((k) => !(k in expected));
-  if (extra.length > 0) {
-    throw new Error(`${path}: unexpected tensor '${extra[0]}' for this model's spec`);
-  }
+  checkUnexpected(path, Object.keys(all), new Set(Object.keys(expected)), options);
+  const named: Named = Object.fromEntries(Object.keys(expected).map((k) => [k, all[k]]));
+  checkFinite(path, named, options);
   for (const [prefix, m] of model.modules()) {
     if (m instanceof RecurrentStack) m.loadPyTorch(named, `${prefix}.`);
     else

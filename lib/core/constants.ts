@@ -13,7 +13,12 @@ export const VERSION: string = (
   }
 ).version;
 
-/** Why a generated row ended: its token budget, a stop sequence, or a cancellation. */
+/** Why a generated row ended: its token budget, a stop sequence, a cancellation, or an error. */
 export const FINISH_LENGTH = 0;
 export const FINISH_STOP = 1;
 export const FINISH_CANCELLED = 2;
+/**
+ * No logit of the row's last step was finite (NaN or infinite weights, or an overflow): the row
+ * keeps the tokens it had, and a per-step token callback saw -1 for that step.
+ */
+export const FINISH_ERROR = 3;

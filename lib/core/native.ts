@@ -147,7 +147,7 @@ export interface NativeGenerateOptions extends NativeSamplerOptions {
   rowOffset: number;
 }
 
-/** Generated tokens [B, maxTokens], each row's length, and why it ended (0 length, 1 stop, 2 cancel). */
+/** Generated tokens [B, maxTokens], each row's length, and why it ended (a FINISH_* reason). */
 export interface NativeGenerateResult {
   tokens: I32;
   lengths: I32;

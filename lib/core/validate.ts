@@ -19,3 +19,25 @@ export function checkNumber(what: string, value: unknown, min: number, max: numb
   }
   return value;
 }
+
+/** Checks that `value` is a boolean, naming `what` in the error. */
+export function checkBool(what: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') {
+    throw new TypeError(`${what} must be true or false, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Checks that `value` is one of `choices`, naming `what` in the error. */
+export function checkChoice<T extends string>(
+  what: string,
+  value: unknown,
+  choices: readonly T[],
+): T {
+  if (!choices.includes(value as T)) {
+    const names = choices.map((c) => `'${c}'`);
+    const list = `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`;
+    throw new RangeError(`${what} must be ${list}, got ${JSON.stringify(value)}`);
+  }
+  return value as T;
+}

@@ -3,6 +3,7 @@
 // and encoded with lib/generate/options.ts, batches are split at maxBatch with the row offsets
 // that keep every prompt's random stream independent of the split, and stop strings are cut.
 // It holds nothing backend-specific, so the native generator can run on it as well.
+import { FINISH_ERROR } from '../core/constants';
 import type { NativeGenerateOptions, NativeGenerateResult } from '../core/native';
 import { checkInt } from '../core/validate';
 import type { Tokenizer } from '../text';
@@ -47,6 +48,16 @@ function abortError(): Error {
   return e;
 }
 
+/** Throws when a row ended because nothing could be sampled (FINISH_ERROR). */
+function checkFinish(result: NativeGenerateResult, firstPrompt: number): void {
+  const b = result.finish.indexOf(FINISH_ERROR);
+  if (b < 0) return;
+  throw new Error(
+    `generation failed for prompt ${firstPrompt + b} after ${result.lengths[b]} tokens: ` +
+      "every logit was NaN or infinite (the model's weights are not finite?)",
+  );
+}
+
 interface Prepared {
   stops: string[];
   stopIds: Ragged | null;
@@ -79,6 +90,7 @@ export async function generateText(
       const batch = prompts.slice(start, start + maxBatch);
       const r = await loop(ragged(batch), { ...p.settings, rowOffset: start }, p.stopIds, flag);
       if (options.signal?.aborted) throw abortError();
+      checkFinish(r, start);
       const n = p.settings.maxTokens;
       for (let b = 0; b < batch.length; b++) {
         const ids = r.tokens.subarray(b * n, b * n + r.lengths[b]);
@@ -117,11 +129,14 @@ export async function* streamText(
     p.stopIds,
     flag,
     (_s, _r, t) => {
-      ids.push(...t);
+      if (t[0] >= 0) ids.push(t[0]);
       wake?.();
     },
   )
-    .then((r) => (finalLength = r.lengths[0]))
+    .then((r) => {
+      finalLength = r.lengths[0];
+      checkFinish(r, 0);
+    })
     .catch((e: unknown) => (failure = e))
     .finally(() => {
       done = true;

@@ -2,9 +2,15 @@ import { Dropout } from '../nn/dropout';
 import { Embedding } from '../nn/embedding';
 import { Linear } from '../nn/linear';
 import { SoftmaxCrossEntropy } from '../nn/loss';
-import { checkInt } from '../core/validate';
+import { checkBool, checkChoice, checkInt, checkNumber } from '../core/validate';
 import { Module, Parameter } from '../nn/parameter';
-import { RecurrentStack, type CellType, type RecurrentState } from '../nn/recurrent';
+import {
+  CELLS,
+  NONLINEARITIES,
+  RecurrentStack,
+  type CellType,
+  type RecurrentState,
+} from '../nn/recurrent';
 import { Random } from '../core/random';
 import type { Tokenizer } from '../text';
 import { IGNORE_INDEX } from '../text/batch';
@@ -77,17 +83,30 @@ export class LanguageModelNetwork extends Module {
       );
     }
     const hiddenSize = checkInt('hiddenSize', config.hiddenSize ?? 256, 1);
-    const cell = config.cell ?? 'lstm';
+    // Only an absent field takes its default: null or a value of another type is an error.
+    const cell = checkChoice('cell', config.cell === undefined ? 'lstm' : config.cell, CELLS);
     this.spec = {
       vocabSize: checkInt('vocabSize', vocabSize, 1),
       embeddingSize: checkInt('embeddingSize', config.embeddingSize ?? hiddenSize, 1),
       cell,
       hiddenSize,
-      numLayers: checkInt('numLayers', config.numLayers ?? 1, 1, 64),
-      dropout: config.dropout ?? 0,
-      residual: config.residual ?? false,
-      nonlinearity: config.nonlinearity ?? 'tanh',
-      tieWeights: config.tieWeights ?? false,
+      numLayers: checkInt(
+        'numLayers',
+        config.numLayers === undefined ? 1 : config.numLayers,
+        1,
+        64,
+      ),
+      dropout: checkNumber('dropout', config.dropout === undefined ? 0 : config.dropout, 0, 0.99),
+      residual: checkBool('residual', config.residual === undefined ? false : config.residual),
+      nonlinearity: checkChoice(
+        'nonlinearity',
+        config.nonlinearity === undefined ? 'tanh' : config.nonlinearity,
+        NONLINEARITIES,
+      ),
+      tieWeights: checkBool(
+        'tieWeights',
+        config.tieWeights === undefined ? false : config.tieWeights,
+      ),
     };
     const s = this.spec;
     if (s.tieWeights && s.embeddingSize !== s.hiddenSize) {

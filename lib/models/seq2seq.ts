@@ -3,13 +3,13 @@
 // native input-feeding loop) share the buffers and the saved batch that backward reads, so they
 // stay in one class rather than passing that state between files.
 import { native, type BeamSearchConfig, type FeedingShape } from '../core/native';
-import { Attention, type AttentionKind } from '../nn/attention';
+import { ATTENTION_KINDS, Attention, type AttentionKind } from '../nn/attention';
 import { Embedding } from '../nn/embedding';
 import { Linear } from '../nn/linear';
 import { SoftmaxCrossEntropy } from '../nn/loss';
-import { checkInt, checkNumber } from '../core/validate';
+import { checkBool, checkChoice, checkInt, checkNumber } from '../core/validate';
 import { Module, Parameter, reuse } from '../nn/parameter';
-import { RecurrentStack, type CellType, type RecurrentState } from '../nn/recurrent';
+import { CELLS, RecurrentStack, type CellType, type RecurrentState } from '../nn/recurrent';
 import { Random } from '../core/random';
 import type { Tokenizer } from '../text';
 import {
@@ -124,11 +124,12 @@ export class Seq2SeqNetwork extends Module {
       }
     }
     const hiddenSize = checkInt('hiddenSize', config.hiddenSize ?? 256, 1);
-    const bidirectional = config.bidirectional ?? true;
-    const cell = config.cell ?? 'lstm';
-    if (cell !== 'rnn' && cell !== 'lstm' && cell !== 'gru') {
-      throw new RangeError(`cell must be 'rnn', 'lstm' or 'gru', got ${String(cell)}`);
-    }
+    // Only an absent field takes its default: null or a value of another type is an error.
+    const bidirectional = checkBool(
+      'bidirectional',
+      config.bidirectional === undefined ? true : config.bidirectional,
+    );
+    const cell = checkChoice('cell', config.cell === undefined ? 'lstm' : config.cell, CELLS);
     const tv = checkInt('targetVocab', targetVocab, 1);
     const bos = specialOrDefault(config.targetTokenizer, '<bos>', config.bos);
     const eos = specialOrDefault(config.targetTokenizer, '<eos>', config.eos);
@@ -146,9 +147,16 @@ export class Seq2SeqNetwork extends Module {
       encoderLayers: checkInt('encoderLayers', config.encoderLayers ?? 1, 1, 64),
       decoderLayers: checkInt('decoderLayers', config.decoderLayers ?? 1, 1, 64),
       bidirectional,
-      attention: config.attention ?? 'general',
-      dropout: checkNumber('dropout', config.dropout ?? 0, 0, 0.99),
-      inputFeeding: config.inputFeeding ?? false,
+      attention: checkChoice(
+        'attention',
+        config.attention === undefined ? 'general' : config.attention,
+        ATTENTION_KINDS,
+      ),
+      dropout: checkNumber('dropout', config.dropout === undefined ? 0 : config.dropout, 0, 0.99),
+      inputFeeding: checkBool(
+        'inputFeeding',
+        config.inputFeeding === undefined ? false : config.inputFeeding,
+      ),
       bos: checkInt('bos', bos, 0, tv - 1),
       eos: checkInt('eos', eos, 0, tv - 1),
     };

@@ -1,6 +1,6 @@
 import { native, type AttentionKind, type AttentionShape } from '../core/native';
 import { Random } from '../core/random';
-import { checkInt } from '../core/validate';
+import { checkChoice, checkInt } from '../core/validate';
 import { Module, Parameter, reuse } from './parameter';
 
 export type { AttentionKind };
@@ -25,7 +25,7 @@ export interface AttentionForwardOptions {
   lengths: Int32Array;
 }
 
-const KINDS: readonly AttentionKind[] = ['dot', 'general', 'additive'];
+export const ATTENTION_KINDS: readonly AttentionKind[] = ['dot', 'general', 'additive'];
 
 /**
  * Luong attention over encoder states: for decoder outputs q [T, B, Hd] and encoder states
@@ -53,12 +53,7 @@ export class Attention extends Module {
 
   constructor(options: AttentionOptions) {
     super();
-    if (!KINDS.includes(options.kind)) {
-      throw new RangeError(
-        `attention must be 'dot', 'general' or 'additive', got ${String(options.kind)}`,
-      );
-    }
-    this.kind = options.kind;
+    this.kind = checkChoice('attention', options.kind, ATTENTION_KINDS);
     this.querySize = checkInt('querySize', options.querySize, 1);
     this.keySize = checkInt('keySize', options.keySize, 1);
     this.attentionSize = checkInt('attentionSize', options.attentionSize ?? this.querySize, 1);

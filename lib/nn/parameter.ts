@@ -1,6 +1,8 @@
-// Parameters and the Module base class. Parameter data, gradients and optimizer state live in
-// SharedArrayBuffer-backed Float32Arrays: the native kernels read and write them in place
-// (zero-copy), and a training worker thread can update the very arrays the model holds.
+// Parameters and the Module base class. Parameter data and gradients are Float32Arrays the native
+// kernels read and write in place (zero-copy). Training runs in a worker thread that updates the
+// very arrays the model holds: `share()` moves a parameter's data into a SharedArrayBuffer for it.
+// Until then the data is an ordinary ArrayBuffer, which V8 counts as external memory and frees
+// promptly once a model is dropped; it let dropped SharedArrayBuffers pile up by the hundred MiB.
 
 /** A float32 buffer over shared memory, zero-filled. */
 export function sharedFloat32(n: number): Float32Array {
@@ -9,18 +11,35 @@ export function sharedFloat32(n: number): Float32Array {
 
 export class Parameter {
   private values: Float32Array;
-  readonly grad: Float32Array;
+  private gradient: Float32Array | null = null;
 
   constructor(
     readonly name: string,
     readonly shape: readonly number[],
   ) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    this.values = sharedFloat32(n);
-    this.grad = sharedFloat32(n);
+    this.values = new Float32Array(shape.reduce((a, b) => a * b, 1));
   }
 
   get data(): Float32Array {
+    return this.values;
+  }
+
+  /** The gradient, allocated at first use: a model that only generates never holds one. */
+  get grad(): Float32Array {
+    this.gradient ??= new Float32Array(this.values.length);
+    return this.gradient;
+  }
+
+  /**
+   * The data over shared memory, copied there the first time, so that a worker thread that
+   * adopts it updates this parameter in place.
+   */
+  share(): Float32Array {
+    if (!(this.values.buffer instanceof SharedArrayBuffer)) {
+      const shared = sharedFloat32(this.values.length);
+      shared.set(this.values);
+      this.values = shared;
+    }
     return this.values;
   }
 

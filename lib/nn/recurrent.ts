@@ -1,6 +1,6 @@
 import { native, type CellName, type StackShape } from '../core/native';
 import { Random } from '../core/random';
-import { checkInt, checkNumber } from '../core/validate';
+import { checkChoice, checkInt, checkNumber } from '../core/validate';
 import { Module, Parameter, reuse } from './parameter';
 
 /**
@@ -11,6 +11,8 @@ import { Module, Parameter, reuse } from './parameter';
  * copies blocks unchanged; ONNX's order (LSTM i, o, f, c; GRU z, r, h) is a permutation of blocks.
  */
 export type CellType = 'rnn' | 'lstm' | 'gru';
+export const CELLS: readonly CellType[] = ['rnn', 'lstm', 'gru'];
+export const NONLINEARITIES = ['tanh', 'relu'] as const;
 
 export interface RecurrentOptions {
   inputSize: number;
@@ -87,13 +89,8 @@ export class RecurrentStack extends Module {
 
   constructor(cell: CellType, options: RecurrentOptions) {
     super();
-    if (cell !== 'rnn' && cell !== 'lstm' && cell !== 'gru') {
-      throw new RangeError(`cell must be 'rnn', 'lstm' or 'gru', got ${String(cell)}`);
-    }
-    const nl = options.nonlinearity ?? 'tanh';
-    if (nl !== 'tanh' && nl !== 'relu') {
-      throw new RangeError(`nonlinearity must be 'tanh' or 'relu', got ${String(nl)}`);
-    }
+    checkChoice('cell', cell, CELLS);
+    const nl = checkChoice('nonlinearity', options.nonlinearity ?? 'tanh', NONLINEARITIES);
     if (cell !== 'rnn' && options.nonlinearity !== undefined) {
       throw new RangeError(`nonlinearity applies to cell 'rnn' only, not '${cell}'`);
     }
@@ -257,6 +254,15 @@ export class RecurrentStack extends Module {
       }
     }
     return out;
+  }
+
+  /** The PyTorch state-dict names of the stack's tensors (weight_ih_l0, ...), after `prefix`. */
+  pytorchNames(prefix = ''): string[] {
+    const names: string[] = [];
+    for (let l = 0; l < this.numLayers; l++) {
+      for (const [name] of this.pytorchTensors(l)) names.push(`${prefix}${name}`);
+    }
+    return names;
   }
 
   /**

@@ -7,6 +7,13 @@ import type { LanguageModelSpec } from '../models/language-model';
 import type { CellType } from '../nn/recurrent';
 import { FORMAT } from '../core/constants';
 import { tokenizerFromJSON, type TokenizerJSON } from '../text';
+import {
+  CHECKSUMS_KEY,
+  checkFinite,
+  verifyChecksums,
+  type Checksummed,
+  type LoadOptions,
+} from '../checkpoint/verify';
 
 export type OnnxKind = 'step' | 'sequence';
 
@@ -131,14 +138,30 @@ function ioProblem(what: string, found: onnx.IValueInfoProto[], want: IoSpec[]):
 const CELLS: readonly CellType[] = ['rnn', 'lstm', 'gru'];
 
 /**
- * A metadata spec as an object whose `positive` fields are positive integers and whose `cell` is
- * a cell type; throws naming the first field that is not.
+ * A metadata spec as an object whose `positive` fields are positive integers, whose `booleans`
+ * are true or false, whose `dropout` (when present) is a number in [0, 1) and whose `cell` is a
+ * cell type; throws naming the first field that is not.
  */
-export function parseSpecFields(text: string, positive: string[]): Record<string, unknown> {
+export function parseSpecFields(
+  text: string,
+  positive: string[],
+  booleans: string[],
+): Record<string, unknown> {
   const spec = JSON.parse(text) as Record<string, unknown>;
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) {
+    throw new Error('it is not a JSON object');
+  }
   const ok = (k: string) => Number.isSafeInteger(spec[k]) && (spec[k] as number) > 0;
   const bad = positive.find((k) => !ok(k));
   if (bad) throw new Error(`'${bad}' must be a positive integer, got ${JSON.stringify(spec[bad])}`);
+  const notBool = booleans.find((k) => typeof spec[k] !== 'boolean');
+  if (notBool) {
+    throw new Error(`'${notBool}' must be true or false, got ${JSON.stringify(spec[notBool])}`);
+  }
+  const d = spec.dropout;
+  if (d !== undefined && !(typeof d === 'number' && d >= 0 && d < 1)) {
+    throw new Error(`'dropout' must be a number in [0, 1), got ${JSON.stringify(d)}`);
+  }
   if (!CELLS.includes(spec.cell as CellType)) {
     throw new Error(`'cell' must be one of ${CELLS.join(', ')}, got ${JSON.stringify(spec.cell)}`);
   }
@@ -146,13 +169,67 @@ export function parseSpecFields(text: string, positive: string[]): Record<string
 }
 
 function parseSpec(text: string): LanguageModelSpec {
-  const spec = parseSpecFields(text, ['vocabSize', 'embeddingSize', 'hiddenSize', 'numLayers']);
+  const spec = parseSpecFields(
+    text,
+    ['vocabSize', 'embeddingSize', 'hiddenSize', 'numLayers'],
+    ['residual', 'tieWeights'],
+  );
   if (spec.nonlinearity !== 'tanh' && spec.nonlinearity !== 'relu') {
     throw new Error(
       `'nonlinearity' must be tanh or relu, got ${JSON.stringify(spec.nonlinearity)}`,
     );
   }
   return spec as unknown as LanguageModelSpec;
+}
+
+/**
+ * What an ONNX file's checksums cover: each initializer (its data type, dims and encoded
+ * TensorProto) and the rest of the model (graph, inputs, outputs, metadata: the model encoded
+ * without its initializers and its checksums).
+ */
+export function modelChecksums(model: onnx.IModelProto): {
+  tensors: Record<string, Checksummed>;
+  rest: Uint8Array;
+} {
+  const rest = onnx.ModelProto.encode({
+    ...model,
+    graph: { ...model.graph, initializer: [] },
+    metadataProps: (model.metadataProps ?? []).filter((p) => p.key !== CHECKSUMS_KEY),
+  }).finish();
+  return { tensors: initializerChecksums(model.graph?.initializer ?? []), rest };
+}
+
+/** What each initializer's checksum covers: its data type, dims and encoded TensorProto. */
+function initializerChecksums(initializers: onnx.ITensorProto[]): Record<string, Checksummed> {
+  return Object.fromEntries(
+    initializers.map((t) => [
+      t.name ?? '',
+      {
+        dtype: String(t.dataType ?? 0),
+        shape: (t.dims ?? []).map(toNumber),
+        bytes: onnx.TensorProto.encode(t).finish(),
+      },
+    ]),
+  );
+}
+
+/**
+ * The float weights' values, for the finite check: initializers with at least one dimension. A
+ * scalar is a graph constant (the attention mask's -Infinity), not a weight.
+ */
+function floatInitializers(
+  initializers: onnx.ITensorProto[],
+): Record<string, { shape: number[]; data: Float32Array }> {
+  const out: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const t of initializers) {
+    if (t.dataType !== onnx.TensorProto.DataType.FLOAT || !t.dims?.length) continue;
+    // raw_data need not be 4-byte aligned in the decoded buffer: copy it.
+    const data = t.rawData?.length
+      ? new Float32Array(Uint8Array.from(t.rawData).buffer)
+      : Float32Array.from(t.floatData ?? []);
+    out[t.name ?? ''] = { shape: (t.dims ?? []).map(toNumber), data };
+  }
+  return out;
 }
 
 /** A decoded rnnkit .onnx file: its metadata and graph, and failures that name the file. */
@@ -174,7 +251,11 @@ export interface RnnkitFile {
  * Decodes an .onnx file's bytes and checks that rnnkit wrote it (metadata format 'rnnkit');
  * throws one Error naming `file` otherwise.
  */
-export function openRnnkitFile(bytes: Uint8Array, file: string): RnnkitFile {
+export function openRnnkitFile(
+  bytes: Uint8Array,
+  file: string,
+  options: LoadOptions = {},
+): RnnkitFile {
   const fail = (problem: string): never => {
     throw new Error(`${file}: ${problem}`);
   };
@@ -195,6 +276,13 @@ export function openRnnkitFile(bytes: Uint8Array, file: string): RnnkitFile {
         '(export it with `rnnkit export` or exportOnnx)',
     );
   }
+  const initializers = graph.initializer ?? [];
+  const sums = modelChecksums(model);
+  verifyChecksums(file, meta.get(CHECKSUMS_KEY), sums.tensors, {
+    name: 'graph or metadata',
+    bytes: sums.rest,
+  });
+  checkFinite(file, floatInitializers(initializers), options);
   return {
     model,
     meta,
@@ -231,8 +319,12 @@ export const SEQ2SEQ_KINDS = ['seq2seq-encoder', 'seq2seq-decoder'] as const;
  * and outputs agree with the model spec in its metadata. Throws one Error naming `file` and the
  * problem; never returns a model that the generator would misread.
  */
-export function readOnnxModel(bytes: Uint8Array, file: string): OnnxModelInfo {
-  const f = openRnnkitFile(bytes, file);
+export function readOnnxModel(
+  bytes: Uint8Array,
+  file: string,
+  options: LoadOptions = {},
+): OnnxModelInfo {
+  const f = openRnnkitFile(bytes, file, options);
   const kind = f.required('kind');
   if ((SEQ2SEQ_KINDS as readonly string[]).includes(kind)) {
     return f.fail(

@@ -4,7 +4,8 @@
 import { onnx } from 'onnx-proto';
 
 import type { RecurrentStack } from '../nn/recurrent';
-import { IR_VERSION, valueInfo, type IoSpec } from './format';
+import { IR_VERSION, modelChecksums, valueInfo, type IoSpec } from './format';
+import { CHECKSUMS_KEY, checksumMetadata } from '../checkpoint/verify';
 
 const { DataType } = onnx.TensorProto;
 const { AttributeType } = onnx.AttributeProto;
@@ -160,7 +161,7 @@ export interface ModelParts {
 
 /** The encoded ModelProto of a finished graph. */
 export function encodeModel(m: ModelParts): Uint8Array {
-  const proto = onnx.ModelProto.create({
+  const proto: onnx.IModelProto = {
     irVersion: IR_VERSION,
     opsetImport: [{ domain: '', version: m.opset }],
     producerName: 'rnnkit',
@@ -174,6 +175,8 @@ export function encodeModel(m: ModelParts): Uint8Array {
       output: m.io.outputs.map(valueInfo),
     },
     metadataProps: Object.entries(m.metadata).map(([key, value]) => ({ key, value })),
-  });
-  return onnx.ModelProto.encode(proto).finish();
+  };
+  const { tensors, rest } = modelChecksums(proto);
+  proto.metadataProps!.push({ key: CHECKSUMS_KEY, value: checksumMetadata(tensors, rest) });
+  return onnx.ModelProto.encode(onnx.ModelProto.create(proto)).finish();
 }

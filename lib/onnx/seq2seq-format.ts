@@ -7,6 +7,7 @@ import { onnx } from 'onnx-proto';
 import type { Seq2SeqSpec } from '../models/seq2seq';
 import type { TokenizerJSON } from '../text';
 import { BATCH_AXIS, SEQ2SEQ_KINDS, openRnnkitFile, parseSpecFields, type IoSpec } from './format';
+import type { LoadOptions } from '../checkpoint/verify';
 
 export type Seq2SeqPart = 'encoder' | 'decoder';
 
@@ -120,24 +121,23 @@ export function sha256(bytes: Uint8Array): string {
 const ATTENTIONS = ['dot', 'general', 'additive'];
 
 function parseSeq2SeqSpec(text: string): Seq2SeqSpec {
-  const spec = parseSpecFields(text, [
-    'sourceVocab',
-    'targetVocab',
-    'embeddingSize',
-    'hiddenSize',
-    'encoderHiddenSize',
-    'encoderLayers',
-    'decoderLayers',
-  ]);
+  const spec = parseSpecFields(
+    text,
+    [
+      'sourceVocab',
+      'targetVocab',
+      'embeddingSize',
+      'hiddenSize',
+      'encoderHiddenSize',
+      'encoderLayers',
+      'decoderLayers',
+    ],
+    ['bidirectional', 'inputFeeding'],
+  );
   if (!ATTENTIONS.includes(spec.attention as string)) {
     throw new Error(
       `'attention' must be one of ${ATTENTIONS.join(', ')}, got ${JSON.stringify(spec.attention)}`,
     );
-  }
-  for (const k of ['bidirectional', 'inputFeeding']) {
-    if (typeof spec[k] !== 'boolean') {
-      throw new Error(`'${k}' must be true or false, got ${JSON.stringify(spec[k])}`);
-    }
   }
   for (const k of ['bos', 'eos']) {
     const v = spec[k];
@@ -160,8 +160,9 @@ export function readOnnxSeq2Seq(
   bytes: Uint8Array,
   file: string,
   part: Seq2SeqPart,
+  options: LoadOptions = {},
 ): OnnxSeq2SeqInfo {
-  const f = openRnnkitFile(bytes, file);
+  const f = openRnnkitFile(bytes, file, options);
   const kind = f.required('kind');
   const want = `seq2seq-${part}`;
   if (kind !== want) {

@@ -92,6 +92,28 @@ function errorStatus(error: unknown, route: Route): [number, string] {
   return [500, `${route.what} failed: ${(error as Error).message}`];
 }
 
+/**
+ * A refused body is still read, and thrown away, up to this many bytes: a client that sends its
+ * whole body before reading the answer then gets the answer, where closing the connection with
+ * its bytes unread would reset it and lose the answer.
+ */
+const DISCARD_LIMIT = 64 << 20;
+
+/**
+ * Only JSON bodies are taken: a web page can send text/plain, form and multipart bodies to a local
+ * server without a CORS preflight, and application/json it cannot.
+ */
+function checkContentType(req: http.IncomingMessage): void {
+  const type = req.headers['content-type'];
+  const media = type?.split(';')[0].trim().toLowerCase();
+  if (media !== 'application/json') {
+    throw new HttpError(
+      415,
+      `body: Content-Type ${type === undefined ? 'missing' : `'${type}'`}; send application/json`,
+    );
+  }
+}
+
 /** Reads the body up to `maxBytes`, failing with 413, or 408 when it has not come in time. */
 function readBody(req: http.IncomingMessage, maxBytes: number, timeoutMs: number): Promise<string> {
   const declared = Number(req.headers['content-length'] ?? 0);
@@ -126,6 +148,36 @@ function readBody(req: http.IncomingMessage, maxBytes: number, timeoutMs: number
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
+  });
+}
+
+/**
+ * Reads and drops what is left of a refused body, up to DISCARD_LIMIT bytes and `timeoutMs`;
+ * resolves true when the body ended within them, false otherwise.
+ */
+function discardBody(req: http.IncomingMessage, timeoutMs: number): Promise<boolean> {
+  if (req.complete) return Promise.resolve(true);
+  if (Number(req.headers['content-length'] ?? 0) > DISCARD_LIMIT) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    let size = 0;
+    const done = (drained: boolean) => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      resolve(drained);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > DISCARD_LIMIT) done(false);
+    };
+    const onEnd = () => done(true);
+    const onError = () => done(false);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.resume();
   });
 }
 
@@ -296,7 +348,11 @@ class Service {
         : {}),
       vocab_size: info.vocabSize,
       config: info.spec,
-      limits: { ...limits, max_stops: this.limits.maxStops },
+      limits: {
+        ...limits,
+        max_stops: this.limits.maxStops,
+        max_stop_chars: this.limits.maxStopChars,
+      },
     };
   }
 
@@ -328,11 +384,17 @@ class Service {
     try {
       let text: string;
       try {
+        checkContentType(req);
         text = await readBody(req, this.limits.maxBodyBytes, this.bodyTimeout);
       } catch (error) {
-        // The rest of the body is not read: answer and drop the connection.
+        // The connection closes after the answer. A refused body (413, 415) is read to its end
+        // first, within bounds, so the close is graceful; otherwise the connection is dropped.
         res.setHeader('Connection', 'close');
-        res.on('finish', () => req.socket.destroy());
+        const refused =
+          error instanceof HttpError && (error.status === 413 || error.status === 415);
+        if (!refused || !(await discardBody(req, this.bodyTimeout))) {
+          res.on('finish', () => req.socket.destroy());
+        }
         throw error;
       }
       await work(text, controller.signal, started);
@@ -465,6 +527,7 @@ export async function startServer(
     maxPrompts: checkInt('maxPrompts', options.maxPrompts ?? DEFAULT_LIMITS.maxPrompts, 1),
     maxTokens: checkInt('maxTokens', options.maxTokens ?? DEFAULT_LIMITS.maxTokens, 1, 1_000_000),
     maxStops: checkInt('maxStops', options.maxStops ?? DEFAULT_LIMITS.maxStops, 0),
+    maxStopChars: checkInt('maxStopChars', options.maxStopChars ?? DEFAULT_LIMITS.maxStopChars, 1),
     maxBeam: checkInt('maxBeam', options.maxBeam ?? DEFAULT_LIMITS.maxBeam, 1),
   };
   const port = checkInt('port', options.port ?? 8080, 0, 65535);

@@ -43,7 +43,7 @@ export type FromWorker =
   | FirstReply<EngineInfo>
   /**
    * One step: rows[i] sampled tokens[i]; then the rows `done` ended with lengths (tokens kept,
-   * a matched stop sequence not counted) and finish reasons (0 length, 1 stop, 2 cancelled).
+   * a matched stop sequence not counted) and finish reasons (FINISH_*: 0 length, 1 stop, 2 cancelled, 3 error).
    */
   | {
       type: 'step';

@@ -17,6 +17,8 @@ export interface RequestLimits {
   maxTokens: number;
   /** Most stop strings (default 16). */
   maxStops: number;
+  /** Longest stop string in characters (default 256). */
+  maxStopChars: number;
   /** Largest beam of a translate request (default 16). */
   maxBeam: number;
 }
@@ -27,6 +29,7 @@ export const DEFAULT_LIMITS: RequestLimits = {
   maxPrompts: 64,
   maxTokens: 2048,
   maxStops: 16,
+  maxStopChars: 256,
   maxBeam: 16,
 };
 
@@ -103,7 +106,18 @@ function checkPrompt(field: string, p: unknown, limits: RequestLimits): string {
 }
 
 function checkStop(stop: unknown, limits: RequestLimits): string | string[] | undefined {
-  if (stop === undefined || typeof stop === 'string') return stop;
+  if (stop === undefined) return stop;
+  const long = (field: string, s: string) => {
+    if (s.length > limits.maxStopChars) {
+      throw bad(
+        `${field} has ${s.length} characters, more than the limit of ${limits.maxStopChars}`,
+      );
+    }
+  };
+  if (typeof stop === 'string') {
+    long('stop', stop);
+    return stop;
+  }
   if (!Array.isArray(stop))
     throw bad(`stop must be a string or an array of strings, got ${typeName(stop)}`);
   if (stop.length > limits.maxStops) {
@@ -111,6 +125,7 @@ function checkStop(stop: unknown, limits: RequestLimits): string | string[] | un
   }
   stop.forEach((s, i) => {
     if (typeof s !== 'string') throw bad(`stop[${i}] must be a string, got ${typeName(s)}`);
+    long(`stop[${i}]`, s);
   });
   return stop as string[];
 }

@@ -134,7 +134,7 @@ export function fit(
     spec: model.spec,
     tokenizer: model.tokenizer?.toJSON() ?? null,
     seed: options.seed ?? 0,
-    params: Object.fromEntries(model.namedParameters().map(([name, p]) => [name, p.data])),
+    params: Object.fromEntries(model.namedParameters().map(([name, p]) => [name, p.share()])),
     train,
     validation,
     options: o,

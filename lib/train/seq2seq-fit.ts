@@ -108,7 +108,7 @@ export function fitSeq2Seq(
     spec: model.spec,
     sourceTokenizer: model.sourceTokenizer?.toJSON() ?? null,
     targetTokenizer: model.targetTokenizer?.toJSON() ?? null,
-    params: Object.fromEntries(model.namedParameters().map(([name, p]) => [name, p.data])),
+    params: Object.fromEntries(model.namedParameters().map(([name, p]) => [name, p.share()])),
     train,
     validation,
     options: loop,

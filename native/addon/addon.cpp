@@ -4,6 +4,11 @@
 // and result() turns what it computed into a JS value.
 #include <napi.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -515,7 +520,22 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// glibc serves a block of at least its mmap threshold from a mapping of its own, returned to the
+// system when freed; but after the first such free it raises the threshold to that block's size
+// (up to 32 MiB), and from then on blocks of that size come from the heap, whose freed pages it
+// keeps. A model's weights are such blocks (a load reads the file, widens it and fills the model's
+// arrays: tens of MiB per model), so a loop that loads, generates and drops models held 400+ MiB
+// of freed heap. A fixed threshold keeps every block of 1 MiB or more mapped on its own. Once per
+// process, whatever the number of threads that load the addon.
+void keep_large_blocks_mapped() {
+#if defined(__GLIBC__)
+  static std::once_flag once;
+  std::call_once(once, [] { mallopt(M_MMAP_THRESHOLD, 1 << 20); });
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  keep_large_blocks_mapped();
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("cpu", Napi::Function::New(env, Cpu, "cpu"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));

@@ -98,6 +98,11 @@ void BeamSearch::step(float* logp, const float* a) {
       std::copy(lp, lp + V, row_.begin());
       const int32_t v = sample_token(cfg_.sampler, row_.data(), V,
                                      &hist_[static_cast<size_t>(r0) * T], step, rngs_[b], scratch_);
+      // No finite log-probability: the source stops with the hypotheses it has finished.
+      if (v == kNoFiniteLogit) {
+        done_[b] = 1;
+        continue;
+      }
       cand_.assign(1, {score_[r0] + lp[v], 0, v});
     } else {
       top_candidates(&score_[r0], lp, K, V, 2 * K, cand_);

@@ -56,10 +56,11 @@ struct GenerateConfig {
 };
 
 // Called after each step with the token each row sampled that step, for the n rows still active
-// at its start (rows[i] is a prompt index in [0, B)). It sees every sampled token, including
-// those of a stop sequence, which the final output then drops: a streaming consumer holds back
-// as many trailing tokens as the longest stop sequence has, less one. An exception it throws
-// propagates out of lm_generate, which is how a caller aborts from inside the loop.
+// at its start (rows[i] is a prompt index in [0, B)); a row that ended with kFinishError has
+// token -1 there. It sees every sampled token, including those of a stop sequence, which the final
+// output then drops: a streaming consumer holds back as many trailing tokens as the longest stop
+// sequence has, less one. An exception it throws propagates out of lm_generate, which is how a
+// caller aborts from inside the loop.
 using GenerateProgress =
     std::function<void(int step, const int32_t* rows, const int32_t* tokens, int n)>;
 

@@ -53,14 +53,16 @@ int32_t sample_token(const SamplerConfig& cfg, float* logits, int V, const int32
   // the penalty, which could itself overflow a large logit.
   int32_t best = 0;
   float top = kNegInf;
+  bool finite = false;
   for (int i = 0; i < V; ++i) {
+    finite = finite || std::isfinite(logits[i]);
     float x = std::isnan(logits[i]) ? kNegInf : std::min(logits[i], FLT_MAX);
     logits[i] = x;
     if (x > top) top = x, best = i;
   }
+  const double u = cfg.temperature == 0 ? 0 : rng.uniform();
+  if (!finite) return kNoFiniteLogit;
   if (cfg.temperature == 0) return best;
-  double u = rng.uniform();
-  if (top == kNegInf) return best;
 
   // Candidates: all tokens in id order, or idx[0, n) in descending order. Sorting the top-k set
   // (k is small) makes the draw independent of how the standard library's nth_element arranges it.

@@ -40,13 +40,17 @@ struct SamplerScratch {
 // prompt's tokens do not depend on how a batch was split (row = row offset + index in the batch).
 inline Rng sampler_rng(uint64_t seed, uint64_t row) { return Rng(seed ^ mix64(row)); }
 
+// What sample_token returns when no token has a finite logit: a broken model (NaN or Inf weights,
+// or an overflow) left nothing to sample from, and the caller ends the row with an error.
+constexpr int32_t kNoFiniteLogit = -1;
+
 // Samples one row's next token from logits [V], which it overwrites. history [n_history] holds the
 // row's tokens so far (prompt, then generated), each in [0, V); it may be null when
 // sampler_uses_history(cfg) is false. Steps: repetition penalty, no-repeat-n-gram ban (skipped
 // when it would ban every token), temperature, top-k, top-p, then one multinomial draw. NaN logits
-// count as -inf. A sampled (temperature > 0) token always consumes exactly one rng.uniform(), so
-// a row's stream advances one value per token whatever the logits; when no token has a finite
-// logit the result is the lowest id. The result is always in [0, V).
+// count as -inf and +inf as the largest float. A sampled (temperature > 0) token always consumes
+// exactly one rng.uniform(), so a row's stream advances one value per token whatever the logits.
+// The result is in [0, V), or kNoFiniteLogit when no logit is finite after the penalty and ban.
 int32_t sample_token(const SamplerConfig& cfg, float* logits, int V, const int32_t* history,
                      int n_history, Rng& rng, SamplerScratch& scratch);
 

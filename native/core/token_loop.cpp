@@ -120,9 +120,13 @@ int TokenLoop::sample(const Feed& f, float* logits, int32_t* ids, int32_t* token
     const int32_t token =
         sample_token(r.cfg.sampler, logits + i * V_, V_, history ? r.seq.data() : nullptr,
                      history ? static_cast<int>(r.seq.size()) : 0, r.cfg.rng, scratch_);
+    ids[n] = r.id, tokens[n++] = token;
+    if (token == kNoFiniteLogit) {
+      r.finish = kFinishError;
+      continue;
+    }
     r.seq.push_back(token);
     ++r.generated;
-    ids[n] = r.id, tokens[n++] = token;
     r.stop = r.cfg.stops ? r.cfg.stops->match(r.seq.data() + r.prompt, r.generated) : 0;
     if (r.stop > 0)
       r.finish = kFinishStop;

@@ -27,7 +27,14 @@ struct TokenSpans {
   int count;
 };
 
-enum FinishReason : int32_t { kFinishLength = 0, kFinishStop = 1, kFinishCancelled = 2 };
+// kFinishError: no logit of the row's last step was finite (sample_token's kNoFiniteLogit), so
+// nothing could be sampled; the row keeps the tokens it had.
+enum FinishReason : int32_t {
+  kFinishLength = 0,
+  kFinishStop = 1,
+  kFinishCancelled = 2,
+  kFinishError = 3
+};
 
 // A set of stop sequences (each non-empty), copied; the rows of one request share one.
 class StopSequences {
@@ -105,7 +112,8 @@ class TokenLoop {
 
   // For each wanted row of `feed` (the last plan) samples its next token from its logits row
   // (logits [want, V], overwritten); a row ends when its generated tokens end with one of its
-  // stop sequences, or number max_tokens. Rows that ended since the plan (cancelled) are passed
+  // stop sequences, or number max_tokens, or with kFinishError when none of its logits is finite
+  // (its token is then kNoFiniteLogit, -1). Rows that ended since the plan (cancelled) are passed
   // over; the n sampled rows' ids and tokens go to ids[0, n) and tokens[0, n). Returns n.
   int sample(const Feed& feed, float* logits, int32_t* ids, int32_t* tokens);
   // Ends row i as cancelled (no effect on a row that has ended).

@@ -52,6 +52,14 @@ TEST(batched_sampler_matches_sample_token) {
   logits[3] = std::numeric_limits<float>::quiet_NaN();
   logits[V + 7] = std::numeric_limits<float>::infinity();
   logits[2 * V + 9] = -std::numeric_limits<float>::infinity();
+  // Rows with no finite logit: all NaN, and NaN with infinities.
+  const int kNan = 5, kMixed = 6;
+  for (int j = 0; j < V; ++j) {
+    logits[size_t(kNan) * V + j] = std::numeric_limits<float>::quiet_NaN();
+    logits[size_t(kMixed) * V + j] =
+        j % 3 == 0 ? std::numeric_limits<float>::quiet_NaN()
+                   : (j % 3 == 1 ? 1 : -1) * std::numeric_limits<float>::infinity();
+  }
   std::vector<int32_t> history(size_t(B) * stride, 0), lens(B, hist_len);
   for (int b = 0; b < B; ++b)
     for (int i = 0; i < hist_len; ++i)
@@ -81,10 +89,14 @@ TEST(batched_sampler_matches_sample_token) {
     bool in_range = true, same_states = true;
     for (int b = 0; b < B; ++b) {
       differ += got[b] != want[b];
-      in_range = in_range && got[b] >= 0 && got[b] < V;
+      const bool broken = b == kNan || b == kMixed;
+      in_range = in_range &&
+                 (broken ? got[b] == rnnkit::kNoFiniteLogit && want[b] == rnnkit::kNoFiniteLogit
+                         : got[b] >= 0 && got[b] < V);
       same_states = same_states && got_states[b] == states[b];
     }
-    if (!in_range) check::fail(name + ": a token outside [0, V)");
+    if (!in_range)
+      check::fail(name + ": a token outside [0, V), or a row without finite logits sampled");
     if (!same_states) check::fail(name + ": the generators did not advance as on the CPU");
     const bool greedy = n.cfg.temperature == 0;
     if (greedy ? differ > 0 : differ > B / 100)

@@ -172,6 +172,43 @@ TEST(cancel_flag_stops_all_rows) {
   }
 }
 
+// A token whose embedding is NaN poisons the state of every row fed it: such a row ends with
+// kFinishError at the first step whose logits are all NaN, keeping the tokens it had, and the
+// other rows run on as they would alone. (A ReLU cell maps NaN to 0, so its state recovers.)
+TEST(rows_without_finite_logits_end_with_an_error) {
+  for (CellType cell : {CellType::RnnTanh, CellType::Lstm, CellType::Gru}) {
+    Model m(cell, 11, 4, 6, 2, false, 450 + int(cell));
+    const int bad = 3, M = 12;
+    std::fill(m.embedding.begin() + bad * m.E, m.embedding.begin() + (bad + 1) * m.E, NAN);
+    GenerateConfig cfg = sampling(M, 9);
+    cfg.sampler.no_repeat_ngram = 0;
+    // Token `bad` has no finite logit left to be sampled by a healthy row: its own logit is
+    // pushed to -inf, so only the poisoned prompt can reach it.
+    m.b[bad] = -INFINITY;
+    std::vector<std::vector<int32_t>> prompts = {{1, 2}, {4, bad, 5}, {6}};
+    Result all = generate(m, prompts, cfg);
+    CHECK(all.finish[1] == kFinishError && all.lengths[1] == 0 && all.tokens[M] == -1);
+    for (int b : {0, 2}) {
+      CHECK(all.finish[b] == kFinishLength && all.lengths[b] == M);
+      GenerateConfig alone = cfg;
+      alone.row_offset = b;
+      Result one = generate(m, {prompts[b]}, alone);
+      CHECK(one.row(0, M) == all.row(b, M));
+    }
+    // The progress callback reports the failed row's token as -1.
+    int reported = 0;
+    generate(m, prompts, cfg, {}, nullptr,
+             [&](int step, const int32_t* rows, const int32_t* t, int n) {
+               for (int i = 0; i < n; ++i)
+                 if (rows[i] == 1) {
+                   CHECK(step == 0 && t[i] == -1);
+                   ++reported;
+                 }
+             });
+    CHECK(reported == 1);
+  }
+}
+
 TEST(progress_sees_every_token) {
   Model m(CellType::RnnTanh, 12, 5, 8, 2, true, 500);
   const int B = 6, M = 20;

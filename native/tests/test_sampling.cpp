@@ -233,10 +233,23 @@ TEST(non_finite_logits) {
       CHECK(t == 1 || t == 3);
       std::vector<float> none(V, -kInf);
       none[2] = NAN;
-      CHECK(sample_token(config(1, top_k, top_p), none.data(), V, nullptr, 0, rng, scratch) == 0);
+      uint64_t before = rng.state;
+      CHECK(sample_token(config(1, top_k, top_p), none.data(), V, nullptr, 0, rng, scratch) ==
+            rnnkit::kNoFiniteLogit);
+      CHECK(rng.state == before + 1);
+      // +inf is not finite either: a row of +inf and NaN has nothing to sample.
+      std::vector<float> overflow = {kInf, NAN, kInf, -kInf, NAN, kInf, NAN, NAN};
+      CHECK(sample_token(config(1, top_k, top_p), overflow.data(), V, nullptr, 0, rng, scratch) ==
+            rnnkit::kNoFiniteLogit);
     }
-  // Greedy ignores NaN rather than picking it.
+  // Greedy ignores NaN rather than picking it, and has nothing to pick without a finite logit.
   CHECK(greedy(config(0), {NAN, -1, NAN, 0.5f, 0.5f}, {}) == 3);
+  CHECK(greedy(config(0), {NAN, NAN, NAN}, {}) == rnnkit::kNoFiniteLogit);
+  CHECK(greedy(config(0), {-kInf, NAN, kInf}, {}) == rnnkit::kNoFiniteLogit);
+  // A ban that leaves only NaN logits leaves nothing either.
+  SamplerConfig ban = config(0);
+  ban.no_repeat_ngram = 2;
+  CHECK(greedy(ban, {NAN, 1, NAN}, {1, 1}) == rnnkit::kNoFiniteLogit);
 }
 
 TEST(one_draw_per_token_and_determinism) {

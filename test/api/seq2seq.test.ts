@@ -529,7 +529,12 @@ describe('bad input', () => {
     });
     const { writeSafetensors, readSafetensors } = await import('../../lib/index');
     const { tensors, metadata } = await readSafetensors(file);
-    await writeSafetensors(file, tensors, { ...metadata, spec: JSON.stringify(bigger.spec) });
+    const edited = { ...metadata, spec: JSON.stringify(bigger.spec) };
+    await writeSafetensors(file, tensors, edited);
+    await expect(Seq2Seq.load(file)).rejects.toThrow(/its metadata fails its checksum/);
+    // Without checksums (an older file), the shapes tell.
+    delete edited.checksums;
+    await writeSafetensors(file, tensors, edited);
     await expect(Seq2Seq.load(file)).rejects.toThrow(
       /tensor '.*' has shape \[.*\], expected \[.*\]/,
     );

@@ -360,6 +360,7 @@ describe('POST /v1/translate', () => {
   const post = async (server: RunningServer, route: string, body: unknown) => {
     const r = await fetch(`${server.url}${route}`, {
       method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
       body: typeof body === 'string' ? body : JSON.stringify(body),
     });
     return { status: r.status, body: (await r.json()) as Record<string, unknown> };
@@ -446,6 +447,7 @@ describe('POST /v1/translate', () => {
     try {
       const r = await fetch(`${server.url}/v1/translate`, {
         method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({ sources: ['abc'] }),
       });
       const want = await models.get(onnxCase)!.translate(['abc']);

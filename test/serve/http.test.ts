@@ -19,6 +19,7 @@ import {
 import { serveCli } from '../helpers/serve-cli';
 
 const corpus = 'the quick brown fox jumps over the lazy dog. ';
+const JSON_BODY = { 'Content-Type': 'application/json' };
 const tokenizer = CharTokenizer.fromText(corpus);
 const prompts = ['the', 'a quick brown fox', 'z', 'over the lazy dog. the', 'fox'];
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-serve-'));
@@ -386,6 +387,7 @@ describe('HTTP server', () => {
     const long = Array.from({ length: 6 }, () =>
       fetch(`${url}/v1/generate`, {
         method: 'POST',
+        headers: JSON_BODY,
         body: JSON.stringify({ prompt: 'the', max_tokens: 50_000 }),
         signal: controller.signal,
       }).catch(() => null),
@@ -430,7 +432,11 @@ describe('graceful shutdown', () => {
     const g = await batching(model, { maxBatch: 4 });
     const running = await startServer(g, { port: 0 });
     const body = JSON.stringify({ prompt: 'the', max_tokens: 2000, seed: 2 });
-    const inFlight = fetch(`${running.url}/v1/generate`, { method: 'POST', body });
+    const inFlight = fetch(`${running.url}/v1/generate`, {
+      method: 'POST',
+      headers: JSON_BODY,
+      body,
+    });
     while (g.load.active === 0) await new Promise((r) => setTimeout(r, 5));
     const closed = running.close();
     await expect(fetch(`${running.url}/health`)).rejects.toThrow();
@@ -454,9 +460,11 @@ describe('rnnkit serve', () => {
       expect((await fetch(`${server.url}/health`)).status).toBe(200);
       const body = JSON.stringify({ prompt: 'the', max_tokens: 2000, seed: 3 });
       let answered = false;
-      const inFlight = fetch(`${server.url}/v1/generate`, { method: 'POST', body }).finally(
-        () => (answered = true),
-      );
+      const inFlight = fetch(`${server.url}/v1/generate`, {
+        method: 'POST',
+        headers: JSON_BODY,
+        body,
+      }).finally(() => (answered = true));
       const metrics = async () => (await fetch(`${server.url}/metrics`)).text();
       while (!answered && !/^rnnkit_batch_size_count [1-9]/m.test(await metrics())) {
         await new Promise((r) => setTimeout(r, 10));

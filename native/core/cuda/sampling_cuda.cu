@@ -79,17 +79,20 @@ __global__ void prepare(SamplerConfig cfg, float* logits, int V, const int32_t* 
 
   // NaN counts as -inf and +inf as the largest float; then the argmax, ties to the lowest id.
   Best best{-INFINITY, INT_MAX};
+  int finite = 0;
   for (int j = threadIdx.x; j < V; j += kThreads) {
+    finite += isfinite(x[j]);
     const float v = isnan(x[j]) ? -INFINITY : fminf(x[j], FLT_MAX);
     x[j] = v;
     best = better(best, Best{v, j});
   }
+  finite = block_sum_all(finite);
   using Reduce = cub::BlockReduce<Best, kThreads>;
   __shared__ typename Reduce::TempStorage tmp;
   best = Reduce(tmp).Reduce(best, [](Best a, Best c) { return better(a, c); });
   if (threadIdx.x != 0) return;
-  // With no finite logit, sample_token answers the lowest id.
-  const int32_t id = best.v == -INFINITY ? 0 : best.i;
+  // With no finite logit, sample_token answers kNoFiniteLogit.
+  const int32_t id = finite == 0 ? kNoFiniteLogit : best.i;
   RowState r{0.0, best.v, id, 1};
   if (cfg.temperature == 0) {
     tokens[b] = id;
@@ -97,7 +100,7 @@ __global__ void prepare(SamplerConfig cfg, float* logits, int V, const int32_t* 
     Rng rng = Rng::from_state(rng_state[b]);
     r.u = rng.uniform();
     rng_state[b] = rng.state;
-    if (best.v == -INFINITY)
+    if (finite == 0)
       tokens[b] = id;
     else
       r.done = 0;
