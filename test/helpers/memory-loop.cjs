@@ -4,7 +4,7 @@
 'use strict';
 const path = require('node:path');
 
-const { loadModel, OnnxGenerator } = require(path.join(__dirname, '..', 'dist', 'index.js'));
+const { loadModel, OnnxGenerator } = require(path.join(__dirname, '..', '..', 'dist', 'index.js'));
 
 const [backend, file, cyclesArg] = process.argv.slice(2);
 const options = { prompts: ['the cat', 'a'], maxTokens: 6, seed: 1 };

@@ -11,7 +11,7 @@ import {
   LanguageModel,
   startServer,
   type RunningServer,
-} from '../dist/index.js';
+} from '../../lib/index';
 
 const tokenizer = CharTokenizer.fromText('the quick brown fox jumps over the lazy dog. ');
 let generator: BatchingGenerator;

@@ -13,8 +13,8 @@ import {
   loadModel,
   readSafetensors,
   writeSafetensors,
-} from '../dist/index.js';
-import { crc32c } from '../dist/checkpoint/verify.js';
+} from '../../lib/index';
+import { crc32c } from '../../lib/checkpoint/verify';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-verify-'));
 const corpus = 'the cat sat on the mat. the dog ate the log.';

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-const script = path.join(__dirname, '..', 'scripts', 'fuzz-loaders.js');
+const script = path.join(__dirname, '..', '..', 'scripts', 'fuzz-loaders.js');
 const seed = process.env.RNNKIT_FUZZ_SEED ?? '14';
 const mutants = process.env.RNNKIT_FUZZ_MUTANTS ?? '200';
 

@@ -2,7 +2,7 @@
 // here independently with BigInt, for seeds of every kind; save/resume continue it.
 import { describe, expect, it } from 'vitest';
 
-import { Random } from '../dist/index.js';
+import { Random } from '../../lib/index';
 
 function reference(seed: number): () => number {
   let s = BigInt.asUintN(64, BigInt(Math.floor(seed)));

@@ -12,7 +12,7 @@ import {
   buildSeq2SeqOnnx,
   readOnnxModel,
   readOnnxSeq2Seq,
-} from '../dist/index.js';
+} from '../../lib/index';
 
 const model = () =>
   new LanguageModel({

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { writeFileAtomic } from '../dist/index.js';
+import { writeFileAtomic } from '../../lib/core/atomic';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-atomic-'));
 const temps = (dir: string) => fs.readdirSync(dir).filter((n) => n.endsWith('.tmp'));
@@ -52,15 +52,15 @@ describe('temporary files', () => {
   it('after SIGKILLs during saves, the next save leaves no temporary file', async () => {
     const dir = fs.mkdtempSync(path.join(tmp, 'killed-'));
     const target = path.join(dir, 'model.safetensors');
-    const dist = path.resolve(__dirname, '../dist/index.js');
+    const atomic = path.resolve(__dirname, '../../lib/core/atomic.ts');
     // Each child saves 32 MiB over and over; it is killed at a random moment after it starts.
-    const script = `const { writeFileAtomic } = require(${JSON.stringify(dist)});
+    const script = `const { writeFileAtomic } = require(${JSON.stringify(atomic)});
       const data = new Uint8Array(32 << 20);
       process.stdout.write('go');
       (async () => { for (;;) await writeFileAtomic(${JSON.stringify(target)}, data); })();`;
     let litter = 0;
     for (let k = 0; k < 6; k++) {
-      const child = spawn(process.execPath, ['-e', script], {
+      const child = spawn(process.execPath, ['--require', 'tsx/cjs', '-e', script], {
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       await new Promise((resolve) => child.stdout.once('data', resolve));

@@ -1,5 +1,5 @@
 // The memory of a loop that loads a model, generates and drops it, a few hundred times, on each
-// backend (test/memory-loop.cjs, one child process each, run side by side): the native loop must
+// backend (test/helpers/memory-loop.cjs, one child process each, run side by side): the native loop must
 // not grow, and must stay within twice the ONNX loop's peak. (Before the parameters left
 // SharedArrayBuffers and the addon fixed glibc's mmap threshold, it grew to three times the ONNX
 // peak and kept growing.)
@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { CharTokenizer, LanguageModel, exportOnnx } from '../dist/index.js';
+import { CharTokenizer, LanguageModel, exportOnnx } from '../../lib/index';
 
 const run = promisify(execFile);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-memory-'));
@@ -32,7 +32,7 @@ beforeAll(async () => {
 });
 
 async function loop(backend: 'native' | 'onnx', file: string): Promise<number[]> {
-  const script = path.join(__dirname, 'memory-loop.cjs');
+  const script = path.join(__dirname, '..', 'helpers', 'memory-loop.cjs');
   const { stdout } = await run(process.execPath, [script, backend, file, String(cycles)], {
     maxBuffer: 1 << 20,
   });
