@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 
 import { CharTokenizer, Seq2Seq, readSafetensors, writeSafetensors } from '../../lib/index';
 import { float16ToFloat32, float32ToFloat16 } from '../../lib/checkpoint/float16';
+import { recordChecksums } from '../../lib/checkpoint/verify';
 import { tmpDir } from '../helpers/tmp';
 
 const dir = tmpDir();
@@ -47,7 +48,10 @@ describe('seq2seq checkpoints in reduced precision', () => {
       bf16[name] = { dtype: 'BF16', shape: t.shape, data: Uint16Array.from(bits, (b) => b >>> 16) };
     }
     const file = path.join(dir, 'bf16.safetensors');
-    await writeSafetensors(file, bf16, metadata);
+    // Written as a BF16 checkpoint would be: with the checksums of these tensors.
+    const bf16Metadata = { ...metadata };
+    recordChecksums(bf16, bf16Metadata);
+    await writeSafetensors(file, bf16, bf16Metadata);
     const loaded = await Seq2Seq.load(file);
     // Truncation to the top 16 bits, computed here on the bit patterns.
     const truncated = model.parameters().map((p) => {
@@ -72,7 +76,9 @@ describe('seq2seq checkpoints in reduced precision', () => {
       },
     };
     const file = path.join(dir, 'i32.safetensors');
-    await writeSafetensors(file, ints, metadata);
+    const intsMetadata = { ...metadata };
+    recordChecksums(ints, intsMetadata);
+    await writeSafetensors(file, ints, intsMetadata);
     await expect(Seq2Seq.load(file)).rejects.toThrow(
       `tensor '${first}' has dtype I32, expected F32, F16 or BF16`,
     );
