@@ -104,7 +104,7 @@ async function inProcess(file) {
 }
 
 function startServer(file) {
-  const cli = path.join(ROOT, 'dist', 'cli.js');
+  const cli = path.join(ROOT, 'dist', 'cli', 'main.js');
   const flags = args['node-flags'].split(' ').filter(Boolean);
   const argv = [...flags, cli, 'serve', '--model', file, '--port', '0'];
   argv.push('--max-batch', String(concurrency));

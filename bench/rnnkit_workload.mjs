@@ -11,7 +11,7 @@ const ALPHABET = ' !"#$%&\'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\
 /** The built package (../dist) and its native addon, with the GEMM thread count set. */
 export function loadRnnkit(threads) {
   const rnnkit = require('../dist/index.js');
-  const { native } = require('../dist/native.js');
+  const { native } = require('../dist/core/native.js');
   rnnkit.setThreads(threads);
   return { rnnkit, native };
 }

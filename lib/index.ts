@@ -1,6 +1,6 @@
 // rnnkit's public API.
 import { LanguageModel } from './models/language-model';
-import { native, type NativeInfo } from './native';
+import { native, type NativeInfo } from './core/native';
 
 export { Module, Parameter } from './nn/parameter';
 export { Embedding } from './nn/embedding';
@@ -25,7 +25,7 @@ export {
   type AdamOptions,
   type SgdOptions,
 } from './train/optim';
-export { Random } from './random';
+export { Random } from './core/random';
 
 /** What the native addon was built with: GEMM backend and its threads, CUDA, version. */
 export function info(): NativeInfo {
@@ -48,8 +48,8 @@ export {
 } from './models/language-model';
 export type { FitOptions, FitResult } from './train/fit';
 export type { History, Progress, LrSchedule, StopReason } from './train/loop';
-export type { GenerateOptions, StreamOptions, SamplingOptions } from './generate/options';
-export type { TextGenerator, GeneratorInfo } from './generate/text-generator';
+export type { GenerateOptions, StreamOptions, SamplingOptions } from './decode/options';
+export type { TextGenerator, GeneratorInfo } from './decode/text-generator';
 export {
   CharTokenizer,
   WordTokenizer,
@@ -58,13 +58,13 @@ export {
   type Tokenizer,
   type TokenizerJSON,
 } from './text';
-export { readSafetensors, writeSafetensors, writeFileAtomic } from './io';
+export { readSafetensors, writeSafetensors, writeFileAtomic } from './checkpoint';
 export {
   loadCheckpoint,
   saveCheckpoint,
   type TrainingState,
   type WeightsDType,
-} from './io/checkpoint';
+} from './checkpoint/language-model';
 
 /** Loads a language model saved with `model.save(path)`. */
 export function loadModel(path: string): Promise<LanguageModel> {
@@ -87,24 +87,24 @@ export {
 export { OnnxSeq2Seq, type OnnxSeq2SeqOptions } from './onnx/seq2seq';
 export { Seq2Seq, type Seq2SeqConfig, type Seq2SeqSpec } from './models/seq2seq';
 export { Attention, type AttentionKind, type AttentionOptions } from './nn/attention';
-export type { Seq2SeqFitOptions, TextPair } from './seq2seq/fit';
+export type { Seq2SeqFitOptions, TextPair } from './train/seq2seq-fit';
 export type {
   TranslateOptions,
   Translation,
   Hypothesis,
   Translator,
   BeamOptions,
-} from './seq2seq/translate';
-export { corpusBleu, bleuTokens, type BleuScore } from './seq2seq/bleu';
-export { attentionHeatmapSvg } from './seq2seq/heatmap';
-export { datePairs, dateAlphabet, type DatePair } from './seq2seq/dates';
-export { parsePairs, type PairsFormat } from './seq2seq/pairs';
-export { pairBatch, sourceBatch, type PairBatch, type SourceBatch } from './seq2seq/batch';
+} from './decode/translate';
+export { corpusBleu, bleuTokens, type BleuScore } from './train/bleu';
+export { attentionHeatmapSvg } from './decode/heatmap';
+export { datePairs, dateAlphabet, type DatePair } from './text/dates';
+export { parsePairs, type PairsFormat } from './text/pairs';
+export { pairBatch, sourceBatch, type PairBatch, type SourceBatch } from './text/batch';
 export {
   BatchingGenerator,
   QueueFullError,
   QueueTimeoutError,
   type BatchingOptions,
 } from './serve/batching';
-export { startServer, type ServerOptions, type RunningServer } from './serve/server';
+export { startServer, type ServerOptions, type RunningServer } from './serve/http';
 export type { RequestLimits } from './serve/request';

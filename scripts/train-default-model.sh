@@ -6,6 +6,6 @@
 # as float16 to keep the file small (validation loss is unchanged at four decimals).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-node dist/cli.js train --cell lstm --hidden 512 --embedding 64 --layers 2 \
+node dist/cli/main.js train --cell lstm --hidden 512 --embedding 64 --layers 2 \
   --dropout 0.3 --seq-length 100 --batch-size 32 --lr 2e-3 --lr-schedule cosine --epochs 10 \
   --seed 1 --validate-every 500 --half --sample 0 --out models/default.safetensors

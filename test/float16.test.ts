@@ -9,8 +9,8 @@ import {
   float16ToFloat32,
   float32ToFloat16,
   toFloat16Bits,
-} from '../lib/io/float16';
-import { float32Data, readSafetensors, writeSafetensors } from '../lib/io/safetensors';
+} from '../lib/checkpoint/float16';
+import { float32Data, readSafetensors, writeSafetensors } from '../lib/checkpoint/safetensors';
 import { CharTokenizer, LanguageModel } from '../dist/index.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'rnnkit-float16-'));

@@ -4,7 +4,7 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 
-import type { LmWeights, Native, NativeGenerateOptions } from '../lib/native';
+import type { LmWeights, Native, NativeGenerateOptions } from '../lib/core/native';
 
 const native: Native = createRequire(import.meta.url)('../build/Release/rnnkit.node');
 

@@ -23,7 +23,7 @@ import {
   SoftmaxCrossEntropy,
   type CellType,
 } from '../dist/index.js';
-import type { Native, StackShape } from '../dist/native.js';
+import type { Native, StackShape } from '../dist/core/native.js';
 
 const ROOT = path.resolve(__dirname, '..');
 const addonPath = path.join(ROOT, 'build', 'Release', 'rnnkit.node');

@@ -21,7 +21,7 @@ import {
   type CellType,
   type RecurrentState,
 } from '../dist/index.js';
-import { native } from '../dist/native.js';
+import { native } from '../dist/core/native.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

@@ -187,7 +187,7 @@ describe('ONNX export', () => {
 });
 
 describe('rnnkit export (CLI)', () => {
-  const cli = path.resolve(__dirname, '..', 'dist', 'cli.js');
+  const cli = path.resolve(__dirname, '..', 'dist', 'cli', 'main.js');
   const run = (...args: string[]) =>
     spawnSync(process.execPath, [cli, 'export', ...args], { encoding: 'utf8' });
 

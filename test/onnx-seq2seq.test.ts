@@ -26,7 +26,7 @@ import { serveCli } from './serve-cli';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-onnx-seq2seq-'));
 const ROOT = path.resolve(__dirname, '..');
 const CHECKER = path.join(ROOT, 'scripts', 'check-onnx.py');
-const CLI = path.join(ROOT, 'dist', 'cli.js');
+const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 const sourceTokenizer = CharTokenizer.fromText('abcdefghij ');
 const targetTokenizer = CharTokenizer.fromText('0123456789-', {
   specials: ['<pad>', '<bos>', '<eos>'],

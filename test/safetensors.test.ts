@@ -18,7 +18,7 @@ import {
   type Tensor,
   writeFileAtomic,
   writeSafetensors,
-} from '../lib/io';
+} from '../lib/checkpoint';
 
 // Lets a test make the next file opened by writeFileAtomic fail while its data is written, the
 // way a full disk does, which no real directory can be made to do on demand.

@@ -19,9 +19,9 @@ import {
   sourceBatch,
   type Seq2SeqConfig,
 } from '../dist/index.js';
-import type { Native } from '../dist/native.js';
-import { Random } from '../dist/random.js';
-import { mixDecoderInputs, samplingRate } from '../dist/seq2seq/train.js';
+import type { Native } from '../dist/core/native.js';
+import { Random } from '../dist/core/random.js';
+import { mixDecoderInputs, samplingRate } from '../dist/train/seq2seq.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-s2s-'));
 const ids = (a: number[]) => Int32Array.from(a);
@@ -271,7 +271,7 @@ describe('scheduled sampling, checkpoints and resume', () => {
   });
 
   it('seq2seq train --checkpoint-every, --resume and --weights-only', () => {
-    const cli = path.resolve(__dirname, '..', 'dist', 'cli.js');
+    const cli = path.resolve(__dirname, '..', 'dist', 'cli', 'main.js');
     const out = path.join(tmp, 'cli.safetensors');
     const run = (...args: string[]) =>
       spawnSync(

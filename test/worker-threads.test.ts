@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import * as rnnkit from '../dist/index.js';
-import { native } from '../dist/native.js';
+import { native } from '../dist/core/native.js';
 
 const ROOT = path.resolve(__dirname, '..');
 

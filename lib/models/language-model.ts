@@ -4,11 +4,11 @@ import { Linear } from '../nn/linear';
 import { SoftmaxCrossEntropy } from '../nn/loss';
 import { Module, Parameter, checkInt } from '../nn/parameter';
 import { RecurrentStack, type CellType, type RecurrentState } from '../nn/recurrent';
-import { Random } from '../random';
+import { Random } from '../core/random';
 import type { Tokenizer } from '../text';
-import { generate, stream } from '../generate/generate';
-import type { GenerateOptions, StreamOptions } from '../generate/options';
-import type { GeneratorInfo, TextGenerator } from '../generate/text-generator';
+import { generate, stream } from '../decode/generate';
+import type { GenerateOptions, StreamOptions } from '../decode/options';
+import type { GeneratorInfo, TextGenerator } from '../decode/text-generator';
 import {
   loadCheckpoint,
   loadPytorch,
@@ -16,7 +16,7 @@ import {
   savePytorch,
   type TrainingState,
   type WeightsDType,
-} from '../io/checkpoint';
+} from '../checkpoint/language-model';
 import { evalBatch, evaluateTokens } from '../train/loop';
 import { fit, type FitOptions, type FitResult } from '../train/fit';
 

@@ -1,11 +1,11 @@
-import { native, type FeedingShape } from '../native';
+import { native, type FeedingShape } from '../core/native';
 import { Attention, type AttentionKind } from '../nn/attention';
 import { Embedding } from '../nn/embedding';
 import { Linear } from '../nn/linear';
 import { SoftmaxCrossEntropy } from '../nn/loss';
 import { Module, Parameter, checkInt, checkNumber, reuse } from '../nn/parameter';
 import { RecurrentStack, type CellType, type RecurrentState } from '../nn/recurrent';
-import { Random } from '../random';
+import { Random } from '../core/random';
 import type { Tokenizer } from '../text';
 import {
   IGNORE_INDEX,
@@ -15,17 +15,17 @@ import {
   swapLeadingAxes,
   type PairBatch,
   type SourceBatch,
-} from '../seq2seq/batch';
-import { loadSeq2Seq, saveSeq2Seq } from '../seq2seq/checkpoint';
-import { fitSeq2Seq, type Seq2SeqFitOptions, type TextPair } from '../seq2seq/fit';
+} from '../text/batch';
+import { loadSeq2Seq, saveSeq2Seq } from '../checkpoint/seq2seq';
+import { fitSeq2Seq, type Seq2SeqFitOptions, type TextPair } from '../train/seq2seq-fit';
 import {
   beamSearchConfig,
   translate,
   type BeamOptions,
   type TranslateOptions,
   type Translation,
-} from '../seq2seq/translate';
-import type { ResumeState } from '../io/training';
+} from '../decode/translate';
+import type { ResumeState } from '../checkpoint/resume';
 import type { FitResult } from '../train/fit';
 
 export interface Seq2SeqConfig {

@@ -1,5 +1,5 @@
-import { native, type AttentionKind, type AttentionShape } from '../native';
-import { Random } from '../random';
+import { native, type AttentionKind, type AttentionShape } from '../core/native';
+import { Random } from '../core/random';
 import { Module, Parameter, checkInt, reuse } from './parameter';
 
 export type { AttentionKind };

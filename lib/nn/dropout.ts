@@ -1,4 +1,4 @@
-import { native } from '../native';
+import { native } from '../core/native';
 import { checkNumber, reuse } from './parameter';
 
 /**

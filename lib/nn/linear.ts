@@ -1,5 +1,5 @@
-import { native } from '../native';
-import { Random } from '../random';
+import { native } from '../core/native';
+import { Random } from '../core/random';
 import { Module, Parameter, checkInt, reuse } from './parameter';
 
 /**

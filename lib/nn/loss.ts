@@ -1,4 +1,4 @@
-import { native } from '../native';
+import { native } from '../core/native';
 import { checkInt, checkNumber, reuse } from './parameter';
 
 export interface CrossEntropyOptions {

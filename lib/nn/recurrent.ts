@@ -1,5 +1,5 @@
-import { native, type CellName, type StackShape } from '../native';
-import { Random } from '../random';
+import { native, type CellName, type StackShape } from '../core/native';
+import { Random } from '../core/random';
 import { Module, Parameter, checkInt, checkNumber, reuse } from './parameter';
 
 /**

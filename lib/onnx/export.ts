@@ -1,9 +1,9 @@
 // ONNX export of a LanguageModel: Gather (embedding) -> one LSTM/GRU/RNN node per layer (with
 // residual Adds) -> Gemm (decoder), built from the pieces in graph.ts. Every layer's state
 // is an explicit graph input and output, so the runtime that runs the file owns the state.
-import { writeFileAtomic } from '../io/atomic';
+import { writeFileAtomic } from '../core/atomic';
 import { LanguageModel } from '../models/language-model';
-import { native } from '../native';
+import { native } from '../core/native';
 import { checkInt } from '../nn/parameter';
 import { FORMAT, MAX_OPSET, MIN_OPSET, NAMES, graphIo, type OnnxKind } from './format';
 import { GraphBuilder, addRecurrentStack, encodeModel, int } from './graph';

@@ -3,15 +3,15 @@
 // worker thread (onnxruntime's run() blocks its thread); this side encodes, routes and decodes.
 import * as path from 'node:path';
 
-import type { GenerateOptions, StreamOptions } from '../generate/options';
-import type { GeneratorInfo, TextGenerator } from '../generate/text-generator';
-import type { NativeGenerateResult } from '../native';
+import type { GenerateOptions, StreamOptions } from '../decode/options';
+import type { GeneratorInfo, TextGenerator } from '../decode/text-generator';
+import type { NativeGenerateResult } from '../core/native';
 import { checkInt } from '../nn/parameter';
 import { tokenizerFromJSON, type Tokenizer } from '../text';
 import type { OnnxModelInfo } from './format';
-import { generateText, streamText, type TokenLoop } from '../generate/token-loop';
+import { generateText, streamText, type TokenLoop } from '../decode/token-loop';
 import type { GenerateRequest, TokensReply, WorkerInput } from './worker';
-import { OnnxWorker } from './worker-thread';
+import { OnnxWorker } from '../threads/protocol';
 
 export interface OnnxGeneratorOptions {
   /** onnxruntime intra-op threads (default: onnxruntime's choice, the machine's cores). */

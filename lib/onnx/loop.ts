@@ -3,11 +3,11 @@
 // generator streams, so that for the same seed and logits it picks the same tokens.
 import * as ort from 'onnxruntime-node';
 
-import { matchedStop, samplerOf, usesHistory, type Ragged } from '../generate/options';
+import { matchedStop, samplerOf, usesHistory, type Ragged } from '../decode/options';
 import type { LanguageModelSpec } from '../models/language-model';
-import { native, type NativeGenerateOptions, type NativeGenerateResult } from '../native';
+import { native, type NativeGenerateOptions, type NativeGenerateResult } from '../core/native';
 import { NAMES, type OnnxKind } from './format';
-import type { OnTokens } from '../generate/token-loop';
+import type { OnTokens } from '../decode/token-loop';
 
 const FINISH_LENGTH = 0;
 const FINISH_STOP = 1;

@@ -5,9 +5,9 @@
 // once per output token, carrying the state and reordering rows between steps for beam search.
 import { onnx } from 'onnx-proto';
 
-import { writeFileAtomic } from '../io/atomic';
+import { writeFileAtomic } from '../core/atomic';
 import { Seq2Seq } from '../models/seq2seq';
-import { native } from '../native';
+import { native } from '../core/native';
 import type { Linear } from '../nn/linear';
 import { checkInt } from '../nn/parameter';
 import { FORMAT, MAX_OPSET, MIN_OPSET } from './format';

@@ -4,7 +4,7 @@
 import * as ort from 'onnxruntime-node';
 
 import type { Seq2SeqSpec } from '../models/seq2seq';
-import { native, type BeamSearchConfig, type BeamSearchResult } from '../native';
+import { native, type BeamSearchConfig, type BeamSearchResult } from '../core/native';
 import { SEQ2SEQ_NAMES as N, seq2seqSizes } from './seq2seq-format';
 
 type Rows = Float32Array | Uint8Array;

@@ -2,11 +2,11 @@
 // blocks the thread that calls it) and runs whole beam searches, one call after another.
 import { workerData } from 'node:worker_threads';
 
-import type { BeamSearchConfig, BeamSearchResult } from '../native';
+import type { BeamSearchConfig, BeamSearchResult } from '../core/native';
 import { OnnxSeq2SeqLoop } from './seq2seq-loop';
 import { readOnnxSeq2Seq, sha256, type OnnxSeq2SeqInfo, type Seq2SeqPart } from './seq2seq-format';
 import { openSession } from './session';
-import { serveCalls } from './worker-thread';
+import { serveCalls } from '../threads/protocol';
 
 export interface Seq2SeqWorkerInput {
   files: Record<Seq2SeqPart, string>;

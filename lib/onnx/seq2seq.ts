@@ -4,9 +4,9 @@
 import * as path from 'node:path';
 
 import type { Seq2SeqSpec } from '../models/seq2seq';
-import type { BeamSearchResult } from '../native';
+import type { BeamSearchResult } from '../core/native';
 import { checkInt } from '../nn/parameter';
-import type { SourceBatch } from '../seq2seq/batch';
+import type { SourceBatch } from '../text/batch';
 import {
   beamSearchConfig,
   translate,
@@ -14,11 +14,11 @@ import {
   type TranslateOptions,
   type Translation,
   type Translator,
-} from '../seq2seq/translate';
+} from '../decode/translate';
 import { tokenizerFromJSON, type Tokenizer } from '../text';
 import { seq2seqOnnxPaths, type OnnxSeq2SeqInfo, type Seq2SeqPart } from './seq2seq-format';
 import type { BeamSearchRequest, Seq2SeqWorkerInput } from './seq2seq-worker';
-import { OnnxWorker } from './worker-thread';
+import { OnnxWorker } from '../threads/protocol';
 
 export interface OnnxSeq2SeqOptions {
   /** onnxruntime intra-op threads of each session (default: onnxruntime's choice). */

@@ -3,12 +3,12 @@
 // and tokens. Requests run one after another, in the order they arrive.
 import { workerData } from 'node:worker_threads';
 
-import type { Ragged } from '../generate/options';
-import type { NativeGenerateOptions, NativeGenerateResult } from '../native';
+import type { Ragged } from '../decode/options';
+import type { NativeGenerateOptions, NativeGenerateResult } from '../core/native';
 import type { OnnxModelInfo } from './format';
 import { OnnxTokenLoop } from './loop';
 import { openOnnxSession } from './session';
-import { serveCalls } from './worker-thread';
+import { serveCalls } from '../threads/protocol';
 
 export interface WorkerInput {
   file: string;

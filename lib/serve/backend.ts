@@ -3,8 +3,8 @@
 // want them. Priming a prompt and generating a token are the same call, so one step can do both
 // for different rows. Backends run inside the engine's worker thread; their calls are synchronous
 // compute (native) or block it (onnxruntime).
-import type { Ragged } from '../generate/options';
-import { native, type LmWeights, type NativePackedLm, type StackShape } from '../native';
+import type { Ragged } from '../decode/options';
+import { native, type LmWeights, type NativePackedLm, type StackShape } from '../core/native';
 import { StateLayout, type RowStates } from './state';
 
 export interface StepBackend {

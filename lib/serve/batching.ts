@@ -7,14 +7,14 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Worker } from 'node:worker_threads';
 
-import { samplerOf, type GenerateOptions, type StreamOptions } from '../generate/options';
-import type { GeneratorInfo, TextGenerator } from '../generate/text-generator';
+import { samplerOf, type GenerateOptions, type StreamOptions } from '../decode/options';
+import type { GeneratorInfo, TextGenerator } from '../decode/text-generator';
 import { LanguageModel, type LanguageModelSpec } from '../models/language-model';
-import type { NativeGenerateResult } from '../native';
+import type { NativeGenerateResult } from '../core/native';
 import { checkInt } from '../nn/parameter';
-import { generateText, streamText, type OnTokens, type TokenLoop } from '../generate/token-loop';
+import { generateText, streamText, type OnTokens, type TokenLoop } from '../decode/token-loop';
 import { tokenizerFromJSON, type Tokenizer } from '../text';
-import { startWorker } from '../worker-start';
+import { startWorker } from '../threads/start';
 import {
   FINISH_CANCELLED,
   type EngineInfo,
@@ -87,7 +87,11 @@ function resolveOptions(o: BatchingOptions): Resolved {
 
 /** Starts the engine worker and waits for it to load the model. */
 function open(input: WorkerInput, what: string) {
-  return startWorker<EngineInfo>(path.join(__dirname, 'worker.js'), { workerData: input }, what);
+  return startWorker<EngineInfo>(
+    path.join(__dirname, 'engine-worker.js'),
+    { workerData: input },
+    what,
+  );
 }
 
 export class BatchingGenerator implements TextGenerator {

@@ -12,8 +12,8 @@
 // so the prompts are fed up to `primeChunk` tokens per call instead (one pass for a burst of new
 // requests, as an in-process batch primes). Between iterations the worker's event loop runs,
 // which is when new rows arrive.
-import { matchedStop, ragged, usesHistory } from '../generate/options';
-import { native, type NativeSamplerOptions } from '../native';
+import { matchedStop, ragged, usesHistory } from '../decode/options';
+import { native, type NativeSamplerOptions } from '../core/native';
 import type { StepBackend } from './backend';
 import {
   FINISH_CANCELLED,

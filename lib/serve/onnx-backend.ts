@@ -3,7 +3,7 @@
 // chunk in one run, a 'step' model (time fixed at 1) one token per run.
 import * as ort from 'onnxruntime-node';
 
-import { ragged, type Ragged } from '../generate/options';
+import { ragged, type Ragged } from '../decode/options';
 import { NAMES, type OnnxModelInfo } from '../onnx/format';
 import { openOnnxSession } from '../onnx/session';
 import { rowLengths, type StepBackend } from './backend';

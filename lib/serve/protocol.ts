@@ -1,9 +1,9 @@
 // Messages between a BatchingGenerator (main thread) and its engine worker.
-import type { Ragged } from '../generate/options';
+import type { Ragged } from '../decode/options';
 import type { LanguageModelSpec } from '../models/language-model';
-import type { LmWeights, NativeSamplerOptions } from '../native';
+import type { LmWeights, NativeSamplerOptions } from '../core/native';
 import type { TokenizerJSON } from '../text';
-import type { FirstReply } from '../worker-start';
+import type { FirstReply } from '../threads/start';
 
 export type WorkerInput = (
   { kind: 'native'; spec: LanguageModelSpec; weights: LmWeights } | { kind: 'onnx'; file: string }

@@ -3,8 +3,8 @@
 // TranslateOptions. Value ranges (top_p in (0, 1], seed >= 0, ...) are the library's checks;
 // errors it raises name its option (topP), which `fieldMessage` turns back into the request's
 // field (top_p).
-import type { SamplingOptions } from '../generate/options';
-import type { TranslateOptions } from '../seq2seq/translate';
+import type { SamplingOptions } from '../decode/options';
+import type { TranslateOptions } from '../decode/translate';
 
 export interface RequestLimits {
   /** Largest request body in bytes (default 1 MiB). */

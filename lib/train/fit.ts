@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import { Worker, parentPort } from 'node:worker_threads';
 
-import type { ResumeState, TrainingState } from '../io/training';
+import type { ResumeState, TrainingState } from '../checkpoint/resume';
 import type { LanguageModel } from '../models/language-model';
 import { checkInt, checkNumber, type Module, type Parameter } from '../nn/parameter';
 import type {

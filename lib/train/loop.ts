@@ -3,12 +3,12 @@
 // `trainLoop` feeds it a language model's truncated backpropagation through time over parallel
 // streams of the corpus. They run in a worker thread (see fit.ts) and talk to their caller only
 // through `report` and `shouldStop`.
-import { saveCheckpoint } from '../io/checkpoint';
-import type { ResumeState, TrainingState } from '../io/training';
+import { saveCheckpoint } from '../checkpoint/language-model';
+import type { ResumeState, TrainingState } from '../checkpoint/resume';
 import { copyState, type LanguageModel } from '../models/language-model';
 import type { Module } from '../nn/parameter';
 import type { RecurrentState } from '../nn/recurrent';
-import { Random } from '../random';
+import { Random } from '../core/random';
 import { Adam, SGD, clipGradNorm, type Optimizer } from './optim';
 
 export type LrSchedule = 'constant' | 'cosine' | 'linear';

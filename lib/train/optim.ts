@@ -1,4 +1,4 @@
-import { native } from '../native';
+import { native } from '../core/native';
 import { Parameter, checkNumber, sharedFloat32 } from '../nn/parameter';
 
 /** An optimizer over a fixed list of parameters; step() applies one fused native update. */

@@ -1,8 +1,8 @@
 // Tab-separated pairs files (one pair a line, like the Tatoeba/ManyThings exports): decoded with
 // the corpus checks (UTF-8 only, no binary), blank lines skipped, every other line required to
 // have both columns, non-empty.
-import { validateCorpus } from '../text';
-import type { TextPair } from './fit';
+import { validateCorpus } from './';
+import type { TextPair } from '../train/seq2seq-fit';
 
 export interface PairsFormat {
   /** 0-based column of the source (default 0) and of the target (default 1). */

@@ -3,18 +3,18 @@
 // model's optimizers, schedules, clipping, validation, early stopping and resumable checkpoints
 // (runTraining in lib/train/loop.ts). It runs in a worker thread (see fit.ts) and talks to its
 // caller only through `report` and `shouldStop`.
-import type { ResumeState } from '../io/training';
+import type { ResumeState } from '../checkpoint/resume';
 import type { Seq2Seq } from '../models/seq2seq';
-import { Random } from '../random';
+import { Random } from '../core/random';
 import {
   runTraining,
   type BaseLoopOptions,
   type LoopMessage,
   type LoopResult,
   type TrainingTask,
-} from '../train/loop';
-import { saveSeq2Seq } from './checkpoint';
-import { pairBatch, type PairBatch } from './batch';
+} from './loop';
+import { saveSeq2Seq } from '../checkpoint/seq2seq';
+import { pairBatch, type PairBatch } from '../text/batch';
 
 /** A tokenized training pair. */
 export interface TokenPair {

@@ -6,16 +6,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import type { TextGenerator } from '../generate/text-generator';
-import { readSafetensors } from '../io/safetensors';
+import type { TextGenerator } from '../decode/text-generator';
+import { readSafetensors } from '../checkpoint/safetensors';
 import { Seq2Seq } from '../models/seq2seq';
-import { native } from '../native';
+import { native } from '../core/native';
 import { OnnxSeq2Seq } from '../onnx/seq2seq';
 import { seq2seqOnnxPaths } from '../onnx/seq2seq-format';
-import type { Translator } from '../seq2seq/translate';
-import { startWorker } from '../worker-start';
+import type { Translator } from '../decode/translate';
+import { startWorker } from '../threads/start';
 import { BatchingGenerator } from './batching';
-import { startServer } from './server';
+import { startServer } from './http';
 
 export interface ServeConfig {
   /** An .onnx export or a .safetensors checkpoint, of a language or a seq2seq model. */
@@ -89,7 +89,7 @@ export async function serveHere(c: ServeConfig): Promise<Serving> {
 /** Serves as serveHere does, from a worker thread with a small young generation. */
 export async function serveInWorker(c: ServeConfig): Promise<Serving> {
   const { worker, info } = await startWorker<{ url: string; engine: string }>(
-    path.join(__dirname, 'served-worker.js'),
+    path.join(__dirname, 'thread-worker.js'),
     { workerData: c, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } },
     `${c.file}: the serving thread`,
   );

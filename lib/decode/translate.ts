@@ -1,12 +1,12 @@
 // Text-level decoding: tokenizes sources, decodes them in length-sorted batches with beam search
 // (beam 1: greedy; native kernels or onnxruntime) and turns the tokens back into text, with each
 // output token's attention over the source tokens.
-import { samplerSettings, type SamplerSettings, type SamplingOptions } from '../generate/options';
+import { samplerSettings, type SamplerSettings, type SamplingOptions } from './options';
 import type { Seq2SeqSpec } from '../models/seq2seq';
-import type { BeamSearchConfig, BeamSearchResult } from '../native';
+import type { BeamSearchConfig, BeamSearchResult } from '../core/native';
 import { checkInt, checkNumber } from '../nn/parameter';
 import type { Tokenizer, UnknownPolicy } from '../text';
-import { sourceBatch, type SourceBatch } from './batch';
+import { sourceBatch, type SourceBatch } from '../text/batch';
 
 /**
  * With beam 1, `temperature` > 0 samples each output token instead of taking the most likely one,

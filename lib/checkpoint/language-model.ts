@@ -6,7 +6,7 @@ import { LanguageModel, type LanguageModelSpec } from '../models/language-model'
 import { tokenizerFromJSON } from '../text';
 import { float32ToFloat16 } from './float16';
 import { float32Data, readSafetensors, writeSafetensors, type Tensor } from './safetensors';
-import { addTrainingState, metadataJson, readTrainingState, type TrainingState } from './training';
+import { addTrainingState, metadataJson, readTrainingState, type TrainingState } from './resume';
 
 export type { TrainingState };
 

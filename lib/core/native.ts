@@ -377,7 +377,7 @@ export interface NativeBpeEncoder {
   encode(text: string): I32;
 }
 
-const root = path.resolve(__dirname, '..');
+const root = path.resolve(__dirname, '..', '..');
 
 function load(): Native {
   const candidates = [

@@ -1,5 +1,5 @@
 // Sampling options shared by every text generator (native and ONNX): parsed and checked once here.
-import type { NativeSamplerOptions } from '../native';
+import type { NativeSamplerOptions } from '../core/native';
 import { checkInt, checkNumber } from '../nn/parameter';
 import type { Tokenizer } from '../text';
 

@@ -3,7 +3,7 @@
 // main thread only routes rows and tokens.
 import { parentPort, workerData } from 'node:worker_threads';
 
-import { native } from '../native';
+import { native } from '../core/native';
 import { NativeStepBackend, type StepBackend } from './backend';
 import { StepEngine } from './engine';
 import type { FromWorker, ToWorker, WorkerInput } from './protocol';

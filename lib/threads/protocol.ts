@@ -4,7 +4,7 @@
 // answers the calls one after another, in the order they arrive.
 import { parentPort, type Worker } from 'node:worker_threads';
 
-import { startWorker, type FirstReply } from '../worker-start';
+import { startWorker, type FirstReply } from './start';
 
 /** A message for call `id` before its answer (streamed tokens, say). */
 export interface Progress {

@@ -3,20 +3,14 @@
 // shared parameter memory, so the caller's event loop keeps running.
 import * as path from 'node:path';
 
-import type { ResumeState } from '../io/training';
+import type { ResumeState } from '../checkpoint/resume';
 import type { Seq2Seq } from '../models/seq2seq';
 import type { UnknownPolicy } from '../text';
 import { checkInt, checkNumber } from '../nn/parameter';
-import { Random } from '../random';
-import {
-  abortError,
-  loopOptions,
-  runTrainingWorker,
-  type FitOptions,
-  type FitResult,
-} from '../train/fit';
-import type { Seq2SeqLoopOptions, TokenPair } from './train';
-import type { Seq2SeqWorkerInput } from './worker';
+import { Random } from '../core/random';
+import { abortError, loopOptions, runTrainingWorker, type FitOptions, type FitResult } from './fit';
+import type { Seq2SeqLoopOptions, TokenPair } from './seq2seq';
+import type { Seq2SeqWorkerInput } from './seq2seq-worker';
 
 /** A training pair as text. */
 export interface TextPair {
@@ -129,5 +123,5 @@ export function fitSeq2Seq(
     resume: options.resume ?? null,
   };
   if (options.signal?.aborted) return Promise.reject(abortError());
-  return runTrainingWorker(path.join(__dirname, 'worker.js'), input, stop, options);
+  return runTrainingWorker(path.join(__dirname, 'seq2seq-worker.js'), input, stop, options);
 }

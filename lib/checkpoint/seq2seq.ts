@@ -4,13 +4,8 @@
 // ...), embeddings and linear layers as weight/bias; the spec and both vocabularies travel in the
 // metadata, and a training checkpoint adds the training state both model kinds share
 // (lib/io/training.ts). Loading checks every name, shape and dtype before the model is returned.
-import { writeSafetensors, readSafetensors, type Tensor } from '../io/safetensors';
-import {
-  addTrainingState,
-  metadataJson,
-  readTrainingState,
-  type ResumeState,
-} from '../io/training';
+import { writeSafetensors, readSafetensors, type Tensor } from './safetensors';
+import { addTrainingState, metadataJson, readTrainingState, type ResumeState } from './resume';
 import { Seq2Seq, type Seq2SeqSpec } from '../models/seq2seq';
 import { Attention } from '../nn/attention';
 import type { Module } from '../nn/parameter';

@@ -7,11 +7,11 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 
-import type { SamplingOptions } from '../generate/options';
-import type { TextGenerator } from '../generate/text-generator';
+import type { SamplingOptions } from '../decode/options';
+import type { TextGenerator } from '../decode/text-generator';
 import { checkInt } from '../nn/parameter';
 import { OnnxSeq2Seq } from '../onnx/seq2seq';
-import type { Translator } from '../seq2seq/translate';
+import type { Translator } from '../decode/translate';
 import { BatchingGenerator, QueueFullError, QueueTimeoutError } from './batching';
 import { Counter, Gauge, Histogram, Registry } from './metrics';
 import {

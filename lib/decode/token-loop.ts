@@ -3,7 +3,7 @@
 // and encoded with lib/generate/options.ts, batches are split at maxBatch with the row offsets
 // that keep every prompt's random stream independent of the split, and stop strings are cut.
 // It holds nothing backend-specific, so the native generator can run on it as well.
-import type { NativeGenerateOptions, NativeGenerateResult } from '../native';
+import type { NativeGenerateOptions, NativeGenerateResult } from '../core/native';
 import { checkInt } from '../nn/parameter';
 import type { Tokenizer } from '../text';
 import {

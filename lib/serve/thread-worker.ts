@@ -1,7 +1,7 @@
 // The serving thread of serveInWorker: serves the model over HTTP until the parent says 'close'.
 import { parentPort, workerData } from 'node:worker_threads';
 
-import { serveHere, type ServeConfig, type Serving } from './served';
+import { serveHere, type ServeConfig, type Serving } from './thread';
 
 async function main(): Promise<void> {
   const port = parentPort;

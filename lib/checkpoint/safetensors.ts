@@ -14,7 +14,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
-import { writeFileAtomic } from './atomic';
+import { writeFileAtomic } from '../core/atomic';
 import { bfloat16ToFloat32, float16ToFloat32 } from './float16';
 
 /** 16-bit floats are held as their bit patterns (see float16.ts). */

@@ -1,4 +1,4 @@
-export { writeFileAtomic } from './atomic';
+export { writeFileAtomic } from '../core/atomic';
 export {
   type DType,
   parseSafetensors,

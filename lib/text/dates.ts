@@ -3,7 +3,7 @@
 // (they may share a date, never a seed's stream). Years run 1950..2049; a two-digit year yy means
 // 19yy for yy >= 50 and 20yy otherwise, one rule the model can learn. Only unambiguous numeric
 // forms are used (day first, or year first), never the US month-first numeric form.
-import { Random } from '../random';
+import { Random } from '../core/random';
 
 const MONTHS = [
   'January',

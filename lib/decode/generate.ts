@@ -2,7 +2,7 @@
 // stop checks) runs natively, one call per batch, off the event loop; token-loop.ts turns text
 // options into that call and its results back into text.
 import type { LanguageModel } from '../models/language-model';
-import { native } from '../native';
+import { native } from '../core/native';
 import type { Tokenizer } from '../text';
 import type { GenerateOptions, StreamOptions } from './options';
 import { generateText, streamText, type TokenLoop } from './token-loop';

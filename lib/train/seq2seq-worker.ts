@@ -4,8 +4,8 @@ import { workerData } from 'node:worker_threads';
 
 import { Seq2Seq, type Seq2SeqSpec } from '../models/seq2seq';
 import { tokenizerFromJSON, type TokenizerJSON } from '../text';
-import { serveTraining, type TrainingWorkerData } from '../train/fit';
-import { trainSeq2SeqLoop, type Seq2SeqLoopOptions, type TokenPair } from './train';
+import { serveTraining, type TrainingWorkerData } from './fit';
+import { trainSeq2SeqLoop, type Seq2SeqLoopOptions, type TokenPair } from './seq2seq';
 
 export interface Seq2SeqWorkerInput extends TrainingWorkerData<TokenPair[], Seq2SeqLoopOptions> {
   spec: Seq2SeqSpec;
