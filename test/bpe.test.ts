@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Random } from '../lib/random';
+import { Random } from '../lib/core/random';
 import {
   BpeTokenizer,
   fromHuggingFaceJSON,

@@ -1,4 +1,4 @@
-import { native, type CharClassRanges, type NativeBpeEncoder } from '../native';
+import { native, type CharClassRanges, type NativeBpeEncoder } from '../core/native';
 import {
   checkId,
   lookupSpecial,
