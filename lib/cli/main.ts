@@ -14,7 +14,14 @@ import { native } from '../core/native';
 import { exportOnnx } from '../onnx/export';
 import { exportSeq2SeqOnnx } from '../onnx/seq2seq-export';
 import { readSafetensors } from '../checkpoint/safetensors';
-import { CharTokenizer, WordTokenizer, validateCorpus, type Tokenizer } from '../text';
+import {
+  BpeTokenizer,
+  CharTokenizer,
+  SentencePieceTokenizer,
+  WordTokenizer,
+  validateCorpus,
+  type Tokenizer,
+} from '../text';
 import type { CellType } from '../nn/recurrent';
 import { Seq2Seq } from '../models/seq2seq';
 import type { AttentionKind } from '../nn/attention';
@@ -88,10 +95,22 @@ function readCorpus(file: string): string {
   return validateCorpus(readBytes(file), file);
 }
 
-function makeTokenizer(kind: string, text: string, maxVocab?: number): Tokenizer {
-  if (kind === 'char') return CharTokenizer.fromText(text);
-  if (kind === 'word') return WordTokenizer.fromText(text, { maxVocab: maxVocab ?? 10000 });
-  throw new UsageError(`--tokenizer must be 'char' or 'word', got '${kind}'`);
+interface TokenizerFlags {
+  specials?: string[];
+  maxVocab: number;
+  vocabSize: number;
+  lowercase?: boolean;
+}
+
+/** The tokenizer `--tokenizer KIND` asks for, built from `text` (spm:FILE loads FILE instead). */
+async function makeTokenizer(kind: string, text: string, o: TokenizerFlags): Promise<Tokenizer> {
+  const { specials, lowercase } = o;
+  if (kind === 'char') return CharTokenizer.fromText(text, { specials });
+  if (kind === 'word')
+    return WordTokenizer.fromText(text, { specials, maxVocab: o.maxVocab, lowercase });
+  if (kind === 'bpe') return BpeTokenizer.train(text, { specials, vocabSize: o.vocabSize });
+  if (kind.startsWith('spm:') && kind.length > 4) return SentencePieceTokenizer.load(kind.slice(4));
+  throw new UsageError(`--tokenizer must be 'char', 'word', 'bpe' or 'spm:FILE', got '${kind}'`);
 }
 
 function setThreads(v: unknown): void {
@@ -187,8 +206,10 @@ const commands: Record<string, Command | RawCommand> = {
     usage: `rnnkit train [--data FILE] [options]
 
   --data FILE            training text, UTF-8 (default: bundled tinyshakespeare.txt)
-  --tokenizer char|word  (default char)
+  --tokenizer KIND       char (default), word, bpe (byte-level BPE trained on the text) or
+                         spm:FILE (a SentencePiece .model file)
   --max-vocab N          word tokenizer vocabulary limit (default 10000)
+  --vocab-size N         bpe vocabulary size, 256 bytes included (default 4000)
   --cell lstm|gru|rnn    (default lstm)
   --hidden N             hidden size (default 512)
   --layers N             recurrent layers (default 1)
@@ -219,6 +240,7 @@ const commands: Record<string, Command | RawCommand> = {
         'data',
         'tokenizer',
         'max-vocab',
+        'vocab-size',
         'cell',
         'hidden',
         'layers',
@@ -265,11 +287,10 @@ const commands: Record<string, Command | RawCommand> = {
       } else {
         const cell = cellOption(v.cell);
         model = new LanguageModel({
-          tokenizer: makeTokenizer(
-            str(v.tokenizer) ?? 'char',
-            text,
-            num(v['max-vocab'], 'max-vocab', 'int'),
-          ),
+          tokenizer: await makeTokenizer(str(v.tokenizer) ?? 'char', text, {
+            maxVocab: num(v['max-vocab'], 'max-vocab', 'int') ?? 10000,
+            vocabSize: num(v['vocab-size'], 'vocab-size', 'int') ?? 4000,
+          }),
           cell,
           hiddenSize: num(v.hidden, 'hidden', 'int') ?? 512,
           numLayers: num(v.layers, 'layers', 'int') ?? 1,
@@ -430,8 +451,10 @@ const commands: Record<string, Command | RawCommand> = {
   --target-column N      1-based column of the target (default 2)
   --task dates           generate the date-normalisation task instead ("27 Nov 2026" -> 2026-11-27)
   --examples N           dates: generated training pairs (default 50000)
-  --tokenizer char|word  (default char); word vocabularies are lowercased
+  --tokenizer KIND       char (default), word (lowercased), bpe (byte-level BPE trained on each
+                         side) or spm:FILE (one SentencePiece .model for both sides)
   --max-vocab N          word vocabulary limit per side (default 8000)
+  --vocab-size N         bpe vocabulary size per side, 256 bytes included (default 4000)
   --cell lstm|gru|rnn    (default lstm)
   --hidden N             decoder hidden size (default 128)
   --encoder-hidden N     encoder hidden size per direction (default hidden/2)
@@ -470,6 +493,7 @@ const commands: Record<string, Command | RawCommand> = {
         'examples',
         'tokenizer',
         'max-vocab',
+        'vocab-size',
         'cell',
         'hidden',
         'encoder-hidden',
@@ -530,15 +554,13 @@ const commands: Record<string, Command | RawCommand> = {
         }
         [train, test] = splitPairs(all, testSize / all.length, seed);
       }
-      const kind = str(v.tokenizer) ?? 'char';
-      const maxVocab = num(v['max-vocab'], 'max-vocab', 'int') ?? 8000;
-      const vocab = (texts: string[], specials: string[]) => {
-        const text = texts.join('\n');
-        if (kind === 'char') return CharTokenizer.fromText(text, { specials });
-        if (kind === 'word')
-          return WordTokenizer.fromText(text, { specials, maxVocab, lowercase: true });
-        throw new UsageError(`--tokenizer must be 'char' or 'word', got '${kind}'`);
-      };
+      const vocab = (texts: string[], specials: string[]) =>
+        makeTokenizer(str(v.tokenizer) ?? 'char', texts.join('\n'), {
+          specials,
+          maxVocab: num(v['max-vocab'], 'max-vocab', 'int') ?? 8000,
+          vocabSize: num(v['vocab-size'], 'vocab-size', 'int') ?? 4000,
+          lowercase: true,
+        });
       let model: Seq2Seq;
       if (v.resume !== undefined) {
         model = await Seq2Seq.load(String(v.resume));
@@ -550,11 +572,11 @@ const commands: Record<string, Command | RawCommand> = {
       } else {
         const cell = cellOption(v.cell);
         model = new Seq2Seq({
-          sourceTokenizer: vocab(
+          sourceTokenizer: await vocab(
             train.map((p) => p.source),
             [],
           ),
-          targetTokenizer: vocab(
+          targetTokenizer: await vocab(
             train.map((p) => p.target),
             ['<pad>', '<bos>', '<eos>'],
           ),
