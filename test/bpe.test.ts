@@ -82,7 +82,7 @@ describe('BpeTokenizer training', () => {
     expect(seen[seen.length - 1]).toBe(344);
   });
 
-  it('runs off the event loop and stops on an AbortSignal', async () => {
+  it('runs off the event loop; an AbortSignal or a throwing onProgress stops it', async () => {
     let ticks = 0;
     const timer = setInterval(() => ticks++, 1);
     const controller = new AbortController();
@@ -97,6 +97,14 @@ describe('BpeTokenizer training', () => {
     await expect(training).rejects.toMatchObject({ name: 'AbortError' });
     clearInterval(timer);
     expect(ticks).toBeGreaterThan(0);
+    const failing = BpeTokenizer.train(shakespeare, {
+      vocabSize: 20_000,
+      minFrequency: 1,
+      onProgress: () => {
+        throw new Error('progress display broke');
+      },
+    });
+    await expect(failing).rejects.toThrow('progress display broke');
     const aborted = new AbortController();
     aborted.abort();
     await expect(
@@ -188,6 +196,7 @@ describe('BpeTokenizer encoding', () => {
     }
     expect(tokenizer.decode(ids.subarray(0, ids.length - 1))).toBe('é\uFFFD');
     expect(() => tokenizer.decode([tokenizer.size])).toThrow(/ids\[0\] is 1000/);
+    expect(() => tokenizer.tokenBytes(-1)).toThrow(/tokenBytes: id -1 is not an integer id/);
   });
 
   it('serialises through tokenizer JSON and Hugging Face tokenizer.json', async () => {

@@ -124,7 +124,8 @@ struct Training {
 };
 
 // Trains on the libuv pool; progress goes to onProgress(done, total) on the main thread, and the
-// cancel flag is read at every progress report.
+// cancel flag is read at every progress report. If onProgress throws, training stops at the next
+// report and the promise rejects with what it threw.
 class TrainWorker : public Napi::AsyncProgressQueueWorker<int32_t> {
  public:
   TrainWorker(Napi::Env env, Training&& t, std::vector<Napi::ObjectReference>&& refs,
@@ -142,6 +143,7 @@ class TrainWorker : public Napi::AsyncProgressQueueWorker<int32_t> {
 
   void Execute(const ExecutionProgress& progress) override {
     auto report = [this, &progress](int done, int total) {
+      if (js_failed_.load(std::memory_order_relaxed)) throw Cancelled{};
       if (t_.cancel && __atomic_load_n(t_.cancel, __ATOMIC_RELAXED) != 0) throw Cancelled{};
       const int32_t message[2] = {done, total};
       progress.Send(message, 2);
@@ -161,16 +163,20 @@ class TrainWorker : public Napi::AsyncProgressQueueWorker<int32_t> {
     if (on_progress_.IsEmpty() || count < 2) return;
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
+    if (js_failed_.load(std::memory_order_relaxed)) return;
     try {
       on_progress_.Call({Napi::Number::New(env, data[0]), Napi::Number::New(env, data[1])});
-    } catch (const Napi::Error&) {
-      // A failing progress callback must not stop training; the promise still settles.
+    } catch (const Napi::Error& e) {
+      js_error_ = e;
+      js_failed_.store(true, std::memory_order_relaxed);
     }
   }
 
   void OnOK() override {
     Napi::Env env = Env();
-    if (cancelled_) {
+    if (js_failed_.load(std::memory_order_relaxed)) {
+      deferred_.Reject(js_error_.Value());
+    } else if (cancelled_) {
       Napi::Error e = Napi::Error::New(env, "bpeTrain: training was aborted");
       e.Set("name", Napi::String::New(env, "AbortError"));
       deferred_.Reject(e.Value());
@@ -186,6 +192,8 @@ class TrainWorker : public Napi::AsyncProgressQueueWorker<int32_t> {
   std::vector<Napi::ObjectReference> refs_;
   Napi::Promise::Deferred deferred_;
   Napi::FunctionReference on_progress_;
+  std::atomic<bool> js_failed_{false};
+  Napi::Error js_error_;
   bool cancelled_ = false, failed_ = false, range_ = false;
   std::string error_;
 };
