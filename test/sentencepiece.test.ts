@@ -113,6 +113,8 @@ describe.skipIf(!hasSpm)('SentencePieceTokenizer against spm_encode', () => {
     expect(tok.specialId('<bos>')).toBe(tok.specialId('<s>'));
     expect(tok.specialId('<eos>')).toBe(2);
     expect(() => tok.specialId('<pad>')).toThrow(/no special token "<pad>"/);
+    expect(tok.idToPiece(tok.unknownId)).toBe('<unk>');
+    expect(() => tok.idToPiece(tok.size)).toThrow(/idToPiece: id 600 is not an integer id/);
   });
 
   it('streams whole characters from byte pieces', () => {

@@ -1,6 +1,7 @@
 import { native, type CharClassRanges, type NativeBpeEncoder } from '../core/native';
 import {
   checkId,
+  checkTokenId,
   lookupSpecial,
   specialIndex,
   type BpeTokenizerJSON,
@@ -182,7 +183,7 @@ export class BpeTokenizer implements Tokenizer {
 
   /** The bytes id `id` stands for (empty for a special). */
   tokenBytes(id: number): Uint8Array {
-    const i = checkId([id], 0, this.size) - this.specials.length;
+    const i = checkTokenId('tokenBytes', id, this.size) - this.specials.length;
     return i < 0 ? new Uint8Array(0) : this.pieces[i];
   }
 

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Reader } from 'protobufjs/minimal';
 import {
   checkId,
+  checkTokenId,
   lookupSpecial,
   type DecodeOptions,
   type EncodeOptions,
@@ -341,7 +342,7 @@ export class SentencePieceTokenizer implements Tokenizer {
 
   /** The piece (as stored, with `▁` for spaces) of an id. */
   idToPiece(id: number): string {
-    return this.proto.pieces[checkId([id], 0, this.size)].piece;
+    return this.proto.pieces[checkTokenId('idToPiece', id, this.size)].piece;
   }
 
   specialId(name: string): number {

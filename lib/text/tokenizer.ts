@@ -134,11 +134,21 @@ export function lookupSpecial(ids: ReadonlyMap<string, number>, name: string): n
   return id;
 }
 
+const isId = (id: number, size: number) => Number.isInteger(id) && id >= 0 && id < size;
+
 /** ids[i], checked to be an integer id below `size`. */
 export function checkId(ids: ArrayLike<number>, i: number, size: number): number {
   const id = ids[i];
-  if (!Number.isInteger(id) || id < 0 || id >= size) {
+  if (!isId(id, size)) {
     throw new RangeError(`decode: ids[${i}] is ${id}, expected an integer id in [0, ${size})`);
+  }
+  return id;
+}
+
+/** `id`, checked to be an integer id below `size`; `fn` names the caller in the error. */
+export function checkTokenId(fn: string, id: number, size: number): number {
+  if (!isId(id, size)) {
+    throw new RangeError(`${fn}: id ${id} is not an integer id in [0, ${size})`);
   }
   return id;
 }
