@@ -21,7 +21,7 @@ const {
   Seq2Seq,
   WordTokenizer,
 } = require('../dist/index.js');
-const { evaluateTokens } = require('../dist/train/loop.js');
+const { evaluateTokens } = require('../dist/train/language-model.js');
 const { parsePairs } = require('../dist/text/pairs.js');
 const { splitPairs } = require('../dist/train/seq2seq-fit.js');
 const { bleuTokens, corpusBleu } = require('../dist/train/bleu.js');
