@@ -52,10 +52,16 @@ export type { History, Progress, LrSchedule, StopReason } from './train/loop';
 export type { GenerateOptions, StreamOptions, SamplingOptions } from './decode/options';
 export type { TextGenerator, GeneratorInfo } from './decode/text-generator';
 export {
+  BpeTokenizer,
   CharTokenizer,
+  SentencePieceTokenizer,
   WordTokenizer,
+  fromHuggingFaceJSON,
+  toHuggingFaceJSON,
   tokenizerFromJSON,
   validateCorpus,
+  type BpeTrainOptions,
+  type DecodeOptions,
   type Tokenizer,
   type TokenizerJSON,
 } from './text';

@@ -3,9 +3,16 @@
 import * as path from 'node:path';
 
 import { native } from '../core/native';
-import { CharTokenizer, WordTokenizer, validateCorpus, type Tokenizer } from '../text';
+import {
+  BpeTokenizer,
+  CharTokenizer,
+  SentencePieceTokenizer,
+  WordTokenizer,
+  validateCorpus,
+  type Tokenizer,
+} from '../text';
 import type { LrSchedule, Progress } from '../train/loop';
-import { choice, float, int, on, readBytes } from './args';
+import { choice, float, int, on, readBytes, text, UsageError, type Flag } from './args';
 import { ProgressPrinter } from './progress';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -20,17 +27,38 @@ export function setThreads(threads: number | undefined): void {
   if (threads !== undefined) native.setThreads(threads);
 }
 
-export const TOKENIZERS = ['char', 'word'] as const;
+/** What --tokenizer asks for: a kind trained on the text, or a SentencePiece model file. */
+export type TokenizerChoice = { kind: 'char' | 'word' | 'bpe' } | { kind: 'spm'; file: string };
 
-/** A tokenizer of `kind` over `text`. */
-export function makeTokenizer(
-  kind: (typeof TOKENIZERS)[number],
-  text: string,
-  options: { maxVocab: number; specials?: string[]; lowercase?: boolean },
-): Tokenizer {
-  return kind === 'char'
-    ? CharTokenizer.fromText(text, { specials: options.specials })
-    : WordTokenizer.fromText(text, options);
+function tokenizerChoice(s: string, name: string): TokenizerChoice {
+  if (s === 'char' || s === 'word' || s === 'bpe') return { kind: s };
+  if (s.startsWith('spm:') && s.length > 4) return { kind: 'spm', file: s.slice(4) };
+  throw new UsageError(`--${name} must be char, word, bpe or spm:FILE, got '${s}'`);
+}
+
+/** --tokenizer KIND, checked as it is parsed (spm:FILE cannot be a choice flag's choice). */
+export function tokenizerFlag(help: string): Flag<TokenizerChoice> {
+  const f = text('KIND', help, 'char');
+  return { ...f, read: (raw, name) => tokenizerChoice(f.read(raw, name), name) };
+}
+
+/** The tokenizer `choice` asks for, built from `corpus` (spm:FILE loads FILE instead). */
+export async function makeTokenizer(
+  choice: TokenizerChoice,
+  corpus: string,
+  options: { maxVocab: number; vocabSize: number; specials?: string[]; lowercase?: boolean },
+): Promise<Tokenizer> {
+  const { specials, maxVocab, lowercase } = options;
+  switch (choice.kind) {
+    case 'char':
+      return CharTokenizer.fromText(corpus, { specials });
+    case 'word':
+      return WordTokenizer.fromText(corpus, { specials, maxVocab, lowercase });
+    case 'bpe':
+      return BpeTokenizer.train(corpus, { specials, vocabSize: options.vocabSize });
+    case 'spm':
+      return SentencePieceTokenizer.load(choice.file);
+  }
 }
 
 /** The training flags both train commands take; `d` holds each command's own defaults. */

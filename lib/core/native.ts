@@ -421,6 +421,29 @@ export interface Native {
   BeamSearch: new (config: BeamSearchConfig & { V: number }) => NativeBeamSearch;
   gemm(shape: GemmShape, A: F32, B: F32, C: F32): void;
   gemmAsync(shape: GemmShape, A: F32, B: F32, C: F32): Promise<void>;
+  bpeTrain(
+    corpus: { text: string } | { file: string },
+    options: { maxMerges: number; minFrequency: number },
+    classes: CharClassRanges,
+    cancel: Opt<I32>,
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<I32>;
+  BpeEncoder: new (merges: I32, classes: CharClassRanges) => NativeBpeEncoder;
+}
+
+/**
+ * The Unicode classes the byte-level BPE pre-tokenizer reads, as sorted inclusive code point
+ * ranges [lo0, hi0, lo1, hi1, ...].
+ */
+export interface CharClassRanges {
+  letter: I32;
+  number: I32;
+  space: I32;
+}
+
+/** Learned merges held natively; ids are 0..255 for bytes and 256 + k for merge k. */
+export interface NativeBpeEncoder {
+  encode(text: string): I32;
 }
 
 const loaded = loadAddon();

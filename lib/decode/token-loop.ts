@@ -103,9 +103,25 @@ export async function generateText(
   }
 }
 
+/** Length of the longest tail of `text` that is the start of some stop string (and not all of it). */
+function stopPrefixTail(text: string, stops: string[]): number {
+  let longest = 0;
+  for (const stop of stops) {
+    for (let k = Math.min(stop.length - 1, text.length); k > longest; k--) {
+      if (text.endsWith(stop.slice(0, k))) {
+        longest = k;
+        break;
+      }
+    }
+  }
+  return longest;
+}
+
 /**
- * Streams the continuation of one prompt as text pieces while the loop runs. Tokens that could
- * still turn out to begin a stop string are held back until they cannot.
+ * Streams the continuation of one prompt as text pieces while the loop runs. Stop strings are
+ * matched on the decoded text, so a stop is found however the tokens split it; text that could
+ * still turn out to begin a stop string is held back until it cannot, and so is a character whose
+ * UTF-8 bytes the tokens have not all given yet. A stop found in the text ends the loop.
  */
 export async function* streamText(
   loop: TokenLoop,
@@ -114,8 +130,6 @@ export async function* streamText(
 ): AsyncGenerator<string> {
   const p = prepare(tokenizer, options);
   const [prompt] = encodePrompts(tokenizer, [options.prompt], options.unknown);
-  const ends = p.stopIds?.offsets ?? new Int32Array(1);
-  const holdback = Math.max(0, ...Array.from(ends.subarray(1), (end, i) => end - ends[i]));
   const { flag, release } = cancelFlag(options.signal);
   const ids: number[] = [];
   let emitted = '';
@@ -143,12 +157,20 @@ export async function* streamText(
       wake?.();
     });
   try {
+    let stopped = false;
     for (;;) {
-      const ready = done ? finalLength : ids.length - Math.max(0, holdback - 1);
-      const text = cutAtStop(tokenizer.decode(ids.slice(0, Math.max(0, ready))), p.stops);
-      if (text.length > emitted.length && text.startsWith(emitted)) {
-        const piece = text.slice(emitted.length);
-        emitted = text;
+      const decoded = tokenizer.decode(ids.slice(0, done ? Math.max(0, finalLength) : ids.length), {
+        stream: !done,
+      });
+      const text = cutAtStop(decoded, p.stops);
+      if (text.length < decoded.length && !stopped) {
+        stopped = true;
+        Atomics.store(flag, 0, 1);
+      }
+      const ready = done || stopped ? text.length : text.length - stopPrefixTail(text, p.stops);
+      if (ready > emitted.length && text.startsWith(emitted)) {
+        const piece = text.slice(emitted.length, ready);
+        emitted = text.slice(0, ready);
         yield piece;
       }
       if (done) break;

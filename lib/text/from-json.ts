@@ -1,4 +1,6 @@
+import { BpeTokenizer } from './bpe';
 import { CharTokenizer } from './char';
+import { SentencePieceTokenizer } from './sentencepiece';
 import type { Tokenizer } from './tokenizer';
 import { WordTokenizer } from './word';
 
@@ -32,9 +34,9 @@ export function tokenizerFromJSON(json: unknown): Tokenizer {
   }
   const fields = json as Record<string, unknown>;
   const { kind } = fields;
-  if (kind !== 'char' && kind !== 'word') {
+  if (kind !== 'char' && kind !== 'word' && kind !== 'bpe' && kind !== 'sentencepiece') {
     throw new Error(
-      `tokenizer JSON: unknown kind ${JSON.stringify(kind)}, expected 'char' or 'word'`,
+      `tokenizer JSON: unknown kind ${JSON.stringify(kind)}, expected 'char', 'word', 'bpe' or 'sentencepiece'`,
     );
   }
   if (fields.version !== 1) {
@@ -42,7 +44,22 @@ export function tokenizerFromJSON(json: unknown): Tokenizer {
       `tokenizer JSON: unsupported version ${JSON.stringify(fields.version)}, expected 1`,
     );
   }
+  if (kind === 'sentencepiece') {
+    if (typeof fields.model !== 'string') {
+      throw new TypeError(
+        `tokenizer JSON: model must be a base64 string, got ${describeValue(fields.model)}`,
+      );
+    }
+    return new SentencePieceTokenizer(Buffer.from(fields.model, 'base64'), 'tokenizer JSON model');
+  }
   const specials = stringArray(fields, 'specials');
+  if (kind === 'bpe') {
+    const { merges } = fields;
+    if (!Array.isArray(merges) || !merges.every((m) => Number.isInteger(m))) {
+      throw new TypeError('tokenizer JSON: merges must be an array of integer ids');
+    }
+    return new BpeTokenizer(merges as number[], { specials });
+  }
   const tokens = stringArray(fields, 'tokens');
   if (kind === 'char') {
     return new CharTokenizer(tokens, { specials });

@@ -1,8 +1,8 @@
 /**
  * The contract every rnnkit tokenizer meets, and the vocabulary machinery the char and word
- * tokenizers share.
+ * tokenizers share (byte-level BPE and SentencePiece live in bpe.ts and sentencepiece.ts).
  *
- * Vocabulary layout (both kinds): `[...specials, ...tokens, <unk>]`. Reserved specials come first
+ * Vocabulary layout (char and word): `[...specials, ...tokens, <unk>]`. Reserved specials come first
  * so that `<pad>` can be id 0; the unknown token is always last (`unknownId === size - 1`) so that
  * the ids of real tokens do not move when specials are or are not requested.
  *
@@ -15,7 +15,7 @@
  * them. `decode` writes the unknown token as U+FFFD, the Unicode replacement character.
  */
 
-export type TokenizerKind = 'char' | 'word';
+export type TokenizerKind = 'char' | 'word' | 'bpe' | 'sentencepiece';
 
 /** What `encode` does with text that is not in the vocabulary. */
 export type UnknownPolicy = 'error' | 'map';
@@ -23,6 +23,15 @@ export type UnknownPolicy = 'error' | 'map';
 export interface EncodeOptions {
   /** `'error'` (default) throws; `'map'` encodes unknown pieces as `unknownId`. */
   unknown?: UnknownPolicy;
+}
+
+export interface DecodeOptions {
+  /**
+   * For subword tokenizers whose tokens are bytes: leave out a UTF-8 sequence that the last ids
+   * begin but do not finish (more ids may finish it) instead of writing it as U+FFFD. Streaming
+   * decoders set it so that they never emit half a character.
+   */
+  stream?: boolean;
 }
 
 /** Options shared by every tokenizer factory. */
@@ -46,20 +55,39 @@ export interface WordTokenizerJSON {
   lowercase: boolean;
 }
 
+export interface BpeTokenizerJSON {
+  kind: 'bpe';
+  version: 1;
+  specials: string[];
+  /** Merge k as the pair [merges[2k], merges[2k+1]] of byte-level ids (0-255 bytes, 256+j merge j). */
+  merges: number[];
+}
+
+export interface SentencePieceTokenizerJSON {
+  kind: 'sentencepiece';
+  version: 1;
+  /** The SentencePiece `.model` file, base64. */
+  model: string;
+}
+
 /** The serialised vocabulary; `tokenizerFromJSON` turns it back into a tokenizer. */
-export type TokenizerJSON = CharTokenizerJSON | WordTokenizerJSON;
+export type TokenizerJSON =
+  CharTokenizerJSON | WordTokenizerJSON | BpeTokenizerJSON | SentencePieceTokenizerJSON;
 
 export interface Tokenizer {
   readonly kind: TokenizerKind;
   /** Number of ids: specials + tokens + the unknown token. */
   readonly size: number;
-  /** Id of the unknown token; always `size - 1`. */
-  readonly unknownId: number;
+  /**
+   * Id of the unknown token: `size - 1` for char and word tokenizers, the model's own for
+   * SentencePiece, null for byte-level BPE, which has none.
+   */
+  readonly unknownId: number | null;
   readonly specials: readonly string[];
   /** Id of a reserved special token; throws if the tokenizer has no special of that name. */
   specialId(name: string): number;
   encode(text: string, options?: EncodeOptions): Int32Array;
-  decode(ids: ArrayLike<number>): string;
+  decode(ids: ArrayLike<number>, options?: DecodeOptions): string;
   toJSON(): TokenizerJSON;
 }
 
@@ -74,6 +102,57 @@ export type TokenCheck = (token: string) => string | undefined;
 
 const REPLACEMENT_CHARACTER = '\uFFFD';
 
+/** Checks a tokenizer's specials (non-empty strings, no repeats) and maps each to its index. */
+export function specialIndex(
+  kind: TokenizerKind,
+  specials: readonly string[],
+): Map<string, number> {
+  const ids = new Map<string, number>();
+  specials.forEach((special, i) => {
+    if (typeof special !== 'string' || special.length === 0) {
+      throw new TypeError(
+        `invalid ${kind} tokenizer: specials[${i}] must be a non-empty string, got ${JSON.stringify(special)}`,
+      );
+    }
+    if (ids.has(special)) {
+      throw new Error(
+        `invalid ${kind} tokenizer: special ${JSON.stringify(special)} is listed twice`,
+      );
+    }
+    ids.set(special, i);
+  });
+  return ids;
+}
+
+/** The id of special `name`, or an error listing the specials there are. */
+export function lookupSpecial(ids: ReadonlyMap<string, number>, name: string): number {
+  const id = ids.get(name);
+  if (id === undefined) {
+    const known = ids.size > 0 ? [...ids.keys()].join(', ') : 'none';
+    throw new Error(`no special token ${JSON.stringify(name)} (this tokenizer has: ${known})`);
+  }
+  return id;
+}
+
+const isId = (id: number, size: number) => Number.isInteger(id) && id >= 0 && id < size;
+
+/** ids[i], checked to be an integer id below `size`. */
+export function checkId(ids: ArrayLike<number>, i: number, size: number): number {
+  const id = ids[i];
+  if (!isId(id, size)) {
+    throw new RangeError(`decode: ids[${i}] is ${id}, expected an integer id in [0, ${size})`);
+  }
+  return id;
+}
+
+/** `id`, checked to be an integer id below `size`; `fn` names the caller in the error. */
+export function checkTokenId(fn: string, id: number, size: number): number {
+  if (!isId(id, size)) {
+    throw new RangeError(`${fn}: id ${id} is not an integer id in [0, ${size})`);
+  }
+  return id;
+}
+
 export abstract class VocabularyTokenizer implements Tokenizer {
   readonly kind: TokenizerKind;
   readonly size: number;
@@ -81,7 +160,7 @@ export abstract class VocabularyTokenizer implements Tokenizer {
   readonly specials: readonly string[];
   protected readonly tokens: readonly string[];
   private readonly tokenIds = new Map<string, number>();
-  private readonly specialIds = new Map<string, number>();
+  private readonly specialIds: Map<string, number>;
 
   protected constructor(
     kind: TokenizerKind,
@@ -94,19 +173,7 @@ export abstract class VocabularyTokenizer implements Tokenizer {
     this.tokens = [...tokens];
     this.size = specials.length + tokens.length + 1;
     this.unknownId = this.size - 1;
-    specials.forEach((special, i) => {
-      if (typeof special !== 'string' || special.length === 0) {
-        throw new TypeError(
-          `invalid ${kind} tokenizer: specials[${i}] must be a non-empty string, got ${JSON.stringify(special)}`,
-        );
-      }
-      if (this.specialIds.has(special)) {
-        throw new Error(
-          `invalid ${kind} tokenizer: special ${JSON.stringify(special)} is listed twice`,
-        );
-      }
-      this.specialIds.set(special, i);
-    });
+    this.specialIds = specialIndex(kind, specials);
     tokens.forEach((token, i) => {
       const problem = typeof token === 'string' ? checkToken(token) : 'it is not a string';
       if (problem !== undefined) {
@@ -132,12 +199,7 @@ export abstract class VocabularyTokenizer implements Tokenizer {
   abstract toJSON(): TokenizerJSON;
 
   specialId(name: string): number {
-    const id = this.specialIds.get(name);
-    if (id === undefined) {
-      const known = this.specials.length > 0 ? this.specials.join(', ') : 'none';
-      throw new Error(`no special token ${JSON.stringify(name)} (this tokenizer has: ${known})`);
-    }
-    return id;
+    return lookupSpecial(this.specialIds, name);
   }
 
   encode(text: string, options: EncodeOptions = {}): Int32Array {
@@ -172,12 +234,7 @@ export abstract class VocabularyTokenizer implements Tokenizer {
   decode(ids: ArrayLike<number>): string {
     const parts: string[] = [];
     for (let i = 0; i < ids.length; i++) {
-      const id = ids[i];
-      if (!Number.isInteger(id) || id < 0 || id >= this.size) {
-        throw new RangeError(
-          `decode: ids[${i}] is ${id}, expected an integer id in [0, ${this.size})`,
-        );
-      }
+      const id = checkId(ids, i, this.size);
       if (id === this.unknownId) {
         parts.push(REPLACEMENT_CHARACTER);
       } else if (id >= this.specials.length) {

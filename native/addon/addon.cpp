@@ -30,6 +30,7 @@ namespace rnnkit_addon {
 
 void init_generate(Napi::Env env, Napi::Object exports);  // generate_ops.cpp
 void init_seq2seq(Napi::Env env, Napi::Object exports);   // seq2seq_ops.cpp
+void init_bpe(Napi::Env env, Napi::Object exports);       // bpe_ops.cpp
 
 namespace {
 
@@ -558,6 +559,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add<Gemm>(env, exports, true);
   init_generate(env, exports);
   init_seq2seq(env, exports);
+  init_bpe(env, exports);
   return exports;
 }
 

@@ -73,6 +73,14 @@ class Parser {
     return v.As<Napi::String>().Utf8Value();
   }
 
+  // An optional callback: a function, or undefined/null.
+  Napi::Value callback(size_t i, const char* name) const {
+    Napi::Value v = arg(i);
+    if (!v.IsUndefined() && !v.IsNull() && !v.IsFunction())
+      type_error(quote(name) + " must be a function, got " + describe(v));
+    return v;
+  }
+
   // One of the strings `options` (an enum spelt in JS): returns its index.
   int choice(Napi::Value v, const std::string& name,
              std::initializer_list<const char*> options) const {

@@ -254,21 +254,12 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<int32_t> {
 // finish}>. Argument errors reject the promise, as every async op does.
 Napi::Value LmGenerateAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  try {
+  return queue_promise(env, [&] {
     Parser p(info, "lmGenerateAsync");
     Generation g(p);
-    Napi::Value on_tokens = p.arg(5);
-    if (!on_tokens.IsUndefined() && !on_tokens.IsNull() && !on_tokens.IsFunction())
-      p.type_error("'onTokens' must be a function, got " + Parser::describe(on_tokens));
-    auto* worker = new GenerateWorker(env, std::move(g), p.take_refs(), on_tokens);
-    Napi::Promise promise = worker->promise();
-    worker->Queue();
-    return promise;
-  } catch (const Napi::Error& e) {
-    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
-    d.Reject(e.Value());
-    return d.Promise();
-  }
+    Napi::Value on_tokens = p.callback(5, "onTokens");
+    return new GenerateWorker(env, std::move(g), p.take_refs(), on_tokens);
+  });
 }
 
 // new TokenLoop(model): the token loop of lmGenerate (native/core/token_loop.h) for a loop driven

@@ -81,24 +81,33 @@ class AsyncOp : public Napi::AsyncWorker {
   std::string error_;
 };
 
-// Validation errors of an async call reject its promise rather than throw.
-template <typename Op>
-Napi::Value Async(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+// Queues the async worker that `make` builds (parsing the arguments on the way) and returns its
+// promise; a JS error thrown while building it (a validation error) rejects the promise instead.
+template <typename Make>
+Napi::Value queue_promise(Napi::Env env, Make&& make) {
   try {
-    return guarded(env, Op::name, [&] {
-      Parser p(info, Op::name);
-      Op op(p);
-      auto* worker = new AsyncOp<Op>(env, std::move(op), p.take_refs());
-      Napi::Promise promise = worker->promise();
-      worker->Queue();
-      return promise;
-    });
+    auto* worker = make();
+    Napi::Promise promise = worker->promise();
+    worker->Queue();
+    return promise;
   } catch (const Napi::Error& e) {
     Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
     d.Reject(e.Value());
     return d.Promise();
   }
+}
+
+// Validation errors of an async call reject its promise rather than throw.
+template <typename Op>
+Napi::Value Async(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return queue_promise(env, [&] {
+    return guarded(env, Op::name, [&] {
+      Parser p(info, Op::name);
+      Op op(p);
+      return new AsyncOp<Op>(env, std::move(op), p.take_refs());
+    });
+  });
 }
 
 template <typename Op>

@@ -223,7 +223,21 @@ describe('tokenizerFromJSON', () => {
     ['null', null, 'tokenizer JSON must be an object, got null'],
     ['an array', [], 'tokenizer JSON must be an object, got an array'],
     ['a newer version', { ...valid, version: 2 }, 'unsupported version 2, expected 1'],
-    ['an unknown kind', { ...valid, kind: 'bpe' }, `unknown kind "bpe", expected 'char' or 'word'`],
+    [
+      'an unknown kind',
+      { ...valid, kind: 'wordpiece' },
+      `unknown kind "wordpiece", expected 'char', 'word', 'bpe' or 'sentencepiece'`,
+    ],
+    [
+      'bpe merges that are not ids',
+      { kind: 'bpe', version: 1, specials: [], merges: ['a', 'b'] },
+      'merges must be an array of integer ids',
+    ],
+    [
+      'a sentencepiece model that is not base64 text',
+      { kind: 'sentencepiece', version: 1, model: 7 },
+      'model must be a base64 string, got number',
+    ],
     [
       'tokens that are not an array',
       { ...valid, tokens: 'ab' },

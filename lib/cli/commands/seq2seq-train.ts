@@ -18,9 +18,9 @@ import {
 } from '../args';
 import { command } from '../command';
 import {
-  TOKENIZERS,
   makeTokenizer,
   setThreads,
+  tokenizerFlag,
   trainingFlags,
   trainingOptions,
   withProgress,
@@ -38,8 +38,16 @@ export const seq2seqTrain = command({
       'generate the date-normalisation task instead ("27 Nov 2026" -> 2026-11-27)',
     ),
     examples: int('N', 'dates: generated training pairs (default 50000)', { min: 1 }, 50000),
-    tokenizer: choice(TOKENIZERS, '(default char); word vocabularies are lowercased', 'char'),
+    tokenizer: tokenizerFlag(
+      'char (default), word (lowercased), bpe (byte-level BPE trained on each\nside) or spm:FILE (one SentencePiece .model for both sides)',
+    ),
     'max-vocab': int('N', 'word vocabulary limit per side (default 8000)', { min: 2 }, 8000),
+    'vocab-size': int(
+      'N',
+      'bpe vocabulary size per side, 256 bytes included (default 4000)',
+      { min: 1 },
+      4000,
+    ),
     cell: choice(['lstm', 'gru', 'rnn'], '(default lstm)', 'lstm'),
     hidden: int('N', 'decoder hidden size (default 128)', { min: 1 }, 128),
     'encoder-hidden': int('N', 'encoder hidden size per direction (default hidden/2)', { min: 1 }),
@@ -111,7 +119,8 @@ export const seq2seqTrain = command({
       makeTokenizer(v.tokenizer, texts.join('\n'), {
         specials,
         maxVocab: v['max-vocab'],
-        lowercase: v.tokenizer === 'word' ? true : undefined,
+        vocabSize: v['vocab-size'],
+        lowercase: v.tokenizer.kind === 'word' ? true : undefined,
       });
     let model: Seq2Seq;
     if (v.resume !== undefined) {
@@ -123,11 +132,11 @@ export const seq2seqTrain = command({
       }
     } else {
       model = new Seq2Seq({
-        sourceTokenizer: vocab(
+        sourceTokenizer: await vocab(
           train.map((p) => p.source),
           [],
         ),
-        targetTokenizer: vocab(
+        targetTokenizer: await vocab(
           train.map((p) => p.target),
           ['<pad>', '<bos>', '<eos>'],
         ),

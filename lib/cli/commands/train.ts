@@ -6,10 +6,10 @@ import { command } from '../command';
 import { lossCurveSvg } from '../progress';
 import {
   DEFAULT_CORPUS,
-  TOKENIZERS,
   makeTokenizer,
   readCorpus,
   setThreads,
+  tokenizerFlag,
   trainingFlags,
   trainingOptions,
   withProgress,
@@ -24,8 +24,16 @@ export const train = command({
       'training text, UTF-8 (default: bundled tinyshakespeare.txt)',
       DEFAULT_CORPUS,
     ),
-    tokenizer: choice(TOKENIZERS, '(default char)', 'char'),
+    tokenizer: tokenizerFlag(
+      'char (default), word, bpe (byte-level BPE trained on the text) or\nspm:FILE (a SentencePiece .model file)',
+    ),
     'max-vocab': int('N', 'word tokenizer vocabulary limit (default 10000)', { min: 2 }, 10000),
+    'vocab-size': int(
+      'N',
+      'bpe vocabulary size, 256 bytes included (default 4000)',
+      { min: 1 },
+      4000,
+    ),
     cell: choice(['lstm', 'gru', 'rnn'], '(default lstm)', 'lstm'),
     hidden: int('N', 'hidden size (default 512)', { min: 1 }, 512),
     layers: int('N', 'recurrent layers (default 1)', { min: 1 }, 1),
@@ -80,7 +88,10 @@ export const train = command({
       }
     } else {
       model = new LanguageModel({
-        tokenizer: makeTokenizer(v.tokenizer, corpus, { maxVocab: v['max-vocab'] }),
+        tokenizer: await makeTokenizer(v.tokenizer, corpus, {
+          maxVocab: v['max-vocab'],
+          vocabSize: v['vocab-size'],
+        }),
         cell: v.cell,
         hiddenSize: v.hidden,
         numLayers: v.layers,

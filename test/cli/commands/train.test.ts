@@ -49,7 +49,7 @@ describe('rnnkit train', () => {
   it.each([
     [['--cell', 'tree'], /--cell must be lstm, gru or rnn, got 'tree'/],
     [['--lr-schedule', 'step'], /--lr-schedule must be constant, cosine or linear, got 'step'/],
-    [['--tokenizer', 'bpe'], /--tokenizer must be char or word, got 'bpe'/],
+    [['--tokenizer', 'bpe2'], /--tokenizer must be char, word, bpe or spm:FILE, got 'bpe2'/],
     [['--hidden', '0'], /--hidden must be 1 to/],
     [['--dropout', 'lots'], /--dropout must be a number, got 'lots'/],
     [['--steps', '2.5'], /--steps must be an integer, got '2.5'/],
@@ -67,6 +67,8 @@ describe('rnnkit train', () => {
     expect(r.status).toBe(0);
     for (const flag of [
       '--data FILE',
+      '--tokenizer KIND',
+      '--vocab-size N',
       '--cell lstm|gru|rnn',
       '--lr-schedule constant|cosine|linear',
       '--half',
