@@ -83,34 +83,41 @@ export interface SgdConfig {
   nesterov: boolean;
 }
 
-type StackForwardArgs = [
-  shape: StackShape,
-  params: F32,
-  x: F32,
-  lengths: Opt<I32>,
-  h0: Opt<F32>,
-  c0: Opt<F32>,
-  y: F32,
-  hT: F32,
-  cT: Opt<F32>,
-  ws: F32,
-];
-type StackBackwardArgs = [
-  shape: StackShape,
-  params: F32,
-  x: F32,
-  lengths: Opt<I32>,
-  h0: Opt<F32>,
-  c0: Opt<F32>,
-  ws: F32,
-  dy: F32,
-  dhT: Opt<F32>,
-  dcT: Opt<F32>,
-  dx: Opt<F32>,
-  dh0: Opt<F32>,
-  dc0: Opt<F32>,
-  dparams: F32,
-];
+/**
+ * What a recurrent stack's forward and backward both read: the flat parameters, the input x
+ * [T, B, I], each row's length (null: all T), the initial state [L, B, H] (null: zeros; c0 for
+ * LSTM only) and the workspace (stackWorkspaceSize(shape) floats).
+ */
+export interface StackInputs {
+  shape: StackShape;
+  params: F32;
+  x: F32;
+  lengths: Opt<I32>;
+  h0: Opt<F32>;
+  c0: Opt<F32>;
+  ws: F32;
+}
+
+/** Writes the output y [T, B, H] and the final state hT (and cT, LSTM only) [L, B, H]. */
+export interface StackForwardOptions extends StackInputs {
+  y: F32;
+  hT: F32;
+  cT: Opt<F32>;
+}
+
+/**
+ * From dy [T, B, H] and the final state's gradient (null: none), writes dx (null: not wanted) and
+ * the initial state's gradient, and adds into dparams; ws is a training forward's.
+ */
+export interface StackBackwardOptions extends StackInputs {
+  dy: F32;
+  dhT: Opt<F32>;
+  dcT: Opt<F32>;
+  dx: Opt<F32>;
+  dh0: Opt<F32>;
+  dc0: Opt<F32>;
+  dparams: F32;
+}
 type LinearShape = { N: number; I: number; O: number };
 
 /** Language-model weights as the native generation loop reads them. */
@@ -355,9 +362,9 @@ export interface Native {
   setThreads(threads: number): void;
   stackParamCount(shape: { cell: CellName; I: number; H: number; L: number }): number;
   stackWorkspaceSize(shape: StackShape): number;
-  stackForward(...args: StackForwardArgs): void;
-  stackForwardAsync(...args: StackForwardArgs): Promise<void>;
-  stackBackward(...args: StackBackwardArgs): void;
+  stackForward(options: StackForwardOptions): void;
+  stackForwardAsync(options: StackForwardOptions): Promise<void>;
+  stackBackward(options: StackBackwardOptions): void;
   embeddingForward(shape: { V: number; E: number }, table: F32, ids: I32, out: F32): void;
   embeddingBackward(shape: { V: number; E: number }, ids: I32, dout: F32, dtable: F32): void;
   linearForward(shape: LinearShape, x: F32, W: F32, b: Opt<F32>, y: F32): void;
