@@ -242,17 +242,28 @@ export interface AttentionShape {
   A: number;
 }
 
-type LuongForwardArgs = [
-  shape: AttentionShape,
-  params: F32,
-  q: F32,
-  enc: F32,
-  lengths: I32,
-  ws: F32,
-  align: F32,
-  out: F32,
-];
-type LuongBackwardArgs = [...LuongForwardArgs, dout: F32, dq: F32, denc: F32, dparams: F32];
+/**
+ * Queries q [T, B, Hd] over encoder states enc [S, B, He] of source lengths [B]: writes the
+ * weights align [T, B, S] and the attentional states out [T, B, Hd] (ws keeps what backward needs).
+ */
+export interface LuongForwardOptions {
+  shape: AttentionShape;
+  params: F32;
+  q: F32;
+  enc: F32;
+  lengths: I32;
+  ws: F32;
+  align: F32;
+  out: F32;
+}
+
+/** From dout (overwritten), writes dq and denc and adds into dparams. */
+export interface LuongBackwardOptions extends LuongForwardOptions {
+  dout: F32;
+  dq: F32;
+  denc: F32;
+  dparams: F32;
+}
 
 /** The input-feeding decoder over T target steps (its stack's input is E + H wide). */
 export interface FeedingShape {
@@ -271,29 +282,35 @@ export interface FeedingShape {
   seed: number;
 }
 
-type FeedingForwardArgs = [
-  shape: FeedingShape,
-  stack: F32,
-  attention: F32,
-  x: F32,
-  enc: F32,
-  lengths: I32,
-  h0: Opt<F32>,
-  c0: Opt<F32>,
-  ws: F32,
-  out: F32,
-  align: F32,
-];
-type FeedingBackwardArgs = [
-  ...FeedingForwardArgs,
-  dout: F32,
-  dx: Opt<F32>,
-  denc: F32,
-  dh0: Opt<F32>,
-  dc0: Opt<F32>,
-  dstack: F32,
-  dattention: F32,
-];
+/**
+ * The decoder's stack and attention parameters, the embedded targets x [T, B, E], encoder states
+ * enc [S, B, He] of source lengths [B] and the initial state [L, B, H] (null: zeros; c0 for LSTM
+ * only): writes the attentional states out [T, B, H] and the weights align [T, B, S].
+ */
+export interface FeedingForwardOptions {
+  shape: FeedingShape;
+  stack: F32;
+  attention: F32;
+  x: F32;
+  enc: F32;
+  lengths: I32;
+  h0: Opt<F32>;
+  c0: Opt<F32>;
+  ws: F32;
+  out: F32;
+  align: F32;
+}
+
+/** From dout, writes dx (null: not wanted), denc and dh0/dc0; adds into dstack and dattention. */
+export interface FeedingBackwardOptions extends FeedingForwardOptions {
+  dout: F32;
+  dx: Opt<F32>;
+  denc: F32;
+  dh0: Opt<F32>;
+  dc0: Opt<F32>;
+  dstack: F32;
+  dattention: F32;
+}
 
 /** The decoder of a seq2seq model as native beam search reads it. */
 export interface Seq2SeqDecoderShape {
@@ -341,19 +358,23 @@ export interface NativeBeamSearch {
   results(): BeamSearchResult;
 }
 
-type BeamSearchArgs = [
-  decoder: Seq2SeqDecoderShape,
-  embedding: F32,
-  stack: F32,
-  attention: F32,
-  outWeight: F32,
-  outBias: F32,
-  enc: F32,
-  lengths: I32,
-  h0: F32,
-  c0: Opt<F32>,
-  config: BeamSearchConfig,
-];
+/**
+ * A seq2seq decoder's weights, the encoder states enc [S, B, He] of source lengths [B], the
+ * initial state h0 (and c0, LSTM only) [L, B, H], and the search's config.
+ */
+export interface BeamSearchOptions {
+  decoder: Seq2SeqDecoderShape;
+  embedding: F32;
+  stack: F32;
+  attention: F32;
+  outWeight: F32;
+  outBias: F32;
+  enc: F32;
+  lengths: I32;
+  h0: F32;
+  c0: Opt<F32>;
+  config: BeamSearchConfig;
+}
 
 export interface Native {
   /** The variant this build is, the CPU's name, and the variants this CPU and OS run (best first). */
@@ -418,13 +439,13 @@ export interface Native {
   TokenLoop: new (model: TokenLoopModel | LmWeights) => NativeTokenLoop;
   attentionParamCount(shape: AttentionShape): number;
   attentionWorkspaceSize(shape: AttentionShape): number;
-  luongAttentionForward(...args: LuongForwardArgs): void;
-  luongAttentionBackward(...args: LuongBackwardArgs): void;
+  luongAttentionForward(options: LuongForwardOptions): void;
+  luongAttentionBackward(options: LuongBackwardOptions): void;
   feedingWorkspaceSize(shape: FeedingShape): number;
-  feedingDecoderForward(...args: FeedingForwardArgs): void;
-  feedingDecoderBackward(...args: FeedingBackwardArgs): void;
-  seq2seqBeamSearch(...args: BeamSearchArgs): BeamSearchResult;
-  seq2seqBeamSearchAsync(...args: BeamSearchArgs): Promise<BeamSearchResult>;
+  feedingDecoderForward(options: FeedingForwardOptions): void;
+  feedingDecoderBackward(options: FeedingBackwardOptions): void;
+  seq2seqBeamSearch(options: BeamSearchOptions): BeamSearchResult;
+  seq2seqBeamSearchAsync(options: BeamSearchOptions): Promise<BeamSearchResult>;
   BeamSearch: new (config: BeamSearchConfig & { V: number }) => NativeBeamSearch;
   gemm(shape: GemmShape, A: F32, B: F32, C: F32): void;
   gemmAsync(shape: GemmShape, A: F32, B: F32, C: F32): Promise<void>;

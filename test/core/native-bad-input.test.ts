@@ -12,6 +12,12 @@ import { describe, expect, it } from 'vitest';
 
 import {
   addonChoice,
+  type AttentionShape,
+  type FeedingBackwardOptions,
+  type FeedingForwardOptions,
+  type FeedingShape,
+  type LuongBackwardOptions,
+  type LuongForwardOptions,
   type Native,
   type StackBackwardOptions,
   type StackForwardOptions,
@@ -126,6 +132,77 @@ const xent = (replace: Record<number, unknown>) => {
   for (const [i, v] of Object.entries(replace)) args[Number(i)] = v;
   return call('softmaxXentForward', args);
 };
+
+// Luong attention and the GRU input-feeding decoder over S = 2 source positions, E = 3.
+const S = 2;
+const E = 3;
+const attentionShape: AttentionShape = { kind: 'general', T, S, B, Hd: H, He: H, A: H };
+function luongForward(): LuongForwardOptions {
+  const s = attentionShape;
+  return {
+    shape: s,
+    params: f32(addon.attentionParamCount(s)),
+    q: f32(T * B * H),
+    enc: f32(S * B * H),
+    lengths: Int32Array.from([2, 1]),
+    ws: f32(addon.attentionWorkspaceSize(s)),
+    align: f32(T * B * S),
+    out: f32(T * B * H),
+  };
+}
+function luongBackward(): LuongBackwardOptions {
+  const f = luongForward();
+  return {
+    ...f,
+    dout: f32(T * B * H),
+    dq: f32(T * B * H),
+    denc: f32(S * B * H),
+    dparams: f32(f.params.length),
+  };
+}
+function feedingForward(): FeedingForwardOptions {
+  const shape: FeedingShape = {
+    cell: 'gru',
+    kind: 'general',
+    T,
+    S,
+    B,
+    E,
+    H,
+    L,
+    He: H,
+    A: H,
+    dropout: 0,
+    training: true,
+    seed: 1,
+  };
+  return {
+    shape,
+    stack: f32(addon.stackParamCount({ cell: 'gru', I: E + H, H, L })),
+    attention: f32(addon.attentionParamCount({ ...attentionShape, T: 1, S: 1, B: 1 })),
+    x: f32(T * B * E),
+    enc: f32(S * B * H),
+    lengths: Int32Array.from([2, 1]),
+    h0: null,
+    c0: null,
+    ws: f32(addon.feedingWorkspaceSize(shape)),
+    out: f32(T * B * H),
+    align: f32(T * B * S),
+  };
+}
+function feedingBackward(): FeedingBackwardOptions {
+  const f = feedingForward();
+  return {
+    ...f,
+    dout: f32(T * B * H),
+    dx: null,
+    denc: f32(S * B * H),
+    dh0: null,
+    dc0: null,
+    dstack: f32(f.stack.length),
+    dattention: f32(f.attention.length),
+  };
+}
 
 const nativeCases: Case[] = [
   // Wrong dtype.
@@ -295,6 +372,54 @@ const nativeCases: Case[] = [
     call('stackBackward', [{ ...backwardOptions(), y: f32(T * B * H) }]),
     TypeError,
     /stackBackward: 'options' has no field 'y'/,
+  ],
+  [
+    'luongAttentionForward without q',
+    call('luongAttentionForward', [{ ...luongForward(), q: undefined }]),
+    TypeError,
+    /luongAttentionForward: 'q' must be a Float32Array.*got undefined/,
+  ],
+  [
+    'luongAttentionBackward with dq too short',
+    call('luongAttentionBackward', [{ ...luongBackward(), dq: f32(T * B * H - 1) }]),
+    RangeError,
+    /luongAttentionBackward: 'dq' must be .*T\*B\*Hd = 3\*2\*5/,
+  ],
+  [
+    'luongAttentionForward with lengths[0] = S + 1',
+    call('luongAttentionForward', [{ ...luongForward(), lengths: Int32Array.from([3, 1]) }]),
+    RangeError,
+    /luongAttentionForward: 'lengths\[0\]' must be in \[1, S=2\], got 3/,
+  ],
+  [
+    'feedingDecoderForward with c0 for a GRU',
+    call('feedingDecoderForward', [{ ...feedingForward(), c0: f32(L * B * H) }]),
+    TypeError,
+    /feedingDecoderForward: 'c0' is only for LSTM/,
+  ],
+  [
+    'feedingDecoderBackward with h0 misspelt',
+    call('feedingDecoderBackward', [{ ...feedingBackward(), hO: f32(L * B * H) }]),
+    TypeError,
+    /feedingDecoderBackward: 'options' has no field 'hO'/,
+  ],
+  [
+    'feedingDecoderBackward without dattention',
+    call('feedingDecoderBackward', [{ ...feedingBackward(), dattention: undefined }]),
+    TypeError,
+    /feedingDecoderBackward: 'dattention' must be a Float32Array.*got undefined/,
+  ],
+  [
+    'seq2seqBeamSearch({})',
+    call('seq2seqBeamSearch', [{}]),
+    TypeError,
+    /seq2seqBeamSearch: 'decoder' must be an object, got undefined/,
+  ],
+  [
+    'seq2seqBeamSearch called with positional arguments',
+    call('seq2seqBeamSearch', [{}, f32(1)]),
+    TypeError,
+    /seq2seqBeamSearch: takes one options object, got 2 arguments/,
   ],
   ['stackForward without ws', fwd({ ws: undefined }), TypeError, /'ws'.*got undefined/],
   ['LSTM without cT', fwd({ cT: null }), TypeError, /'cT' must be a Float32Array.*got null/],
@@ -666,6 +791,10 @@ describe('bad calls straight to the addon', () => {
   it('accepts the valid options each case changes one field of', () => {
     expect(() => addon.stackForward(forwardOptions('lstm'))).not.toThrow();
     expect(() => addon.stackBackward(backwardOptions('gru'))).not.toThrow();
+    expect(() => addon.luongAttentionForward(luongForward())).not.toThrow();
+    expect(() => addon.luongAttentionBackward(luongBackward())).not.toThrow();
+    expect(() => addon.feedingDecoderForward(feedingForward())).not.toThrow();
+    expect(() => addon.feedingDecoderBackward(feedingBackward())).not.toThrow();
   });
 
   it('writes nothing when an argument is rejected', () => {
