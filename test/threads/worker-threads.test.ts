@@ -180,6 +180,12 @@ describe('the addon in worker threads', () => {
     const second = await spawn('addon', gate, lstmParams()).done;
     expect(second).toEqual(first);
     expect(fns.lstmPackage(rnnkit, SIZES)).toEqual(first.lstm);
-    expect(rnnkit.info()).toEqual({ version: expect.any(String), ...native.info() });
+    expect(rnnkit.info()).toEqual({
+      version: expect.any(String),
+      ...native.info(),
+      addon: addonChoice.file,
+      addonSource: addonChoice.source,
+      cpu: addonChoice.cpu,
+    });
   });
 });
