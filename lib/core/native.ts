@@ -83,34 +83,41 @@ export interface SgdConfig {
   nesterov: boolean;
 }
 
-type StackForwardArgs = [
-  shape: StackShape,
-  params: F32,
-  x: F32,
-  lengths: Opt<I32>,
-  h0: Opt<F32>,
-  c0: Opt<F32>,
-  y: F32,
-  hT: F32,
-  cT: Opt<F32>,
-  ws: F32,
-];
-type StackBackwardArgs = [
-  shape: StackShape,
-  params: F32,
-  x: F32,
-  lengths: Opt<I32>,
-  h0: Opt<F32>,
-  c0: Opt<F32>,
-  ws: F32,
-  dy: F32,
-  dhT: Opt<F32>,
-  dcT: Opt<F32>,
-  dx: Opt<F32>,
-  dh0: Opt<F32>,
-  dc0: Opt<F32>,
-  dparams: F32,
-];
+/**
+ * What a recurrent stack's forward and backward both read: the flat parameters, the input x
+ * [T, B, I], each row's length (null: all T), the initial state [L, B, H] (null: zeros; c0 for
+ * LSTM only) and the workspace (stackWorkspaceSize(shape) floats).
+ */
+export interface StackInputs {
+  shape: StackShape;
+  params: F32;
+  x: F32;
+  lengths: Opt<I32>;
+  h0: Opt<F32>;
+  c0: Opt<F32>;
+  ws: F32;
+}
+
+/** Writes the output y [T, B, H] and the final state hT (and cT, LSTM only) [L, B, H]. */
+export interface StackForwardOptions extends StackInputs {
+  y: F32;
+  hT: F32;
+  cT: Opt<F32>;
+}
+
+/**
+ * From dy [T, B, H] and the final state's gradient (null: none), writes dx (null: not wanted) and
+ * the initial state's gradient, and adds into dparams; ws is a training forward's.
+ */
+export interface StackBackwardOptions extends StackInputs {
+  dy: F32;
+  dhT: Opt<F32>;
+  dcT: Opt<F32>;
+  dx: Opt<F32>;
+  dh0: Opt<F32>;
+  dc0: Opt<F32>;
+  dparams: F32;
+}
 type LinearShape = { N: number; I: number; O: number };
 
 /** Language-model weights as the native generation loop reads them. */
@@ -235,17 +242,28 @@ export interface AttentionShape {
   A: number;
 }
 
-type LuongForwardArgs = [
-  shape: AttentionShape,
-  params: F32,
-  q: F32,
-  enc: F32,
-  lengths: I32,
-  ws: F32,
-  align: F32,
-  out: F32,
-];
-type LuongBackwardArgs = [...LuongForwardArgs, dout: F32, dq: F32, denc: F32, dparams: F32];
+/**
+ * Queries q [T, B, Hd] over encoder states enc [S, B, He] of source lengths [B]: writes the
+ * weights align [T, B, S] and the attentional states out [T, B, Hd] (ws keeps what backward needs).
+ */
+export interface LuongForwardOptions {
+  shape: AttentionShape;
+  params: F32;
+  q: F32;
+  enc: F32;
+  lengths: I32;
+  ws: F32;
+  align: F32;
+  out: F32;
+}
+
+/** From dout (overwritten), writes dq and denc and adds into dparams. */
+export interface LuongBackwardOptions extends LuongForwardOptions {
+  dout: F32;
+  dq: F32;
+  denc: F32;
+  dparams: F32;
+}
 
 /** The input-feeding decoder over T target steps (its stack's input is E + H wide). */
 export interface FeedingShape {
@@ -264,29 +282,35 @@ export interface FeedingShape {
   seed: number;
 }
 
-type FeedingForwardArgs = [
-  shape: FeedingShape,
-  stack: F32,
-  attention: F32,
-  x: F32,
-  enc: F32,
-  lengths: I32,
-  h0: Opt<F32>,
-  c0: Opt<F32>,
-  ws: F32,
-  out: F32,
-  align: F32,
-];
-type FeedingBackwardArgs = [
-  ...FeedingForwardArgs,
-  dout: F32,
-  dx: Opt<F32>,
-  denc: F32,
-  dh0: Opt<F32>,
-  dc0: Opt<F32>,
-  dstack: F32,
-  dattention: F32,
-];
+/**
+ * The decoder's stack and attention parameters, the embedded targets x [T, B, E], encoder states
+ * enc [S, B, He] of source lengths [B] and the initial state [L, B, H] (null: zeros; c0 for LSTM
+ * only): writes the attentional states out [T, B, H] and the weights align [T, B, S].
+ */
+export interface FeedingForwardOptions {
+  shape: FeedingShape;
+  stack: F32;
+  attention: F32;
+  x: F32;
+  enc: F32;
+  lengths: I32;
+  h0: Opt<F32>;
+  c0: Opt<F32>;
+  ws: F32;
+  out: F32;
+  align: F32;
+}
+
+/** From dout, writes dx (null: not wanted), denc and dh0/dc0; adds into dstack and dattention. */
+export interface FeedingBackwardOptions extends FeedingForwardOptions {
+  dout: F32;
+  dx: Opt<F32>;
+  denc: F32;
+  dh0: Opt<F32>;
+  dc0: Opt<F32>;
+  dstack: F32;
+  dattention: F32;
+}
 
 /** The decoder of a seq2seq model as native beam search reads it. */
 export interface Seq2SeqDecoderShape {
@@ -334,19 +358,23 @@ export interface NativeBeamSearch {
   results(): BeamSearchResult;
 }
 
-type BeamSearchArgs = [
-  decoder: Seq2SeqDecoderShape,
-  embedding: F32,
-  stack: F32,
-  attention: F32,
-  outWeight: F32,
-  outBias: F32,
-  enc: F32,
-  lengths: I32,
-  h0: F32,
-  c0: Opt<F32>,
-  config: BeamSearchConfig,
-];
+/**
+ * A seq2seq decoder's weights, the encoder states enc [S, B, He] of source lengths [B], the
+ * initial state h0 (and c0, LSTM only) [L, B, H], and the search's config.
+ */
+export interface BeamSearchOptions {
+  decoder: Seq2SeqDecoderShape;
+  embedding: F32;
+  stack: F32;
+  attention: F32;
+  outWeight: F32;
+  outBias: F32;
+  enc: F32;
+  lengths: I32;
+  h0: F32;
+  c0: Opt<F32>;
+  config: BeamSearchConfig;
+}
 
 export interface Native {
   /** The variant this build is, the CPU's name, and the variants this CPU and OS run (best first). */
@@ -355,9 +383,9 @@ export interface Native {
   setThreads(threads: number): void;
   stackParamCount(shape: { cell: CellName; I: number; H: number; L: number }): number;
   stackWorkspaceSize(shape: StackShape): number;
-  stackForward(...args: StackForwardArgs): void;
-  stackForwardAsync(...args: StackForwardArgs): Promise<void>;
-  stackBackward(...args: StackBackwardArgs): void;
+  stackForward(options: StackForwardOptions): void;
+  stackForwardAsync(options: StackForwardOptions): Promise<void>;
+  stackBackward(options: StackBackwardOptions): void;
   embeddingForward(shape: { V: number; E: number }, table: F32, ids: I32, out: F32): void;
   embeddingBackward(shape: { V: number; E: number }, ids: I32, dout: F32, dtable: F32): void;
   linearForward(shape: LinearShape, x: F32, W: F32, b: Opt<F32>, y: F32): void;
@@ -411,13 +439,13 @@ export interface Native {
   TokenLoop: new (model: TokenLoopModel | LmWeights) => NativeTokenLoop;
   attentionParamCount(shape: AttentionShape): number;
   attentionWorkspaceSize(shape: AttentionShape): number;
-  luongAttentionForward(...args: LuongForwardArgs): void;
-  luongAttentionBackward(...args: LuongBackwardArgs): void;
+  luongAttentionForward(options: LuongForwardOptions): void;
+  luongAttentionBackward(options: LuongBackwardOptions): void;
   feedingWorkspaceSize(shape: FeedingShape): number;
-  feedingDecoderForward(...args: FeedingForwardArgs): void;
-  feedingDecoderBackward(...args: FeedingBackwardArgs): void;
-  seq2seqBeamSearch(...args: BeamSearchArgs): BeamSearchResult;
-  seq2seqBeamSearchAsync(...args: BeamSearchArgs): Promise<BeamSearchResult>;
+  feedingDecoderForward(options: FeedingForwardOptions): void;
+  feedingDecoderBackward(options: FeedingBackwardOptions): void;
+  seq2seqBeamSearch(options: BeamSearchOptions): BeamSearchResult;
+  seq2seqBeamSearchAsync(options: BeamSearchOptions): Promise<BeamSearchResult>;
   BeamSearch: new (config: BeamSearchConfig & { V: number }) => NativeBeamSearch;
   gemm(shape: GemmShape, A: F32, B: F32, C: F32): void;
   gemmAsync(shape: GemmShape, A: F32, B: F32, C: F32): Promise<void>;

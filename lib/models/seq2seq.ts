@@ -307,19 +307,19 @@ export class Seq2SeqNetwork extends Module {
       const ws = this.buffer('feed_ws', native.feedingWorkspaceSize(shape));
       const out = this.buffer('feed_out', T * B * this.spec.hiddenSize);
       const align = this.buffer('feed_align', T * B * S);
-      native.feedingDecoderForward(
+      native.feedingDecoderForward({
         shape,
-        this.decoder.weights.data,
-        this.attention.weights.data,
-        y,
-        encoded.states,
-        batch.sourceLengths,
-        encoded.initial.h,
-        encoded.initial.c ?? null,
+        stack: this.decoder.weights.data,
+        attention: this.attention.weights.data,
+        x: y,
+        enc: encoded.states,
+        lengths: batch.sourceLengths,
+        h0: encoded.initial.h,
+        c0: encoded.initial.c ?? null,
         ws,
         out,
         align,
-      );
+      });
       this.feeding = { shape, x: y, encoded };
       return { logits: this.output.forward(out), weights: align };
     }
@@ -377,26 +377,26 @@ export class Seq2SeqNetwork extends Module {
     const denc = this.buffer('feed_denc', S * B * this.encoderSize);
     const dState: RecurrentState = { h: this.buffer('feed_dh0', L * B * H) };
     if (f.encoded.initial.c) dState.c = this.buffer('feed_dc0', L * B * H);
-    native.feedingDecoderBackward(
-      f.shape,
-      this.decoder.weights.data,
-      this.attention.weights.data,
-      f.x,
-      f.encoded.states,
-      (this.last as PairBatch).sourceLengths,
-      f.encoded.initial.h,
-      f.encoded.initial.c ?? null,
-      this.buffer('feed_ws', native.feedingWorkspaceSize(f.shape)),
-      this.buffer('feed_out', T * B * H),
-      this.buffer('feed_align', T * B * S),
+    native.feedingDecoderBackward({
+      shape: f.shape,
+      stack: this.decoder.weights.data,
+      attention: this.attention.weights.data,
+      x: f.x,
+      enc: f.encoded.states,
+      lengths: (this.last as PairBatch).sourceLengths,
+      h0: f.encoded.initial.h,
+      c0: f.encoded.initial.c ?? null,
+      ws: this.buffer('feed_ws', native.feedingWorkspaceSize(f.shape)),
+      out: this.buffer('feed_out', T * B * H),
+      align: this.buffer('feed_align', T * B * S),
       dout,
       dx,
       denc,
-      dState.h,
-      dState.c ?? null,
-      this.decoder.weights.grad,
-      this.attention.weights.grad,
-    );
+      dh0: dState.h,
+      dc0: dState.c ?? null,
+      dstack: this.decoder.weights.grad,
+      dattention: this.attention.weights.grad,
+    });
     return { dx, denc, dState };
   }
 
@@ -534,11 +534,11 @@ export class Seq2SeqNetwork extends Module {
     this.sourceEmbedding.backward(dxs);
   }
 
-  /** The decoder weights as native beam search takes them. */
+  /** The decoder's shape and weights: the fields of native beam search's options that name them. */
   nativeDecoder() {
     const s = this.spec;
     return {
-      shape: {
+      decoder: {
         cell: this.decoder.cellName,
         kind: s.attention,
         inputFeeding: s.inputFeeding,
@@ -563,21 +563,15 @@ export class Seq2SeqNetwork extends Module {
    */
   decodeBeams(batch: SourceBatch, config: BeamSearchConfig) {
     const { states, initial } = this.encode(batch, false);
-    const d = this.nativeDecoder();
     // Copies: the encoder's buffers are reused by the next encode, which may run while the
     // asynchronous search still reads these.
-    return native.seq2seqBeamSearchAsync(
-      d.shape,
-      d.embedding,
-      d.stack,
-      d.attention,
-      d.outWeight,
-      d.outBias,
-      states.slice(),
-      batch.sourceLengths.slice(),
-      initial.h.slice(),
-      initial.c?.slice() ?? null,
+    return native.seq2seqBeamSearchAsync({
+      ...this.nativeDecoder(),
+      enc: states.slice(),
+      lengths: batch.sourceLengths.slice(),
+      h0: initial.h.slice(),
+      c0: initial.c?.slice() ?? null,
       config,
-    );
+    });
   }
 }

@@ -118,16 +118,16 @@ export class Attention extends Module {
     this.ws = reuse(this.ws, native.attentionWorkspaceSize(shape));
     this.align = reuse(this.align, T * B * S);
     this.out = reuse(this.out, T * B * Hd);
-    native.luongAttentionForward(
+    native.luongAttentionForward({
       shape,
-      this.weights.data,
+      params: this.weights.data,
       q,
       enc,
-      o.lengths,
-      this.ws,
-      this.align,
-      this.out,
-    );
+      lengths: o.lengths,
+      ws: this.ws,
+      align: this.align,
+      out: this.out,
+    });
     this.shape = shape;
     this.q = q;
     this.enc = enc;
@@ -147,20 +147,20 @@ export class Attention extends Module {
     this.dout.set(doutput);
     this.dq = reuse(this.dq, T * B * Hd);
     this.denc = reuse(this.denc, S * B * He);
-    native.luongAttentionBackward(
+    native.luongAttentionBackward({
       shape,
-      this.weights.data,
+      params: this.weights.data,
       q,
       enc,
       lengths,
       ws,
       align,
       out,
-      this.dout,
-      this.dq,
-      this.denc,
-      this.weights.grad,
-    );
+      dout: this.dout,
+      dq: this.dq,
+      denc: this.denc,
+      dparams: this.weights.grad,
+    });
     return { dq: this.dq, denc: this.denc };
   }
 

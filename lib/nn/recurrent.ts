@@ -186,18 +186,18 @@ export class RecurrentStack extends Module {
     const h0 = options.state?.h ?? null;
     const c0 = options.state?.c ?? null;
     const lengths = options.lengths ?? null;
-    native.stackForward(
+    native.stackForward({
       shape,
-      this.weights.data,
+      params: this.weights.data,
       x,
       lengths,
       h0,
       c0,
-      this.y,
-      this.hT,
-      this.cT,
-      this.ws,
-    );
+      y: this.y,
+      hT: this.hT,
+      cT: this.cT,
+      ws: this.ws,
+    });
     this.shape = shape;
     this.x = x;
     this.lengths = lengths;
@@ -225,22 +225,22 @@ export class RecurrentStack extends Module {
     this.dx = reuse(this.dx, T * B * I);
     this.dh0 = reuse(this.dh0, L * B * H);
     this.dc0 = this.cellName === 'lstm' ? reuse(this.dc0, L * B * H) : null;
-    native.stackBackward(
+    native.stackBackward({
       shape,
-      this.weights.data,
-      this.x,
-      this.lengths,
-      this.h0,
-      this.c0,
-      this.ws,
+      params: this.weights.data,
+      x: this.x,
+      lengths: this.lengths,
+      h0: this.h0,
+      c0: this.c0,
+      ws: this.ws,
       dy,
-      dState?.h ?? null,
-      dState?.c ?? null,
-      this.dx,
-      this.dh0,
-      this.dc0,
-      this.weights.grad,
-    );
+      dhT: dState?.h ?? null,
+      dcT: dState?.c ?? null,
+      dx: this.dx,
+      dh0: this.dh0,
+      dc0: this.dc0,
+      dparams: this.weights.grad,
+    });
     const d: RecurrentState = this.dc0 ? { h: this.dh0, c: this.dc0 } : { h: this.dh0 };
     return { dx: this.dx, dState: d };
   }

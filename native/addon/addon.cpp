@@ -40,8 +40,8 @@ using rnnkit::StackShape;
 // Typed arrays above 2^32 - 1 elements do not exist in V8; parameter buffers stay well below.
 constexpr double kMaxElements = 4294967295.0;
 
-StackShape parse_stack_shape(Parser& p, size_t i) {
-  Napi::Object o = p.object(i, "shape");
+// A stack's shape {cell, T, B, I, H, L, dropout, residual, training, seed}.
+StackShape parse_stack_shape(Parser& p, Napi::Object o) {
   StackShape s;
   s.cell = parse_cell(p, o.Get("cell"), "shape.cell");
   s.T = p.size(o, "shape", "T");
@@ -56,84 +56,74 @@ StackShape parse_stack_shape(Parser& p, size_t i) {
   return s;
 }
 
-size_t state_size(const StackShape& s) { return size_t(s.L) * s.B * s.H; }
-std::string state_dims(const StackShape& s) { return dims({{"L", s.L}, {"B", s.B}, {"H", s.H}}); }
-
-// The LSTM cell state arguments exist only for LSTM: required (or optional) there, absent
-// elsewhere.
-float* cell_state(Parser& p, const StackShape& s, size_t i, const char* name, bool optional) {
-  if (s.cell == CellType::Lstm) return p.f32(i, name, state_size(s), state_dims(s), optional);
-  Napi::Value v = p.arg(i);
-  if (!v.IsUndefined() && !v.IsNull())
-    p.type_error(std::string("'") + name +
-                 "' is only for LSTM and must be null for this cell, got " + Parser::describe(v));
-  return nullptr;
-}
-
-const int32_t* parse_lengths(Parser& p, const StackShape& s, size_t i) {
-  const int32_t* lengths = p.i32(i, "lengths", s.B, "B", true);
-  if (lengths)
-    for (int b = 0; b < s.B; ++b)
-      if (lengths[b] < 1 || lengths[b] > s.T)
-        p.range_error("'lengths[" + std::to_string(b) + "]' must be in [1, T=" +
-                      std::to_string(s.T) + "], got " + std::to_string(lengths[b]));
-  return lengths;
-}
-
-struct StackForward {
-  static constexpr const char* name = "stackForward";
+// The fields stackForward and stackBackward share: {shape, params, x, lengths, h0, c0, ws}.
+struct StackInputs {
   StackShape s;
+  bool lstm;
+  size_t state;
+  std::string state_dims;
   const float *params, *x, *h0, *c0;
   const int32_t* lengths;
-  float *y, *hT, *cT, *ws;
-
-  explicit StackForward(Parser& p) : s(parse_stack_shape(p, 0)) {
-    params = p.f32(1, "params", rnnkit::stack_param_count(s.cell, s.I, s.H, s.L),
-                   "stackParamCount(cell, I, H, L)");
-    x = p.f32(2, "x", size_t(s.T) * s.B * s.I, dims({{"T", s.T}, {"B", s.B}, {"I", s.I}}));
-    lengths = parse_lengths(p, s, 3);
-    h0 = p.f32(4, "h0", state_size(s), state_dims(s), true);
-    c0 = cell_state(p, s, 5, "c0", true);
-    y = p.f32(6, "y", size_t(s.T) * s.B * s.H, dims({{"T", s.T}, {"B", s.B}, {"H", s.H}}));
-    hT = p.f32(7, "hT", state_size(s), state_dims(s));
-    cT = cell_state(p, s, 8, "cT", false);
-    ws = p.f32(9, "ws", rnnkit::stack_workspace_size(s), "stackWorkspaceSize(shape)");
-  }
-  void run() { rnnkit::stack_forward(s, params, x, lengths, h0, c0, y, hT, cT, ws); }
-  Napi::Value result(Napi::Env env) { return env.Undefined(); }
-};
-
-struct StackBackward {
-  static constexpr const char* name = "stackBackward";
-  StackShape s;
-  const float *params, *x, *h0, *c0, *dy, *dhT, *dcT;
-  const int32_t* lengths;
-  float *ws, *dx, *dh0, *dc0, *dparams;
-
-  explicit StackBackward(Parser& p) : s(parse_stack_shape(p, 0)) {
-    if (!s.training)
+  float* ws;
+  // The call's one argument is the options object; a backward needs a training forward's ws.
+  StackInputs(Parser& p, bool backward) {
+    p.options();
+    s = parse_stack_shape(p, p.object("shape"));
+    if (backward && !s.training)
       p.range_error(
           "'shape.training' must be true: backward needs the workspace of a training "
           "forward");
-    size_t nparams = rnnkit::stack_param_count(s.cell, s.I, s.H, s.L);
-    std::string tbi = dims({{"T", s.T}, {"B", s.B}, {"I", s.I}});
-    std::string tbh = dims({{"T", s.T}, {"B", s.B}, {"H", s.H}});
-    params = p.f32(1, "params", nparams, "stackParamCount(cell, I, H, L)");
-    x = p.f32(2, "x", size_t(s.T) * s.B * s.I, tbi);
-    lengths = parse_lengths(p, s, 3);
-    h0 = p.f32(4, "h0", state_size(s), state_dims(s), true);
-    c0 = cell_state(p, s, 5, "c0", true);
-    ws = p.f32(6, "ws", rnnkit::stack_workspace_size(s), "stackWorkspaceSize(shape)");
-    dy = p.f32(7, "dy", size_t(s.T) * s.B * s.H, tbh);
-    dhT = p.f32(8, "dhT", state_size(s), state_dims(s), true);
-    dcT = cell_state(p, s, 9, "dcT", true);
-    dx = p.f32(10, "dx", size_t(s.T) * s.B * s.I, tbi, true);
-    dh0 = p.f32(11, "dh0", state_size(s), state_dims(s), true);
-    dc0 = cell_state(p, s, 12, "dc0", true);
-    dparams = p.f32(13, "dparams", nparams, "stackParamCount(cell, I, H, L)");
+    lstm = s.cell == CellType::Lstm;
+    state = size_t(s.L) * s.B * s.H;
+    state_dims = dims({{"L", s.L}, {"B", s.B}, {"H", s.H}});
+    params = p.f32("params", rnnkit::stack_param_count(s.cell, s.I, s.H, s.L),
+                   "stackParamCount(cell, I, H, L)");
+    x = p.f32("x", size_t(s.T) * s.B * s.I, dims({{"T", s.T}, {"B", s.B}, {"I", s.I}}));
+    lengths = p.lengths("lengths", s.B, s.T, "T", true);
+    h0 = p.f32("h0", state, state_dims, true);
+    c0 = p.lstm_state(lstm, "c0", state, state_dims, true);
+    ws = p.f32("ws", rnnkit::stack_workspace_size(s), "stackWorkspaceSize(shape)");
+  }
+};
+
+// stackForward({shape, params, x, lengths, h0, c0, y, hT, cT, ws})
+struct StackForward {
+  static constexpr const char* name = "stackForward";
+  StackInputs a;
+  float *y, *hT, *cT;
+
+  explicit StackForward(Parser& p) : a(p, false) {
+    const StackShape& s = a.s;
+    y = p.f32("y", size_t(s.T) * s.B * s.H, dims({{"T", s.T}, {"B", s.B}, {"H", s.H}}));
+    hT = p.f32("hT", a.state, a.state_dims);
+    cT = p.lstm_state(a.lstm, "cT", a.state, a.state_dims, false);
+  }
+  void run() { rnnkit::stack_forward(a.s, a.params, a.x, a.lengths, a.h0, a.c0, y, hT, cT, a.ws); }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
+
+// stackBackward({shape, params, x, lengths, h0, c0, ws, dy, dhT, dcT, dx, dh0, dc0, dparams})
+struct StackBackward {
+  static constexpr const char* name = "stackBackward";
+  StackInputs a;
+  const float *dy, *dhT, *dcT;
+  float *dx, *dh0, *dc0, *dparams;
+
+  explicit StackBackward(Parser& p) : a(p, true) {
+    const StackShape& s = a.s;
+    const std::string tbi = dims({{"T", s.T}, {"B", s.B}, {"I", s.I}});
+    dy = p.f32("dy", size_t(s.T) * s.B * s.H, dims({{"T", s.T}, {"B", s.B}, {"H", s.H}}));
+    dhT = p.f32("dhT", a.state, a.state_dims, true);
+    dcT = p.lstm_state(a.lstm, "dcT", a.state, a.state_dims, true);
+    dx = p.f32("dx", size_t(s.T) * s.B * s.I, tbi, true);
+    dh0 = p.f32("dh0", a.state, a.state_dims, true);
+    dc0 = p.lstm_state(a.lstm, "dc0", a.state, a.state_dims, true);
+    dparams = p.f32("dparams", rnnkit::stack_param_count(s.cell, s.I, s.H, s.L),
+                    "stackParamCount(cell, I, H, L)");
   }
   void run() {
-    rnnkit::stack_backward(s, params, x, lengths, h0, c0, ws, dy, dhT, dcT, dx, dh0, dc0, dparams);
+    rnnkit::stack_backward(a.s, a.params, a.x, a.lengths, a.h0, a.c0, a.ws, dy, dhT, dcT, dx, dh0,
+                           dc0, dparams);
   }
   Napi::Value result(Napi::Env env) { return env.Undefined(); }
 };
@@ -458,7 +448,7 @@ Napi::Value StackParamCount(const Napi::CallbackInfo& info) {
 Napi::Value StackWorkspaceSize(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), "stackWorkspaceSize", [&] {
     Parser p(info, "stackWorkspaceSize");
-    StackShape s = parse_stack_shape(p, 0);
+    StackShape s = parse_stack_shape(p, p.object(0, "shape"));
     return Napi::Number::New(info.Env(), static_cast<double>(rnnkit::stack_workspace_size(s)));
   });
 }

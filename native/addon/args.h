@@ -29,11 +29,43 @@ class Parser {
 
   Napi::Value arg(size_t i) const { return i < info_.Length() ? info_[i] : env().Undefined(); }
 
-  Napi::Object object(size_t i, const char* name) const {
-    Napi::Value v = arg(i);
+  Napi::Object object(Napi::Value v, const std::string& name) const {
     if (!v.IsObject() || v.IsArray() || v.IsTypedArray())
       type_error(quote(name) + " must be an object, got " + describe(v));
     return v.As<Napi::Object>();
+  }
+  Napi::Object object(size_t i, const char* name) const { return object(arg(i), name); }
+
+  // A call whose one argument is an options object: its fields are read by name with field() (or
+  // the overloads that take a key), each named in messages as its key, and check_fields() then
+  // rejects a field that none of them read, so that a misspelt optional field is an error rather
+  // than silently absent.
+  void options() {
+    if (info_.Length() > 1)
+      type_error("takes one options object, got " + std::to_string(info_.Length()) + " arguments");
+    options_ = object(0, "options");
+    read_.reserve(24);
+  }
+  Napi::Value field(const char* key) {
+    read_.push_back(key);
+    Napi::Value v = options_.Get(key);
+    if (!v.IsUndefined()) ++present_;
+    return v;
+  }
+  Napi::Object object(const char* key) { return object(field(key), key); }
+  void check_fields() const {
+    if (options_.IsEmpty()) return;
+    Napi::Array keys = options_.GetPropertyNames();
+    if (keys.Length() <= present_) return;  // every field present was read
+    for (uint32_t k = 0; k < keys.Length(); ++k) {
+      std::string key = keys.Get(k).ToString().Utf8Value();
+      bool known = false;
+      for (const char* r : read_) known = known || key == r;
+      if (known) continue;
+      std::string list;
+      for (const char* r : read_) list += (list.empty() ? "" : ", ") + std::string(r);
+      type_error("'options' has no field " + quote(key) + "; its fields are " + list);
+    }
   }
 
   // A finite number in [lo, hi].
@@ -105,6 +137,9 @@ class Parser {
              bool optional = false) {
     return f32(arg(i), name, expected, shape, optional);
   }
+  float* f32(const char* key, size_t expected, const std::string& shape, bool optional = false) {
+    return f32(field(key), key, expected, shape, optional);
+  }
   int32_t* i32(Napi::Value v, const std::string& name, size_t expected, const std::string& shape,
                bool optional = false, size_t* length = nullptr) {
     return typed<int32_t>(v, name, napi_int32_array, "Int32Array", expected, shape, optional,
@@ -113,6 +148,33 @@ class Parser {
   int32_t* i32(size_t i, const char* name, size_t expected, const std::string& shape,
                bool optional = false) {
     return i32(arg(i), name, expected, shape, optional);
+  }
+  int32_t* i32(const char* key, size_t expected, const std::string& shape, bool optional = false) {
+    return i32(field(key), key, expected, shape, optional);
+  }
+
+  // Row lengths [B], each in [1, max] (`max_name` says which size that is), from the field `key`.
+  const int32_t* lengths(const char* key, int B, int max, const char* max_name, bool optional) {
+    const int32_t* lengths = i32(key, B, "B", optional);
+    if (lengths)
+      for (int b = 0; b < B; ++b)
+        if (lengths[b] < 1 || lengths[b] > max)
+          range_error(quote(std::string(key) + "[" + std::to_string(b) + "]") + " must be in [1, " +
+                      max_name + "=" + std::to_string(max) + "], got " +
+                      std::to_string(lengths[b]));
+    return lengths;
+  }
+
+  // A cell-state field, which exists only for LSTM: a Float32Array there (optional or not),
+  // null or absent for every other cell.
+  float* lstm_state(bool lstm, const char* key, size_t expected, const std::string& shape,
+                    bool optional) {
+    if (lstm) return f32(key, expected, shape, optional);
+    Napi::Value v = field(key);
+    if (!v.IsUndefined() && !v.IsNull())
+      type_error(quote(key) + " is only for LSTM and must be null for this cell, got " +
+                 describe(v));
+    return nullptr;
   }
   uint64_t* u64(Napi::Value v, const std::string& name, size_t expected, const std::string& shape) {
     return typed<uint64_t>(v, name, napi_biguint64_array, "BigUint64Array", expected, shape, false);
@@ -214,6 +276,9 @@ class Parser {
   const Napi::CallbackInfo& info_;
   const char* fn_;
   std::vector<Napi::ObjectReference> refs_;
+  Napi::Object options_;
+  std::vector<const char*> read_;
+  uint32_t present_ = 0;
 };
 
 // "V*E = 65*128": how an expected length is made, for error messages.

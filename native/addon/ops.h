@@ -1,5 +1,6 @@
 // Sync and async entry points for an operation struct. An operation's constructor parses and
-// validates the JS arguments (on the main thread), run() calls the kernel (on the main thread for
+// validates the JS arguments (on the main thread; an options object may hold only the fields it
+// read), run() calls the kernel (on the main thread for
 // the sync entry, on the libuv pool for the *Async twin), and result() makes the JS value.
 #pragma once
 #include <napi.h>
@@ -41,6 +42,7 @@ Napi::Value Sync(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), Op::name, [&] {
     Parser p(info, Op::name);
     Op op(p);
+    p.check_fields();
     op.run();
     return op.result(info.Env());
   });
@@ -105,6 +107,7 @@ Napi::Value Async(const Napi::CallbackInfo& info) {
     return guarded(env, Op::name, [&] {
       Parser p(info, Op::name);
       Op op(p);
+      p.check_fields();
       return new AsyncOp<Op>(env, std::move(op), p.take_refs());
     });
   });

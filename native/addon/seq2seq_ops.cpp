@@ -44,8 +44,7 @@ void check_dot_sizes(Parser& p, AttentionKind kind, int Hd, int He, const char* 
                   ") equal to the decoder's hidden size (" + std::to_string(Hd) + ")");
 }
 
-AttentionShape parse_attention_shape(Parser& p, size_t i) {
-  Napi::Object o = p.object(i, "shape");
+AttentionShape parse_attention_shape(Parser& p, Napi::Object o) {
   AttentionShape s;
   s.kind = parse_kind(p, o.Get("kind"), "shape.kind");
   s.T = p.size(o, "shape", "T");
@@ -58,34 +57,27 @@ AttentionShape parse_attention_shape(Parser& p, size_t i) {
   return s;
 }
 
-// Source lengths [B], each in [1, S].
-const int32_t* parse_lengths(Parser& p, size_t i, int B, int S) {
-  const int32_t* lengths = p.i32(i, "lengths", B, "B");
-  for (int b = 0; b < B; ++b)
-    if (lengths[b] < 1 || lengths[b] > S)
-      p.range_error("'lengths[" + std::to_string(b) + "]' must be in [1, S=" + std::to_string(S) +
-                    "], got " + std::to_string(lengths[b]));
-  return lengths;
-}
-
-// The arguments forward and backward share: (shape, params, q, enc, lengths, ws, align, out).
+// The fields forward and backward share: {shape, params, q, enc, lengths, ws, align, out} of the
+// call's one options object.
 struct LuongArgs {
   AttentionShape s;
   const float *params, *q, *enc;
   const int32_t* lengths;
   float *ws, *align, *out;
-  explicit LuongArgs(Parser& p) : s(parse_attention_shape(p, 0)) {
-    params = p.f32(1, "params", rnnkit::attention_param_count(s), "attentionParamCount(shape)");
-    q = p.f32(2, "q", size_t(s.T) * s.B * s.Hd, shape_str("T*B*Hd", {s.T, s.B, s.Hd}));
-    enc = p.f32(3, "enc", size_t(s.S) * s.B * s.He, shape_str("S*B*He", {s.S, s.B, s.He}));
-    lengths = parse_lengths(p, 4, s.B, s.S);
-    ws = p.f32(5, "ws", rnnkit::luong_attention_workspace_size(s), "attentionWorkspaceSize(shape)");
-    align = p.f32(6, "align", size_t(s.T) * s.B * s.S, shape_str("T*B*S", {s.T, s.B, s.S}));
-    out = p.f32(7, "out", size_t(s.T) * s.B * s.Hd, shape_str("T*B*Hd", {s.T, s.B, s.Hd}));
+  explicit LuongArgs(Parser& p) {
+    p.options();
+    s = parse_attention_shape(p, p.object("shape"));
+    params = p.f32("params", rnnkit::attention_param_count(s), "attentionParamCount(shape)");
+    q = p.f32("q", size_t(s.T) * s.B * s.Hd, shape_str("T*B*Hd", {s.T, s.B, s.Hd}));
+    enc = p.f32("enc", size_t(s.S) * s.B * s.He, shape_str("S*B*He", {s.S, s.B, s.He}));
+    lengths = p.lengths("lengths", s.B, s.S, "S", false);
+    ws = p.f32("ws", rnnkit::luong_attention_workspace_size(s), "attentionWorkspaceSize(shape)");
+    align = p.f32("align", size_t(s.T) * s.B * s.S, shape_str("T*B*S", {s.T, s.B, s.S}));
+    out = p.f32("out", size_t(s.T) * s.B * s.Hd, shape_str("T*B*Hd", {s.T, s.B, s.Hd}));
   }
 };
 
-// luongAttentionForward(shape, params, q, enc, lengths, ws, align, out)
+// luongAttentionForward({shape, params, q, enc, lengths, ws, align, out})
 struct LuongAttentionForward {
   static constexpr const char* name = "luongAttentionForward";
   LuongArgs a;
@@ -96,17 +88,17 @@ struct LuongAttentionForward {
   Napi::Value result(Napi::Env env) { return env.Undefined(); }
 };
 
-// luongAttentionBackward(shape, params, q, enc, lengths, ws, align, out, dout, dq, denc, dparams)
+// luongAttentionBackward({shape, params, q, enc, lengths, ws, align, out, dout, dq, denc, dparams})
 struct LuongAttentionBackward {
   static constexpr const char* name = "luongAttentionBackward";
   LuongArgs a;
   float *dout, *dq, *denc, *dparams;
   explicit LuongAttentionBackward(Parser& p) : a(p) {
     const AttentionShape& s = a.s;
-    dout = p.f32(8, "dout", size_t(s.T) * s.B * s.Hd, shape_str("T*B*Hd", {s.T, s.B, s.Hd}));
-    dq = p.f32(9, "dq", size_t(s.T) * s.B * s.Hd, shape_str("T*B*Hd", {s.T, s.B, s.Hd}));
-    denc = p.f32(10, "denc", size_t(s.S) * s.B * s.He, shape_str("S*B*He", {s.S, s.B, s.He}));
-    dparams = p.f32(11, "dparams", rnnkit::attention_param_count(s), "attentionParamCount(shape)");
+    dout = p.f32("dout", size_t(s.T) * s.B * s.Hd, shape_str("T*B*Hd", {s.T, s.B, s.Hd}));
+    dq = p.f32("dq", size_t(s.T) * s.B * s.Hd, shape_str("T*B*Hd", {s.T, s.B, s.Hd}));
+    denc = p.f32("denc", size_t(s.S) * s.B * s.He, shape_str("S*B*He", {s.S, s.B, s.He}));
+    dparams = p.f32("dparams", rnnkit::attention_param_count(s), "attentionParamCount(shape)");
   }
   void run() {
     rnnkit::luong_attention_backward(a.s, a.params, a.q, a.enc, a.lengths, a.ws, a.align, a.out,
@@ -115,8 +107,7 @@ struct LuongAttentionBackward {
   Napi::Value result(Napi::Env env) { return env.Undefined(); }
 };
 
-rnnkit::FeedingShape parse_feeding_shape(Parser& p, size_t i) {
-  Napi::Object o = p.object(i, "shape");
+rnnkit::FeedingShape parse_feeding_shape(Parser& p, Napi::Object o) {
   rnnkit::FeedingShape f;
   f.cell = static_cast<rnnkit::CellType>(
       p.choice(o.Get("cell"), "shape.cell", {"rnn_tanh", "rnn_relu", "lstm", "gru"}));
@@ -136,34 +127,36 @@ rnnkit::FeedingShape parse_feeding_shape(Parser& p, size_t i) {
   return f;
 }
 
-// The arguments the feeding decoder's forward and backward share:
-// (shape, stack, attention, x, enc, lengths, h0, c0, ws, out, align).
+// The fields the feeding decoder's forward and backward share: {shape, stack, attention, x, enc,
+// lengths, h0, c0, ws, out, align} of the call's one options object.
 struct FeedingArgs {
   rnnkit::FeedingShape f;
+  bool lstm;
   const float *stack, *attention, *x, *enc, *h0, *c0;
   const int32_t* lengths;
   float *ws, *out, *align;
   size_t state;
-  explicit FeedingArgs(Parser& p) : f(parse_feeding_shape(p, 0)) {
-    const bool lstm = f.cell == rnnkit::CellType::Lstm;
+  explicit FeedingArgs(Parser& p) {
+    p.options();
+    f = parse_feeding_shape(p, p.object("shape"));
+    lstm = f.cell == rnnkit::CellType::Lstm;
     const AttentionShape as{f.kind, 1, 1, 1, f.H, f.He, f.A};
     state = size_t(f.L) * f.B * f.H;
-    stack = p.f32(1, "stack", rnnkit::stack_param_count(f.cell, f.E + f.H, f.H, f.L),
+    stack = p.f32("stack", rnnkit::stack_param_count(f.cell, f.E + f.H, f.H, f.L),
                   "stackParamCount(cell, E + H, H, L)");
-    attention =
-        p.f32(2, "attention", rnnkit::attention_param_count(as), "attentionParamCount(shape)");
-    x = p.f32(3, "x", size_t(f.T) * f.B * f.E, shape_str("T*B*E", {f.T, f.B, f.E}));
-    enc = p.f32(4, "enc", size_t(f.S) * f.B * f.He, shape_str("S*B*He", {f.S, f.B, f.He}));
-    lengths = parse_lengths(p, 5, f.B, f.S);
-    h0 = p.f32(6, "h0", state, shape_str("L*B*H", {f.L, f.B, f.H}), true);
-    c0 = lstm ? p.f32(7, "c0", state, shape_str("L*B*H", {f.L, f.B, f.H}), true) : nullptr;
-    ws = p.f32(8, "ws", rnnkit::feeding_workspace_size(f), "feedingWorkspaceSize(shape)");
-    out = p.f32(9, "out", size_t(f.T) * f.B * f.H, shape_str("T*B*H", {f.T, f.B, f.H}));
-    align = p.f32(10, "align", size_t(f.T) * f.B * f.S, shape_str("T*B*S", {f.T, f.B, f.S}));
+    attention = p.f32("attention", rnnkit::attention_param_count(as), "attentionParamCount(shape)");
+    x = p.f32("x", size_t(f.T) * f.B * f.E, shape_str("T*B*E", {f.T, f.B, f.E}));
+    enc = p.f32("enc", size_t(f.S) * f.B * f.He, shape_str("S*B*He", {f.S, f.B, f.He}));
+    lengths = p.lengths("lengths", f.B, f.S, "S", false);
+    h0 = p.f32("h0", state, shape_str("L*B*H", {f.L, f.B, f.H}), true);
+    c0 = p.lstm_state(lstm, "c0", state, shape_str("L*B*H", {f.L, f.B, f.H}), true);
+    ws = p.f32("ws", rnnkit::feeding_workspace_size(f), "feedingWorkspaceSize(shape)");
+    out = p.f32("out", size_t(f.T) * f.B * f.H, shape_str("T*B*H", {f.T, f.B, f.H}));
+    align = p.f32("align", size_t(f.T) * f.B * f.S, shape_str("T*B*S", {f.T, f.B, f.S}));
   }
 };
 
-// feedingDecoderForward(shape, stack, attention, x, enc, lengths, h0, c0, ws, out, align)
+// feedingDecoderForward({shape, stack, attention, x, enc, lengths, h0, c0, ws, out, align})
 struct FeedingDecoderForward {
   static constexpr const char* name = "feedingDecoderForward";
   FeedingArgs a;
@@ -175,8 +168,8 @@ struct FeedingDecoderForward {
   Napi::Value result(Napi::Env env) { return env.Undefined(); }
 };
 
-// feedingDecoderBackward(shape, stack, attention, x, enc, lengths, h0, c0, ws, out, align,
-//   dout, dx, denc, dh0, dc0, dstack, dattention)
+// feedingDecoderBackward({shape, stack, attention, x, enc, lengths, h0, c0, ws, out, align,
+//   dout, dx, denc, dh0, dc0, dstack, dattention})
 struct FeedingDecoderBackward {
   static constexpr const char* name = "feedingDecoderBackward";
   FeedingArgs a;
@@ -186,15 +179,15 @@ struct FeedingDecoderBackward {
     if (!f.training)
       p.range_error("'shape.training' must be true: backward needs a training forward");
     const std::string state = shape_str("L*B*H", {f.L, f.B, f.H});
-    dout = p.f32(11, "dout", size_t(f.T) * f.B * f.H, shape_str("T*B*H", {f.T, f.B, f.H}));
-    dx = p.f32(12, "dx", size_t(f.T) * f.B * f.E, shape_str("T*B*E", {f.T, f.B, f.E}), true);
-    denc = p.f32(13, "denc", size_t(f.S) * f.B * f.He, shape_str("S*B*He", {f.S, f.B, f.He}));
-    dh0 = p.f32(14, "dh0", a.state, state, true);
-    dc0 = f.cell == rnnkit::CellType::Lstm ? p.f32(15, "dc0", a.state, state, true) : nullptr;
-    dstack = p.f32(16, "dstack", rnnkit::stack_param_count(f.cell, f.E + f.H, f.H, f.L),
+    dout = p.f32("dout", size_t(f.T) * f.B * f.H, shape_str("T*B*H", {f.T, f.B, f.H}));
+    dx = p.f32("dx", size_t(f.T) * f.B * f.E, shape_str("T*B*E", {f.T, f.B, f.E}), true);
+    denc = p.f32("denc", size_t(f.S) * f.B * f.He, shape_str("S*B*He", {f.S, f.B, f.He}));
+    dh0 = p.f32("dh0", a.state, state, true);
+    dc0 = p.lstm_state(a.lstm, "dc0", a.state, state, true);
+    dstack = p.f32("dstack", rnnkit::stack_param_count(f.cell, f.E + f.H, f.H, f.L),
                    "stackParamCount(cell, E + H, H, L)");
     dattention =
-        p.f32(17, "dattention", rnnkit::attention_param_count({f.kind, 1, 1, 1, f.H, f.He, f.A}),
+        p.f32("dattention", rnnkit::attention_param_count({f.kind, 1, 1, 1, f.H, f.He, f.A}),
               "attentionParamCount(shape)");
   }
   void run() {
@@ -207,7 +200,7 @@ struct FeedingDecoderBackward {
 
 Napi::Value FeedingWorkspaceSize(const Napi::CallbackInfo& info) {
   Parser p(info, "feedingWorkspaceSize");
-  rnnkit::FeedingShape f = parse_feeding_shape(p, 0);
+  rnnkit::FeedingShape f = parse_feeding_shape(p, p.object(0, "shape"));
   return Napi::Number::New(info.Env(), static_cast<double>(rnnkit::feeding_workspace_size(f)));
 }
 
@@ -271,11 +264,10 @@ Napi::Value beam_results(Napi::Env env, const rnnkit::BeamSearch& search, const 
   return beam_result_object(env, tokens, lengths, scores, align);
 }
 
-// seq2seqBeamSearch(decoder {cell, kind, inputFeeding, V, E, H, L, He, A}, embedding, stack,
-// attention,
-//   outWeight, outBias, enc, lengths, h0, c0,
+// seq2seqBeamSearch({decoder {cell, kind, inputFeeding, V, E, H, L, He, A}, embedding, stack,
+//   attention, outWeight, outBias, enc, lengths, h0, c0,
 //   config {S, B, beam, nBest, maxLength, lengthPenalty, bos, eos, temperature, topK, topP,
-//           repetitionPenalty, noRepeatNgramSize, seed})
+//           repetitionPenalty, noRepeatNgramSize, seed}})
 //   -> {tokens [B*nBest*maxLength], lengths [B*nBest], scores [B*nBest], align [..*S]}
 struct Seq2SeqBeamSearch {
   static constexpr const char* name = "seq2seqBeamSearch";
@@ -288,7 +280,8 @@ struct Seq2SeqBeamSearch {
   std::vector<float> scores, align;
 
   explicit Seq2SeqBeamSearch(Parser& p) {
-    Napi::Object d = p.object(0, "decoder");
+    p.options();
+    Napi::Object d = p.object("decoder");
     w.cell = static_cast<rnnkit::CellType>(
         p.choice(d.Get("cell"), "decoder.cell", {"rnn_tanh", "rnn_relu", "lstm", "gru"}));
     w.kind = parse_kind(p, d.Get("kind"), "decoder.kind");
@@ -301,26 +294,26 @@ struct Seq2SeqBeamSearch {
     w.A = p.size(d, "decoder", "A");
     check_dot_sizes(p, w.kind, w.H, w.He, "decoder");
     const AttentionShape as{w.kind, 1, 1, 1, w.H, w.He, w.A};
-    w.embedding = p.f32(1, "embedding", size_t(w.V) * w.E, shape_str("V*E", {w.V, w.E}));
+    w.embedding = p.f32("embedding", size_t(w.V) * w.E, shape_str("V*E", {w.V, w.E}));
     w.stack = p.f32(
-        2, "stack", rnnkit::stack_param_count(w.cell, w.E + (w.input_feeding ? w.H : 0), w.H, w.L),
+        "stack", rnnkit::stack_param_count(w.cell, w.E + (w.input_feeding ? w.H : 0), w.H, w.L),
         w.input_feeding ? "stackParamCount(cell, E + H, H, L)" : "stackParamCount(cell, E, H, L)");
     w.attention =
-        p.f32(3, "attention", rnnkit::attention_param_count(as), "attentionParamCount(shape)");
-    w.out_weight = p.f32(4, "outWeight", size_t(w.V) * w.H, shape_str("V*H", {w.V, w.H}));
-    w.out_bias = p.f32(5, "outBias", w.V, "V");
+        p.f32("attention", rnnkit::attention_param_count(as), "attentionParamCount(shape)");
+    w.out_weight = p.f32("outWeight", size_t(w.V) * w.H, shape_str("V*H", {w.V, w.H}));
+    w.out_bias = p.f32("outBias", w.V, "V");
 
-    const BeamArgs beam = parse_beam_config(p, p.object(10, "config"), w.V);
+    const BeamArgs beam = parse_beam_config(p, p.object("config"), w.V);
     S = beam.S;
     B = beam.B;
     cfg = beam.cfg;
 
     const size_t state = size_t(w.L) * B * w.H;
-    enc = p.f32(6, "enc", size_t(S) * B * w.He, shape_str("S*B*He", {S, B, w.He}));
-    lengths = parse_lengths(p, 7, B, S);
-    h0 = p.f32(8, "h0", state, shape_str("L*B*H", {w.L, B, w.H}));
-    c0 = w.cell == rnnkit::CellType::Lstm ? p.f32(9, "c0", state, shape_str("L*B*H", {w.L, B, w.H}))
-                                          : nullptr;
+    enc = p.f32("enc", size_t(S) * B * w.He, shape_str("S*B*He", {S, B, w.He}));
+    lengths = p.lengths("lengths", B, S, "S", false);
+    h0 = p.f32("h0", state, shape_str("L*B*H", {w.L, B, w.H}));
+    c0 = p.lstm_state(w.cell == rnnkit::CellType::Lstm, "c0", state,
+                      shape_str("L*B*H", {w.L, B, w.H}), false);
     tokens.resize(size_t(B) * cfg.n_best * cfg.max_len);
     out_lengths.resize(size_t(B) * cfg.n_best);
     scores.resize(out_lengths.size());
@@ -414,13 +407,13 @@ class BeamSearchObject : public Napi::ObjectWrap<BeamSearchObject> {
 
 Napi::Value AttentionParamCount(const Napi::CallbackInfo& info) {
   Parser p(info, "attentionParamCount");
-  AttentionShape s = parse_attention_shape(p, 0);
+  AttentionShape s = parse_attention_shape(p, p.object(0, "shape"));
   return Napi::Number::New(info.Env(), static_cast<double>(rnnkit::attention_param_count(s)));
 }
 
 Napi::Value AttentionWorkspaceSize(const Napi::CallbackInfo& info) {
   Parser p(info, "attentionWorkspaceSize");
-  AttentionShape s = parse_attention_shape(p, 0);
+  AttentionShape s = parse_attention_shape(p, p.object(0, "shape"));
   return Napi::Number::New(info.Env(),
                            static_cast<double>(rnnkit::luong_attention_workspace_size(s)));
 }

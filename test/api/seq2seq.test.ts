@@ -446,19 +446,14 @@ describe('bad input', () => {
       seed: 0,
     };
     const search = (lengths: Int32Array, cfg: Partial<typeof config>) =>
-      addon.seq2seqBeamSearch(
-        d.shape,
-        d.embedding,
-        d.stack,
-        d.attention,
-        d.outWeight,
-        d.outBias,
+      addon.seq2seqBeamSearch({
+        ...d,
         enc,
         lengths,
-        new Float32Array(6),
-        null,
-        { ...config, ...cfg },
-      );
+        h0: new Float32Array(6),
+        c0: null,
+        config: { ...config, ...cfg },
+      });
     expect(search(Int32Array.of(2), {}).lengths).toHaveLength(1);
     expect(() => search(Int32Array.of(3), {})).toThrow(
       /seq2seqBeamSearch: 'lengths\[0\]' must be in \[1, S=2\], got 3/,
@@ -469,19 +464,14 @@ describe('bad input', () => {
     expect(() => search(Int32Array.of(2), { beam: 2, nBest: 3 })).toThrow(/'config.nBest'/);
     expect(() => search(Int32Array.of(2), { eos: 8 })).toThrow(/'config.eos'/);
     await expect(
-      addon.seq2seqBeamSearchAsync(
-        d.shape,
-        d.embedding,
-        d.stack,
-        d.attention,
-        d.outWeight,
-        d.outBias,
-        new Float32Array(3),
-        Int32Array.of(2),
-        new Float32Array(6),
-        null,
+      addon.seq2seqBeamSearchAsync({
+        ...d,
+        enc: new Float32Array(3),
+        lengths: Int32Array.of(2),
+        h0: new Float32Array(6),
+        c0: null,
         config,
-      ),
+      }),
     ).rejects.toThrow(
       /'enc' must be a Float32Array of length 12 \(S\*B\*He = 2\*1\*6\), got length 3/,
     );

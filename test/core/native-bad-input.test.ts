@@ -10,7 +10,19 @@ import * as path from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { addonChoice, type Native, type StackShape } from '../../lib/core/native';
+import {
+  addonChoice,
+  type AttentionShape,
+  type FeedingBackwardOptions,
+  type FeedingForwardOptions,
+  type FeedingShape,
+  type LuongBackwardOptions,
+  type LuongForwardOptions,
+  type Native,
+  type StackBackwardOptions,
+  type StackForwardOptions,
+  type StackShape,
+} from '../../lib/core/native';
 import { type ErrorClass, type Case, expectThrows, T, B, I, H, L, f32 } from '../helpers/bad-input';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -35,58 +47,65 @@ function shapeOf(cell: StackShape['cell'], over: Partial<StackShape> = {}): Stac
   };
 }
 
-/** stackForward's arguments for a valid call; `replace` swaps arguments by position. */
-function forwardArgs(cell: StackShape['cell'] = 'lstm', replace: Record<number, unknown> = {}) {
+/** stackForward's options for a valid call, with the fields of `replace` swapped in. */
+function forwardOptions(
+  cell: StackShape['cell'] = 'lstm',
+  replace: Partial<Record<keyof StackForwardOptions, unknown>> = {},
+): StackForwardOptions {
   const s = shapeOf(cell);
   const lstm = cell === 'lstm';
-  const args: unknown[] = [
-    s,
-    new Float32Array(addon.stackParamCount(s)),
-    new Float32Array(T * B * I),
-    null,
-    new Float32Array(L * B * H),
-    lstm ? new Float32Array(L * B * H) : null,
-    new Float32Array(T * B * H),
-    new Float32Array(L * B * H),
-    lstm ? new Float32Array(L * B * H) : null,
-    new Float32Array(addon.stackWorkspaceSize(s)),
-  ];
-  for (const [i, v] of Object.entries(replace)) args[Number(i)] = v;
-  return args;
+  const options: StackForwardOptions = {
+    shape: s,
+    params: new Float32Array(addon.stackParamCount(s)),
+    x: new Float32Array(T * B * I),
+    lengths: null,
+    h0: new Float32Array(L * B * H),
+    c0: lstm ? new Float32Array(L * B * H) : null,
+    y: new Float32Array(T * B * H),
+    hT: new Float32Array(L * B * H),
+    cT: lstm ? new Float32Array(L * B * H) : null,
+    ws: new Float32Array(addon.stackWorkspaceSize(s)),
+  };
+  return { ...options, ...replace } as StackForwardOptions;
 }
 
-function backwardArgs(cell: StackShape['cell'] = 'lstm', replace: Record<number, unknown> = {}) {
+function backwardOptions(
+  cell: StackShape['cell'] = 'lstm',
+  replace: Partial<Record<keyof StackBackwardOptions, unknown>> = {},
+): StackBackwardOptions {
   const s = shapeOf(cell);
   const lstm = cell === 'lstm';
   const state = () => new Float32Array(L * B * H);
-  const args: unknown[] = [
-    s,
-    new Float32Array(addon.stackParamCount(s)),
-    new Float32Array(T * B * I),
-    null,
-    null,
-    null,
-    new Float32Array(addon.stackWorkspaceSize(s)),
-    new Float32Array(T * B * H),
-    state(),
-    lstm ? state() : null,
-    new Float32Array(T * B * I),
-    state(),
-    lstm ? state() : null,
-    new Float32Array(addon.stackParamCount(s)),
-  ];
-  for (const [i, v] of Object.entries(replace)) args[Number(i)] = v;
-  return args;
+  const options: StackBackwardOptions = {
+    shape: s,
+    params: new Float32Array(addon.stackParamCount(s)),
+    x: new Float32Array(T * B * I),
+    lengths: null,
+    h0: null,
+    c0: null,
+    ws: new Float32Array(addon.stackWorkspaceSize(s)),
+    dy: new Float32Array(T * B * H),
+    dhT: state(),
+    dcT: lstm ? state() : null,
+    dx: new Float32Array(T * B * I),
+    dh0: state(),
+    dc0: lstm ? state() : null,
+    dparams: new Float32Array(addon.stackParamCount(s)),
+  };
+  return { ...options, ...replace } as StackBackwardOptions;
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const call = (fn: keyof Native, args: unknown[]) => () => (addon[fn] as any)(...args);
-const fwd = (replace: Record<number, unknown>, cell: StackShape['cell'] = 'lstm') =>
-  call('stackForward', forwardArgs(cell, replace));
+type ForwardReplace = Partial<Record<keyof StackForwardOptions, unknown>>;
+const fwd = (replace: ForwardReplace, cell: StackShape['cell'] = 'lstm') =>
+  call('stackForward', [forwardOptions(cell, replace)]);
 const fwdShape = (over: Record<string, unknown>, cell: StackShape['cell'] = 'lstm') =>
-  call('stackForward', forwardArgs(cell, { 0: { ...shapeOf(cell), ...over } }));
-const bwd = (replace: Record<number, unknown>, cell: StackShape['cell'] = 'lstm') =>
-  call('stackBackward', backwardArgs(cell, replace));
+  fwd({ shape: { ...shapeOf(cell), ...over } }, cell);
+const bwd = (
+  replace: Partial<Record<keyof StackBackwardOptions, unknown>>,
+  cell: StackShape['cell'] = 'lstm',
+) => call('stackBackward', [backwardOptions(cell, replace)]);
 
 const adamConfig = {
   lr: 1e-3,
@@ -114,40 +133,111 @@ const xent = (replace: Record<number, unknown>) => {
   return call('softmaxXentForward', args);
 };
 
+// Luong attention and the GRU input-feeding decoder over S = 2 source positions, E = 3.
+const S = 2;
+const E = 3;
+const attentionShape: AttentionShape = { kind: 'general', T, S, B, Hd: H, He: H, A: H };
+function luongForward(): LuongForwardOptions {
+  const s = attentionShape;
+  return {
+    shape: s,
+    params: f32(addon.attentionParamCount(s)),
+    q: f32(T * B * H),
+    enc: f32(S * B * H),
+    lengths: Int32Array.from([2, 1]),
+    ws: f32(addon.attentionWorkspaceSize(s)),
+    align: f32(T * B * S),
+    out: f32(T * B * H),
+  };
+}
+function luongBackward(): LuongBackwardOptions {
+  const f = luongForward();
+  return {
+    ...f,
+    dout: f32(T * B * H),
+    dq: f32(T * B * H),
+    denc: f32(S * B * H),
+    dparams: f32(f.params.length),
+  };
+}
+function feedingForward(): FeedingForwardOptions {
+  const shape: FeedingShape = {
+    cell: 'gru',
+    kind: 'general',
+    T,
+    S,
+    B,
+    E,
+    H,
+    L,
+    He: H,
+    A: H,
+    dropout: 0,
+    training: true,
+    seed: 1,
+  };
+  return {
+    shape,
+    stack: f32(addon.stackParamCount({ cell: 'gru', I: E + H, H, L })),
+    attention: f32(addon.attentionParamCount({ ...attentionShape, T: 1, S: 1, B: 1 })),
+    x: f32(T * B * E),
+    enc: f32(S * B * H),
+    lengths: Int32Array.from([2, 1]),
+    h0: null,
+    c0: null,
+    ws: f32(addon.feedingWorkspaceSize(shape)),
+    out: f32(T * B * H),
+    align: f32(T * B * S),
+  };
+}
+function feedingBackward(): FeedingBackwardOptions {
+  const f = feedingForward();
+  return {
+    ...f,
+    dout: f32(T * B * H),
+    dx: null,
+    denc: f32(S * B * H),
+    dh0: null,
+    dc0: null,
+    dstack: f32(f.stack.length),
+    dattention: f32(f.attention.length),
+  };
+}
+
 const nativeCases: Case[] = [
   // Wrong dtype.
   [
     'x as Float64Array',
-    fwd({ 2: new Float64Array(T * B * I) }),
+    fwd({ x: new Float64Array(T * B * I) }),
     TypeError,
     /stackForward: 'x' must be a Float32Array .*got Float64Array/,
   ],
   [
     'x as a plain array',
-    fwd({ 2: new Array(T * B * I).fill(0) }),
+    fwd({ x: new Array(T * B * I).fill(0) }),
     TypeError,
     /'x' must be a Float32Array.*got an array/,
   ],
   [
     'params as Int32Array',
-    fwd({ 1: new Int32Array(addon.stackParamCount(shapeOf('lstm'))) }),
+    fwd({ params: new Int32Array(addon.stackParamCount(shapeOf('lstm'))) }),
     TypeError,
     /'params' must be a Float32Array.*got Int32Array/,
   ],
   [
     'lengths as Float32Array',
-    fwd({ 3: Float32Array.from([1, 2]) }),
+    fwd({ lengths: Float32Array.from([1, 2]) }),
     TypeError,
     /'lengths' must be an? Int32Array/,
   ],
-  ['lengths as a plain array', fwd({ 3: [1, 2] }), TypeError, /'lengths'.*got an array/],
+  ['lengths as a plain array', fwd({ lengths: [1, 2] }), TypeError, /'lengths'.*got an array/],
   [
     'y as Uint8Array',
-    fwd({ 6: new Uint8Array(T * B * H) }),
+    fwd({ y: new Uint8Array(T * B * H) }),
     TypeError,
     /'y' must be a Float32Array.*Uint8Array/,
   ],
-  ['h0 as a number', fwd({ 4: 0 }), TypeError, /'h0'.*got the number 0/],
+  ['h0 as a number', fwd({ h0: 0 }), TypeError, /'h0'.*got the number 0/],
   [
     'embedding ids as Float32Array',
     call('embeddingForward', [{ V: 5, E: 2 }, f32(10), Float32Array.from([1]), f32(2)]),
@@ -187,31 +277,31 @@ const nativeCases: Case[] = [
   // Wrong lengths.
   [
     'x one element short',
-    fwd({ 2: f32(T * B * I - 1) }),
+    fwd({ x: f32(T * B * I - 1) }),
     RangeError,
     /'x' must be a Float32Array of length 24 \(T\*B\*I = 3\*2\*4\), got length 23/,
   ],
   [
     'y one element long',
-    fwd({ 6: f32(T * B * H + 1) }),
+    fwd({ y: f32(T * B * H + 1) }),
     RangeError,
     /'y' must be .*length 30.*got length 31/,
   ],
   [
     'params of a GRU given to an LSTM',
-    fwd({ 1: f32(addon.stackParamCount({ cell: 'gru', I, H, L })) }),
+    fwd({ params: f32(addon.stackParamCount({ cell: 'gru', I, H, L })) }),
     RangeError,
     /'params'.*stackParamCount/,
   ],
   [
     'workspace of an inference shape given to training',
-    fwd({ 9: f32(addon.stackWorkspaceSize(shapeOf('lstm', { training: false }))) }),
+    fwd({ ws: f32(addon.stackWorkspaceSize(shapeOf('lstm', { training: false }))) }),
     RangeError,
     /'ws' must be .*stackWorkspaceSize/,
   ],
   [
     'lengths with B+1 rows',
-    fwd({ 3: Int32Array.from([1, 2, 3]) }),
+    fwd({ lengths: Int32Array.from([1, 2, 3]) }),
     RangeError,
     /'lengths' must be an? Int32Array of length 2/,
   ],
@@ -239,25 +329,103 @@ const nativeCases: Case[] = [
     RangeError,
     /'lse' must be .*length 2/,
   ],
-  ['a detached x', fwd({ 2: detached(T * B * I) }), RangeError, /'x' must be .*got length 0/],
-  // Missing arguments.
+  ['a detached x', fwd({ x: detached(T * B * I) }), RangeError, /'x' must be .*got length 0/],
+  // Missing arguments and fields, fields that are not the function's, positional calls.
   [
     'stackForward()',
     call('stackForward', []),
     TypeError,
+    /stackForward: 'options' must be an object, got undefined/,
+  ],
+  [
+    'stackForward({})',
+    call('stackForward', [{}]),
+    TypeError,
     /stackForward: 'shape' must be an object, got undefined/,
   ],
   [
-    'stackForward(shape) alone',
-    call('stackForward', [shapeOf('lstm')]),
+    'stackForward({ shape }) alone',
+    call('stackForward', [{ shape: shapeOf('lstm') }]),
     TypeError,
     /'params' must be a Float32Array.*got undefined/,
   ],
-  ['stackForward without ws', fwd({ 9: undefined }), TypeError, /'ws'.*got undefined/],
-  ['LSTM without cT', fwd({ 8: null }), TypeError, /'cT' must be a Float32Array.*got null/],
+  [
+    'stackForward with its options as an array',
+    call('stackForward', [Object.values(forwardOptions())]),
+    TypeError,
+    /stackForward: 'options' must be an object, got an array/,
+  ],
+  [
+    'stackForward called with positional arguments',
+    call('stackForward', Object.values(forwardOptions())),
+    TypeError,
+    /stackForward: takes one options object, got 10 arguments/,
+  ],
+  [
+    'stackForward with h0 misspelt (an optional field)',
+    call('stackForward', [{ ...forwardOptions(), h0: undefined, hO: f32(L * B * H) }]),
+    TypeError,
+    /stackForward: 'options' has no field 'hO'; its fields are shape, params, x, lengths, h0, c0, ws, y, hT, cT$/,
+  ],
+  [
+    'stackBackward with a field of stackForward',
+    call('stackBackward', [{ ...backwardOptions(), y: f32(T * B * H) }]),
+    TypeError,
+    /stackBackward: 'options' has no field 'y'/,
+  ],
+  [
+    'luongAttentionForward without q',
+    call('luongAttentionForward', [{ ...luongForward(), q: undefined }]),
+    TypeError,
+    /luongAttentionForward: 'q' must be a Float32Array.*got undefined/,
+  ],
+  [
+    'luongAttentionBackward with dq too short',
+    call('luongAttentionBackward', [{ ...luongBackward(), dq: f32(T * B * H - 1) }]),
+    RangeError,
+    /luongAttentionBackward: 'dq' must be .*T\*B\*Hd = 3\*2\*5/,
+  ],
+  [
+    'luongAttentionForward with lengths[0] = S + 1',
+    call('luongAttentionForward', [{ ...luongForward(), lengths: Int32Array.from([3, 1]) }]),
+    RangeError,
+    /luongAttentionForward: 'lengths\[0\]' must be in \[1, S=2\], got 3/,
+  ],
+  [
+    'feedingDecoderForward with c0 for a GRU',
+    call('feedingDecoderForward', [{ ...feedingForward(), c0: f32(L * B * H) }]),
+    TypeError,
+    /feedingDecoderForward: 'c0' is only for LSTM/,
+  ],
+  [
+    'feedingDecoderBackward with h0 misspelt',
+    call('feedingDecoderBackward', [{ ...feedingBackward(), hO: f32(L * B * H) }]),
+    TypeError,
+    /feedingDecoderBackward: 'options' has no field 'hO'/,
+  ],
+  [
+    'feedingDecoderBackward without dattention',
+    call('feedingDecoderBackward', [{ ...feedingBackward(), dattention: undefined }]),
+    TypeError,
+    /feedingDecoderBackward: 'dattention' must be a Float32Array.*got undefined/,
+  ],
+  [
+    'seq2seqBeamSearch({})',
+    call('seq2seqBeamSearch', [{}]),
+    TypeError,
+    /seq2seqBeamSearch: 'decoder' must be an object, got undefined/,
+  ],
+  [
+    'seq2seqBeamSearch called with positional arguments',
+    call('seq2seqBeamSearch', [{}, f32(1)]),
+    TypeError,
+    /seq2seqBeamSearch: takes one options object, got 2 arguments/,
+  ],
+  ['stackForward without ws', fwd({ ws: undefined }), TypeError, /'ws'.*got undefined/],
+  ['LSTM without cT', fwd({ cT: null }), TypeError, /'cT' must be a Float32Array.*got null/],
   [
     'stackBackward without dparams',
-    bwd({ 13: undefined }),
+    bwd({ dparams: undefined }),
     TypeError,
     /stackBackward: 'dparams'.*got undefined/,
   ],
@@ -269,7 +437,7 @@ const nativeCases: Case[] = [
   ],
   [
     'shape as an array',
-    fwd({ 0: [T, B, I, H, L] }),
+    fwd({ shape: [T, B, I, H, L] }),
     TypeError,
     /'shape' must be an object, got an array/,
   ],
@@ -304,7 +472,7 @@ const nativeCases: Case[] = [
     /'dW'.*got undefined/,
   ],
   // Empty tensors.
-  ['an empty x', fwd({ 2: f32(0) }), RangeError, /'x' must be .*length 24.*got length 0/],
+  ['an empty x', fwd({ x: f32(0) }), RangeError, /'x' must be .*length 24.*got length 0/],
   [
     'empty embedding ids',
     call('embeddingForward', [{ V: 5, E: 2 }, f32(10), new Int32Array(0), f32(0)]),
@@ -541,47 +709,47 @@ const nativeCases: Case[] = [
   // Lengths out of [1, T].
   [
     'lengths[0] = 0',
-    fwd({ 3: Int32Array.from([0, 3]) }),
+    fwd({ lengths: Int32Array.from([0, 3]) }),
     RangeError,
     /'lengths\[0\]' must be in \[1, T=3\], got 0/,
   ],
   [
     'lengths[1] = T + 1',
-    fwd({ 3: Int32Array.from([3, 4]) }),
+    fwd({ lengths: Int32Array.from([3, 4]) }),
     RangeError,
     /'lengths\[1\]' must be in \[1, T=3\], got 4/,
   ],
   [
     'lengths[1] negative',
-    bwd({ 3: Int32Array.from([1, -3]) }),
+    bwd({ lengths: Int32Array.from([1, -3]) }),
     RangeError,
     /stackBackward: 'lengths\[1\]'/,
   ],
   // LSTM-only arguments given to other cells.
-  ['c0 given to a GRU', fwd({ 5: f32(L * B * H) }, 'gru'), TypeError, /'c0' is only for LSTM/],
+  ['c0 given to a GRU', fwd({ c0: f32(L * B * H) }, 'gru'), TypeError, /'c0' is only for LSTM/],
   [
     'cT given to an RNN',
-    fwd({ 8: f32(L * B * H) }, 'rnn_tanh'),
+    fwd({ cT: f32(L * B * H) }, 'rnn_tanh'),
     TypeError,
     /'cT' is only for LSTM/,
   ],
-  ['dcT given to a GRU', bwd({ 9: f32(L * B * H) }, 'gru'), TypeError, /'dcT' is only for LSTM/],
+  ['dcT given to a GRU', bwd({ dcT: f32(L * B * H) }, 'gru'), TypeError, /'dcT' is only for LSTM/],
   // Backward without a training forward.
   [
     'stackBackward with training false',
-    bwd({ 0: shapeOf('lstm', { training: false }) }),
+    bwd({ shape: shapeOf('lstm', { training: false }) }),
     RangeError,
     /'shape\.training' must be true/,
   ],
   // A state of another size.
   [
     'h0 of a model with another H',
-    fwd({ 4: f32(L * B * (H + 1)) }),
+    fwd({ h0: f32(L * B * (H + 1)) }),
     RangeError,
     /'h0' must be .*L\*B\*H = 2\*2\*5/,
   ],
-  ['c0 of a one-layer model', fwd({ 5: f32(B * H) }), RangeError, /'c0' must be .*length 20/],
-  ['dhT of another batch', bwd({ 8: f32(L * (B + 1) * H) }), RangeError, /'dhT'/],
+  ['c0 of a one-layer model', fwd({ c0: f32(B * H) }), RangeError, /'c0' must be .*length 20/],
+  ['dhT of another batch', bwd({ dhT: f32(L * (B + 1) * H) }), RangeError, /'dhT'/],
   // Optimizer lists that do not match.
   [
     'adam grads with fewer arrays',
@@ -620,17 +788,24 @@ function detached(n: number): Float32Array {
 describe('bad calls straight to the addon', () => {
   it.each(nativeCases)('%s', (_name, fn, cls, message) => expectThrows(fn, cls, message));
 
+  it('accepts the valid options each case changes one field of', () => {
+    expect(() => addon.stackForward(forwardOptions('lstm'))).not.toThrow();
+    expect(() => addon.stackBackward(backwardOptions('gru'))).not.toThrow();
+    expect(() => addon.luongAttentionForward(luongForward())).not.toThrow();
+    expect(() => addon.luongAttentionBackward(luongBackward())).not.toThrow();
+    expect(() => addon.feedingDecoderForward(feedingForward())).not.toThrow();
+    expect(() => addon.feedingDecoderBackward(feedingBackward())).not.toThrow();
+  });
+
   it('writes nothing when an argument is rejected', () => {
-    const args = forwardArgs('lstm');
-    const params = args[1] as Float32Array;
+    const { params, x, y, hT, ...rest } = forwardOptions('lstm');
     params.fill(0.1);
-    (args[2] as Float32Array).fill(1);
-    const y = args[6] as Float32Array;
-    const hT = args[7] as Float32Array;
+    x.fill(1);
     y.fill(7);
     hT.fill(7);
-    args[9] = f32(3); // a workspace that is too small: checked before anything runs
-    expectThrows(call('stackForward', args), RangeError, /'ws'/);
+    // A workspace that is too small: checked before anything runs.
+    const options = { ...rest, params, x, y, hT, ws: f32(3) };
+    expectThrows(call('stackForward', [options]), RangeError, /'ws'/);
     expect(y.every((v) => v === 7) && hT.every((v) => v === 7)).toBe(true);
   });
 });
@@ -639,7 +814,7 @@ describe('async twins reject with the same errors', () => {
   const asyncCases: [string, () => unknown, ErrorClass, RegExp][] = [
     [
       'stackForwardAsync with x as Float64Array',
-      call('stackForwardAsync', forwardArgs('lstm', { 2: new Float64Array(T * B * I) })),
+      call('stackForwardAsync', [forwardOptions('lstm', { x: new Float64Array(T * B * I) })]),
       TypeError,
       /stackForward: 'x' must be a Float32Array/,
     ],
@@ -647,32 +822,45 @@ describe('async twins reject with the same errors', () => {
       'stackForwardAsync with no arguments',
       call('stackForwardAsync', []),
       TypeError,
+      /'options' must be an object/,
+    ],
+    [
+      'stackForwardAsync without a shape',
+      call('stackForwardAsync', [{}]),
+      TypeError,
       /'shape' must be an object/,
     ],
     [
+      'stackForwardAsync with a field it does not have',
+      call('stackForwardAsync', [{ ...forwardOptions('gru'), dparams: f32(1) }]),
+      TypeError,
+      /stackForward: 'options' has no field 'dparams'/,
+    ],
+    [
       'stackForwardAsync with lengths out of range',
-      call('stackForwardAsync', forwardArgs('gru', { 3: Int32Array.from([1, 9]) })),
+      call('stackForwardAsync', [forwardOptions('gru', { lengths: Int32Array.from([1, 9]) })]),
       RangeError,
       /'lengths\[1\]'/,
     ],
     [
       'stackForwardAsync with an unknown cell',
-      call(
-        'stackForwardAsync',
-        forwardArgs('lstm', { 0: shapeOf('lstm', { cell: 'bilstm' as never }) }),
-      ),
+      call('stackForwardAsync', [
+        forwardOptions('lstm', { shape: shapeOf('lstm', { cell: 'bilstm' as never }) }),
+      ]),
       RangeError,
       /'shape\.cell'/,
     ],
     [
       'stackForwardAsync with dropout NaN',
-      call('stackForwardAsync', forwardArgs('lstm', { 0: shapeOf('lstm', { dropout: NaN }) })),
+      call('stackForwardAsync', [
+        forwardOptions('lstm', { shape: shapeOf('lstm', { dropout: NaN }) }),
+      ]),
       RangeError,
       /'shape\.dropout'/,
     ],
     [
       'stackForwardAsync with c0 for a GRU',
-      call('stackForwardAsync', forwardArgs('gru', { 5: f32(L * B * H) })),
+      call('stackForwardAsync', [forwardOptions('gru', { c0: f32(L * B * H) })]),
       TypeError,
       /'c0' is only for LSTM/,
     ],
@@ -697,18 +885,16 @@ describe('async twins reject with the same errors', () => {
   });
 
   it('a valid async call still resolves, with the result of the sync call', async () => {
-    const a = forwardArgs('gru');
-    const b = forwardArgs('gru');
-    for (const args of [a, b]) {
-      (args[1] as Float32Array).forEach((_, i, p) => (p[i] = Math.sin(i)));
-      (args[2] as Float32Array).forEach((_, i, x) => (x[i] = Math.cos(i)));
+    const a = forwardOptions('gru');
+    const b = forwardOptions('gru');
+    for (const options of [a, b]) {
+      options.params.forEach((_, i, p) => (p[i] = Math.sin(i)));
+      options.x.forEach((_, i, x) => (x[i] = Math.cos(i)));
     }
-    await expect(
-      addon.stackForwardAsync(...(a as Parameters<Native['stackForward']>)),
-    ).resolves.toBeUndefined();
-    addon.stackForward(...(b as Parameters<Native['stackForward']>));
-    expect(a[6]).toEqual(b[6]);
-    expect((a[6] as Float32Array).some((v) => v !== 0)).toBe(true);
+    await expect(addon.stackForwardAsync(a)).resolves.toBeUndefined();
+    addon.stackForward(b);
+    expect(a.y).toEqual(b.y);
+    expect(a.y.some((v) => v !== 0)).toBe(true);
   });
 });
 /* eslint-enable @typescript-eslint/no-explicit-any */

@@ -192,7 +192,18 @@ describe('native TokenLoop', () => {
             native.embeddingForward({ V, E }, w.embedding, plan.tokens.subarray(t, t + 1), x);
             const hT = new Float32Array(L * H);
             const cT = new Float32Array(L * H);
-            native.stackForward(shape(1), w.stack, x, null, rh, rc, y, hT, cT, ws);
+            native.stackForward({
+              shape: shape(1),
+              params: w.stack,
+              x,
+              lengths: null,
+              h0: rh,
+              c0: rc,
+              y,
+              hT,
+              cT,
+              ws,
+            });
             rh.set(hT);
             rc.set(cT);
           }

@@ -370,45 +370,56 @@ describe('dropout between layers', () => {
     const hT = new Float32Array(3 * B * H);
     const gy = randn(T * B * H, 53);
     const loss = (xs: Float32Array) => {
-      native.stackForward(shape, stack.weights.data, xs, null, null, null, y, hT, null, ws);
+      native.stackForward({
+        shape,
+        params: stack.weights.data,
+        x: xs,
+        lengths: null,
+        h0: null,
+        c0: null,
+        y,
+        hT,
+        cT: null,
+        ws,
+      });
       let s = 0;
       for (let i = 0; i < y.length; i++) s += y[i] * gy[i];
       return s;
     };
     const base = loss(x);
     const noDrop = new Float32Array(T * B * H);
-    native.stackForward(
-      { ...shape, dropout: 0 },
-      stack.weights.data,
+    native.stackForward({
+      shape: { ...shape, dropout: 0 },
+      params: stack.weights.data,
       x,
-      null,
-      null,
-      null,
-      noDrop,
+      lengths: null,
+      h0: null,
+      c0: null,
+      y: noDrop,
       hT,
-      null,
-      new Float32Array(native.stackWorkspaceSize({ ...shape, dropout: 0 })),
-    );
+      cT: null,
+      ws: new Float32Array(native.stackWorkspaceSize({ ...shape, dropout: 0 })),
+    });
     expect(maxAbs(noDrop.map((v, i) => v - y[i]))).toBeGreaterThan(1e-3);
     loss(x);
     const dx = new Float32Array(T * B * I);
     const dparams = new Float32Array(stack.weights.size);
-    native.stackBackward(
+    native.stackBackward({
       shape,
-      stack.weights.data,
+      params: stack.weights.data,
       x,
-      null,
-      null,
-      null,
+      lengths: null,
+      h0: null,
+      c0: null,
       ws,
-      gy,
-      null,
-      null,
+      dy: gy,
+      dhT: null,
+      dcT: null,
       dx,
-      null,
-      null,
+      dh0: null,
+      dc0: null,
       dparams,
-    );
+    });
     const eps = 1e-2;
     for (const k of [0, 7, 22, 31, 45, 59]) {
       const xp = x.slice();

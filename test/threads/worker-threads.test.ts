@@ -62,7 +62,7 @@ function lstmRaw(native, params, S) {
   const cT = new Float32Array(S.L * S.B * S.H);
   const ws = new Float32Array(native.stackWorkspaceSize(shape));
   return repeat(S, () => {
-    native.stackForward(shape, params, x, null, null, null, y, hT, cT, ws);
+    native.stackForward({ shape, params, x, lengths: null, h0: null, c0: null, y, hT, cT, ws });
     return [y, hT, cT];
   });
 }
@@ -74,7 +74,7 @@ async function gruAsync(native, S) {
   const y = new Float32Array(S.T * S.B * S.H);
   const hT = new Float32Array(S.L * S.B * S.H);
   const ws = new Float32Array(native.stackWorkspaceSize(shape));
-  await native.stackForwardAsync(shape, params, x, null, null, null, y, hT, null, ws);
+  await native.stackForwardAsync({ shape, params, x, lengths: null, h0: null, c0: null, y, hT, cT: null, ws });
   return hashOf([y, hT]);
 }
 `;
