@@ -24,7 +24,7 @@ export class LanguageModel extends LanguageModelNetwork implements TextGenerator
 
   /** Trains on a text (or token ids) in a worker thread; resolves with the loss history. */
   async fit(corpus: string | Int32Array, options: FitOptions = {}): Promise<FitResult> {
-    const result = await fit(this, corpus, options);
+    const result = await this.reading(() => fit(this, corpus, options));
     this.lastTraining = result.resume;
     return result;
   }
@@ -49,8 +49,14 @@ export class LanguageModel extends LanguageModelNetwork implements TextGenerator
     return { backend: 'native', vocabSize: this.spec.vocabSize, spec: { ...this.spec } };
   }
 
-  /** Nothing to release: native generation holds no threads or sessions between calls. */
-  async close(): Promise<void> {}
+  /**
+   * Frees the model's weights now, once the generations and training in flight have ended, rather
+   * than at a garbage collection some time after the model is dropped (a service that loads and
+   * drops models holds tens of MiB less). Any use of the model afterwards is an error.
+   */
+  close(): Promise<void> {
+    return this.release();
+  }
 
   /** Continues every prompt; see GenerateOptions. */
   generate(options: GenerateOptions): Promise<string[]> {

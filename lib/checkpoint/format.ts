@@ -5,7 +5,7 @@
 import { FORMAT, VERSION } from '../core/constants';
 import { float32ToFloat16 } from './float16';
 import { metadataJson, type ResumeState } from './resume';
-import { float32Data, readSafetensors, type Tensor } from './safetensors';
+import { float32Data, parseSafetensors, readBytes, type Tensor } from './safetensors';
 import { verifyFileChecksums } from './verify';
 
 /** Tensors by name, as float32. */
@@ -79,8 +79,15 @@ export async function readCheckpoint(
   path: string,
   kind: CheckpointKind,
   hint = '',
-): Promise<{ tensors: Record<string, Tensor>; metadata: Record<string, string>; spec: unknown }> {
-  const { tensors, metadata } = await readSafetensors(path);
+): Promise<{
+  tensors: Record<string, Tensor>;
+  metadata: Record<string, string>;
+  spec: unknown;
+  /** The file's bytes, which the tensors view. */
+  bytes: Uint8Array;
+}> {
+  const bytes = await readBytes(path);
+  const { tensors, metadata } = parseSafetensors(bytes, path);
   // First: a corrupted file is named as such, whatever its damaged metadata says.
   verifyFileChecksums(path, { tensors, metadata });
   if (metadata.format !== FORMAT) {
@@ -92,5 +99,5 @@ export async function readCheckpoint(
   if (metadata.kind !== kind) {
     throw new Error(`${path}: this checkpoint holds a '${metadata.kind}', not ${KIND_NAMES[kind]}`);
   }
-  return { tensors, metadata, spec: metadataJson(path, 'spec', metadata.spec) };
+  return { tensors, metadata, spec: metadataJson(path, 'spec', metadata.spec), bytes };
 }

@@ -7,6 +7,7 @@ import {
   type LanguageModelConfig,
   type LanguageModelSpec,
 } from '../models/language-model';
+import { releaseArrays } from '../core/native';
 import { tokenizerFromJSON } from '../text';
 import {
   checkpointMetadata,
@@ -191,7 +192,12 @@ export async function loadCheckpoint<M extends LanguageModelNetwork = LanguageMo
     throw new Error(`${path}: the checkpoint's model spec is invalid: ${(error as Error).message}`);
   }
   checkSpecFields(path, spec, model.spec);
-  loadPytorchStateDict(model, float32Weights(path, weights), path, options);
+  const widened = float32Weights(path, weights);
+  loadPytorchStateDict(model, widened, path, options);
+  // The model holds copies now. Without training state (whose tensors view the file's bytes),
+  // the bytes and the widened copies are freed at once: a loop that loads models would otherwise
+  // keep tens of MiB of them until a garbage collection.
+  if (!resume) releaseArrays([file.bytes, ...Object.values(widened).map((t) => t.data)]);
   return { model, resume };
 }
 

@@ -336,15 +336,18 @@ function checkLayout(entries: Entry[], dataLength: number, invalid: Invalid): vo
   }
 }
 
-/** Reads and validates a safetensors file (see parseSafetensors). */
-export async function readSafetensors(path: string): Promise<SafetensorsContents> {
-  let bytes: Buffer;
+/** A file's bytes; the error names the file. */
+export async function readBytes(path: string): Promise<Buffer> {
   try {
-    bytes = await readFile(path);
+    return await readFile(path);
   } catch (error) {
     throw new Error(`cannot read ${path}: ${(error as Error).message}`, { cause: error });
   }
-  return parseSafetensors(bytes, path);
+}
+
+/** Reads and validates a safetensors file (see parseSafetensors). */
+export async function readSafetensors(path: string): Promise<SafetensorsContents> {
+  return parseSafetensors(await readBytes(path), path);
 }
 
 /** Writes tensors and metadata as a safetensors file, atomically (see writeFileAtomic). */

@@ -381,6 +381,8 @@ export interface Native {
   cpu(): { isa: string; cpu: string; supported: string[] };
   info(): NativeInfo;
   setThreads(threads: number): void;
+  /** Detaches each ArrayBuffer of the list (SharedArrayBuffers are left), freeing it now. */
+  releaseBuffers(buffers: ArrayBufferLike[]): void;
   stackParamCount(shape: { cell: CellName; I: number; H: number; L: number }): number;
   stackWorkspaceSize(shape: StackShape): number;
   stackForward(options: StackForwardOptions): void;
@@ -502,4 +504,18 @@ export function info(): Info {
     addonSource: addonChoice.source,
     cpu: addonChoice.cpu,
   };
+}
+
+/**
+ * Frees the memory of arrays the caller owns now, instead of at the garbage collection that finds
+ * them unreachable: the ArrayBuffer under each array that spans all of it is detached, and every
+ * view of it reads as empty after. An array over part of a buffer (a slice of Node's Buffer pool,
+ * a tensor inside a file's bytes) and arrays over shared memory are left to the collector.
+ */
+export function releaseArrays(arrays: Iterable<ArrayBufferView>): void {
+  const whole = new Set<ArrayBufferLike>();
+  for (const a of arrays) {
+    if (a.byteOffset === 0 && a.byteLength === a.buffer.byteLength) whole.add(a.buffer);
+  }
+  native.releaseBuffers([...whole]);
 }

@@ -14,7 +14,9 @@ function needTokenizer(model: LanguageModelNetwork): Tokenizer {
 
 function nativeLoop(model: LanguageModelNetwork): TokenLoop {
   return (prompts, options, stops, cancel, onTokens) =>
-    native.lmGenerateAsync(model.nativeWeights(), prompts, options, stops, cancel, onTokens);
+    model.reading(() =>
+      native.lmGenerateAsync(model.nativeWeights(), prompts, options, stops, cancel, onTokens),
+    );
 }
 
 /**

@@ -2,7 +2,9 @@
 // kernels read and write in place (zero-copy). Training runs in a worker thread that updates the
 // very arrays the model holds: `share()` moves a parameter's data into a SharedArrayBuffer for it.
 // Until then the data is an ordinary ArrayBuffer, which V8 counts as external memory and frees
-// promptly once a model is dropped; it let dropped SharedArrayBuffers pile up by the hundred MiB.
+// once a model is dropped (it let dropped SharedArrayBuffers pile up by the hundred MiB), and which
+// release() frees at once: a collection may find a dropped model's tens of MiB much later.
+import { releaseArrays } from '../core/native';
 
 /** A float32 buffer over shared memory, zero-filled. */
 export function sharedFloat32(n: number): Float32Array {
@@ -12,6 +14,7 @@ export function sharedFloat32(n: number): Float32Array {
 export class Parameter {
   private values: Float32Array;
   private gradient: Float32Array | null = null;
+  private released = false;
 
   constructor(
     readonly name: string,
@@ -21,13 +24,31 @@ export class Parameter {
   }
 
   get data(): Float32Array {
+    if (this.released) throw this.releasedError();
     return this.values;
   }
 
   /** The gradient, allocated at first use: a model that only generates never holds one. */
   get grad(): Float32Array {
+    if (this.released) throw this.releasedError();
     this.gradient ??= new Float32Array(this.values.length);
     return this.gradient;
+  }
+
+  /**
+   * Frees the data and the gradient now rather than at a later garbage collection (data in shared
+   * memory, where a training thread may still hold it, is left to the collector). Any use of the
+   * parameter afterwards is an error.
+   */
+  release(): void {
+    if (this.released) return;
+    releaseArrays(this.gradient ? [this.values, this.gradient] : [this.values]);
+    this.released = true;
+    this.gradient = null;
+  }
+
+  private releasedError(): Error {
+    return new Error(`parameter '${this.name}' was released: its model was closed`);
   }
 
   /**
@@ -62,8 +83,36 @@ export class Parameter {
 }
 
 export abstract class Module {
+  /** Calls in flight that read the parameters off the main thread (see reading). */
+  private readers: Set<Promise<unknown>> | null = null;
+  private closed = false;
+
   /** Every parameter of this module and its children, in a fixed order. */
   abstract parameters(): Parameter[];
+
+  /**
+   * Starts a call that reads the parameters off the main thread (a native generation, a training
+   * run), so that release() waits for it to end; refused once release() has begun.
+   */
+  reading<T>(call: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('the model was closed'));
+    const pending = call();
+    const readers = (this.readers ??= new Set());
+    readers.add(pending);
+    const forget = () => readers.delete(pending);
+    pending.then(forget, forget);
+    return pending;
+  }
+
+  /**
+   * Frees every parameter's memory now (see Parameter.release), once the calls started through
+   * reading() have ended. Using the module afterwards is an error.
+   */
+  async release(): Promise<void> {
+    this.closed = true;
+    if (this.readers) await Promise.allSettled([...this.readers]);
+    for (const p of this.parameters()) p.release();
+  }
 
   /** A one-line description of the module (its options and shapes). */
   abstract describe(): string;

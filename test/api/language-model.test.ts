@@ -272,3 +272,34 @@ describe('LanguageModel', () => {
     );
   });
 });
+
+describe('LanguageModel.close', () => {
+  it('waits for the generation in flight, then frees the weights and refuses further use', async () => {
+    const m = small();
+    const expected = await small().generate({ prompts: ['the'], maxTokens: 40, seed: 5 });
+    const running = m.generate({ prompts: ['the'], maxTokens: 40, seed: 5 });
+    const stack = m.rnn.weights.data;
+    const closed = m.close();
+    expect(await running).toEqual(expected);
+    await closed;
+    expect(stack.length).toBe(0);
+    expect(() => m.rnn.weights.data).toThrow(
+      /parameter 'weights' was released: its model was closed/,
+    );
+    await expect(m.generate({ prompts: ['the'], maxTokens: 4 })).rejects.toThrow(
+      /model was closed|released/,
+    );
+    await expect(m.fit(corpus, { steps: 1 })).rejects.toThrow(/model was closed/);
+    await m.close();
+  });
+
+  it('frees a loaded model whose file was float16, leaving other models untouched', async () => {
+    const file = path.join(tmp, 'close-f16.safetensors');
+    await small().save(file, { dtype: 'float16' });
+    const a = await loadModel(file);
+    const b = await loadModel(file);
+    const before = await b.generate({ prompts: ['the'], maxTokens: 12, seed: 2 });
+    await a.close();
+    expect(await b.generate({ prompts: ['the'], maxTokens: 12, seed: 2 })).toEqual(before);
+  });
+});

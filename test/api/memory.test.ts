@@ -1,8 +1,9 @@
-// The memory of a loop that loads a model, generates and drops it, a few hundred times, on each
-// backend (test/helpers/memory-loop.cjs, one child process each, run side by side): the native loop must
-// not grow, and must stay within twice the ONNX loop's peak. (Before the parameters left
+// The memory of a loop that loads a model, generates and closes it, a few hundred times, on each
+// backend (test/helpers/memory-loop.cjs, one child process each, run side by side): the native loop
+// must not grow, and must stay within 1.5 times the ONNX loop's peak. (Before the parameters left
 // SharedArrayBuffers and the addon fixed glibc's mmap threshold, it grew to three times the ONNX
-// peak and kept growing.)
+// peak and kept growing; before close() and the loader freed their buffers at once, it held up to
+// twice the ONNX peak in buffers waiting for a garbage collection.)
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -42,14 +43,14 @@ async function loop(backend: 'native' | 'onnx', file: string): Promise<number[]>
 const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;
 
 describe('native load/generate/drop loop', () => {
-  it(`${cycles} cycles: flat, and within twice the ONNX loop's peak`, async () => {
+  it(`${cycles} cycles: flat, and within 1.5 times the ONNX loop's peak`, async () => {
     const [native, onnx] = await Promise.all([loop('native', checkpoint), loop('onnx', exported)]);
     const nativePeak = Math.max(...native);
     const onnxPeak = Math.max(...onnx);
     const early = mean(native.slice(cycles / 3, (2 * cycles) / 3));
     const late = mean(native.slice((2 * cycles) / 3));
     expect({ nativePeak, onnxPeak, early, late }).toSatisfy(
-      () => late <= early + 24 && nativePeak <= 2 * onnxPeak,
+      () => late <= early + 24 && nativePeak <= 1.5 * onnxPeak,
     );
   });
 });

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { native } from '../../lib/core/native';
+import { native, releaseArrays } from '../../lib/core/native';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -48,5 +48,24 @@ describe('the Native interface and the addon', () => {
       'cuda',
     ];
     expect(keys.filter((k) => !optional.has(k))).toEqual(declared.sort());
+  });
+});
+
+describe('releaseArrays', () => {
+  it('frees the buffers that an array spans whole, and leaves partial views and shared memory', () => {
+    const whole = new Float32Array(1024).fill(1);
+    const file = new Uint8Array(4096).fill(2);
+    const part = file.subarray(16, 64);
+    const shared = new Float32Array(new SharedArrayBuffer(64));
+    releaseArrays([whole, whole, part, shared]);
+    expect([whole.length, whole.buffer.byteLength]).toEqual([0, 0]);
+    expect([file.length, part.length, shared.length]).toEqual([4096, 48, 16]);
+    expect(file[100]).toBe(2);
+  });
+
+  it('refuses anything but one array of buffers', () => {
+    expect(() => native.releaseBuffers(5 as unknown as ArrayBuffer[])).toThrow(
+      /releaseBuffers: takes one array of ArrayBuffers, got/,
+    );
   });
 });

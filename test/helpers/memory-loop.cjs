@@ -1,6 +1,7 @@
 // Child of native-memory.test.ts: loads a model, generates, drops it, `cycles` times, and prints
 // the resident set size after each cycle as JSON. The first argument picks the backend: 'native'
-// (loadModel, generate on the native token loop) or 'onnx' (OnnxGenerator.load, generate, close).
+// (loadModel, generate on the native token loop, close) or 'onnx' (OnnxGenerator.load, generate,
+// close).
 'use strict';
 const path = require('node:path');
 
@@ -15,6 +16,7 @@ const options = { prompts: ['the cat', 'a'], maxTokens: 6, seed: 1 };
     if (backend === 'native') {
       const model = await loadModel(file);
       await model.generate(options);
+      await model.close();
     } else {
       const generator = await OnnxGenerator.load(file, { threads: 1 });
       await generator.generate(options);
