@@ -191,21 +191,24 @@ export async function* streamText(
   try {
     let stopped = false;
     for (;;) {
-      const decoded = tokenizer.decode(ids.slice(0, done ? Math.max(0, finalLength) : ids.length), {
-        stream: !done,
-      });
+      // The loop may end while this generator waits at a yield: what it read as not done must be
+      // decoded again before the end.
+      const finished = done;
+      const upTo = finished ? Math.max(0, finalLength) : ids.length;
+      const decoded = tokenizer.decode(ids.slice(0, upTo), { stream: !finished });
       const text = cutAtStop(decoded, p.stops);
       if (text.length < decoded.length && !stopped) {
         stopped = true;
         Atomics.store(flag, 0, 1);
       }
-      const ready = done || stopped ? text.length : text.length - stopPrefixTail(text, p.stops);
+      const ready = finished || stopped ? text.length : text.length - stopPrefixTail(text, p.stops);
       if (ready > emitted.length && text.startsWith(emitted)) {
         const piece = text.slice(emitted.length, ready);
         emitted = text.slice(0, ready);
         yield piece;
       }
-      if (done) break;
+      if (finished) break;
+      if (done) continue;
       await new Promise<void>((resolve) => (wake = resolve));
       wake = null;
     }
