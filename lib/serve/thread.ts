@@ -27,6 +27,9 @@ export interface ServeConfig extends AccessOptions {
   modelName?: string;
   /** Serve the playground page at GET / (default true). */
   playground?: boolean;
+  /** startServer's timeouts, ms. */
+  requestTimeout?: number;
+  shutdownTimeout?: number;
   /** Language models: the BatchingGenerator's limits. */
   maxBatch?: number;
   maxQueue?: number;
@@ -86,6 +89,8 @@ export async function serveHere(c: ServeConfig): Promise<Serving> {
     metricsNeedKey: c.metricsNeedKey,
     modelName: c.modelName,
     playground: c.playground,
+    requestTimeout: c.requestTimeout,
+    shutdownTimeout: c.shutdownTimeout,
   }).catch(async (error: unknown) => {
     await served.close();
     throw error;

@@ -47,6 +47,14 @@ export const serve = command({
       "the model's id in the OpenAI API (default: the file's name without\nits extension)",
     ),
     'no-playground': on('do not serve the playground page at GET /'),
+    'request-timeout': int('S', 'longest a request may take, queueing included (default 120)', {
+      min: 1,
+      max: 86400,
+    }),
+    'shutdown-timeout': int('S', 'longest a drain waits for the requests in flight (default 30)', {
+      min: 0,
+      max: 86400,
+    }),
   },
   notes:
     'POST /v1/generate (JSON, or Server-Sent Events with "stream": true) for a language model,\n' +
@@ -68,6 +76,8 @@ export const serve = command({
       metricsNeedKey: !v['public-metrics'],
       modelName: v['model-name'] ?? path.basename(v.model).replace(/\.[^.]*$/, ''),
       playground: !v['no-playground'],
+      requestTimeout: seconds(v['request-timeout']),
+      shutdownTimeout: seconds(v['shutdown-timeout']),
     });
     process.stdout.write(`rnnkit serve: ${v.model} (${serving.engine}) on ${serving.url}\n`);
     await new Promise<void>((resolve) => {
@@ -91,3 +101,5 @@ function apiKeys(flags: string[], file: string | undefined): string[] {
   if (file !== undefined && keys.length === 0) throw new UsageError(`${file}: no API key in it`);
   return keys;
 }
+
+const seconds = (s: number | undefined) => (s === undefined ? undefined : s * 1000);
