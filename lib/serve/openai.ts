@@ -340,8 +340,10 @@ export async function completeStream(
     'Cache-Control': 'no-cache',
     'X-Accel-Buffering': 'no',
   });
+  // A client that left, or a choice that failed, has ended the answer: the others stop writing.
+  const open = () => !res.writableEnded && !res.destroyed;
   const write = (text: string) => {
-    if (!res.writableEnded) res.write(text);
+    if (open()) res.write(text);
   };
   const run = async (c: (typeof choices)[number], first: IteratorResult<string, StreamEnd>) => {
     if (request.echo) write(chunk(c.index, c.prompt, null));
@@ -358,7 +360,7 @@ export async function completeStream(
     res.end('data: [DONE]\n\n');
   } catch (error) {
     const [status, message] = failure(error);
-    if (!res.writableEnded) res.end(`data: ${JSON.stringify(openaiError(status, message))}\n\n`);
+    if (open()) res.end(`data: ${JSON.stringify(openaiError(status, message))}\n\n`);
   }
 }
 
