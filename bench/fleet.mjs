@@ -19,7 +19,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { completionLoad, configMModel, startServe } from './serving.mjs';
+import { completionLoad, configMModel, positiveInt, startServe } from './serving.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -31,11 +31,7 @@ const { values: args } = parseArgs({
     out: { type: 'string' },
   },
 });
-const int = (name) => {
-  const v = Number(args[name]);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
-  return v;
-};
+const int = (name) => positiveInt(args, name);
 const seconds = int('seconds');
 const drainSeconds = int('drain-seconds');
 const connections = int('connections');

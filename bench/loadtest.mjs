@@ -30,6 +30,7 @@ import {
   completionLoad,
   configMModel,
   metrics,
+  positiveInt,
   prompt,
   rnnkit,
   startProbe,
@@ -55,11 +56,7 @@ const { values: args } = parseArgs({
 if (args.api !== 'generate' && args.api !== 'completions') {
   throw new Error(`--api must be generate or completions, got ${args.api}`);
 }
-const int = (name) => {
-  const v = Number(args[name]);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
-  return v;
-};
+const int = (name) => positiveInt(args, name);
 const concurrency = int('concurrency');
 const totalRequests = int('requests');
 const durationMs = int('duration') * 1000;
