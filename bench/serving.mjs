@@ -12,7 +12,6 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 export const rnnkit = require(path.join(ROOT, 'dist', 'index.js'));
-const autocannon = require('autocannon');
 
 export const corpus = fs.readFileSync(path.join(ROOT, 'data', 'tinyshakespeare.txt'), 'utf8');
 
@@ -128,6 +127,8 @@ export function startProbe(url) {
  * timeouts and non-2xx answers) with the first few failure statuses.
  */
 export async function completionLoad(url, { model, connections, seconds, maxTokens }) {
+  // A devDependency: loaded only by the runs that use it.
+  const autocannon = require('autocannon');
   let i = 0;
   const statuses = new Map();
   const instance = autocannon({
