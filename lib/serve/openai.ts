@@ -19,6 +19,7 @@ import {
   HttpError,
   numbers,
   parseBody,
+  renameOption,
   typeName,
   type RequestLimits,
 } from './request';
@@ -151,12 +152,12 @@ export function parseCompletion(text: string, limits: RequestLimits): Completion
  * prompts[i] of the generate call (each prompt repeated n times) becomes prompt[i / n].
  */
 export function completionFieldMessage(message: string, request: CompletionRequest | null): string {
-  for (const [field, option] of Object.entries(NUMERIC)) {
-    if (message.startsWith(`${option} `)) return field + message.slice(option.length);
-  }
   const n = request?.n ?? 1;
-  return message.replace(/^prompts\[(\d+)\]/, (_m, i: string) =>
-    request?.single ? 'prompt' : `prompt[${Math.floor(Number(i) / n)}]`,
+  return (
+    renameOption(message, NUMERIC) ??
+    message.replace(/^prompts\[(\d+)\]/, (_m, i: string) =>
+      request?.single ? 'prompt' : `prompt[${Math.floor(Number(i) / n)}]`,
+    )
   );
 }
 

@@ -203,7 +203,7 @@ export function parseGenerate(text: string, limits: RequestLimits): GenerateRequ
 }
 
 /** Renames a library option at the start of a validation message to its request field. */
-function renameOption(message: string, names: Record<string, string>): string | null {
+export function renameOption(message: string, names: Record<string, string>): string | null {
   for (const [field, option] of Object.entries(names)) {
     if (message.startsWith(`${option} `)) return field + message.slice(option.length);
   }
