@@ -11,11 +11,12 @@ import {
   BatchingGenerator,
   CharTokenizer,
   LanguageModel,
-  Seq2Seq,
   startServer,
   type RunningServer,
+  type Seq2Seq,
 } from '../../lib/index';
 import { attentionHeatmapSvg } from '../../lib/decode/heatmap';
+import { tinySeq2Seq } from '../helpers/models';
 import { serveCli } from '../helpers/serve-cli';
 import { tmpDir } from '../helpers/tmp';
 
@@ -199,13 +200,7 @@ describe('a sequence-to-sequence server', () => {
   let server: RunningServer;
   let s2s: Seq2Seq;
   beforeAll(async () => {
-    s2s = new Seq2Seq({
-      sourceTokenizer: CharTokenizer.fromText('abcdef'),
-      targetTokenizer: CharTokenizer.fromText('uvwxyz', { specials: ['<pad>', '<bos>', '<eos>'] }),
-      hiddenSize: 12,
-      embeddingSize: 6,
-      seed: 4,
-    });
+    s2s = tinySeq2Seq();
     server = await startServer(s2s, { port: 0 });
     open.push(server);
   });

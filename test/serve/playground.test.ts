@@ -12,10 +12,10 @@ import {
   BatchingGenerator,
   CharTokenizer,
   LanguageModel,
-  Seq2Seq,
   startServer,
   type RunningServer,
 } from '../../lib/index';
+import { tinySeq2Seq } from '../helpers/models';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const hasChromium = fs.existsSync(CHROMIUM);
@@ -95,13 +95,7 @@ describe.skipIf(!hasChromium)('the playground in headless Chromium', () => {
   });
 
   it('shows the n-best translations and the attention heatmap of a seq2seq model', async () => {
-    const model = new Seq2Seq({
-      sourceTokenizer: CharTokenizer.fromText('abcdef'),
-      targetTokenizer: CharTokenizer.fromText('uvwxyz', { specials: ['<pad>', '<bos>', '<eos>'] }),
-      hiddenSize: 12,
-      embeddingSize: 6,
-      seed: 4,
-    });
+    const model = tinySeq2Seq();
     const server = await startServer(model, { port: 0 });
     closing.push(server);
     const page = await openPage(server);
