@@ -9,24 +9,35 @@
 //   npm run loadtest -- [--model FILE] [--onnx] [--concurrency 64] [--requests 10000]
 //                       [--duration 900] [--max-tokens 64] [--threads cores-1] [--out FILE.json]
 //                       [--node-flags=--max-semi-space-size=1]   (node options for the server)
+//                       [--api completions]
+//
+// With --api completions, autocannon drives POST /v1/completions (OpenAI's API) with
+// `concurrency` connections for `duration` seconds instead, and the checks are the ones for that
+// API: no failed request, /health p99 under 50 ms, and resident memory flat (within 10%) between
+// the first and the last 10 s (sampled every second).
 //
 // Without --model it builds a config-M-like model (LSTM, embedding 128, hidden 512, 2 layers,
 // the tinyshakespeare characters; random weights: speed does not depend on them) in a temporary
 // folder, and with --onnx serves its ONNX export instead of the checkpoint.
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { CharTokenizer, LanguageModel, OnnxGenerator, exportOnnx, setThreads } = createRequire(
-  import.meta.url,
-)(path.join(ROOT, 'dist', 'index.js'));
+import {
+  completionLoad,
+  configMModel,
+  metrics,
+  positiveInt,
+  prompt,
+  rnnkit,
+  startProbe,
+  startServe,
+} from './serving.mjs';
+
+const { LanguageModel, OnnxGenerator, setThreads } = rnnkit;
 
 const { values: args } = parseArgs({
   options: {
@@ -39,13 +50,13 @@ const { values: args } = parseArgs({
     threads: { type: 'string' },
     'node-flags': { type: 'string', default: '' },
     out: { type: 'string' },
+    api: { type: 'string', default: 'generate' },
   },
 });
-const int = (name) => {
-  const v = Number(args[name]);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
-  return v;
-};
+if (args.api !== 'generate' && args.api !== 'completions') {
+  throw new Error(`--api must be generate or completions, got ${args.api}`);
+}
+const int = (name) => positiveInt(args, name);
 const concurrency = int('concurrency');
 const totalRequests = int('requests');
 const durationMs = int('duration') * 1000;
@@ -55,32 +66,6 @@ const threads =
   args.threads === undefined ? Math.max(1, os.availableParallelism() - 1) : int('threads');
 /** The request whose completion marks the start of the memory comparison. */
 const memoryMark = Math.min(1000, Math.floor(totalRequests / 10));
-
-const corpus = fs.readFileSync(path.join(ROOT, 'data', 'tinyshakespeare.txt'), 'utf8');
-/** Prompt i: 8 to 23 characters of the corpus, a different place for every request. */
-function prompt(i) {
-  const start = (i * 7919) % (corpus.length - 64);
-  return corpus.slice(start, start + 8 + (i % 16));
-}
-
-async function modelFile() {
-  if (args.model) return args.model;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-loadtest-'));
-  const model = new LanguageModel({
-    tokenizer: CharTokenizer.fromText(corpus),
-    cell: 'lstm',
-    embeddingSize: 128,
-    hiddenSize: 512,
-    numLayers: 2,
-    seed: 1,
-  });
-  const file = path.join(dir, 'config-m.safetensors');
-  await model.save(file);
-  if (!args.onnx) return file;
-  const onnx = path.join(dir, 'config-m.onnx');
-  await exportOnnx(model, onnx, { kind: 'sequence' });
-  return onnx;
-}
 
 /** Tokens/s of in-process batched generation: `concurrency` prompts in one generate call. */
 async function inProcess(file) {
@@ -103,74 +88,6 @@ async function inProcess(file) {
   return rates.sort((a, b) => a - b)[1];
 }
 
-function startServer(file) {
-  const cli = path.join(ROOT, 'dist', 'cli', 'bin.js');
-  const flags = args['node-flags'].split(' ').filter(Boolean);
-  const argv = [...flags, cli, 'serve', '--model', file, '--port', '0'];
-  argv.push('--max-batch', String(concurrency));
-  argv.push('--max-queue', String(4 * concurrency));
-  argv.push('--threads', String(threads));
-  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const url = /on (http:\/\/\S+)/.exec(out)?.[1];
-      if (url) resolve({ child, url, exited });
-    });
-    child.on('exit', (code) => reject(new Error(`the server exited (code ${code}): ${out}`)));
-  });
-}
-
-/**
- * The /health probe, in a process of its own so that its timings do not include the load
- * clients' work: GET /health every 100 ms. It also measures its own (idle) event-loop delay, which
- * is what the machine alone (other load, scheduling) does to any event loop, to read the server's
- * figures against.
- */
-const PROBE = `
-  const http = require('node:http');
-  const h = require('node:perf_hooks').monitorEventLoopDelay({ resolution: 10 });
-  h.enable();
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const times = [];
-  let failures = 0;
-  let stopped = false;
-  (async () => {
-    while (!stopped) {
-      const t0 = performance.now();
-      const status = await new Promise((resolve) =>
-        http.get(process.argv[1] + '/health', { agent }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode));
-        }).on('error', () => resolve(0)));
-      times.push(performance.now() - t0);
-      if (status !== 200) failures++;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    times.sort((a, b) => a - b);
-    console.log(JSON.stringify({
-      healthMs: { p99: times[Math.floor(0.99 * (times.length - 1))], max: times.at(-1), probes: times.length, failures },
-      idleLoopDelayMs: { p99: h.percentile(99) / 1e6, max: h.max / 1e6 },
-    }));
-    agent.destroy();
-  })();
-  process.stdin.resume();
-  process.stdin.on('end', () => (stopped = true));`;
-
-function startProbe(url) {
-  const child = spawn(process.execPath, ['-e', PROBE, url], { stdio: ['pipe', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  return async () => {
-    child.stdin.end();
-    await exited;
-    return JSON.parse(out);
-  };
-}
-
 const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
 
 function request(url, { method = 'GET', body } = {}) {
@@ -187,16 +104,6 @@ function request(url, { method = 'GET', body } = {}) {
       req.end(JSON.stringify(body));
     } else req.end();
   });
-}
-
-async function metrics(url) {
-  const { text } = await request(`${url}/metrics`);
-  const values = new Map();
-  for (const line of text.split('\n')) {
-    const m = /^(\S+) (\S+)$/.exec(line);
-    if (m && !line.startsWith('#')) values.set(m[1], Number(m[2]));
-  }
-  return values;
 }
 
 const quantile = (sorted, q) =>
@@ -274,46 +181,116 @@ async function drive(url) {
   };
 }
 
-const file = await modelFile();
-console.log(
-  `model ${file}; ${concurrency} clients, ${totalRequests} requests, ${maxTokens} tokens each`,
-);
-// In-process speed is measured before and after the server run and the ratio taken to their
-// mean: on a machine whose speed drifts during the run (other load), that shows as a gap between
-// the two rather than as a wrong ratio.
-const inProcessBefore = await inProcess(file);
-console.log(
-  `in-process batched generation at batch ${concurrency}: ${inProcessBefore.toFixed(0)} tokens/s`,
-);
-const server = await startServer(file);
-let result;
-try {
-  result = await drive(server.url);
-} finally {
-  server.child.kill('SIGTERM');
-  await server.exited;
-  agent.destroy();
+/** Mean of the samples [seconds, value] taken within [from, to] seconds. */
+function meanWithin(samples, from, to) {
+  const within = samples.filter(([t]) => t >= from && t <= to).map(([, v]) => v);
+  return within.reduce((a, b) => a + b, 0) / within.length;
 }
-const inProcessAfter = await inProcess(file);
-const report = {
-  model: file,
-  serverNodeFlags: args['node-flags'],
-  cpus: os.cpus().length,
-  loadAverage: os.loadavg()[0],
-  concurrency,
-  maxTokens,
-  inProcessTokensPerSecond: { before: inProcessBefore, after: inProcessAfter },
-  ...result,
-  ratio: result.tokensPerSecond / ((inProcessBefore + inProcessAfter) / 2),
-};
-const checks = {
-  'tokens/s >= 80% of in-process batched': report.ratio >= 0.8,
-  'no errors': report.errorCount === 0,
-  'event-loop delay p99 < 50 ms': report.eventLoopDelayMs.p99 < 50,
-  '/health < 50 ms throughout': report.healthMs.max < 50,
-  [`memory flat within 10% (request ${memoryMark} to the last)`]:
-    Math.abs(report.memoryGrowth) <= 0.1,
-};
-console.log(JSON.stringify(report, null, 2));
-for (const [name, ok] of Object.entries(checks)) console.log(`${ok ? 'PASS' : 'FAIL'}  ${name}`);
-if (args.out) fs.writeFileSync(args.out, JSON.stringify({ ...report, checks }, null, 2) + '\n');
+
+/** autocannon on POST /v1/completions for the duration, RSS sampled every second. */
+async function driveCompletions(url, model) {
+  const stopProbe = startProbe(url);
+  const rss = [];
+  const started = performance.now();
+  const sampler = setInterval(async () => {
+    const m = await metrics(url);
+    rss.push([
+      (performance.now() - started) / 1000,
+      m.get('process_resident_memory_bytes') / 2 ** 20,
+    ]);
+  }, 1000);
+  const seconds = durationMs / 1000;
+  const load = await completionLoad(url, { model, connections: concurrency, seconds, maxTokens });
+  clearInterval(sampler);
+  const probe = await stopProbe();
+  const window = Math.min(10, seconds / 3);
+  const first = meanWithin(rss, 0, window);
+  const last = meanWithin(rss, seconds - window, seconds);
+  return {
+    ...load,
+    errorCount: load.failed + probe.healthMs.failures,
+    healthMs: probe.healthMs,
+    idleLoopDelayMs: probe.idleLoopDelayMs,
+    rssMiB: { [`first ${window} s`]: first, [`last ${window} s`]: last },
+    rssSeriesMiB: rss.map(([, v]) => Math.round(v)),
+    memoryGrowth: last / first - 1,
+  };
+}
+
+const file = args.model ?? (await configMModel({ onnx: args.onnx }));
+const serverFlags = [
+  '--max-batch',
+  String(concurrency),
+  '--max-queue',
+  String(4 * concurrency),
+  '--threads',
+  String(threads),
+];
+const nodeFlags = args['node-flags'].split(' ').filter(Boolean);
+async function runCompletions() {
+  console.log(`model ${file}; autocannon, ${concurrency} connections on POST /v1/completions`);
+  const server = await startServe(file, serverFlags, nodeFlags);
+  let result;
+  try {
+    result = await driveCompletions(server.url, path.basename(file).replace(/\.[^.]*$/, ''));
+  } finally {
+    server.child.kill('SIGTERM');
+    await server.exited;
+  }
+  const report = { model: file, cpus: os.cpus().length, loadAverage: os.loadavg()[0], ...result };
+  const checks = {
+    'no failed requests': report.errorCount === 0,
+    '/health p99 < 50 ms': report.healthMs.p99 < 50,
+    'memory flat within 10% (first to last 10 s)': Math.abs(report.memoryGrowth) <= 0.1,
+  };
+  console.log(JSON.stringify(report, null, 2));
+  for (const [name, ok] of Object.entries(checks)) console.log(`${ok ? 'PASS' : 'FAIL'}  ${name}`);
+  if (args.out) fs.writeFileSync(args.out, JSON.stringify({ ...report, checks }, null, 2) + '\n');
+}
+
+async function runGenerate() {
+  console.log(
+    `model ${file}; ${concurrency} clients, ${totalRequests} requests, ${maxTokens} tokens each`,
+  );
+  // In-process speed is measured before and after the server run and the ratio taken to their
+  // mean: on a machine whose speed drifts during the run (other load), that shows as a gap between
+  // the two rather than as a wrong ratio.
+  const inProcessBefore = await inProcess(file);
+  console.log(
+    `in-process batched generation at batch ${concurrency}: ${inProcessBefore.toFixed(0)} tokens/s`,
+  );
+  const server = await startServe(file, serverFlags, nodeFlags);
+  let result;
+  try {
+    result = await drive(server.url);
+  } finally {
+    server.child.kill('SIGTERM');
+    await server.exited;
+    agent.destroy();
+  }
+  const inProcessAfter = await inProcess(file);
+  const report = {
+    model: file,
+    serverNodeFlags: args['node-flags'],
+    cpus: os.cpus().length,
+    loadAverage: os.loadavg()[0],
+    concurrency,
+    maxTokens,
+    inProcessTokensPerSecond: { before: inProcessBefore, after: inProcessAfter },
+    ...result,
+    ratio: result.tokensPerSecond / ((inProcessBefore + inProcessAfter) / 2),
+  };
+  const checks = {
+    'tokens/s >= 80% of in-process batched': report.ratio >= 0.8,
+    'no errors': report.errorCount === 0,
+    'event-loop delay p99 < 50 ms': report.eventLoopDelayMs.p99 < 50,
+    '/health < 50 ms throughout': report.healthMs.max < 50,
+    [`memory flat within 10% (request ${memoryMark} to the last)`]:
+      Math.abs(report.memoryGrowth) <= 0.1,
+  };
+  console.log(JSON.stringify(report, null, 2));
+  for (const [name, ok] of Object.entries(checks)) console.log(`${ok ? 'PASS' : 'FAIL'}  ${name}`);
+  if (args.out) fs.writeFileSync(args.out, JSON.stringify({ ...report, checks }, null, 2) + '\n');
+}
+
+await (args.api === 'completions' ? runCompletions() : runGenerate());

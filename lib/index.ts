@@ -51,6 +51,7 @@ export type { FitOptions, FitResult } from './train/fit';
 export type { History, Progress, LrSchedule, StopReason } from './train/loop';
 export type { GenerateOptions, StreamOptions, SamplingOptions } from './decode/options';
 export type { TextGenerator, GeneratorInfo } from './decode/text-generator';
+export type { Completion, FinishReason, StreamEnd } from './decode/token-loop';
 export {
   BpeTokenizer,
   CharTokenizer,

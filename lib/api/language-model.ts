@@ -12,9 +12,10 @@ import {
 import type { ResumeState } from '../checkpoint/resume';
 import type { LoadOptions } from '../checkpoint/verify';
 import { checkInt } from '../core/validate';
-import { generate, stream } from '../decode/generate';
+import { complete, generate, stream } from '../decode/generate';
 import type { GenerateOptions, StreamOptions } from '../decode/options';
 import type { GeneratorInfo, TextGenerator } from '../decode/text-generator';
+import type { Completion, StreamEnd } from '../decode/token-loop';
 import { LanguageModelNetwork, type LanguageModelConfig } from '../models/language-model';
 import { fit, type FitOptions, type FitResult } from '../train/fit';
 import { evalBatch, evaluateTokens } from '../train/language-model';
@@ -63,8 +64,13 @@ export class LanguageModel extends LanguageModelNetwork implements TextGenerator
     return generate(this, options);
   }
 
-  /** Streams the continuation of one prompt as text pieces. */
-  stream(options: StreamOptions): AsyncGenerator<string> {
+  /** Continues every prompt as generate does, with the tokens and why each row ended. */
+  complete(options: GenerateOptions): Promise<Completion[]> {
+    return complete(this, options);
+  }
+
+  /** Streams the continuation of one prompt as text pieces; returns how it ended. */
+  stream(options: StreamOptions): AsyncGenerator<string, StreamEnd> {
     return stream(this, options);
   }
 

@@ -5,7 +5,14 @@ import type { LanguageModelNetwork } from '../models/language-model';
 import { native } from '../core/native';
 import type { Tokenizer } from '../text';
 import type { GenerateOptions, StreamOptions } from './options';
-import { generateText, streamText, type TokenLoop } from './token-loop';
+import {
+  completeText,
+  generateText,
+  streamText,
+  type Completion,
+  type StreamEnd,
+  type TokenLoop,
+} from './token-loop';
 
 function needTokenizer(model: LanguageModelNetwork): Tokenizer {
   if (!model.tokenizer) throw new Error('the model has no tokenizer; text generation needs one');
@@ -30,10 +37,18 @@ export async function generate(
   return generateText(nativeLoop(model), needTokenizer(model), options);
 }
 
+/** Continues every prompt as generate does, with the tokens and why each row ended. */
+export function complete(
+  model: LanguageModelNetwork,
+  options: GenerateOptions,
+): Promise<Completion[]> {
+  return completeText(nativeLoop(model), needTokenizer(model), options);
+}
+
 /** Streams the continuation of one prompt as text pieces while the native loop runs. */
 export function stream(
   model: LanguageModelNetwork,
   options: StreamOptions,
-): AsyncGenerator<string> {
+): AsyncGenerator<string, StreamEnd> {
   return streamText(nativeLoop(model), needTokenizer(model), options);
 }

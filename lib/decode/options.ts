@@ -32,6 +32,11 @@ export interface GenerateOptions extends SamplingOptions {
 
 export interface StreamOptions extends SamplingOptions {
   prompt: string;
+  /**
+   * Sample with the random stream of this row of a generate call (default 0): streaming prompt i
+   * of a generate call's prompts gives the text generate gives it.
+   */
+  row?: number;
 }
 
 /** The checked numeric sampling options, as the native sampler takes them. */

@@ -10,6 +10,7 @@ import {
   type NativeTokenLoop,
   type TokenLoopStep,
 } from '../core/native';
+import { NetworkScorer, type TokenScorer, type TokenScores } from './logprobs';
 import type { Ragged } from './options';
 import type { OnTokens } from './token-loop';
 
@@ -23,8 +24,8 @@ export interface Schedule {
   budget: number;
 }
 
-/** A token loop and the model that advances it. */
-export interface RoundBackend {
+/** A token loop and the model that advances it, which also scores whole sequences. */
+export interface RoundBackend extends TokenScorer {
   readonly loop: NativeTokenLoop;
   /**
    * One round: loop.plan, the model over the planned rows (their state in the loop advancing),
@@ -40,13 +41,20 @@ export const WHOLE_PROMPTS: Schedule = { chunk: ALL, sharedChunk: ALL, budget: A
 /** The packed native stack: a whole round is one native call. */
 export class NativeRounds implements RoundBackend {
   readonly loop: NativeTokenLoop;
+  private scorer: NetworkScorer | null = null;
 
-  constructor(weights: LmWeights) {
+  constructor(private readonly weights: LmWeights) {
     this.loop = new native.TokenLoop(weights);
   }
 
   round(s: Schedule): Promise<TokenLoopStep> {
     return Promise.resolve(this.loop.run(s.chunk, s.sharedChunk, s.budget));
+  }
+
+  /** The network over the loop's weights, built at the first call. */
+  score(tokens: Int32Array, k: number): Promise<TokenScores> {
+    this.scorer ??= new NetworkScorer(this.weights);
+    return this.scorer.score(tokens, k);
   }
 }
 

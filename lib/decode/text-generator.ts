@@ -1,6 +1,7 @@
 // The interface every text generator implements (the native LanguageModel, the ONNX generator,
 // and the request-batching wrapper), so that a service switches backends by one line.
 import type { GenerateOptions, StreamOptions } from './options';
+import type { Completion, StreamEnd } from './token-loop';
 
 export interface GeneratorInfo {
   backend: 'native' | 'onnx' | 'batching';
@@ -13,8 +14,10 @@ export interface TextGenerator {
   readonly info: GeneratorInfo;
   /** Continues every prompt; resolves with the generated text (without the prompt). */
   generate(options: GenerateOptions): Promise<string[]>;
-  /** Streams the continuation of one prompt as text pieces. */
-  stream(options: StreamOptions): AsyncGenerator<string>;
+  /** Continues every prompt as generate does; resolves with the tokens and finish reasons too. */
+  complete(options: GenerateOptions): Promise<Completion[]>;
+  /** Streams the continuation of one prompt as text pieces; returns how it ended. */
+  stream(options: StreamOptions): AsyncGenerator<string, StreamEnd>;
   /** Releases threads and sessions; the generator is unusable afterwards. */
   close(): Promise<void>;
 }

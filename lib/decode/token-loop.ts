@@ -3,7 +3,7 @@
 // and encoded with lib/generate/options.ts, batches are split at maxBatch with the row offsets
 // that keep every prompt's random stream independent of the split, and stop strings are cut.
 // It holds nothing backend-specific, so the native generator can run on it as well.
-import { FINISH_ERROR } from '../core/constants';
+import { FINISH_ERROR, FINISH_STOP } from '../core/constants';
 import type { NativeGenerateOptions, NativeGenerateResult } from '../core/native';
 import { checkInt } from '../core/validate';
 import type { Tokenizer } from '../text';
@@ -73,34 +73,68 @@ function prepare(tokenizer: Tokenizer, o: SamplingOptions): Prepared {
   };
 }
 
+/** Why a row ended: a stop string (or sequence) was produced, or it reached maxTokens. */
+export type FinishReason = 'stop' | 'length';
+
+/** How a stream ended: why, and the tokens of its prompt and the tokens it generated. */
+export interface StreamEnd {
+  finish: FinishReason;
+  promptTokens: number;
+  tokens: number;
+}
+
+/** One prompt's continuation with what it was made of. */
+export interface Completion {
+  /** The generated text, cut before the first stop string. */
+  text: string;
+  /** The prompt's token ids. */
+  promptTokens: Int32Array;
+  /** The generated token ids (a matched stop sequence not counted; the text may end sooner). */
+  tokens: Int32Array;
+  finish: FinishReason;
+}
+
 /** Continues every prompt, maxBatch rows per loop call; rows finish independently. */
-export async function generateText(
+export async function completeText(
   loop: TokenLoop,
   tokenizer: Tokenizer,
   options: GenerateOptions,
   defaultMaxBatch = 256,
-): Promise<string[]> {
+): Promise<Completion[]> {
   const p = prepare(tokenizer, options);
   const prompts = encodePrompts(tokenizer, options.prompts, options.unknown);
   const maxBatch = checkInt('maxBatch', options.maxBatch ?? defaultMaxBatch, 1, 65536);
   const { flag, release } = cancelFlag(options.signal);
   try {
-    const out: string[] = [];
+    const out: Completion[] = [];
     for (let start = 0; start < prompts.length; start += maxBatch) {
       const batch = prompts.slice(start, start + maxBatch);
       const r = await loop(ragged(batch), { ...p.settings, rowOffset: start }, p.stopIds, flag);
       if (options.signal?.aborted) throw abortError();
       checkFinish(r, start);
       const n = p.settings.maxTokens;
-      for (let b = 0; b < batch.length; b++) {
-        const ids = r.tokens.subarray(b * n, b * n + r.lengths[b]);
-        out.push(cutAtStop(tokenizer.decode(ids), p.stops));
-      }
+      batch.forEach((promptTokens, b) => {
+        const tokens = r.tokens.slice(b * n, b * n + r.lengths[b]);
+        const decoded = tokenizer.decode(tokens);
+        const text = cutAtStop(decoded, p.stops);
+        const stopped = text.length < decoded.length || r.finish[b] === FINISH_STOP;
+        out.push({ text, promptTokens, tokens, finish: stopped ? 'stop' : 'length' });
+      });
     }
     return out;
   } finally {
     release();
   }
+}
+
+/** Continues every prompt as completeText does; resolves with the texts. */
+export async function generateText(
+  loop: TokenLoop,
+  tokenizer: Tokenizer,
+  options: GenerateOptions,
+  defaultMaxBatch = 256,
+): Promise<string[]> {
+  return (await completeText(loop, tokenizer, options, defaultMaxBatch)).map((c) => c.text);
 }
 
 /** Length of the longest tail of `text` that is the start of some stop string (and not all of it). */
@@ -121,15 +155,17 @@ function stopPrefixTail(text: string, stops: string[]): number {
  * Streams the continuation of one prompt as text pieces while the loop runs. Stop strings are
  * matched on the decoded text, so a stop is found however the tokens split it; text that could
  * still turn out to begin a stop string is held back until it cannot, and so is a character whose
- * UTF-8 bytes the tokens have not all given yet. A stop found in the text ends the loop.
+ * UTF-8 bytes the tokens have not all given yet. A stop found in the text ends the loop. Returns
+ * why the row ended, with its token counts.
  */
 export async function* streamText(
   loop: TokenLoop,
   tokenizer: Tokenizer,
   options: StreamOptions,
-): AsyncGenerator<string> {
+): AsyncGenerator<string, StreamEnd> {
   const p = prepare(tokenizer, options);
   const [prompt] = encodePrompts(tokenizer, [options.prompt], options.unknown);
+  const rowOffset = checkInt('row', options.row ?? 0, 0, 65535);
   const { flag, release } = cancelFlag(options.signal);
   const ids: number[] = [];
   let emitted = '';
@@ -137,18 +173,14 @@ export async function* streamText(
   let done = false;
   let failure: unknown = null;
   let finalLength = -1;
-  const job = loop(
-    ragged([prompt]),
-    { ...p.settings, rowOffset: 0 },
-    p.stopIds,
-    flag,
-    (_s, _r, t) => {
-      if (t[0] >= 0) ids.push(t[0]);
-      wake?.();
-    },
-  )
+  let finish = -1;
+  const job = loop(ragged([prompt]), { ...p.settings, rowOffset }, p.stopIds, flag, (_s, _r, t) => {
+    if (t[0] >= 0) ids.push(t[0]);
+    wake?.();
+  })
     .then((r) => {
       finalLength = r.lengths[0];
+      finish = r.finish[0];
       checkFinish(r, 0);
     })
     .catch((e: unknown) => (failure = e))
@@ -159,27 +191,35 @@ export async function* streamText(
   try {
     let stopped = false;
     for (;;) {
-      const decoded = tokenizer.decode(ids.slice(0, done ? Math.max(0, finalLength) : ids.length), {
-        stream: !done,
-      });
+      // The loop may end while this generator waits at a yield: what it read as not done must be
+      // decoded again before the end.
+      const finished = done;
+      const upTo = finished ? Math.max(0, finalLength) : ids.length;
+      const decoded = tokenizer.decode(ids.slice(0, upTo), { stream: !finished });
       const text = cutAtStop(decoded, p.stops);
       if (text.length < decoded.length && !stopped) {
         stopped = true;
         Atomics.store(flag, 0, 1);
       }
-      const ready = done || stopped ? text.length : text.length - stopPrefixTail(text, p.stops);
+      const ready = finished || stopped ? text.length : text.length - stopPrefixTail(text, p.stops);
       if (ready > emitted.length && text.startsWith(emitted)) {
         const piece = text.slice(emitted.length, ready);
         emitted = text.slice(0, ready);
         yield piece;
       }
-      if (done) break;
+      if (finished) break;
+      if (done) continue;
       await new Promise<void>((resolve) => (wake = resolve));
       wake = null;
     }
     await job;
     if (failure) throw failure;
     if (options.signal?.aborted) throw abortError();
+    return {
+      finish: stopped || finish === FINISH_STOP ? 'stop' : 'length',
+      promptTokens: prompt.length,
+      tokens: finalLength,
+    };
   } finally {
     Atomics.store(flag, 0, 1);
     release();

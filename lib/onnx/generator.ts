@@ -7,7 +7,14 @@ import type { NativeGenerateResult } from '../core/native';
 import { checkInt } from '../core/validate';
 import { tokenizerFromJSON, type Tokenizer } from '../text';
 import type { OnnxModelInfo } from './format';
-import { generateText, streamText, type TokenLoop } from '../decode/token-loop';
+import {
+  completeText,
+  generateText,
+  streamText,
+  type Completion,
+  type StreamEnd,
+  type TokenLoop,
+} from '../decode/token-loop';
 import type { GenerateRequest, TokensReply, OnnxGeneratorInput } from './worker';
 import { WorkerClient } from '../threads/protocol';
 import { workerScript } from '../threads/start';
@@ -79,8 +86,13 @@ export class OnnxGenerator implements TextGenerator {
     return generateText(this.loop, this.tokenizer, options, this.maxBatch);
   }
 
-  /** Streams the continuation of one prompt as text pieces. */
-  stream(options: StreamOptions): AsyncGenerator<string> {
+  /** Continues every prompt as generate does, with the tokens and why each row ended. */
+  complete(options: GenerateOptions): Promise<Completion[]> {
+    return completeText(this.loop, this.tokenizer, options, this.maxBatch);
+  }
+
+  /** Streams the continuation of one prompt as text pieces; returns how it ended. */
+  stream(options: StreamOptions): AsyncGenerator<string, StreamEnd> {
     return streamText(this.loop, this.tokenizer, options);
   }
 

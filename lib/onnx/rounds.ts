@@ -5,6 +5,7 @@
 import * as ort from 'onnxruntime-node';
 
 import { native, type NativeTokenLoop, type TokenLoopPlan } from '../core/native';
+import { checkScoreInput, scoresFromLogits, type TokenScores } from '../decode/logprobs';
 import type { RoundBackend, Schedule } from '../decode/rounds';
 import { NAMES, type OnnxModelInfo } from './format';
 import { openOnnxSession } from './session';
@@ -75,6 +76,34 @@ export class OnnxRounds implements RoundBackend {
       open = open.filter((k) => length(k) > pos);
     }
     return this.loop.sample(logits);
+  }
+
+  /**
+   * Scores a sequence from zero state (see TokenScores): one run over it, or a run per token for
+   * a step model.
+   */
+  async score(tokens: Int32Array, k: number): Promise<TokenScores> {
+    const { L, H, V } = this;
+    checkScoreInput(tokens, k, V);
+    const n = tokens.length - 1;
+    const T = this.model.kind === 'step' ? 1 : n;
+    const logits = new Float32Array(n * V);
+    const dims = [L, 1, H];
+    let h: Float32Array = new Float32Array(L * H);
+    let c: Float32Array | null = this.lstm ? new Float32Array(L * H) : null;
+    for (let from = 0; from < n; from += T) {
+      const ids = BigInt64Array.from(tokens.subarray(from, from + T), (v) => BigInt(v));
+      const feeds: Record<string, ort.Tensor> = {
+        [NAMES.tokens]: new ort.Tensor('int64', ids, [T, 1]),
+        [NAMES.h0]: new ort.Tensor('float32', h, dims),
+      };
+      if (c) feeds[NAMES.c0] = new ort.Tensor('float32', c, dims);
+      const out = await this.session.run(feeds);
+      logits.set(out[NAMES.logits].data as Float32Array, from * V);
+      h = out[NAMES.hT].data as Float32Array;
+      if (c) c = out[NAMES.cT].data as Float32Array;
+    }
+    return scoresFromLogits(logits, V, tokens, k);
   }
 
   /**

@@ -7,12 +7,21 @@
 import { performance } from 'node:perf_hooks';
 import type { Worker } from 'node:worker_threads';
 
+import { checkScoreInput, type TokenScorer, type TokenScores } from '../decode/logprobs';
 import type { GenerateOptions, StreamOptions } from '../decode/options';
 import type { GeneratorInfo, TextGenerator } from '../decode/text-generator';
 import { LanguageModelNetwork, type LanguageModelSpec } from '../models/language-model';
 import type { NativeGenerateResult } from '../core/native';
 import { checkInt } from '../core/validate';
-import { generateText, streamText, type OnTokens, type TokenLoop } from '../decode/token-loop';
+import {
+  completeText,
+  generateText,
+  streamText,
+  type Completion,
+  type StreamEnd,
+  type OnTokens,
+  type TokenLoop,
+} from '../decode/token-loop';
 import { tokenizerFromJSON, type Tokenizer } from '../text';
 import { loadCheckpoint } from '../checkpoint/language-model';
 import { FINISH_CANCELLED } from '../core/constants';
@@ -130,16 +139,22 @@ function open(input: WorkerInput, what: string) {
   );
 }
 
-export class BatchingGenerator implements TextGenerator {
+export class BatchingGenerator implements TextGenerator, TokenScorer {
   private readonly options: Resolved;
   private readonly queue: Row[] = [];
   /** Rows in the worker's batch, by row id. */
   private readonly rows = new Map<number, Row>();
   private readonly calls = new Set<Call>();
+  /** Score requests sent to the worker, by id. */
+  private readonly scoring = new Map<
+    number,
+    { resolve: (s: TokenScores) => void; reject: (e: Error) => void }
+  >();
   private readonly observers = new Set<(batchSize: number) => void>();
   private sweeper: NodeJS.Timeout | null = null;
   private nextRow = 0;
   private nextCall = 0;
+  private nextScore = 0;
   private closed: Error | null = null;
 
   private constructor(
@@ -235,9 +250,30 @@ export class BatchingGenerator implements TextGenerator {
     return generateText(this.loop, this.tokenizer, options, 65536);
   }
 
-  /** Streams the continuation of one prompt as text pieces. */
-  stream(options: StreamOptions): AsyncGenerator<string> {
+  /** Continues every prompt as generate does, with the tokens and why each row ended. */
+  complete(options: GenerateOptions): Promise<Completion[]> {
+    return completeText(this.loop, this.tokenizer, options, 65536);
+  }
+
+  /** Streams the continuation of one prompt as text pieces; returns how it ended. */
+  stream(options: StreamOptions): AsyncGenerator<string, StreamEnd> {
     return streamText(this.loop, this.tokenizer, options);
+  }
+
+  /**
+   * Log-probabilities of each token of `tokens` after the first, and the `k` likeliest
+   * alternatives at each position (see TokenScores), computed by the engine between two rounds.
+   */
+  score(tokens: Int32Array, k: number): Promise<TokenScores> {
+    if (this.closed) return Promise.reject(this.closed);
+    checkScoreInput(tokens, k, this.spec.vocabSize);
+    const id = this.nextScore++;
+    return new Promise((resolve, reject) => {
+      this.scoring.set(id, { resolve, reject });
+      this.holdWorker();
+      const message: ToWorker = { type: 'score', id, tokens, k };
+      this.worker.postMessage(message);
+    });
   }
 
   /** Stops the worker; calls in flight reject, later ones reject at once. */
@@ -277,8 +313,8 @@ export class BatchingGenerator implements TextGenerator {
         resolve,
         reject,
       };
-      if (this.calls.size === 0) this.worker.ref();
       this.calls.add(call);
+      this.holdWorker();
       const now = performance.now();
       for (let b = 0; b < B; b++) {
         const request: RowRequest = {
@@ -372,6 +408,12 @@ export class BatchingGenerator implements TextGenerator {
         this.leave(row);
         this.finishRow(row, m.lengths[i], m.finish[i]);
       });
+    } else if (m.type === 'scored' || m.type === 'score-failed') {
+      const pending = this.scoring.get(m.id);
+      this.scoring.delete(m.id);
+      this.holdWorker();
+      if (m.type === 'scored') pending?.resolve(m.scores);
+      else pending?.reject(new Error(`scoring failed: ${m.message}`));
     } else if (m.type === 'error') {
       for (const id of m.rows) {
         const row = this.rows.get(id);
@@ -381,6 +423,12 @@ export class BatchingGenerator implements TextGenerator {
       }
     }
     this.pump();
+  }
+
+  /** The worker keeps the process alive while calls or score requests are in flight. */
+  private holdWorker(): void {
+    if (this.calls.size + this.scoring.size > 0) this.worker.ref();
+    else this.worker.unref();
   }
 
   /** A row of the batch leaves it, freeing its slot. */
@@ -403,7 +451,7 @@ export class BatchingGenerator implements TextGenerator {
     if (call.settled) return;
     call.settled = true;
     this.calls.delete(call);
-    if (this.calls.size === 0) this.worker.unref();
+    this.holdWorker();
     if (error) {
       Atomics.store(call.cancel, 0, 1);
       for (const row of this.queue.filter((r) => r.call === call)) this.unqueue(row);
@@ -417,6 +465,8 @@ export class BatchingGenerator implements TextGenerator {
   private fail(error: Error): void {
     this.closed ??= error;
     for (const call of [...this.calls]) this.settle(call, error);
+    for (const pending of this.scoring.values()) pending.reject(error);
+    this.scoring.clear();
     this.queue.length = 0;
     this.rows.clear();
     if (this.sweeper) clearInterval(this.sweeper);

@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     sharedChunk: input.sharedChunk,
     budget: input.promptBudget,
   });
-  port.on('message', (m: ToWorker) => engine.add(m.rows));
+  port.on('message', (m: ToWorker) => (m.type === 'add' ? engine.add(m.rows) : engine.score(m)));
   post(opened.ready);
 }
 

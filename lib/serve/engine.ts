@@ -12,16 +12,18 @@
 // (a burst of new requests primes as an in-process batch does). Either way a long prompt is
 // primed over many rounds, between everyone else's tokens, instead of holding the batch for as
 // many steps as it has tokens. Between rounds the worker's event loop runs, which is when new
-// rows arrive.
+// rows arrive, and one waiting score request (a whole sequence through the model, for token
+// log-probabilities) runs before each round.
 import { clearLoop, type RoundBackend, type Schedule } from '../decode/rounds';
 import { ragged } from '../decode/options';
 import { FINISH_CANCELLED } from '../core/constants';
-import type { FromWorker, RowRequest } from './protocol';
+import type { FromWorker, RowRequest, ScoreRequest } from './protocol';
 
 const EMPTY = new Int32Array(0);
 
 export class StepEngine {
   private incoming: RowRequest[] = [];
+  private readonly scoring: ScoreRequest[] = [];
   /** The rows in the loop, by id. */
   private readonly rows = new Map<number, RowRequest>();
   private running = false;
@@ -34,6 +36,15 @@ export class StepEngine {
 
   add(requests: RowRequest[]): void {
     this.incoming.push(...requests);
+    this.wake();
+  }
+
+  score(request: ScoreRequest): void {
+    this.scoring.push(request);
+    this.wake();
+  }
+
+  private wake(): void {
     if (!this.running) {
       this.running = true;
       void this.run();
@@ -41,28 +52,42 @@ export class StepEngine {
   }
 
   private async run(): Promise<void> {
-    while (this.incoming.length + this.rows.size > 0) {
-      try {
-        this.admit();
-        const step = await this.backend.round(this.schedule);
-        for (const id of step.done) this.rows.delete(id);
-        if (step.rows.length + step.done.length > 0) this.post({ type: 'step', ...step });
-      } catch (error) {
-        // Backend errors (a round that onnxruntime refuses) fail the rows of the batch; the
-        // engine goes on with the rows that arrive later.
-        const failed = [...clearLoop(this.backend.loop), ...this.incoming.map((r) => r.id)];
-        this.rows.clear();
-        this.incoming = [];
-        this.post({
-          type: 'error',
-          rows: Int32Array.from(failed),
-          message: error instanceof Error ? error.message : String(error),
-        });
-      }
+    while (this.incoming.length + this.rows.size + this.scoring.length > 0) {
+      const job = this.scoring.shift();
+      if (job) await this.scoreOne(job);
+      if (this.incoming.length + this.rows.size > 0) await this.round();
       // Let the worker's event loop deliver new rows before the next round.
       await new Promise((resolve) => setImmediate(resolve));
     }
     this.running = false;
+  }
+
+  private async scoreOne({ id, tokens, k }: ScoreRequest): Promise<void> {
+    try {
+      this.post({ type: 'scored', id, scores: await this.backend.score(tokens, k) });
+    } catch (error) {
+      this.post({ type: 'score-failed', id, message: (error as Error).message });
+    }
+  }
+
+  private async round(): Promise<void> {
+    try {
+      this.admit();
+      const step = await this.backend.round(this.schedule);
+      for (const id of step.done) this.rows.delete(id);
+      if (step.rows.length + step.done.length > 0) this.post({ type: 'step', ...step });
+    } catch (error) {
+      // Backend errors (a round that onnxruntime refuses) fail the rows of the batch; the
+      // engine goes on with the rows that arrive later.
+      const failed = [...clearLoop(this.backend.loop), ...this.incoming.map((r) => r.id)];
+      this.rows.clear();
+      this.incoming = [];
+      this.post({
+        type: 'error',
+        rows: Int32Array.from(failed),
+        message: error instanceof Error ? error.message : String(error),
+      });
+    }
   }
 
   /**

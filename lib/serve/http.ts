@@ -1,6 +1,8 @@
 // The HTTP server over a TextGenerator or a Translator (a Seq2Seq or OnnxSeq2Seq), on Node's own
-// http module: POST /v1/generate (JSON or Server-Sent Events) or POST /v1/translate, GET /health,
-// GET /v1/model and GET /metrics (Prometheus). The main thread only parses, routes and writes;
+// http module: POST /v1/generate (JSON or Server-Sent Events) or POST /v1/translate, OpenAI's
+// POST /v1/completions and GET /v1/models (lib/serve/openai.ts), GET /health, GET /v1/model,
+// GET /metrics (Prometheus) and the playground page at GET /, behind API keys and CORS
+// (lib/serve/access.ts) when they are set. The main thread only parses, routes and writes;
 // generation runs in the generator's worker (translation in the libuv pool or the ONNX worker), so
 // /health answers while a batch is stepping. Longer than 400 lines on purpose: every route reads
 // and writes the one Service's state (requests in flight, draining, metrics, limits).
@@ -13,8 +15,22 @@ import type { TextGenerator } from '../decode/text-generator';
 import { checkInt } from '../core/validate';
 import { OnnxSeq2Seq } from '../onnx/seq2seq';
 import type { Translator } from '../decode/translate';
+import { attentionHeatmapSvg } from '../decode/heatmap';
+import { Access, type AccessOptions } from './access';
 import { BatchingGenerator, QueueFullError, QueueTimeoutError } from './batching';
 import { Counter, Gauge, Histogram, Registry } from './metrics';
+import {
+  completeJson,
+  completeStream,
+  completionFieldMessage,
+  modelList,
+  modelObject,
+  openaiError,
+  parseCompletion,
+  unknownModel,
+  type CompletionRequest,
+} from './openai';
+import { PLAYGROUND_HTML } from './playground';
 import {
   DEFAULT_LIMITS,
   HttpError,
@@ -26,7 +42,11 @@ import {
   type RequestLimits,
 } from './request';
 
-export interface ServerOptions extends Partial<RequestLimits> {
+export interface ServerOptions extends Partial<RequestLimits>, AccessOptions {
+  /** The model's name in GET /v1/models and the `model` field of completions (default 'rnnkit'). */
+  modelName?: string;
+  /** Serve the playground page at GET / (default true). */
+  playground?: boolean;
   /** Port to listen on (default 8080; 0 picks a free one). */
   port?: number;
   /** Interface to listen on (default 127.0.0.1). */
@@ -53,7 +73,13 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-const ROUTES = new Set(['/health', '/v1/model', '/metrics', '/v1/generate', '/v1/translate']);
+/** rnnkit's own routes, whose errors are `{"error": "message"}`; other paths answer OpenAI's shape. */
+const OWN_ROUTES = new Set(['/health', '/v1/model', '/metrics', '/v1/generate', '/v1/translate']);
+const ROUTES = new Set([...OWN_ROUTES, '/', '/v1/completions', '/v1/models']);
+/** Paths open to anyone when API keys are set (probes, and the page that asks for a key). */
+const OPEN_PATHS = new Set(['/health', '/']);
+/** Seconds a client is asked to wait after a 429 or 503. */
+const RETRY_AFTER = '1';
 
 /** Seconds. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -61,6 +87,12 @@ const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
 /** Status for requests whose client went away before the answer (nginx's convention). */
 const CLIENT_CLOSED = 499;
+
+/** An error answer: OpenAI's error object, or rnnkit's `{"error": message}`. */
+function sendError(res: http.ServerResponse, status: number, message: string, openai: boolean) {
+  if (status === 429 || status === 503) res.setHeader('Retry-After', RETRY_AFTER);
+  sendJson(res, status, openai ? openaiError(status, message) : { error: message });
+}
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -71,14 +103,22 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
   res.end(text);
 }
 
-/** What a route does, for its error messages: its work and its library option -> field names. */
+/**
+ * What a route does, for its error messages: its work, its library option -> field names, and
+ * whether its errors take OpenAI's shape.
+ */
 interface Route {
   what: 'generation' | 'translation';
   rename(message: string): string;
+  openai: boolean;
 }
 
-const GENERATE: Route = { what: 'generation', rename: (m) => fieldMessage(m, false) };
-const TRANSLATE: Route = { what: 'translation', rename: translateFieldMessage };
+const GENERATE: Route = {
+  what: 'generation',
+  rename: (m) => fieldMessage(m, false),
+  openai: false,
+};
+const TRANSLATE: Route = { what: 'translation', rename: translateFieldMessage, openai: false };
 
 /** The status and message a failed request gets; validation errors name the request's field. */
 function errorStatus(error: unknown, route: Route): [number, string] {
@@ -193,12 +233,16 @@ class Service {
 
   private readonly generator: TextGenerator | null;
   private readonly translator: Translator | null;
+  private readonly created = Math.floor(Date.now() / 1000);
 
   constructor(
     model: TextGenerator | Translator,
     private readonly limits: RequestLimits,
     private readonly requestTimeout: number,
     private readonly bodyTimeout: number,
+    private readonly access: Access,
+    private readonly modelName: string,
+    private readonly playground: boolean,
   ) {
     const translator = 'translate' in model ? model : null;
     const generator = 'translate' in model ? null : model;
@@ -279,8 +323,25 @@ class Service {
       res.setHeader('Allow', method === 'GET' ? 'GET, HEAD' : method);
       throw new HttpError(405, `${path} takes ${method}, not ${req.method}`);
     };
+    const openai = !OWN_ROUTES.has(path);
     try {
+      if (req.method === 'OPTIONS') return this.access.preflight(req, res);
+      this.access.checkOrigin(req, res);
+      if (!OPEN_PATHS.has(path) && (path !== '/metrics' || this.access.metricsNeedKey)) {
+        this.access.checkKey(req);
+      }
       switch (path) {
+        case '/':
+          if (!this.playground) throw new HttpError(404, 'no such path: / (the playground is off)');
+          allow('GET');
+          res.writeHead(200, {
+            'Content-Type': 'text/html; charset=utf-8',
+            // The page is self-contained: it loads nothing and talks only to this server.
+            'Content-Security-Policy':
+              "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; " +
+              "img-src data:; connect-src 'self'",
+          });
+          return void res.end(PLAYGROUND_HTML);
         case '/health':
           allow('GET');
           return this.draining
@@ -295,6 +356,19 @@ class Service {
           res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
           return void res.end(text);
         }
+        case '/v1/models':
+          allow('GET');
+          return sendJson(res, 200, modelList(this.modelName, this.created));
+        case '/v1/completions':
+          allow('POST');
+          if (this.draining) throw new HttpError(503, 'the server is shutting down');
+          if (!this.generator) {
+            throw new HttpError(
+              400,
+              `${path}: this server runs a sequence-to-sequence model; use POST /v1/translate`,
+            );
+          }
+          return void this.complete(req, res, this.generator);
         case '/v1/generate':
         case '/v1/translate': {
           allow('POST');
@@ -312,12 +386,18 @@ class Service {
               : `${path}: this server runs a language model; use POST /v1/generate`,
           );
         }
-        default:
-          throw new HttpError(404, `no such path: ${path}`);
+        default: {
+          const id = /^\/v1\/models\/(.+)$/.exec(path)?.[1];
+          if (id === undefined) throw new HttpError(404, `no such path: ${path}`);
+          allow('GET');
+          const name = decodeURIComponent(id);
+          if (name !== this.modelName) throw unknownModel(name, this.modelName);
+          return sendJson(res, 200, modelObject(name, this.created));
+        }
       }
     } catch (error) {
       const [status, message] = errorStatus(error, GENERATE);
-      sendJson(res, status, { error: message });
+      sendError(res, status, message, openai);
     }
   }
 
@@ -400,12 +480,10 @@ class Service {
       await work(text, controller.signal, started);
     } catch (error) {
       if (res.headersSent || res.destroyed) return;
-      if (timedOut) {
-        sendJson(res, 504, { error: `${route.what} took longer than ${this.requestTimeout} ms` });
-      } else {
-        const [status, message] = errorStatus(error, route);
-        sendJson(res, status, { error: message });
-      }
+      const [status, message] = timedOut
+        ? [504, `${route.what} took longer than ${this.requestTimeout} ms`]
+        : errorStatus(error, route);
+      sendError(res, status, message, route.openai);
     }
   }
 
@@ -418,6 +496,7 @@ class Service {
     const route: Route = {
       what: 'generation',
       rename: (m) => fieldMessage(m, request?.single ?? false),
+      openai: false,
     };
     return this.answer(req, res, route, async (text, signal, started) => {
       request = parseGenerate(text, this.limits);
@@ -431,6 +510,45 @@ class Service {
     });
   }
 
+  /** POST /v1/completions: OpenAI's Completions API over the generator. */
+  private complete(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    generator: TextGenerator,
+  ): Promise<void> {
+    let request: CompletionRequest | null = null;
+    const route: Route = {
+      what: 'generation',
+      rename: (m) => completionFieldMessage(m, request),
+      openai: true,
+    };
+    return this.answer(req, res, route, async (text, signal) => {
+      const parsed = parseCompletion(text, this.limits);
+      request = parsed;
+      if (parsed.model !== this.modelName) throw unknownModel(parsed.model, this.modelName);
+      if (parsed.stream) {
+        await completeStream(res, generator, parsed, signal, (error) =>
+          this.streamFailure(error, res, signal, route),
+        );
+      } else {
+        const scoring = generator instanceof BatchingGenerator ? generator : null;
+        await completeJson(res, generator, scoring, parsed, signal);
+      }
+    });
+  }
+
+  /** Why a stream that had begun failed: its time ran out, or the error's status and message. */
+  private streamFailure(
+    error: unknown,
+    res: http.ServerResponse,
+    signal: AbortSignal | undefined,
+    route: Route,
+  ): [number, string] {
+    return signal?.aborted && !res.destroyed
+      ? [504, `${route.what} took longer than ${this.requestTimeout} ms`]
+      : errorStatus(error, route);
+  }
+
   /**
    * Translation runs to the end once started (translate takes no AbortSignal): a timed-out or
    * abandoned request stops waiting for it, not the work.
@@ -441,12 +559,18 @@ class Service {
     translator: Translator,
   ): Promise<void> {
     return this.answer(req, res, TRANSLATE, async (text, _signal, started) => {
-      const { sources, options } = parseTranslate(text, this.limits);
+      const { sources, options, attention } = parseTranslate(text, this.limits);
       const results = await translator.translate(sources, options);
-      const translations = results.map((t) => ({
-        text: t.text,
-        hypotheses: t.hypotheses.map((h) => ({ text: h.text, score: h.score })),
-      }));
+      const translations = results.map((t) => {
+        const best = t.hypotheses[0];
+        return {
+          text: t.text,
+          hypotheses: t.hypotheses.map((h) => ({ text: h.text, score: h.score })),
+          ...(attention
+            ? { attention_svg: attentionHeatmapSvg(t.sourceTokens, best.tokens, best.attention) }
+            : {}),
+        };
+      });
       sendJson(res, 200, { translations, elapsed_ms: performance.now() - started });
     });
   }
@@ -479,10 +603,7 @@ class Service {
       const done = { completion, elapsed_ms: performance.now() - started };
       res.end(`event: done\ndata: ${JSON.stringify(done)}\n\n`);
     } catch (error) {
-      const message =
-        options.signal?.aborted && !res.destroyed
-          ? `generation took longer than ${this.requestTimeout} ms`
-          : errorStatus(error, GENERATE)[1];
+      const [, message] = this.streamFailure(error, res, options.signal, GENERATE);
       res.end(`event: error\ndata: ${JSON.stringify({ error: message })}\n\n`);
     }
   }
@@ -535,7 +656,15 @@ export async function startServer(
   const requestTimeout = checkInt('requestTimeout', options.requestTimeout ?? 120_000, 1);
   const bodyTimeout = checkInt('bodyTimeout', options.bodyTimeout ?? 10_000, 1);
   const shutdownTimeout = checkInt('shutdownTimeout', options.shutdownTimeout ?? 30_000, 0);
-  const service = new Service(model, limits, requestTimeout, bodyTimeout);
+  const service = new Service(
+    model,
+    limits,
+    requestTimeout,
+    bodyTimeout,
+    new Access(options),
+    options.modelName ?? 'rnnkit',
+    options.playground ?? true,
+  );
   const server = http.createServer(
     {
       // Node's own limits on slow clients, checked every second rather than every 30 s.

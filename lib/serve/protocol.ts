@@ -1,4 +1,5 @@
 // Messages between a BatchingGenerator (main thread) and its engine worker.
+import type { TokenScores } from '../decode/logprobs';
 import type { Ragged } from '../decode/options';
 import type { LanguageModelSpec } from '../models/language-model';
 import type { LmWeights, NativeGenerateOptions } from '../core/native';
@@ -37,7 +38,15 @@ export interface EngineInfo {
   tokenizer: TokenizerJSON | null;
 }
 
-export type ToWorker = { type: 'add'; rows: RowRequest[] };
+/** Score a whole sequence (TokenScorer.score) between two rounds. */
+export interface ScoreRequest {
+  /** Unique per generator; the reply names it. */
+  id: number;
+  tokens: Int32Array;
+  k: number;
+}
+
+export type ToWorker = { type: 'add'; rows: RowRequest[] } | ({ type: 'score' } & ScoreRequest);
 
 export type FromWorker =
   | FirstReply<EngineInfo>
@@ -54,4 +63,7 @@ export type FromWorker =
       finish: Int32Array;
     }
   /** The backend failed on these rows (and only these); they are gone from the batch. */
-  | { type: 'error'; rows: Int32Array; message: string };
+  | { type: 'error'; rows: Int32Array; message: string }
+  /** A score request's answer: its scores, or why it failed. */
+  | { type: 'scored'; id: number; scores: TokenScores }
+  | { type: 'score-failed'; id: number; message: string };

@@ -67,9 +67,9 @@ const NUMERIC = {
 
 const FIELDS = new Set(['prompt', 'prompts', 'stop', 'stream', ...Object.keys(NUMERIC)]);
 
-const bad = (message: string) => new HttpError(400, message);
+export const bad = (message: string) => new HttpError(400, message);
 
-function typeName(v: unknown): string {
+export function typeName(v: unknown): string {
   if (v === null) return 'null';
   return Array.isArray(v) ? 'array' : typeof v;
 }
@@ -95,7 +95,7 @@ function checkDepth(text: string): void {
   }
 }
 
-function checkPrompt(field: string, p: unknown, limits: RequestLimits): string {
+export function checkPrompt(field: string, p: unknown, limits: RequestLimits): string {
   if (typeof p !== 'string') throw bad(`${field} must be a string, got ${typeName(p)}`);
   if (p.length > limits.maxPromptChars) {
     throw bad(
@@ -105,7 +105,7 @@ function checkPrompt(field: string, p: unknown, limits: RequestLimits): string {
   return p;
 }
 
-function checkStop(stop: unknown, limits: RequestLimits): string | string[] | undefined {
+export function checkStop(stop: unknown, limits: RequestLimits): string | string[] | undefined {
   if (stop === undefined) return stop;
   const long = (field: string, s: string) => {
     if (s.length > limits.maxStopChars) {
@@ -131,7 +131,7 @@ function checkStop(stop: unknown, limits: RequestLimits): string | string[] | un
 }
 
 /** A JSON object body with no field outside `fields`; throws HttpError 400 otherwise. */
-function parseBody(text: string, fields: Set<string>): Record<string, unknown> {
+export function parseBody(text: string, fields: Set<string>): Record<string, unknown> {
   checkDepth(text);
   let body: unknown;
   try {
@@ -150,8 +150,17 @@ function parseBody(text: string, fields: Set<string>): Record<string, unknown> {
   return b;
 }
 
+/** A boolean field of `b`, false when absent. */
+export function flag(b: Record<string, unknown>, field: string): boolean {
+  const v = b[field];
+  if (v !== undefined && typeof v !== 'boolean') {
+    throw bad(`${field} must be true or false, got ${typeName(v)}`);
+  }
+  return v === true;
+}
+
 /** The numeric fields of `b` that are present, under their library option names. */
-function numbers<F extends string, O extends string>(
+export function numbers<F extends string, O extends string>(
   b: Record<string, unknown>,
   names: Record<F, O>,
 ): Partial<Record<O, number>> {
@@ -182,10 +191,7 @@ export function parseGenerate(text: string, limits: RequestLimits): GenerateRequ
   } else {
     prompts = [checkPrompt('prompt', b.prompt, limits)];
   }
-  if (b.stream !== undefined && typeof b.stream !== 'boolean') {
-    throw bad(`stream must be true or false, got ${typeName(b.stream)}`);
-  }
-  const stream = b.stream === true;
+  const stream = flag(b, 'stream');
   if (stream && prompts.length !== 1)
     throw bad('stream takes one prompt; send prompt, not prompts');
   const sampling: SamplingOptions = { stop: checkStop(b.stop, limits), ...numbers(b, NUMERIC) };
@@ -197,7 +203,7 @@ export function parseGenerate(text: string, limits: RequestLimits): GenerateRequ
 }
 
 /** Renames a library option at the start of a validation message to its request field. */
-function renameOption(message: string, names: Record<string, string>): string | null {
+export function renameOption(message: string, names: Record<string, string>): string | null {
   for (const [field, option] of Object.entries(names)) {
     if (message.startsWith(`${option} `)) return field + message.slice(option.length);
   }
@@ -215,6 +221,8 @@ export function fieldMessage(message: string, single: boolean): string {
 export interface TranslateRequest {
   sources: string[];
   options: TranslateOptions;
+  /** Answer each best hypothesis's attention as an SVG heatmap too. */
+  attention: boolean;
 }
 
 /** Request field -> TranslateOptions option. */
@@ -225,7 +233,7 @@ const TRANSLATE_NUMERIC = {
   length_penalty: 'lengthPenalty',
 } as const;
 
-const TRANSLATE_FIELDS = new Set(['sources', ...Object.keys(TRANSLATE_NUMERIC)]);
+const TRANSLATE_FIELDS = new Set(['sources', ...Object.keys(TRANSLATE_NUMERIC), 'attention']);
 
 /**
  * Parses and checks a POST /v1/translate body; throws HttpError 400 naming the field. `sources`
@@ -249,7 +257,7 @@ export function parseTranslate(text: string, limits: RequestLimits): TranslateRe
   };
   within('beam', options.beam, limits.maxBeam);
   within('max_length', options.maxLength, limits.maxTokens);
-  return { sources, options };
+  return { sources, options, attention: flag(b, 'attention') };
 }
 
 /** A translate validation message with the request's field names. */

@@ -14,14 +14,22 @@ import { seq2seqOnnxPaths } from '../onnx/seq2seq-format';
 import type { Translator } from '../decode/translate';
 import { WorkerClient } from '../threads/protocol';
 import { workerScript } from '../threads/start';
+import type { AccessOptions } from './access';
 import { BatchingGenerator } from './batching';
 import { startServer } from './http';
 
-export interface ServeConfig {
+export interface ServeConfig extends AccessOptions {
   /** An .onnx export or a .safetensors checkpoint, of a language or a seq2seq model. */
   file: string;
   port?: number;
   host?: string;
+  /** The model's name in the OpenAI API (default 'rnnkit'). */
+  modelName?: string;
+  /** Serve the playground page at GET / (default true). */
+  playground?: boolean;
+  /** startServer's timeouts, ms. */
+  requestTimeout?: number;
+  shutdownTimeout?: number;
   /** Language models: the BatchingGenerator's limits. */
   maxBatch?: number;
   maxQueue?: number;
@@ -73,12 +81,20 @@ async function servedModel(
 /** Loads the model and serves it over HTTP from this thread. */
 export async function serveHere(c: ServeConfig): Promise<Serving> {
   const served = await servedModel(c);
-  const server = await startServer(served.model, { port: c.port, host: c.host }).catch(
-    async (error: unknown) => {
-      await served.close();
-      throw error;
-    },
-  );
+  const server = await startServer(served.model, {
+    port: c.port,
+    host: c.host,
+    apiKeys: c.apiKeys,
+    corsOrigins: c.corsOrigins,
+    metricsNeedKey: c.metricsNeedKey,
+    modelName: c.modelName,
+    playground: c.playground,
+    requestTimeout: c.requestTimeout,
+    shutdownTimeout: c.shutdownTimeout,
+  }).catch(async (error: unknown) => {
+    await served.close();
+    throw error;
+  });
   return {
     url: server.url,
     engine: served.engine,

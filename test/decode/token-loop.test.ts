@@ -1,5 +1,6 @@
 // streamText over a token loop that plays back fixed byte tokens of a BPE vocabulary: a character
-// is held back until its last byte comes, and a stop string is found however the tokens split it.
+// is held back until its last byte comes, a stop string is found however the tokens split it,
+// and a slow consumer still gets the whole text.
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { streamText, type TokenLoop } from '../../lib/decode/token-loop';
@@ -65,5 +66,17 @@ describe('streamText with a byte-level tokenizer', () => {
     expect(given()).toBeLessThan(tokens.length);
     const spelled = byteIds(tokenizer, 'o w');
     expect(Array.from(tokenizer.encode('o w'))).not.toEqual(spelled);
+  });
+
+  it('gives all of the text to a consumer slower than the loop', async () => {
+    const text = 'Hello world, and more words after it';
+    const { loop } = playback(byteIds(tokenizer, text));
+    const pieces: string[] = [];
+    // The loop ends while the stream waits at its first yield.
+    for await (const piece of streamText(loop, tokenizer, { prompt: 'x', maxTokens: 100 })) {
+      pieces.push(piece);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(pieces.join('')).toBe(text);
   });
 });

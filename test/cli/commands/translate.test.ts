@@ -4,8 +4,9 @@ import * as path from 'node:path';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { CharTokenizer, Seq2Seq } from '../../../lib/index';
+import type { Seq2Seq } from '../../../lib/index';
 import { runCli } from '../../helpers/cli';
+import { tinySeq2Seq } from '../../helpers/models';
 import { tmpDir } from '../../helpers/tmp';
 
 const dir = tmpDir();
@@ -13,13 +14,7 @@ const file = path.join(dir, 's2s.safetensors');
 let model: Seq2Seq;
 
 beforeAll(async () => {
-  model = new Seq2Seq({
-    sourceTokenizer: CharTokenizer.fromText('abcdef'),
-    targetTokenizer: CharTokenizer.fromText('uvwxyz', { specials: ['<pad>', '<bos>', '<eos>'] }),
-    hiddenSize: 12,
-    embeddingSize: 6,
-    seed: 4,
-  });
+  model = tinySeq2Seq();
   await model.save(file);
 });
 
