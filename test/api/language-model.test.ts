@@ -56,7 +56,8 @@ describe('LanguageModel', () => {
     const before = m.evaluate(corpus.slice(0, 500)).loss;
     let progress = 0;
     let worstGap = 0;
-    let last = performance.now();
+    const start = performance.now();
+    let last = start;
     const timer = setInterval(() => {
       const now = performance.now();
       worstGap = Math.max(worstGap, now - last);
@@ -72,13 +73,17 @@ describe('LanguageModel', () => {
       onProgress: () => progress++,
     });
     clearInterval(timer);
+    const elapsed = performance.now() - start;
     const after = m.evaluate(corpus.slice(0, 500)).loss;
     expect(history.steps).toBe(120);
     expect(history.stopped).toBe('completed');
     expect(history.validation.length).toBe(3);
     expect(after).toBeLessThan(before * 0.6);
     expect(progress).toBeGreaterThan(0);
-    expect(worstGap).toBeLessThan(50);
+    // Training on the event loop would stall the timer for the whole run; off it, the timer's
+    // longest wait is a small part of the run, however busy the machine (a fixed bound in ms is
+    // a timing test, which a loaded machine fails).
+    expect(worstGap).toBeLessThan(elapsed / 4);
   });
 
   it('dropout keeps about 1 - p of the elements, scaled, with a mask fixed by the seed', () => {

@@ -153,7 +153,8 @@ describe('OnnxGenerator', () => {
     const g = await load(big, 'step', 'responsive');
     let worst = 0;
     let ticks = 0;
-    let last = performance.now();
+    const start = performance.now();
+    let last = start;
     const timer = setInterval(() => {
       const now = performance.now();
       worst = Math.max(worst, now - last);
@@ -162,9 +163,12 @@ describe('OnnxGenerator', () => {
     }, 5);
     const texts = await g.generate({ prompts: Array<string>(64).fill('the '), maxTokens: 100 });
     clearInterval(timer);
+    const elapsed = performance.now() - start;
     expect(texts).toHaveLength(64);
     expect(ticks).toBeGreaterThan(5);
-    expect(worst).toBeLessThan(50);
+    // Generating on the event loop would stall the timer for the whole call; off it, its longest
+    // wait is a small part of the call, however busy the machine.
+    expect(worst).toBeLessThan(elapsed / 4);
   });
 
   it('close() ends the worker; later calls reject clearly', async () => {
