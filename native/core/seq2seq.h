@@ -57,7 +57,9 @@ struct Seq2SeqDecoderWeights {
 
 // Decodes B sources: enc [S, B, He] and lengths [B] (1..S) as in attention.h; h0, c0 [L, B, H]
 // the decoder's initial state (c0 for LSTM only, else null). The search and its outputs are
-// BeamSearch's (beam.h).
+// BeamSearch's (beam.h). The weights are packed once per call; with helper threads the sources
+// split into one group per thread (row_groups over their hypotheses), each searching on its own.
+// A source's results do not depend on the other sources of the batch, nor on the split.
 void seq2seq_beam_search(const Seq2SeqDecoderWeights& w, int S, int B, const float* enc,
                          const int32_t* lengths, const float* h0, const float* c0,
                          const BeamConfig& cfg, int32_t* tokens, int32_t* out_lengths,
