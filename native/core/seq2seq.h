@@ -1,6 +1,6 @@
 // Decoders of attentional sequence-to-sequence models whose step loop must run natively: the
 // input-feeding decoder (training, forward and backward) and batched beam search (the whole token
-// loop in one call; per step, for all hypotheses of all sources at once: Embedding(V, E) ->
+// loop in one call; per step, for all hypotheses of a group of sources at once: Embedding(V, E) ->
 // recurrent stack (L layers of H) -> Luong attention over the encoder states (attention.h) ->
 // Linear(H -> V) -> log-softmax -> top candidates per source). The encoder runs before: its
 // states and the decoder's initial state are inputs.
