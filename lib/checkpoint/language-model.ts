@@ -16,6 +16,7 @@ import {
   type Named,
   type WeightsDType,
 } from './format';
+import { addQuantizedTensors, storedWeights, takeQuantized, WEIGHTS_KEY } from './quantized';
 import { addTrainingState, metadataJson, readTrainingState, type ResumeState } from './resume';
 import { readSafetensors, writeSafetensors, type Tensor } from './safetensors';
 import {
@@ -153,8 +154,18 @@ export async function saveCheckpoint(
   if (resume && dtype !== 'float32') {
     throw new Error(`a checkpoint with training state stores float32 weights, not ${dtype}`);
   }
+  const q = model.quantization;
+  if (q && dtype !== 'float32') {
+    throw new Error(
+      `dtype ${dtype}: a quantized model is saved with its ${q.dtype} weights; leave dtype out`,
+    );
+  }
   const tensors = weightTensors(pytorchStateDict(model), dtype);
   const metadata = checkpointMetadata('language-model', model.spec);
+  if (q) {
+    addQuantizedTensors(tensors, model.quantizedMatrices(), q);
+    metadata[WEIGHTS_KEY] = q.dtype;
+  }
   if (model.tokenizer) metadata.tokenizer = JSON.stringify(model.tokenizer.toJSON());
   if (resume) addTrainingState(tensors, metadata, resume);
   recordChecksums(tensors, metadata);
@@ -183,6 +194,7 @@ export async function loadCheckpoint<M extends LanguageModelNetwork = LanguageMo
       ? undefined
       : tokenizerFromJSON(metadataJson(path, 'tokenizer', metadata.tokenizer));
   const { weights, resume } = readTrainingState(path, tensors, metadata);
+  const stored = storedWeights(path, metadata);
   checkSpecSize(path, spec, tokenizer?.size, weights);
   let model: M;
   try {
@@ -191,7 +203,16 @@ export async function loadCheckpoint<M extends LanguageModelNetwork = LanguageMo
     throw new Error(`${path}: the checkpoint's model spec is invalid: ${(error as Error).message}`);
   }
   checkSpecFields(path, spec, model.spec);
-  loadPytorchStateDict(model, float32Weights(path, weights), path, options);
+  const shapes: Record<string, [number, number]> = {};
+  for (const m of model.quantizedMatrices()) shapes[m.name] = [m.rows, m.data.length / m.rows];
+  const rest = { ...weights };
+  const quantized = takeQuantized(path, stored, rest, shapes);
+  const named = float32Weights(path, rest);
+  for (const [name, data] of Object.entries(quantized.weights)) {
+    named[name] = { shape: shapes[name], data };
+  }
+  loadPytorchStateDict(model, named, path, options);
+  if (stored) model.setQuantization(stored, quantized.scales);
   return { model, resume };
 }
 
