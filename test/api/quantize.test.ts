@@ -4,7 +4,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { CharTokenizer, LanguageModel, readSafetensors, writeSafetensors } from '../../lib/index';
+import {
+  BatchingGenerator,
+  CharTokenizer,
+  LanguageModel,
+  readSafetensors,
+  writeSafetensors,
+} from '../../lib/index';
 import { native } from '../../lib/core/native';
 import { recordChecksums } from '../../lib/checkpoint/verify';
 import type { Tensor } from '../../lib/checkpoint/safetensors';
@@ -130,6 +136,19 @@ describe('quantized checkpoints', () => {
       expect(await back.generate(options)).toEqual(await q.generate(options));
     });
   }
+
+  it('the serving engine loads an int8 checkpoint and generates what the model does', async () => {
+    const q = small().quantize('int8');
+    const file = path.join(dir, 'serve-int8.safetensors');
+    await q.save(file);
+    const generator = await BatchingGenerator.load(file, { maxBatch: 2 });
+    try {
+      const options = { prompts: ['abc', 'h', 'ggg', 'fed'], maxTokens: 12, temperature: 0 };
+      expect(await generator.generate(options)).toEqual(await q.generate(options));
+    } finally {
+      await generator.close();
+    }
+  });
 
   it('load(path, { weights }) quantizes a float32 checkpoint as quantize does', async () => {
     const m = small();
