@@ -69,7 +69,9 @@ describe('bfloat16', () => {
     const rounded = values.slice();
     roundToBfloat16(rounded);
     rounded.forEach((v, i) =>
-      expect(new Uint32Array(Float32Array.of(v).buffer)[0]).toBe((toBfloat16Bits(values[i]) << 16) >>> 0),
+      expect(new Uint32Array(Float32Array.of(v).buffer)[0]).toBe(
+        (toBfloat16Bits(values[i]) << 16) >>> 0,
+      ),
     );
   });
 });
