@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -241,8 +242,12 @@ const char* weight_type_name(WeightType type) {
 }
 
 float quantize_row(const float* x, int n, int8_t* q) {
-  float max = 0.0f;
-  for (int k = 0; k < n; ++k) max = std::max(max, std::fabs(x[k]));
+  float max = 0.0f, probe = 0.0f;  // probe: NaN once x holds a NaN or an infinity
+  for (int k = 0; k < n; ++k) max = std::max(max, std::fabs(x[k])), probe += x[k] * 0.0f;
+  if (probe != 0.0f) {
+    std::fill(q, q + n, int8_t(0));
+    return std::numeric_limits<float>::quiet_NaN();
+  }
   const float scale = max > 0.0f ? max / 127.0f : 1.0f, inv = 1.0f / scale;
   for (int k = 0; k < n; ++k)
     q[k] = int8_t(std::clamp(std::nearbyint(x[k] * inv), -127.0f, 127.0f));
@@ -264,7 +269,7 @@ PackedInt8::PackedInt8(int K, int N, const float* W, int ld, const float* scales
     for (int k = 0; k < K; ++k) {
       // In double: a float quotient may round onto a tie (77.4999963 to 77.5) and then away.
       const double v = std::nearbyint(double(W[size_t(n) * ld + k]) / scales[n]);
-      const int8_t q = int8_t(std::clamp(v, -127.0, 127.0));
+      const int8_t q = std::isnan(v) ? 0 : int8_t(std::clamp(v, -127.0, 127.0));
       sliver[size_t(k / kGroup) * kQN * kGroup + k % kGroup] = q;
       sums_[n] += q;
     }

@@ -24,12 +24,13 @@ enum class WeightType : int { F32 = 0, Int8 = 1, Bf16 = 2 };
 const char* weight_type_name(WeightType type);
 
 // Quantizes x [n] symmetrically: scale = max|x| / 127 (1 for a row of zeros), q[k] = round(x[k] /
-// scale), in [-127, 127]. Returns the scale; |x[k] - scale * q[k]| <= scale / 2.
+// scale), in [-127, 127]. Returns the scale; |x[k] - scale * q[k]| <= scale / 2. A row holding a
+// NaN or an infinity gets scale NaN (and q = 0), so that its products are NaN, as float32's are.
 float quantize_row(const float* x, int n, int8_t* q);
 
 // op(B) [K, N] = W^T for W [N, K] (row n at W + n * ld, ld >= K, each row with its scale > 0):
 // B[k][n] = q[n][k] * scales[n] with q[n][k] = W[n][k] / scales[n] (in double) rounded to nearest
-// (ties to even) and clamped to [-127, 127],
+// (ties to even) and clamped to [-127, 127] (a NaN weight to 0),
 // so that W holding q * scale (a quantized model's weights widened) packs back to exactly q.
 class PackedInt8 {
  public:

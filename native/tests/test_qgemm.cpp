@@ -73,6 +73,13 @@ TEST(quantize_row_is_symmetric_and_within_half_a_step) {
     CHECK(q[k] != -128);
     CHECK(std::fabs(double(x[k]) - double(s) * q[k]) <= double(s) / 2 * (1 + 1e-5));
   }
+  for (float bad :
+       {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
+    std::vector<float> row = {0.5f, bad, -1.0f};
+    std::vector<int8_t> qb(3, 1);
+    CHECK(std::isnan(quantize_row(row.data(), 3, qb.data())));
+    CHECK(qb[0] == 0 && qb[1] == 0 && qb[2] == 0);
+  }
   std::vector<float> zeros(9, 0.0f);
   std::vector<int8_t> qz(9, 1);
   CHECK(quantize_row(zeros.data(), 9, qz.data()) == 1.0f);
@@ -155,6 +162,15 @@ TEST(int8_weights_given_as_q_times_scale_pack_back_to_q) {
       const double want = double(1.0f / 127.0f) * 127 * scales[n] * q[size_t(n) * K + k];
       CHECK(std::fabs(C[size_t(k) * N + n] - want) <= 1e-6 * std::fabs(want) + 1e-9);
     }
+}
+
+TEST(int8_rows_with_a_nan_give_nan_as_float32_would) {
+  const int N = 20, K = 9;
+  const Int8Weights w(N, K, 8);
+  std::vector<float> A(2 * K, 0.25f), C(2 * N);
+  A[K + 4] = std::numeric_limits<float>::quiet_NaN();
+  gemm_int8(2, A.data(), K, PackedInt8(K, N, w.W.data(), K, w.scales.data()), 0.0f, C.data(), N);
+  for (int n = 0; n < N; ++n) CHECK(std::isfinite(C[n]) && std::isnan(C[N + n]));
 }
 
 TEST(int8_rows_do_not_depend_on_the_batch_or_threads) {
