@@ -31,7 +31,14 @@ export function prepareWorkload(rnnkit, native, w) {
     if (typeof native.lmGenerateAsync !== 'function') {
       throw new Unavailable('the native generation loop (native.lmGenerateAsync) is not built yet');
     }
-    return generateLoop(w, (options) => model.generate(options));
+    if (w.weights && typeof model.quantize !== 'function') {
+      throw new Unavailable('quantized weights (model.quantize) are not in this build');
+    }
+    const run = w.weights ? model.quantize(w.weights) : model;
+    const loop = generateLoop(w, (options) => run.generate(options));
+    // The packed weights' bytes, as the native loop holds them.
+    const weightMB = new native.TokenLoop(run.nativeWeights()).weightBytes / 2 ** 20;
+    return { ...loop, finish: async () => ({ ...(await loop.finish()), weightMB }) };
   }
 
   const n = w.T * w.B;

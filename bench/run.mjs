@@ -290,7 +290,7 @@ export async function main(argv = process.argv.slice(2)) {
     const exports = new Map();
     const modelKey = (w) => `${w.cell}-${w.E}-${w.H}-${w.L}-${w.V}`;
     if (wantsGenerate && haveOrt) {
-      for (const w of workloads.filter((x) => x.kind === 'generate')) {
+      for (const w of workloads.filter((x) => x.kind === 'generate' && !x.weights)) {
         const key = modelKey(w);
         if (exports.has(`torch:${key}`)) continue;
         for (const [by, cmd] of [
@@ -347,8 +347,9 @@ export async function main(argv = process.argv.slice(2)) {
           system: CEILING,
           task: { kind: 'ceiling', threads, shapes, ...ceilingTiming },
         });
-        if (torch.python) plan.push({ w, threads, system: SYSTEMS.torch, task });
-        if (w.kind === 'generate' && haveOrt) {
+        // The references run float32 weights only: quantized rows are rnnkit's alone.
+        if (torch.python && !w.weights) plan.push({ w, threads, system: SYSTEMS.torch, task });
+        if (w.kind === 'generate' && haveOrt && !w.weights) {
           const viaOnnx = [
             [SYSTEMS.ortTorch, 'torch', { ...task, model: '' }],
             [SYSTEMS.ortRnnkit, 'rnnkit', { ...task, model: '' }],
@@ -496,6 +497,7 @@ export async function main(argv = process.argv.slice(2)) {
             msPerStep: b.msPerStep,
             peakRssMB: b.peakRssMB,
             baselineRssMB: b.baselineRssMB,
+            weightMB: b.weightMB ?? null,
             gflops,
             ceilingGflops: ceiling?.gflops ?? null,
             fractionOfCeiling: ceiling ? gflops / ceiling.gflops : null,
@@ -545,6 +547,24 @@ export async function main(argv = process.argv.slice(2)) {
         entry.systems[system] = s;
       }
       results.push(entry);
+    }
+
+    // Generation on int8 and bf16 weights beside float32 (same model and batch): rnnkit's rate,
+    // the packed weights' size and the peak RSS.
+    const weightRows = [];
+    const rnnkitOf = (id) => results.find((e) => e.id === id)?.systems[SYSTEMS.rnnkit];
+    for (const e of results) {
+      const r = e.systems[SYSTEMS.rnnkit];
+      if (e.workload.kind !== 'generate' || r?.status !== 'ok') continue;
+      const f32 = rnnkitOf(e.id.replace(/\/(int8|bf16)\//, '/'));
+      weightRows.push([
+        e.id,
+        e.workload.weights ?? 'float32',
+        fmt(r.tokensPerSecond),
+        f32?.status === 'ok' ? `${fmt(r.tokensPerSecond / f32.tokensPerSecond, 2)}×` : '—',
+        fmt(r.weightMB, 1),
+        fmt(r.peakRssMB),
+      ]);
     }
 
     const info = rnnkit.info();
@@ -659,6 +679,18 @@ export async function main(argv = process.argv.slice(2)) {
             'ideal GEMM ms/iter',
           ],
           ceilingRows,
+        ),
+      );
+    }
+    if (weightRows.some((r) => r[1] !== 'float32')) {
+      console.log(
+        `\nGeneration by weight type (int8 kernel: ${info.int8Kernel ?? 'n/a'}), each beside ` +
+          'float32 at the same batch:\n',
+      );
+      console.log(
+        markdownTable(
+          ['workload', 'weights', 'tokens/s', '÷ float32', 'packed weights MB', 'peak RSS MB'],
+          weightRows,
         ),
       );
     }

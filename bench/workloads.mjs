@@ -20,6 +20,8 @@ export const QUICK_CONFIGS = {
 export const GENERATE_STEPS = 200;
 export const QUICK_GENERATE_STEPS = 10;
 export const GENERATE_BATCHES = [1, 64, 256];
+/** The weight types generate/M/lstm also runs in, beside float32 (model.quantize). */
+export const GENERATE_WEIGHTS = ['int8', 'bf16'];
 
 /** Gate blocks per cell: the G in G*H. */
 export const GATES = { lstm: 4, gru: 3, rnn: 1 };
@@ -42,7 +44,8 @@ export const TRANSLATE_ATTENTION = 'general';
  * Every workload, in reporting order. `id` is what `--only` matches against (substring).
  * family 'lm' (the character language model) or 'seq2seq'; kind: 'train' (one optimizer step),
  * 'forward' (full-sequence loss, no gradients), 'generate' (a whole sampling loop of `steps`
- * tokens for `batch` rows) or 'translate' (encode B sources and decode `steps` tokens each).
+ * tokens for `batch` rows; with `weights`, on the model quantized to int8 or bf16, rnnkit only)
+ * or 'translate' (encode B sources and decode `steps` tokens each).
  */
 export function allWorkloads(quick) {
   const configs = quick ? QUICK_CONFIGS : CONFIGS;
@@ -54,18 +57,21 @@ export function allWorkloads(quick) {
     }
   }
   lm.push({ id: 'forward/M/lstm', kind: 'forward', size: 'M', cell: 'lstm', ...configs.M });
-  for (const batch of GENERATE_BATCHES) {
-    const c = configs.M;
-    lm.push({
-      id: `generate/M/lstm/b${batch}`,
-      kind: 'generate',
-      size: 'M',
-      cell: 'lstm',
-      ...c,
-      B: batch,
-      T: 1,
-      steps,
-    });
+  for (const weights of [null, ...GENERATE_WEIGHTS]) {
+    for (const batch of GENERATE_BATCHES) {
+      const c = configs.M;
+      lm.push({
+        id: `generate/M/lstm/${weights ? `${weights}/` : ''}b${batch}`,
+        kind: 'generate',
+        size: 'M',
+        cell: 'lstm',
+        ...c,
+        B: batch,
+        T: 1,
+        steps,
+        ...(weights && { weights }),
+      });
+    }
   }
   const s2s = quick ? QUICK_SEQ2SEQ : SEQ2SEQ;
   const seq2seq = ATTENTION_KINDS.map((attention) => ({

@@ -6,6 +6,7 @@ import {
 } from './checkpoint/language-model';
 import { native, type NativeInfo } from './core/native';
 import type { LoadOptions } from './checkpoint/verify';
+import type { InferenceWeights } from './nn/quantize';
 
 export { Module, Parameter } from './nn/parameter';
 export { Embedding } from './nn/embedding';
@@ -41,6 +42,8 @@ export type { NativeInfo };
 export { info, type Info } from './core/native';
 
 export { LanguageModel } from './api/language-model';
+export { INFERENCE_WEIGHTS, type InferenceWeights } from './nn/quantize';
+export type { Quantization } from './models/language-model';
 export {
   type LanguageModelConfig,
   type LanguageModelSpec,
@@ -83,8 +86,14 @@ export function loadCheckpoint(
   return readCheckpoint(path, LanguageModel, options);
 }
 
-/** Loads a language model saved with `model.save(path)` (see LoadOptions for the checks). */
-export function loadModel(path: string, options?: LoadOptions): Promise<LanguageModel> {
+/**
+ * Loads a language model saved with `model.save(path)` (see LoadOptions for the checks; `weights`
+ * quantizes a float32 checkpoint as it loads, see LanguageModel.load).
+ */
+export function loadModel(
+  path: string,
+  options?: LoadOptions & { weights?: InferenceWeights },
+): Promise<LanguageModel> {
   return LanguageModel.load(path, options);
 }
 export { exportOnnx, buildOnnx, type ExportOptions } from './onnx/export';

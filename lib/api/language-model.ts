@@ -11,12 +11,14 @@ import {
 } from '../checkpoint/language-model';
 import type { ResumeState } from '../checkpoint/resume';
 import type { LoadOptions } from '../checkpoint/verify';
-import { checkInt } from '../core/validate';
+import { native } from '../core/native';
+import { checkChoice, checkInt } from '../core/validate';
 import { complete, generate, stream } from '../decode/generate';
 import type { GenerateOptions, StreamOptions } from '../decode/options';
 import type { GeneratorInfo, TextGenerator } from '../decode/text-generator';
 import type { Completion, StreamEnd } from '../decode/token-loop';
 import { LanguageModelNetwork, type LanguageModelConfig } from '../models/language-model';
+import { INFERENCE_WEIGHTS, type InferenceWeights } from '../nn/quantize';
 import { fit, type FitOptions, type FitResult } from '../train/fit';
 import { evalBatch, evaluateTokens } from '../train/language-model';
 
@@ -42,7 +44,14 @@ export class LanguageModel extends LanguageModelNetwork implements TextGenerator
     const ids = this.tokenizer.encode(text);
     if (ids.length < 2) throw new RangeError('evaluate: the text needs at least two tokens');
     const steps = checkInt('seqLength', options.seqLength ?? Math.min(100, ids.length - 1), 1);
-    const { loss, count } = evaluateTokens(this, ids, evalBatch(ids, steps), steps);
+    // A quantized model is scored on the native steps that generate with its int8 or bf16
+    // products, over the same streams.
+    const { loss, count } = this.quantization
+      ? {
+          loss: native.lmScore(this.nativeWeights(), ids, evalBatch(ids, steps)) / (ids.length - 1),
+          count: ids.length - 1,
+        }
+      : evaluateTokens(this, ids, evalBatch(ids, steps), steps);
     return { loss, perplexity: Math.exp(loss), bitsPerToken: loss / Math.LN2, tokens: count };
   }
 
@@ -75,6 +84,29 @@ export class LanguageModel extends LanguageModelNetwork implements TextGenerator
   }
 
   /**
+   * A copy of the model with int8 weights (one scale per row, activations quantized per row at
+   * each step) or bfloat16 weights for inference: every recurrent weight matrix and the output
+   * layer's. It generates, streams, serves, evaluates and saves; it does not train.
+   */
+  quantize(dtype: InferenceWeights): LanguageModel {
+    const type = checkChoice('dtype', dtype, INFERENCE_WEIGHTS);
+    if (this.quantization) {
+      throw new Error(
+        `quantize: the model's weights are already ${this.quantization.dtype}; quantize the float32 model instead`,
+      );
+    }
+    const copy = new LanguageModel({
+      ...this.spec,
+      tokenizer: this.tokenizer ?? undefined,
+      seed: 0,
+    });
+    const params = copy.parameters();
+    this.parameters().forEach((p, i) => params[i].data.set(p.data));
+    copy.setQuantization(type);
+    return copy;
+  }
+
+  /**
    * Saves weights, architecture and vocabulary as safetensors, atomically. After fit, the
    * optimizer state is saved too (so that training can resume) unless `weightsOnly` is set.
    * `dtype: 'float16'` stores the weights in half the space, rounded to float16, and implies
@@ -87,10 +119,22 @@ export class LanguageModel extends LanguageModelNetwork implements TextGenerator
 
   /**
    * Loads a model saved by `save` (the training state, if any, is kept for resuming), verifying
-   * the file strictly (see LoadOptions).
+   * the file strictly (see LoadOptions). `weights: 'int8' | 'bf16'` quantizes a float32
+   * checkpoint as it loads (see quantize); a quantized checkpoint loads as what it holds.
    */
-  static async load(path: string, options?: LoadOptions): Promise<LanguageModel> {
-    const { model, resume } = await loadCheckpoint(path, LanguageModel, options);
+  static async load(
+    path: string,
+    options: LoadOptions & { weights?: InferenceWeights } = {},
+  ): Promise<LanguageModel> {
+    const { weights, ...verify } = options;
+    const wanted =
+      weights === undefined ? null : checkChoice('weights', weights, INFERENCE_WEIGHTS);
+    const { model, resume } = await loadCheckpoint(path, LanguageModel, verify);
+    const held = model.quantization?.dtype;
+    if (wanted && held && held !== wanted) {
+      throw new Error(`${path}: the checkpoint holds ${held} weights, not ${wanted}`);
+    }
+    if (wanted && !held) return model.quantize(wanted);
     model.lastTraining = resume;
     return model;
   }

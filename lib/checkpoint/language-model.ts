@@ -17,6 +17,7 @@ import {
   type Named,
   type WeightsDType,
 } from './format';
+import { addQuantizedTensors, storedWeights, takeQuantized, WEIGHTS_KEY } from './quantized';
 import { addTrainingState, metadataJson, readTrainingState, type ResumeState } from './resume';
 import { readSafetensors, writeSafetensors, type Tensor } from './safetensors';
 import {
@@ -154,8 +155,18 @@ export async function saveCheckpoint(
   if (resume && dtype !== 'float32') {
     throw new Error(`a checkpoint with training state stores float32 weights, not ${dtype}`);
   }
+  const q = model.quantization;
+  if (q && dtype !== 'float32') {
+    throw new Error(
+      `dtype ${dtype}: a quantized model is saved with its ${q.dtype} weights; leave dtype out`,
+    );
+  }
   const tensors = weightTensors(pytorchStateDict(model), dtype);
   const metadata = checkpointMetadata('language-model', model.spec);
+  if (q) {
+    addQuantizedTensors(tensors, model.quantizedMatrices(), q);
+    metadata[WEIGHTS_KEY] = q.dtype;
+  }
   if (model.tokenizer) metadata.tokenizer = JSON.stringify(model.tokenizer.toJSON());
   if (resume) addTrainingState(tensors, metadata, resume);
   recordChecksums(tensors, metadata);
@@ -184,6 +195,7 @@ export async function loadCheckpoint<M extends LanguageModelNetwork = LanguageMo
       ? undefined
       : tokenizerFromJSON(metadataJson(path, 'tokenizer', metadata.tokenizer));
   const { weights, resume } = readTrainingState(path, tensors, metadata);
+  const stored = storedWeights(path, metadata);
   checkSpecSize(path, spec, tokenizer?.size, weights);
   let model: M;
   try {
@@ -192,12 +204,20 @@ export async function loadCheckpoint<M extends LanguageModelNetwork = LanguageMo
     throw new Error(`${path}: the checkpoint's model spec is invalid: ${(error as Error).message}`);
   }
   checkSpecFields(path, spec, model.spec);
-  const widened = float32Weights(path, weights);
-  loadPytorchStateDict(model, widened, path, options);
+  const shapes: Record<string, [number, number]> = {};
+  for (const m of model.quantizedMatrices()) shapes[m.name] = [m.rows, m.data.length / m.rows];
+  const rest = { ...weights };
+  const quantized = takeQuantized(path, stored, rest, shapes);
+  const named = float32Weights(path, rest);
+  for (const [name, data] of Object.entries(quantized.weights)) {
+    named[name] = { shape: shapes[name], data };
+  }
+  loadPytorchStateDict(model, named, path, options);
+  if (stored) model.setQuantization(stored, quantized.scales);
   // The model holds copies now. Without training state (whose tensors view the file's bytes),
   // the bytes and the widened copies are freed at once: a loop that loads models would otherwise
   // keep tens of MiB of them until a garbage collection.
-  if (!resume) releaseArrays([file.bytes, ...Object.values(widened).map((t) => t.data)]);
+  if (!resume) releaseArrays([file.bytes, ...Object.values(named).map((t) => t.data)]);
   return { model, resume };
 }
 

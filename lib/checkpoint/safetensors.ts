@@ -23,6 +23,7 @@ const ARRAY_TYPES = {
   F64: Float64Array,
   F16: Uint16Array,
   BF16: Uint16Array,
+  I8: Int8Array,
   I32: Int32Array,
   I64: BigInt64Array,
 } as const;
@@ -42,6 +43,7 @@ interface ArrayFor {
   F64: Float64Array;
   F16: Uint16Array;
   BF16: Uint16Array;
+  I8: Int8Array;
   I32: Int32Array;
   I64: BigInt64Array;
 }

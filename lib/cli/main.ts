@@ -9,6 +9,7 @@ import { evaluate } from './commands/evaluate';
 import { exportCommand } from './commands/export';
 import { generate } from './commands/generate';
 import { info } from './commands/info';
+import { quantize } from './commands/quantize';
 import { seq2seqTrain } from './commands/seq2seq-train';
 import { serve } from './commands/serve';
 import { train } from './commands/train';
@@ -23,6 +24,7 @@ const commands: Record<string, Command> = {
   translate,
   attention,
   export: exportCommand,
+  quantize,
   serve,
   bench,
   info,

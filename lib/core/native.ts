@@ -41,6 +41,8 @@ export interface NativeInfo {
   products: 'openblas' | 'builtin';
   /** The single-core GFLOP/s behind that choice; null where none was measured. */
   calibration: { openblasGflops: number; builtinGflops: number } | null;
+  /** The int8 product of this build on this CPU (native/core/qgemm.h). */
+  int8Kernel: 'avx512-vnni' | 'avx2' | 'portable';
   threads: number;
   cuda: boolean;
   /** With cuda: the device the CUDA kernels would run on, or why there is none. */
@@ -132,6 +134,14 @@ export interface LmWeights {
   stack: F32;
   decoderWeight: F32;
   decoderBias: F32;
+  /** The type the products run in (default 'float32'); see native/core/qgemm.h. */
+  weights?: 'float32' | 'int8' | 'bf16';
+  /**
+   * int8 only (the matrices then hold q * scale): each row's scale of every layer's w_ih then w_hh
+   * [L, 2, G*H], and of the decoder's weight [V].
+   */
+  stackScales?: F32;
+  decoderScales?: F32;
 }
 
 /** Token sequences concatenated, with offsets [n+1]. */
@@ -201,6 +211,8 @@ export interface TokenLoopStep {
  */
 export interface NativeTokenLoop {
   readonly size: number;
+  /** Bytes of the packed weights (and biases, embedding table) of a loop made with weights; else 0. */
+  readonly weightBytes: number;
   /** Each row's id, in row order. */
   ids(): I32;
   /**
@@ -438,6 +450,12 @@ export interface Native {
     cancel: I32 | null,
     onTokens?: (step: number, rows: I32, tokens: I32) => void,
   ): Promise<NativeGenerateResult>;
+  /**
+   * The negative log-likelihood (nats) summed over tokens' next-token predictions, read as `rows`
+   * streams (the first (n - 1) % rows one longer), each from a zero state: the packed steps' loss.
+   */
+  lmScore(weights: LmWeights, tokens: I32, rows: number): number;
+  lmScoreAsync(weights: LmWeights, tokens: I32, rows: number): Promise<number>;
   TokenLoop: new (model: TokenLoopModel | LmWeights) => NativeTokenLoop;
   attentionParamCount(shape: AttentionShape): number;
   attentionWorkspaceSize(shape: AttentionShape): number;

@@ -116,6 +116,12 @@ export function fit(
   corpus: string | Int32Array,
   options: FitOptions = {},
 ): Promise<FitResult> {
+  if (model.quantization) {
+    throw new Error(
+      `fit: this model's weights are ${model.quantization.dtype}, quantized for inference, and do ` +
+        'not train; train the float32 model and quantize it afterwards',
+    );
+  }
   const o = loopOptions(options);
   let tokens: Int32Array;
   if (typeof corpus === 'string') {

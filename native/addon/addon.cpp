@@ -21,6 +21,7 @@
 #include "layers.h"
 #include "ops.h"
 #include "optim.h"
+#include "qgemm.h"
 #include "recurrent.h"
 #ifdef RNNKIT_HAVE_CUDA
 #include "cuda/cuda.h"
@@ -462,6 +463,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   r.Set("blasLibrary", rnnkit::blas_library());
   r.Set("builtinVectorBits", rnnkit::builtin_vector_bits());
   r.Set("products", rnnkit::gemm_products());
+  r.Set("int8Kernel", rnnkit::int8_kernel());
   const rnnkit::GemmCalibration cal = rnnkit::gemm_calibration();
   if (cal.measured) {
     Napi::Object c = Napi::Object::New(env);

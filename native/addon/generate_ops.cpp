@@ -1,11 +1,13 @@
 // N-API glue for generation: lmGenerateAsync (a Promise, with per-step token progress streamed to
-// JS), lmGenerate (its blocking twin), and the TokenLoop class, lmGenerate's token loop for a loop
+// JS), lmGenerate (its blocking twin), lmScore (a text's loss on the packed steps), and the
+// TokenLoop class, lmGenerate's token loop for a loop
 // driven from JS (logits from onnxruntime, or the serving engine's rounds over packed weights), so
 // that every backend samples, stops and finishes exactly as lmGenerate does.
 #include <napi.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <initializer_list>
 #include <memory>
@@ -101,8 +103,17 @@ Napi::Int32Array int32_array(Napi::Env env, const std::vector<int32_t>& v) {
   return a;
 }
 
-// The weights object {cell, V, E, H, L, residual, embedding, stack, decoderWeight, decoderBias?}
-// at argument 0.
+// Scales of int8 weights, each a finite number > 0.
+const float* scales(Parser& p, const float* s, size_t n, const std::string& name) {
+  for (size_t i = 0; i < n; ++i)
+    if (!(s[i] > 0.0f) || !std::isfinite(s[i]))
+      p.range_error(Parser::quote(name + "[" + std::to_string(i) + "]") +
+                    " must be a finite number > 0 (a scale), got " + std::to_string(s[i]));
+  return s;
+}
+
+// The weights object {cell, V, E, H, L, residual, embedding, stack, decoderWeight, decoderBias?,
+// weights?, stackScales?, decoderScales?} at argument 0.
 rnnkit::LmWeights parse_weights(Parser& p) {
   rnnkit::LmWeights w;
   Napi::Object o = p.object(0, "weights");
@@ -119,6 +130,22 @@ rnnkit::LmWeights parse_weights(Parser& p) {
   w.decoder_weight = p.f32(o.Get("decoderWeight"), "weights.decoderWeight", size_t(w.V) * w.H,
                            dims({{"V", w.V}, {"H", w.H}}));
   w.decoder_bias = p.f32(o.Get("decoderBias"), "weights.decoderBias", w.V, "V", true);
+  // Optional: the type the products run in ('float32' when absent), and int8's scales.
+  const Napi::Value type = o.Get("weights");
+  w.weights = type.IsUndefined() ? rnnkit::WeightType::F32
+                                 : static_cast<rnnkit::WeightType>(p.choice(
+                                       type, "weights.weights", {"float32", "int8", "bf16"}));
+  const bool int8 = w.weights == rnnkit::WeightType::Int8;
+  const Napi::Value stack_scales = o.Get("stackScales"), decoder_scales = o.Get("decoderScales");
+  if (!int8 && !(stack_scales.IsUndefined() && decoder_scales.IsUndefined()))
+    p.type_error("'weights.stackScales' and 'weights.decoderScales' belong to int8 weights only");
+  if (int8) {
+    const size_t rows = size_t(2) * w.L * rnnkit::gate_count(w.cell) * w.H;
+    w.stack_scales = scales(p, p.f32(stack_scales, "weights.stackScales", rows, "L*2*G*H"), rows,
+                            "weights.stackScales");
+    w.decoder_scales = scales(p, p.f32(decoder_scales, "weights.decoderScales", w.V, "V"), w.V,
+                              "weights.decoderScales");
+  }
   return w;
 }
 
@@ -266,6 +293,7 @@ Napi::Value LmGenerateAsync(const Napi::CallbackInfo& info) {
 // from JS. model is {V, L, H, lstm}, for a loop whose logits come from elsewhere (an
 // onnxruntime session), or lmGenerate's weights, packed once (copied) for run().
 //   size                                 rows in the loop
+//   weightBytes                          bytes of the packed weights (0 for a loop driven from JS)
 //   ids() -> Int32Array                  each row's id, in row order
 //   add(ids [B], prompts {tokens, offsets [B+1]}, options, stops | null, group)
 //                                        appends B rows: options as lmGenerate's (row b samples
@@ -290,6 +318,7 @@ class TokenLoopObject : public Napi::ObjectWrap<TokenLoopObject> {
     return DefineClass(
         env, "TokenLoop",
         {InstanceAccessor<&TokenLoopObject::size>("size"),
+         InstanceAccessor<&TokenLoopObject::weight_bytes>("weightBytes"),
          InstanceMethod<&TokenLoopObject::ids>("ids"), InstanceMethod<&TokenLoopObject::add>("add"),
          InstanceMethod<&TokenLoopObject::cancel>("cancel"),
          InstanceMethod<&TokenLoopObject::plan>("plan"),
@@ -320,6 +349,10 @@ class TokenLoopObject : public Napi::ObjectWrap<TokenLoopObject> {
  private:
   Napi::Value size(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), loop_->rows());
+  }
+
+  Napi::Value weight_bytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), model_ ? static_cast<double>(model_->bytes()) : 0.0);
   }
 
   Napi::Value ids(const Napi::CallbackInfo& info) {
@@ -479,12 +512,40 @@ class TokenLoopObject : public Napi::ObjectWrap<TokenLoopObject> {
   std::vector<float> logits_;
 };
 
+// lmScore(weights, tokens, rows) -> the summed negative log-likelihood (nats) of tokens' next-token
+// predictions in `rows` streams (lm_score), on the packed steps of the weights' type.
+struct LmScore {
+  static constexpr const char* name = "lmScore";
+  rnnkit::LmWeights w;
+  const int32_t* tokens;
+  int n, rows;
+  double sum = 0;
+  explicit LmScore(Parser& p) : w(parse_weights(p)) {
+    size_t count = 0;
+    tokens = p.i32(p.arg(1), "tokens", Parser::kAnyLength, "", false, &count);
+    if (count < 2 || count > (1u << 30))
+      p.range_error("'tokens' must hold from 2 to 2^30 token ids, got " + std::to_string(count));
+    for (size_t k = 0; k < count; ++k)
+      if (tokens[k] < 0 || tokens[k] >= w.V)
+        p.range_error("'tokens[" + std::to_string(k) + "]' must be a token id in [0, " +
+                      std::to_string(w.V) + "), got " + std::to_string(tokens[k]));
+    n = static_cast<int>(count);
+    rows = static_cast<int>(p.integer(p.arg(2), "rows", 1, n - 1));
+  }
+  void run() {
+    const rnnkit::PackedLm model(w);
+    sum = rnnkit::lm_score(model, w.V, w.L, w.H, w.cell == CellType::Lstm, tokens, n, rows);
+  }
+  Napi::Value result(Napi::Env env) const { return Napi::Number::New(env, sum); }
+};
+
 }  // namespace
 
 void init_generate(Napi::Env env, Napi::Object exports) {
   exports.Set("TokenLoop", TokenLoopObject::define(env));
   exports.Set("lmGenerateAsync", Napi::Function::New(env, LmGenerateAsync, "lmGenerateAsync"));
   exports.Set(LmGenerate::name, Napi::Function::New(env, Sync<LmGenerate>, LmGenerate::name));
+  add<LmScore>(env, exports, true);
 }
 
 }  // namespace rnnkit_addon

@@ -338,15 +338,6 @@ class Helpers {
 
 thread_local bool Helpers::in_chunk_ = false;
 
-// Column chunks for a packed product of `work` multiply-adds over `slivers` slivers: one (no
-// helpers) below a million, some 10-60 us of work, else up to four per thread of at least four
-// slivers each, so that a late helper leaves little for the caller to wait on.
-int parallel_chunks(double work, int slivers) {
-  const int threads = gemm_threads();
-  if (threads < 2 || work < double(1 << 20)) return 1;
-  return std::max(1, std::min(slivers / 4, 4 * threads));
-}
-
 // Whether a product of `work` multiply-adds is worth splitting over threads: not below some 50 us
 // of work.
 bool worth_splitting(double work) { return gemm_threads() > 1 && work >= double(1 << 22); }
@@ -369,6 +360,12 @@ float* a_panel(size_t n) {
 
 bool run_on_helpers(int n, const std::function<void(int)>& f) {
   return Helpers::instance().run(n, f);
+}
+
+int product_chunks(double work, int slivers) {
+  const int threads = gemm_threads();
+  if (threads < 2 || work < double(1 << 20)) return 1;
+  return std::max(1, std::min(slivers / 4, 4 * threads));
 }
 
 int row_groups(int rows) { return std::max(1, std::min(gemm_threads(), rows / 8)); }
@@ -531,7 +528,7 @@ void gemm_packed(int M, const float* A, int lda, const PackedMatrix& B, float be
     });
   };
   const int slivers = (N + kNR - 1) / kNR;
-  const int chunks = parallel_chunks(double(M) * N * K, slivers);
+  const int chunks = product_chunks(double(M) * N * K, slivers);
   parallel_for(chunks, [&](int i) { columns(i * slivers / chunks, (i + 1) * slivers / chunks); });
 }
 

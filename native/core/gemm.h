@@ -36,6 +36,7 @@ class PackedMatrix {
   void set(int k0, int n0, int rows, int cols, bool trans, const float* src, int ld);
   int rows() const { return K_; }
   int cols() const { return N_; }
+  size_t bytes() const { return data_.get_deleter().bytes; }
 
  private:
   friend void gemm_packed(int, const float*, int, const PackedMatrix&, float, float*, int);
@@ -52,6 +53,12 @@ class PackedMatrix {
 // products split their columns over gemm_threads() threads (the caller's and helpers').
 void gemm_packed(int M, const float* A, int lda, const PackedMatrix& B, float beta, float* C,
                  int ldc);
+
+// How many chunks to split the columns of a packed product of `work` multiply-adds over `slivers`
+// slivers into, each for parallel_for to run on a thread of its own: one (no helpers) below a
+// million, some 10-60 us of work, else up to four per thread of at least four slivers each, so
+// that a late helper leaves little for the caller to wait on.
+int product_chunks(double work, int slivers);
 
 // How many groups to split `rows` independent rows into, each to run on a thread of its own
 // (parallel_for): one per thread, of at least 8 rows each, as packed products keep their speed

@@ -12,8 +12,9 @@
 namespace rnnkit {
 
 PackedLm::PackedLm(const LmWeights& w)
-    : stack_(w.cell, w.V, w.E, w.H, w.L, w.residual, w.embedding, w.stack),
-      decoder_(w.H, w.V, w.decoder_weight, w.decoder_bias) {}
+    : stack_(w.cell, w.V, w.E, w.H, w.L, w.residual, w.embedding, w.stack, w.weights,
+             w.stack_scales),
+      decoder_(w.H, w.V, w.decoder_weight, w.decoder_bias, w.weights, w.decoder_scales) {}
 
 void run_feed(const PackedLm& model, TokenLoop& loop, const Feed& f, FeedScratch& s,
               float* logits) {
@@ -61,6 +62,27 @@ void run_feed(const PackedLm& model, TokenLoop& loop, const Feed& f, FeedScratch
   for (int i = 0; i < w; ++i)
     std::copy_n(last + size_t(f.want[i]) * H, H, s.picked.data() + size_t(i) * H);
   model.decode(w, s.picked.data(), logits);
+}
+
+double lm_score(const PackedLm& model, int V, int L, int H, bool lstm, const int32_t* tokens, int n,
+                int rows) {
+  const int predictions = n - 1, base = predictions / rows, longer = predictions % rows;
+  std::vector<float> h(size_t(L) * rows * H, 0.0f), c(lstm ? h.size() : 0, 0.0f);
+  std::vector<float> y(size_t(rows) * H), logits(size_t(rows) * V), ws(model.workspace_size(rows));
+  std::vector<int32_t> in(rows);
+  auto start = [&](int b) { return b * base + std::min(b, longer); };
+  double sum = 0;
+  // The longer streams come first, so the streams still reading at step t are rows [0, m).
+  for (int t = 0; t < base + (longer > 0); ++t) {
+    const int m = t < base ? rows : longer;
+    for (int b = 0; b < m; ++b) in[b] = tokens[start(b) + t];
+    model.step(m, in.data(), h.data(), lstm ? c.data() : nullptr, size_t(rows) * H, y.data(),
+               ws.data());
+    model.decode(m, y.data(), logits.data());
+    log_softmax_rows(m, V, logits.data());
+    for (int b = 0; b < m; ++b) sum -= logits[size_t(b) * V + tokens[start(b) + t + 1]];
+  }
+  return sum;
 }
 
 namespace {

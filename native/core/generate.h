@@ -21,6 +21,11 @@ struct LmWeights {
   const float* stack;           // stack_param_count(cell, E, H, L), the layout of recurrent.h
   const float* decoder_weight;  // [V, H]
   const float* decoder_bias;    // [V], or null for none
+  // The type the products run in. int8: the matrices above hold q * scale, with scales one per
+  // weight row: stack_scales [L, 2, G*H] (each layer's w_ih rows, then w_hh's), decoder_scales [V].
+  WeightType weights = WeightType::F32;
+  const float* stack_scales = nullptr;
+  const float* decoder_scales = nullptr;
 };
 
 // A language model's weights packed once for running it a step at a time: what lm_generate runs
@@ -40,6 +45,8 @@ class PackedLm {
   }
   // The decoder on n rows of outputs: logits [n, V] from y [n, H].
   void decode(int n, const float* y, float* logits) const { decoder_.forward(n, y, logits); }
+  // Bytes of the packed weights (the embedding's table and biases with them).
+  size_t bytes() const { return stack_.bytes() + decoder_.bytes(); }
 
  private:
   PackedStack stack_;
@@ -78,6 +85,13 @@ struct FeedScratch {
 // state is stepped where it lies, with no copy.
 void run_feed(const PackedLm& model, TokenLoop& loop, const Feed& feed, FeedScratch& s,
               float* logits);
+
+// The negative log-likelihood (nats) summed over every next-token prediction of tokens [n] (ids in
+// [0, V), n >= 2), read as `rows` streams of consecutive predictions (1 <= rows <= n - 1; the first
+// (n - 1) % rows streams one prediction longer), each from a zero state carried through it: the
+// loss of a model as the packed steps compute it (int8 and bf16 weights included).
+double lm_score(const PackedLm& model, int V, int L, int H, bool lstm, const int32_t* tokens, int n,
+                int rows);
 
 // Generates up to max_tokens tokens after each prompt (every prompt holds >= 1 token, all token
 // ids in [0, V)). The weights are packed once (PackedLm) and a TokenLoop keeps the rows: the

@@ -112,14 +112,15 @@ void linear_forward(int N, int I, int O, const float* x, const float* W, const f
   gemm(false, true, N, O, I, 1.0f, x, I, W, I, b ? 1.0f : 0.0f, y, O);
 }
 
-PackedLinear::PackedLinear(int I, int O, const float* W, const float* b) : I_(I), O_(O), w_(I, O) {
-  w_.set(0, 0, I, O, true, W, I);
+PackedLinear::PackedLinear(int I, int O, const float* W, const float* b, WeightType type,
+                           const float* scales)
+    : I_(I), O_(O), w_(type, I, O, W, I, scales) {
   if (b) b_.assign(b, b + O);
 }
 
 void PackedLinear::forward(int N, const float* x, float* y) const {
   fill_bias(N, O_, b_.empty() ? nullptr : b_.data(), y);
-  gemm_packed(N, x, I_, w_, b_.empty() ? 0.0f : 1.0f, y, O_);
+  w_.product(N, x, I_, b_.empty() ? 0.0f : 1.0f, y, O_);
 }
 
 void log_softmax_rows(int N, int V, float* x) {

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "qgemm.h"
 
 namespace rnnkit {
 
@@ -19,17 +20,20 @@ void linear_backward(int N, int I, int O, const float* x, const float* W, const 
                      float* dx, float* dW, float* db);
 
 // A Linear(I, O) layer's weights packed once for running it at every step of a decoding loop:
-// forward computes what linear_forward does, with the packed product (gemm_packed). Copies what
-// it needs.
+// forward computes what linear_forward does, with the packed product of the weights' type
+// (qgemm.h; scales [O] for int8). Copies what it needs.
 class PackedLinear {
  public:
-  PackedLinear(int I, int O, const float* W, const float* b);
+  PackedLinear(int I, int O, const float* W, const float* b, WeightType type = WeightType::F32,
+               const float* scales = nullptr);
   // y [N, O] = x [N, I] W^T + b.
   void forward(int N, const float* x, float* y) const;
+  // Bytes of the packed weights and the bias.
+  size_t bytes() const { return w_.bytes() + sizeof(float) * b_.size(); }
 
  private:
   int I_, O_;
-  PackedMatrix w_;
+  PackedWeights w_;
   std::vector<float> b_;  // empty: no bias
 };
 

@@ -49,13 +49,19 @@ struct SharedGradient {
     seg[0] = {0, 0, G * H};
     return 1;
   }
-  // PackedStack's products: every gate from [x, h] at once (I = 0: from h alone).
-  static void products(int I, int H, const float* w_ih, const float* w_hh,
-                       std::vector<PackedStack::Product>& out) {
-    PackedMatrix m(I + H, G * H);
-    m.set(0, 0, I, G * H, true, w_ih, I);
-    m.set(I, 0, H, G * H, true, w_hh, H);
-    out.push_back({0, 0, std::move(m)});
+  // PackedStack's products: in float32 every gate from [x, h] at once; else x and h apart (I = 0:
+  // from h alone).
+  static void products(const PackedStack::LayerWeights& w, std::vector<PackedStack::Product>& out) {
+    const int I = w.I, H = w.H;
+    if (w.type == WeightType::F32) {
+      PackedMatrix m(I + H, G * H);
+      m.set(0, 0, I, G * H, true, w.w_ih, I);
+      m.set(I, 0, H, G * H, true, w.w_hh, H);
+      out.push_back({0, 0, false, PackedWeights(std::move(m))});
+      return;
+    }
+    if (I > 0) out.push_back({0, 0, false, PackedWeights(w.type, I, G * H, w.w_ih, I, w.s_ih)});
+    out.push_back({I, 0, I > 0, PackedWeights(w.type, H, G * H, w.w_hh, H, w.s_hh)});
   }
 };
 
@@ -166,21 +172,30 @@ struct GruCell {
     seg[1] = {3 * H, 2 * H, H};
     return 2;
   }
-  // PackedStack's products: r and z from [x, h] at once, then W_in x and W_hn h apart, giving
-  // the pre-activations [r, z, W_in x, W_hn h] that step reads. I = 0: from h alone.
-  static void products(int I, int H, const float* w_ih, const float* w_hh,
-                       std::vector<PackedStack::Product>& out) {
+  // PackedStack's products, giving the pre-activations [r, z, W_in x, W_hn h] that step reads: in
+  // float32 r and z from [x, h] at once, then W_in x and W_hn h apart; else x W_ih^T (r, z and
+  // W_in x) and h W_hh^T (r and z added, W_hn h) apart. I = 0: from h alone.
+  static void products(const PackedStack::LayerWeights& w, std::vector<PackedStack::Product>& out) {
+    const int I = w.I, H = w.H;
+    const float* w_hn = w.w_hh + size_t(2) * H * H;
+    if (w.type != WeightType::F32) {
+      if (I > 0) out.push_back({0, 0, false, PackedWeights(w.type, I, 3 * H, w.w_ih, I, w.s_ih)});
+      out.push_back({I, 0, I > 0, PackedWeights(w.type, H, 2 * H, w.w_hh, H, w.s_hh)});
+      out.push_back({I, 3 * H, false,
+                     PackedWeights(w.type, H, H, w_hn, H, w.s_hh ? w.s_hh + 2 * H : nullptr)});
+      return;
+    }
     PackedMatrix rz(I + H, 2 * H), nh(H, H);
-    rz.set(0, 0, I, 2 * H, true, w_ih, I);
-    rz.set(I, 0, H, 2 * H, true, w_hh, H);
-    nh.set(0, 0, H, H, true, w_hh + size_t(2) * H * H, H);
-    out.push_back({0, 0, std::move(rz)});
+    rz.set(0, 0, I, 2 * H, true, w.w_ih, I);
+    rz.set(I, 0, H, 2 * H, true, w.w_hh, H);
+    nh.set(0, 0, H, H, true, w_hn, H);
+    out.push_back({0, 0, false, PackedWeights(std::move(rz))});
     if (I > 0) {
       PackedMatrix nx(I, H);
-      nx.set(0, 0, I, H, true, w_ih + size_t(2) * H * I, I);
-      out.push_back({0, 2 * H, std::move(nx)});
+      nx.set(0, 0, I, H, true, w.w_ih + size_t(2) * H * I, I);
+      out.push_back({0, 2 * H, false, PackedWeights(std::move(nx))});
     }
-    out.push_back({I, 3 * H, std::move(nh)});
+    out.push_back({I, 3 * H, false, PackedWeights(std::move(nh))});
   }
 
   // One unit from the pre-activations of r and z, W_in x + b_in, W_hn h + b_hn and h.
@@ -678,7 +693,8 @@ void stack_backward(const StackShape& s, const float* params, const float* x,
 }
 
 PackedStack::PackedStack(CellType cell, int V, int I, int H, int L, bool residual,
-                         const float* embedding, const float* params, int feed)
+                         const float* embedding, const float* params, WeightType type,
+                         const float* scales, int feed)
     : cell_(cell),
       I_(I),
       H_(H),
@@ -694,13 +710,16 @@ PackedStack::PackedStack(CellType cell, int V, int I, int H, int L, bool residua
                                 std::to_string(feed));
   require(embedding, "embedding");
   require(params, "params");
+  if (type == WeightType::Int8) require(scales, "scales");
   with_cell(cell, [&](auto c) {
     using Cell = decltype(c);
     const int GH = Cell::kGates * H, summed = Cell::kSummedBias * H;
     for (int l = 0; l < L; ++l) {
       const LayerParams<const float> w = layer_params(params, s, l);
+      const float* s_ih = scales ? scales + size_t(2 * l) * GH : nullptr;
       Layer layer;
-      Cell::products(input_width(l), H, w.w_ih, w.w_hh, layer.products);
+      Cell::products({type, input_width(l), H, w.w_ih, w.w_hh, s_ih, s_ih ? s_ih + GH : nullptr},
+                     layer.products);
       layer.width = 0;
       for (const Product& p : layer.products)
         layer.width = std::max(layer.width, p.c_col + p.m.cols());
@@ -722,6 +741,15 @@ PackedStack::PackedStack(CellType cell, int V, int I, int H, int L, bool residua
       table_.assign(embedding, embedding + size_t(V) * (I - feed));
     }
   });
+}
+
+size_t PackedStack::bytes() const {
+  size_t n = sizeof(float) * table_.size();
+  for (const Layer& layer : layers_) {
+    n += sizeof(float) * layer.bias.size();
+    for (const Product& p : layer.products) n += p.m.bytes();
+  }
+  return n;
 }
 
 size_t PackedStack::workspace_size(int B) const {
@@ -763,7 +791,8 @@ void PackedStack::step(int B, const int32_t* tokens, float* h, float* c, size_t 
       }
       // A folded layer's products add h's part onto the looked-up pre-activations.
       for (const Product& p : layer.products)
-        gemm_packed(B, a + p.a_col, lda, p.m, lookup ? 1.0f : 0.0f, pre + p.c_col, layer.width);
+        p.m.product(B, a + p.a_col, lda, lookup || p.accumulate ? 1.0f : 0.0f, pre + p.c_col,
+                    layer.width);
       const float* bias = layer.bias.data();
       for (int b = 0; b < B; ++b)
         Cell::step(H, pre + size_t(b) * layer.width, bias, bias + Cell::kGates * H,

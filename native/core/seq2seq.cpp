@@ -162,7 +162,7 @@ struct PackedDecoder {
   PackedDecoder(const Seq2SeqDecoderWeights& weights, const AttentionShape& as, bool pack_output)
       : w(weights),
         stack(w.cell, w.V, w.E + (w.input_feeding ? w.H : 0), w.H, w.L, false, w.embedding, w.stack,
-              w.input_feeding ? w.H : 0),
+              WeightType::F32, nullptr, w.input_feeding ? w.H : 0),
         attention(as, w.attention) {
     if (pack_output) output.emplace(w.H, w.V, w.out_weight, w.out_bias);
   }

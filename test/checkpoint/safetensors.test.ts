@@ -137,7 +137,7 @@ describe('safetensors round trip', () => {
       'tensor "w": dtype F32 needs data as a Float32Array',
     );
     await expect(bad({ dtype: 'F8_E4M3', shape: [1], data: new Uint8Array(1) })).rejects.toThrow(
-      'dtype "F8_E4M3" is not supported (F32, F64, F16, BF16, I32, I64)',
+      'dtype "F8_E4M3" is not supported (F32, F64, F16, BF16, I8, I32, I64)',
     );
     await expect(bad({ dtype: 'F16', shape: [1], data: new Float32Array(1) })).rejects.toThrow(
       'tensor "w": dtype F16 needs data as a Uint16Array',
@@ -177,7 +177,7 @@ describe('safetensors validation', () => {
     [
       'an unsupported dtype',
       craft({ a: { ...f32, dtype: 'F8_E4M3', data_offsets: [0, 2] } }, new Uint8Array(2)),
-      'tensor "a" has dtype "F8_E4M3"; rnnkit reads F32, F64, F16, BF16, I32, I64',
+      'tensor "a" has dtype "F8_E4M3"; rnnkit reads F32, F64, F16, BF16, I8, I32, I64',
     ],
     [
       'a misspelt dtype',

@@ -44,6 +44,7 @@ describe('the Native interface and the addon', () => {
       'builtinVectorBits',
       'products',
       'calibration',
+      'int8Kernel',
       'threads',
       'cuda',
     ];

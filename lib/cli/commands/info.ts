@@ -19,7 +19,7 @@ export const info = command({
       `rnnkit ${VERSION}\nCPU: ${i.cpu || 'unnamed'}; kernels: ${i.isa} (${i.addonSource}: ${i.addon})\n` +
         `BLAS: ${blas}; built-in GEMM: ${i.builtinVectorBits}-bit vectors\n` +
         `GEMM for products of 16+ rows: ${i.products === 'openblas' ? 'OpenBLAS' : 'built-in'}${measured}, ` +
-        `${i.threads} thread(s)\nCUDA: ${i.cuda ? 'compiled' : 'not compiled'}\nNode ${process.version}\n`,
+        `${i.threads} thread(s); int8 products: ${i.int8Kernel}\nCUDA: ${i.cuda ? 'compiled' : 'not compiled'}\nNode ${process.version}\n`,
     );
   },
 });

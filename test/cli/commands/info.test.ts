@@ -18,7 +18,7 @@ describe('rnnkit info', () => {
     expect(r.stdout).toContain(`rnnkit ${pkg.version}\n`);
     const i = info();
     expect(r.stdout).toMatch(i.gemm === 'openblas' ? /BLAS: OpenBLAS/ : /BLAS: none/);
-    expect(r.stdout).toContain(`${i.threads} thread(s)`);
+    expect(r.stdout).toContain(`${i.threads} thread(s); int8 products: ${i.int8Kernel}\n`);
   });
 });
 
@@ -34,6 +34,7 @@ describe('rnnkit help', () => {
       'translate',
       'attention',
       'export',
+      'quantize',
       'serve',
       'bench',
       'info',

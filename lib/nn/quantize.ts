@@ -1,0 +1,65 @@
+/**
+ * Weights for inference in fewer bytes: int8 with one float32 scale per row (symmetric: the row's
+ * largest magnitude maps to 127), or bfloat16. A quantized model keeps its weights as float32
+ * values that are exactly those (q * scale, or the bfloat16 value), so that every float32 path
+ * reads the quantized weights, and the native products pack them back to int8 or bfloat16 exactly
+ * (native/core/qgemm.h).
+ */
+
+/** The inference weight types: `model.quantize(...)`, `load(path, { weights })`. */
+export const INFERENCE_WEIGHTS = ['int8', 'bf16'] as const;
+export type InferenceWeights = (typeof INFERENCE_WEIGHTS)[number];
+
+/** int8 rows: q [rows, cols] and one scale per row. */
+export interface Int8Rows {
+  q: Int8Array;
+  scales: Float32Array;
+}
+
+/**
+ * Quantizes each row of data [rows, cols]: scale = max |row| / 127 (1 for a row of zeros, which
+ * any scale represents), q = round(value / scale) in [-127, 127].
+ */
+export function quantizeRows(data: Float32Array, rows: number): Int8Rows {
+  const cols = data.length / rows;
+  const q = new Int8Array(data.length);
+  const scales = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const row = data.subarray(r * cols, (r + 1) * cols);
+    let max = 0;
+    for (const v of row) max = Math.max(max, Math.abs(v));
+    const scale = max > 0 ? Math.fround(max / 127) : 1;
+    scales[r] = scale;
+    for (let k = 0; k < cols; k++) {
+      q[r * cols + k] = Math.max(-127, Math.min(127, Math.round(row[k] / scale)));
+    }
+  }
+  return { q, scales };
+}
+
+/** The float32 values q * scale of int8 rows [rows, cols]. */
+export function dequantizeRows({ q, scales }: Int8Rows): Float32Array {
+  const cols = q.length / scales.length;
+  const out = new Float32Array(q.length);
+  for (let i = 0; i < q.length; i++) out[i] = q[i] * scales[Math.floor(i / cols)];
+  return out;
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** The bfloat16 bit pattern nearest to `value` (ties to even); NaN stays NaN. */
+export function toBfloat16Bits(value: number): number {
+  f32[0] = value;
+  const x = u32[0];
+  if (Number.isNaN(value)) return (x >>> 16) | 0x40;
+  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** Rounds every value to the nearest bfloat16, in place. */
+export function roundToBfloat16(data: Float32Array): void {
+  for (let i = 0; i < data.length; i++) {
+    u32[0] = toBfloat16Bits(data[i]) << 16;
+    data[i] = f32[0];
+  }
+}

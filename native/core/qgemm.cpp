@@ -1,0 +1,370 @@
+// int8 and bfloat16 weights for the products of inference. Both pack B in slivers of kQN = 16
+// columns and run one driver (sliver_products): the columns split over threads as gemm_packed's do,
+// each sliver times tiles of up to kQR rows of A, a tile's 16 columns finished in floats before
+// they are written to C.
+//
+// int8: a sliver holds, for each group of 4 consecutive k, its 16 columns' 4 weights side by side
+// (64 bytes), the layout of vpdpbusd, which sums 4 products of an unsigned and a signed byte into
+// each int32 lane. A is quantized per row into int8 [M, K rounded up to 4] (zero-padded).
+//  - AVX512-VNNI takes A's bytes as unsigned by adding 128 (a ^ 0x80) and subtracts 128 times the
+//    column sum of q afterwards.
+//  - AVX2 has no such instruction; vpmaddubsw multiplies unsigned by signed bytes into int16 pairs
+//    that saturate at 32767. With A's magnitudes |a| (unsigned) and the weights given a's signs
+//    (vpsignb), each pair is at most 2 * 127 * 127 = 32258 < 32767, as both sides stay in
+//    [-127, 127]: no saturation. vpmaddwd by ones widens the pairs into the int32 lanes.
+//  - The portable loop sums the same products in int32.
+// Every path gives the same int32 sums, so the same floats.
+#include "qgemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace rnnkit {
+namespace {
+
+constexpr int kQN = 16;  // columns per sliver
+constexpr int kQR = 4;   // rows per tile
+constexpr int kGroup = 4;
+
+int slivers_of(int N) { return (N + kQN - 1) / kQN; }
+
+void check_scale(float s, int n) {
+  if (!(s > 0.0f) || !std::isfinite(s))
+    throw std::invalid_argument("rnnkit int8 weights: the scale of row " + std::to_string(n) +
+                                " must be a finite number > 0, got " + std::to_string(s));
+}
+
+// The driver: C[M, N] = tile products + beta * C. tile(s, i0, mr, out) writes rows [i0, i0 + mr)
+// of sliver s's 16 columns into out [kQR][kQN].
+template <class Tile>
+void sliver_products(int M, int N, int K, float beta, float* C, int ldc, const Tile& tile) {
+  const int slivers = slivers_of(N);
+  auto columns = [&](int s0, int s1) {
+    float out[kQR][kQN];
+    for (int s = s0; s < s1; ++s) {
+      const int n0 = s * kQN, nr = std::min(kQN, N - n0);
+      for (int i0 = 0; i0 < M; i0 += kQR) {
+        const int mr = std::min(kQR, M - i0);
+        tile(s, i0, mr, out);
+        for (int i = 0; i < mr; ++i) {
+          float* c = C + static_cast<ptrdiff_t>(i0 + i) * ldc + n0;
+          if (beta == 0.0f)
+            std::copy(out[i], out[i] + nr, c);
+          else
+            for (int j = 0; j < nr; ++j) c[j] = out[i][j] + beta * c[j];
+        }
+      }
+    }
+  };
+  const int chunks = product_chunks(double(M) * N * K, slivers);
+  parallel_for(chunks, [&](int i) { columns(i * slivers / chunks, (i + 1) * slivers / chunks); });
+}
+
+// int32 sums of a tile: acc[i][j] = sum over k of a[i][k] * q[k][j], for MR rows of A (lda bytes
+// apart) and one sliver b over `groups` groups of 4.
+using Int8Tile = void (*)(int groups, const int8_t* a, int lda, const int8_t* b, int32_t* acc);
+
+template <int MR>
+void int8_tile_portable(int groups, const int8_t* a, int lda, const int8_t* b, int32_t* acc) {
+  int32_t sum[MR][kQN] = {};
+  for (int g = 0; g < groups; ++g, b += kQN * kGroup)
+    for (int i = 0; i < MR; ++i) {
+      const int8_t* ai = a + static_cast<ptrdiff_t>(i) * lda + g * kGroup;
+      for (int j = 0; j < kQN; ++j)
+        for (int t = 0; t < kGroup; ++t) sum[i][j] += int32_t(ai[t]) * int32_t(b[j * kGroup + t]);
+    }
+  std::memcpy(acc, sum, sizeof(int32_t) * MR * kQN);
+}
+
+#if defined(__AVX2__)
+// What the AVX2 and VNNI tiles share: MR rows of 16 int32 sums in two registers each; a group's
+// 64 bytes of the sliver; row i's 4 bytes of group g in every int32 lane.
+template <int MR>
+struct Int8Sums {
+  __m256i v[MR][2];
+  Int8Sums() {
+    for (int i = 0; i < MR; ++i) v[i][0] = v[i][1] = _mm256_setzero_si256();
+  }
+  void store(int32_t* acc) const {
+    for (int i = 0; i < MR; ++i)
+      for (int h = 0; h < 2; ++h)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + i * kQN + h * 8), v[i][h]);
+  }
+};
+
+inline __m256i sliver_half(const int8_t* b, int h) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32 * h));
+}
+
+inline __m256i group_bytes(const int8_t* a, int lda, int i, int g) {
+  int32_t four;
+  std::memcpy(&four, a + static_cast<ptrdiff_t>(i) * lda + g * kGroup, sizeof four);
+  return _mm256_set1_epi32(four);
+}
+
+template <int MR>
+void int8_tile_avx2(int groups, const int8_t* a, int lda, const int8_t* b, int32_t* acc) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  Int8Sums<MR> sum;
+  for (int g = 0; g < groups; ++g, b += kQN * kGroup) {
+    const __m256i half[2] = {sliver_half(b, 0), sliver_half(b, 1)};
+    for (int i = 0; i < MR; ++i) {
+      const __m256i av = group_bytes(a, lda, i, g), mag = _mm256_abs_epi8(av);
+      for (int h = 0; h < 2; ++h)
+        sum.v[i][h] = _mm256_add_epi32(
+            sum.v[i][h],
+            _mm256_madd_epi16(_mm256_maddubs_epi16(mag, _mm256_sign_epi8(half[h], av)), ones));
+    }
+  }
+  sum.store(acc);
+}
+#endif
+
+#if defined(__AVX512F__)
+// (a + 128) . q, from which the caller subtracts 128 * sum(q).
+template <int MR>
+__attribute__((target("avx512vnni"))) void int8_tile_vnni(int groups, const int8_t* a, int lda,
+                                                          const int8_t* b, int32_t* acc) {
+  const __m256i flip = _mm256_set1_epi8(char(0x80));
+  Int8Sums<MR> sum;
+  for (int g = 0; g < groups; ++g, b += kQN * kGroup) {
+    const __m256i half[2] = {sliver_half(b, 0), sliver_half(b, 1)};
+    for (int i = 0; i < MR; ++i) {
+      const __m256i au = _mm256_xor_si256(group_bytes(a, lda, i, g), flip);
+      for (int h = 0; h < 2; ++h) sum.v[i][h] = _mm256_dpbusd_epi32(sum.v[i][h], au, half[h]);
+    }
+  }
+  sum.store(acc);
+}
+#endif
+
+// The int8 tiles of this build for 1..kQR rows, and whether they add 128 to A.
+struct Int8Kernel {
+  const char* name;
+  Int8Tile tiles[kQR];
+  bool offset;
+};
+
+Int8Kernel pick_int8() {
+#if defined(__AVX512F__)
+  if (__builtin_cpu_supports("avx512vnni"))
+    return {"avx512-vnni",
+            {int8_tile_vnni<1>, int8_tile_vnni<2>, int8_tile_vnni<3>, int8_tile_vnni<4>},
+            true};
+#endif
+#if defined(__AVX2__)
+  return {
+      "avx2", {int8_tile_avx2<1>, int8_tile_avx2<2>, int8_tile_avx2<3>, int8_tile_avx2<4>}, false};
+#else
+  return {
+      "portable",
+      {int8_tile_portable<1>, int8_tile_portable<2>, int8_tile_portable<3>, int8_tile_portable<4>},
+      false};
+#endif
+}
+
+const Int8Kernel& int8() {
+  static const Int8Kernel kernel = pick_int8();
+  return kernel;
+}
+
+// The calling thread's quantized rows of A and their scales, grown on demand.
+struct QuantizedRows {
+  std::vector<int8_t> q;
+  std::vector<float> scale;
+};
+QuantizedRows& quantized_rows() {
+  thread_local QuantizedRows rows;
+  return rows;
+}
+
+uint16_t bf16_bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  if (std::isnan(x)) return uint16_t((u >> 16) | 0x40);
+  u += 0x7fff + ((u >> 16) & 1);
+  return uint16_t(u >> 16);
+}
+
+// bfloat16 tile: out[i][j] = sum over k of a[i][k] * widened b[k][j], in float32 vector types (the
+// build's widest: vpmovzxwd, a shift and FMA on AVX2).
+typedef float F8 __attribute__((vector_size(32)));
+typedef uint32_t U8 __attribute__((vector_size(32)));
+typedef uint16_t H8 __attribute__((vector_size(16)));
+
+// (Through a reference: a 32-byte vector returned by value has no stable ABI without AVX.)
+void widen(const uint16_t* p, F8& f) {
+  H8 h;
+  std::memcpy(&h, p, sizeof h);
+  const U8 u = __builtin_convertvector(h, U8) << 16;
+  std::memcpy(&f, &u, sizeof f);
+}
+
+template <int MR>
+void bf16_tile(int K, const float* a, int lda, const uint16_t* b, float (*out)[kQN]) {
+  F8 sum[MR][2] = {};
+  for (int k = 0; k < K; ++k, b += kQN) {
+    F8 b0, b1;
+    widen(b, b0);
+    widen(b + 8, b1);
+    for (int i = 0; i < MR; ++i) {
+      const float x = a[static_cast<ptrdiff_t>(i) * lda + k];
+      sum[i][0] += x * b0;
+      sum[i][1] += x * b1;
+    }
+  }
+  for (int i = 0; i < MR; ++i) std::memcpy(out[i], sum[i], sizeof(float) * kQN);
+}
+
+using Bf16Tile = void (*)(int, const float*, int, const uint16_t*, float (*)[kQN]);
+constexpr Bf16Tile kBf16Tiles[kQR] = {bf16_tile<1>, bf16_tile<2>, bf16_tile<3>, bf16_tile<4>};
+
+}  // namespace
+
+const char* weight_type_name(WeightType type) {
+  switch (type) {
+    case WeightType::F32:
+      return "float32";
+    case WeightType::Int8:
+      return "int8";
+    case WeightType::Bf16:
+      return "bf16";
+  }
+  return "?";
+}
+
+float quantize_row(const float* x, int n, int8_t* q) {
+  float max = 0.0f, probe = 0.0f;  // probe: NaN once x holds a NaN or an infinity
+  for (int k = 0; k < n; ++k) max = std::max(max, std::fabs(x[k])), probe += x[k] * 0.0f;
+  if (probe != 0.0f) {
+    std::fill(q, q + n, int8_t(0));
+    return std::numeric_limits<float>::quiet_NaN();
+  }
+  const float scale = max > 0.0f ? max / 127.0f : 1.0f, inv = 1.0f / scale;
+  for (int k = 0; k < n; ++k)
+    q[k] = int8_t(std::clamp(std::nearbyint(x[k] * inv), -127.0f, 127.0f));
+  return scale;
+}
+
+const char* int8_kernel() { return int8().name; }
+
+PackedInt8::PackedInt8(int K, int N, const float* W, int ld, const float* scales)
+    : K_(K),
+      N_(N),
+      groups_((K + kGroup - 1) / kGroup),
+      q_(size_t(slivers_of(N)) * groups_ * kQN * kGroup, 0),
+      scales_(scales, scales + N),
+      sums_(size_t(slivers_of(N)) * kQN, 0) {
+  for (int n = 0; n < N; ++n) {
+    check_scale(scales[n], n);
+    int8_t* sliver = q_.data() + size_t(n / kQN) * groups_ * kQN * kGroup + (n % kQN) * kGroup;
+    for (int k = 0; k < K; ++k) {
+      // In double: a float quotient may round onto a tie (77.4999963 to 77.5) and then away.
+      const double v = std::nearbyint(double(W[size_t(n) * ld + k]) / scales[n]);
+      const int8_t q = std::isnan(v) ? 0 : int8_t(std::clamp(v, -127.0, 127.0));
+      sliver[size_t(k / kGroup) * kQN * kGroup + k % kGroup] = q;
+      sums_[n] += q;
+    }
+  }
+}
+
+void gemm_int8(int M, const float* A, int lda, const PackedInt8& B, float beta, float* C, int ldc) {
+  if (M <= 0 || B.N_ <= 0) return;
+  const int K = B.K_, ldq = B.groups_ * kGroup;
+  QuantizedRows& rows = quantized_rows();
+  rows.q.assign(size_t(M) * ldq, 0);
+  rows.scale.resize(M);
+  for (int i = 0; i < M; ++i)
+    rows.scale[i] =
+        quantize_row(A + static_cast<ptrdiff_t>(i) * lda, K, rows.q.data() + size_t(i) * ldq);
+  const int8_t* q = rows.q.data();
+  const float* sa = rows.scale.data();
+  const Int8Kernel& kernel = int8();
+  sliver_products(M, B.N_, K, beta, C, ldc, [&](int s, int i0, int mr, float(*out)[kQN]) {
+    int32_t acc[kQR * kQN];
+    kernel.tiles[mr - 1](B.groups_, q + size_t(i0) * ldq, ldq,
+                         B.q_.data() + size_t(s) * B.groups_ * kQN * kGroup, acc);
+    const int n0 = s * kQN, nr = std::min(kQN, B.N_ - n0);
+    for (int i = 0; i < mr; ++i)
+      for (int j = 0; j < nr; ++j) {
+        const int32_t sum = acc[i * kQN + j] - (kernel.offset ? 128 * B.sums_[n0 + j] : 0);
+        out[i][j] = sa[i0 + i] * B.scales_[n0 + j] * float(sum);
+      }
+  });
+}
+
+float round_bf16(float x) {
+  const uint32_t u = uint32_t(bf16_bits(x)) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+PackedBf16::PackedBf16(int K, int N, const float* W, int ld)
+    : K_(K), N_(N), b_(size_t(slivers_of(N)) * K * kQN, 0) {
+  for (int n = 0; n < N; ++n) {
+    uint16_t* sliver = b_.data() + size_t(n / kQN) * K * kQN + n % kQN;
+    for (int k = 0; k < K; ++k) sliver[size_t(k) * kQN] = bf16_bits(W[size_t(n) * ld + k]);
+  }
+}
+
+void gemm_bf16(int M, const float* A, int lda, const PackedBf16& B, float beta, float* C, int ldc) {
+  if (M <= 0 || B.N_ <= 0) return;
+  const int K = B.K_;
+  sliver_products(M, B.N_, K, beta, C, ldc, [&](int s, int i0, int mr, float(*out)[kQN]) {
+    kBf16Tiles[mr - 1](K, A + static_cast<ptrdiff_t>(i0) * lda, lda,
+                       B.b_.data() + size_t(s) * K * kQN, out);
+  });
+}
+
+namespace {
+
+std::variant<PackedMatrix, PackedInt8, PackedBf16> pack(WeightType type, int K, int N,
+                                                        const float* W, int ld,
+                                                        const float* scales) {
+  if (type == WeightType::Int8) {
+    if (!scales) throw std::invalid_argument("rnnkit int8 weights: no scales given");
+    return PackedInt8(K, N, W, ld, scales);
+  }
+  if (type == WeightType::Bf16) return PackedBf16(K, N, W, ld);
+  PackedMatrix m(K, N);
+  m.set(0, 0, K, N, true, W, ld);
+  return m;
+}
+
+}  // namespace
+
+PackedWeights::PackedWeights(WeightType type, int K, int N, const float* W, int ld,
+                             const float* scales)
+    : m_(pack(type, K, N, W, ld, scales)) {}
+
+int PackedWeights::rows() const {
+  return std::visit([](const auto& m) { return m.rows(); }, m_);
+}
+
+int PackedWeights::cols() const {
+  return std::visit([](const auto& m) { return m.cols(); }, m_);
+}
+
+size_t PackedWeights::bytes() const {
+  return std::visit([](const auto& m) { return m.bytes(); }, m_);
+}
+
+void PackedWeights::product(int M, const float* A, int lda, float beta, float* C, int ldc) const {
+  if (const auto* m = std::get_if<PackedMatrix>(&m_))
+    gemm_packed(M, A, lda, *m, beta, C, ldc);
+  else if (const auto* q = std::get_if<PackedInt8>(&m_))
+    gemm_int8(M, A, lda, *q, beta, C, ldc);
+  else
+    gemm_bf16(M, A, lda, std::get<PackedBf16>(m_), beta, C, ldc);
+}
+
+}  // namespace rnnkit
