@@ -1,6 +1,7 @@
 // Helpers shared by the benchmark's Node processes: the timing protocol (also implemented, line for
 // line, by bench/torch_ref.py), peak-memory readings and the worker <-> orchestrator protocol.
 import * as fs from 'node:fs';
+import { parseArgs } from 'node:util';
 
 /** Median of a non-empty list of numbers. */
 export function median(values) {
@@ -105,3 +106,37 @@ export async function runWorker(body) {
 
 /** Something a workload needs is not installed or not implemented yet: reported, not failed. */
 export class Unavailable extends Error {}
+
+/**
+ * A script's options (node:util parseArgs): prints `usage` and exits 0 on --help / -h, and exits 2
+ * with the problem and `usage` on an unknown option, a missing value or a count that is not a
+ * positive integer. `counts` names the string options that hold one; they come back as numbers.
+ */
+export function commandLine(usage, options, { positionals = false, counts = [] } = {}) {
+  const fail = (message) => {
+    console.error(`${message}\n${usage}`);
+    process.exit(2);
+  };
+  let parsed;
+  try {
+    parsed = parseArgs({
+      allowPositionals: positionals,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+    });
+  } catch (error) {
+    fail(error.message);
+  }
+  if (parsed.values.help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  const values = { ...parsed.values };
+  for (const name of counts) {
+    if (values[name] === undefined) continue;
+    const n = Number(values[name]);
+    if (!Number.isInteger(n) || n < 1)
+      fail(`--${name} must be a positive integer, got '${values[name]}'`);
+    values[name] = n;
+  }
+  return { values, positionals: parsed.positionals };
+}

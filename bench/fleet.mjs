@@ -17,12 +17,14 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 
-import { completionLoad, configMModel, positiveInt, startServe } from './serving.mjs';
+import { commandLine } from './common.mjs';
+import { completionLoad, configMModel, startServe } from './serving.mjs';
 
-const { values: args } = parseArgs({
-  options: {
+const { values: args } = commandLine(
+  `usage: npm run fleet-test -- [--seconds 15] [--drain-seconds 30] [--connections 32]
+                              [--max-tokens 32] [--model FILE] [--out FILE.json]`,
+  {
     seconds: { type: 'string', default: '15' },
     'drain-seconds': { type: 'string', default: '30' },
     connections: { type: 'string', default: '32' },
@@ -30,12 +32,11 @@ const { values: args } = parseArgs({
     model: { type: 'string' },
     out: { type: 'string' },
   },
-});
-const int = (name) => positiveInt(args, name);
-const seconds = int('seconds');
-const drainSeconds = int('drain-seconds');
-const connections = int('connections');
-const maxTokens = int('max-tokens');
+  { counts: ['seconds', 'drain-seconds', 'connections', 'max-tokens'] },
+);
+const { seconds, connections } = args;
+const drainSeconds = args['drain-seconds'];
+const maxTokens = args['max-tokens'];
 
 const HAPROXY = spawnSync('haproxy', ['-v']).error ? null : 'haproxy';
 if (!HAPROXY) throw new Error('haproxy is not installed (apt-get install haproxy)');

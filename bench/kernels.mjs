@@ -4,23 +4,29 @@
 // reaches beside the BLAS's own sgemm rate at the layer's input-projection shape.
 // Usage: npm run bench:kernels -- [--cell lstm|gru|rnn] [--threads N] [--reps N]
 import { createRequire } from 'node:module';
-import { parseArgs } from 'node:util';
+
+import { commandLine } from './common.mjs';
 
 const require = createRequire(import.meta.url);
 const rnnkit = require('../dist/index.js');
 const addon = require(rnnkit.info().addon);
 
-const { values } = parseArgs({
-  options: {
+const { values } = commandLine(
+  'usage: npm run bench:kernels -- [--cell lstm|gru|rnn] [--threads N] [--reps N]',
+  {
     cell: { type: 'string', default: 'lstm' },
     threads: { type: 'string', default: '2' },
     reps: { type: 'string', default: '5' },
   },
-});
+  { counts: ['threads', 'reps'] },
+);
 const G = { lstm: 4, gru: 3, rnn: 1 }[values.cell];
-if (!G) throw new Error(`--cell must be lstm, gru or rnn, got ${values.cell}`);
-rnnkit.setThreads(Number(values.threads));
-const reps = Number(values.reps);
+if (!G) {
+  console.error(`--cell must be lstm, gru or rnn, got '${values.cell}'`);
+  process.exit(2);
+}
+rnnkit.setThreads(values.threads);
+const { reps } = values;
 const [I, H, B, T] = [512, 512, 64, 100];
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

@@ -24,13 +24,12 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 
+import { commandLine } from './common.mjs';
 import {
   completionLoad,
   configMModel,
   metrics,
-  positiveInt,
   prompt,
   rnnkit,
   startProbe,
@@ -39,8 +38,11 @@ import {
 
 const { LanguageModel, OnnxGenerator, setThreads } = rnnkit;
 
-const { values: args } = parseArgs({
-  options: {
+const { values: args } = commandLine(
+  `usage: npm run loadtest -- [--model FILE] [--onnx] [--concurrency 64] [--requests 10000]
+                            [--duration 900] [--max-tokens 64] [--threads N] [--out FILE.json]
+                            [--node-flags=FLAGS] [--api generate|completions]`,
+  {
     model: { type: 'string' },
     onnx: { type: 'boolean', default: false },
     concurrency: { type: 'string', default: '64' },
@@ -52,18 +54,18 @@ const { values: args } = parseArgs({
     out: { type: 'string' },
     api: { type: 'string', default: 'generate' },
   },
-});
+  { counts: ['concurrency', 'requests', 'duration', 'max-tokens', 'threads'] },
+);
 if (args.api !== 'generate' && args.api !== 'completions') {
-  throw new Error(`--api must be generate or completions, got ${args.api}`);
+  console.error(`--api must be generate or completions, got '${args.api}'`);
+  process.exit(2);
 }
-const int = (name) => positiveInt(args, name);
-const concurrency = int('concurrency');
-const totalRequests = int('requests');
-const durationMs = int('duration') * 1000;
-const maxTokens = int('max-tokens');
+const concurrency = args.concurrency;
+const totalRequests = args.requests;
+const durationMs = args.duration * 1000;
+const maxTokens = args['max-tokens'];
 // The server's default (all cores but one), and the same for the in-process baseline.
-const threads =
-  args.threads === undefined ? Math.max(1, os.availableParallelism() - 1) : int('threads');
+const threads = args.threads ?? Math.max(1, os.availableParallelism() - 1);
 /** The request whose completion marks the start of the memory comparison. */
 const memoryMark = Math.min(1000, Math.floor(totalRequests / 10));
 

@@ -15,13 +15,6 @@ export const rnnkit = require(path.join(ROOT, 'dist', 'index.js'));
 
 export const corpus = fs.readFileSync(path.join(ROOT, 'data', 'tinyshakespeare.txt'), 'utf8');
 
-/** The value of the command-line option `name` in `args`, a positive integer. */
-export function positiveInt(args, name) {
-  const v = Number(args[name]);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
-  return v;
-}
-
 /** Prompt i: 8 to 23 characters of the corpus, a different place for every request. */
 export function prompt(i) {
   const start = (i * 7919) % (corpus.length - 64);
