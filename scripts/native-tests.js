@@ -11,6 +11,7 @@
 //   --cmake ARGS...   extra configure arguments (a toolchain file for a cross build, ...)
 //   --runner CMD      run the probe and tests through CMD (e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu")
 //   --blas MODES      the RNNKIT_BLAS settings to run the tests under (default "auto,off")
+//   --tests REGEX     only the tests whose names match (ctest -R), e.g. qgemm
 'use strict';
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
@@ -28,6 +29,7 @@ const dir =
 const cmakeExtra = args.includes('--cmake') ? args.slice(args.indexOf('--cmake') + 1) : [];
 const runner = option('--runner');
 const blasModes = (option('--blas') ?? (sanitize ? 'off' : 'auto,off')).split(',');
+const only = option('--tests');
 
 function run(cmd, argv, env = {}) {
   const r = spawnSync(cmd, argv, {
@@ -68,7 +70,8 @@ const variants = found.stdout.split('\n').filter((isa) => isa && (!sanitize || i
 for (const isa of variants) {
   for (const blas of blasModes) {
     console.log(`\n== C++ kernel tests, ${isa} kernels, RNNKIT_BLAS=${blas}`);
-    run('ctest', ['--test-dir', dir, '-L', `^${isa}$`, '--output-on-failure'], {
+    const select = ['-L', `^${isa}$`, ...(only ? ['-R', only] : [])];
+    run('ctest', ['--test-dir', dir, ...select, '--output-on-failure'], {
       RNNKIT_BLAS: blas,
       ...(sanitize && {
         ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1:strict_string_checks=1',

@@ -42,7 +42,7 @@ export interface NativeInfo {
   /** The single-core GFLOP/s behind that choice; null where none was measured. */
   calibration: { openblasGflops: number; builtinGflops: number } | null;
   /** The int8 product of this build on this CPU (native/core/qgemm.h). */
-  int8Kernel: 'avx512-vnni' | 'avx2' | 'portable';
+  int8Kernel: 'avx512-vnni' | 'avx2' | 'arm64-sdot' | 'portable';
   threads: number;
   cuda: boolean;
   /** With cuda: the device the CUDA kernels would run on, or why there is none. */

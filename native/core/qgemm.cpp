@@ -12,6 +12,8 @@
 //    that saturate at 32767. With A's magnitudes |a| (unsigned) and the weights given a's signs
 //    (vpsignb), each pair is at most 2 * 127 * 127 = 32258 < 32767, as both sides stay in
 //    [-127, 127]: no saturation. vpmaddwd by ones widens the pairs into the int32 lanes.
+//  - Armv8.2's SDOT (arm64 CPUs with the dot-product extension, found at run time) multiplies
+//    signed by signed bytes, 4 per int32 lane: no offset and no sign trick.
 //  - The portable loop sums the same products in int32.
 // Every path gives the same int32 sums, so the same floats.
 #include "qgemm.h"
@@ -25,6 +27,11 @@
 
 #if defined(__AVX2__)
 #include <immintrin.h>
+#endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
 #endif
 
 namespace rnnkit {
@@ -146,6 +153,30 @@ __attribute__((target("avx512vnni"))) void int8_tile_vnni(int groups, const int8
 }
 #endif
 
+#if defined(__aarch64__)
+// A group's 64 bytes are four registers of 4 columns' lanes; row i's 4 bytes in every lane.
+template <int MR>
+__attribute__((target("arch=armv8.2-a+dotprod"))) void int8_tile_sdot(int groups, const int8_t* a,
+                                                                      int lda, const int8_t* b,
+                                                                      int32_t* acc) {
+  int32x4_t sum[MR][4];
+  for (int i = 0; i < MR; ++i)
+    for (int h = 0; h < 4; ++h) sum[i][h] = vdupq_n_s32(0);
+  for (int g = 0; g < groups; ++g, b += kQN * kGroup) {
+    int8x16_t quarter[4];
+    for (int h = 0; h < 4; ++h) quarter[h] = vld1q_s8(b + 16 * h);
+    for (int i = 0; i < MR; ++i) {
+      int32_t four;
+      std::memcpy(&four, a + static_cast<ptrdiff_t>(i) * lda + g * kGroup, sizeof four);
+      const int8x16_t av = vreinterpretq_s8_s32(vdupq_n_s32(four));
+      for (int h = 0; h < 4; ++h) sum[i][h] = vdotq_s32(sum[i][h], quarter[h], av);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int h = 0; h < 4; ++h) vst1q_s32(acc + i * kQN + 4 * h, sum[i][h]);
+}
+#endif
+
 // The int8 tiles of this build for 1..kQR rows, and whether they add 128 to A.
 struct Int8Kernel {
   const char* name;
@@ -159,6 +190,12 @@ Int8Kernel pick_int8() {
     return {"avx512-vnni",
             {int8_tile_vnni<1>, int8_tile_vnni<2>, int8_tile_vnni<3>, int8_tile_vnni<4>},
             true};
+#endif
+#if defined(__aarch64__)
+  if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP)
+    return {"arm64-sdot",
+            {int8_tile_sdot<1>, int8_tile_sdot<2>, int8_tile_sdot<3>, int8_tile_sdot<4>},
+            false};
 #endif
 #if defined(__AVX2__)
   return {
