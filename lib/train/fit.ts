@@ -3,7 +3,7 @@
 
 import type { ResumeState, TrainingState } from '../checkpoint/resume';
 import type { LanguageModelNetwork, LanguageModelSpec } from '../models/language-model';
-import type { TokenizerJSON } from '../text';
+import type { TokenizerJSON, UnknownPolicy } from '../text';
 import { checkInt, checkNumber } from '../core/validate';
 import { type Module, type Parameter } from '../nn/parameter';
 import type { LoopOptions } from './language-model';
@@ -32,6 +32,11 @@ export interface FitOptions {
   warmupSteps?: number;
   /** Fraction of the text held back (from its end) for validation (default 0.05; 0: none). */
   validationSplit?: number;
+  /**
+   * Text the tokenizer has no id for (a word tokenizer keeps the `maxVocab` most frequent words):
+   * `'error'` (default) throws naming it, `'map'` trains on the unknown token in its place.
+   */
+  unknown?: UnknownPolicy;
   /** Validate every this many steps (default: once per epoch). */
   validateEvery?: number;
   /** Stop when validation loss has not improved for `patience` validations. */
@@ -128,7 +133,7 @@ export function fit(
     if (!model.tokenizer)
       throw new Error('fit: the model has no tokenizer; pass token ids or give it one');
     if (corpus.length === 0) throw new RangeError('fit: the training text is empty');
-    tokens = model.tokenizer.encode(corpus);
+    tokens = model.tokenizer.encode(corpus, { unknown: options.unknown });
   } else if (corpus instanceof Int32Array) {
     tokens = corpus;
   } else {

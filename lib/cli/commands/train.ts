@@ -28,6 +28,11 @@ export const train = command({
       'char (default), word, bpe (byte-level BPE trained on the text) or\nspm:FILE (a SentencePiece .model file)',
     ),
     'max-vocab': int('N', 'word tokenizer vocabulary limit (default 10000)', { min: 2 }, 10000),
+    unknown: choice(
+      ['map', 'error'],
+      'text outside the vocabulary (words beyond --max-vocab): train on <unk> in\nits place (map, the default) or fail (error)',
+      'map',
+    ),
     'vocab-size': int(
       'N',
       'bpe vocabulary size, 256 bytes included (default 4000)',
@@ -113,6 +118,7 @@ export const train = command({
         seed: v.seed,
         resume: resume ?? undefined,
         stateResetRate: v['state-reset'],
+        unknown: v.unknown,
       }),
     );
     await model.save(out, {
@@ -137,6 +143,7 @@ export const train = command({
         maxTokens: v.sample,
         temperature: 0.8,
         seed: 1,
+        unknown: v.unknown,
       });
       process.stdout.write(`\n--- sample (temperature 0.8) ---\n${prompt}${generated}\n`);
     }

@@ -46,7 +46,33 @@ describe('rnnkit train', () => {
     expect(r.stdout).toMatch(/trained 5 steps/);
   });
 
+  it('trains a word model whose vocabulary leaves words out, on <unk> in their place', () => {
+    // 10 distinct words and ',' and '\n'; --max-vocab 6 keeps <unk> and the 5 most frequent.
+    const out = path.join(dir, 'words.safetensors');
+    const word = ['train', ...tiny, ...short, '--tokenizer', 'word', '--max-vocab', '6'];
+    const r = runCli([...word, '--out', out]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/trained 3 steps/);
+    return LanguageModel.load(out).then((m) => {
+      expect(m.tokenizer?.size).toBe(6);
+      const ids = m.tokenizer!.encode('to be or not to be, that is the question', {
+        unknown: 'map',
+      });
+      expect([...ids]).toContain(m.tokenizer!.unknownId);
+    });
+  });
+
+  it('fails naming the first word outside the vocabulary with --unknown error', () => {
+    const word = ['train', ...tiny, ...short, '--tokenizer', 'word', '--max-vocab', '6'];
+    const r = runCli([...word, '--unknown', 'error', '--out', path.join(dir, 'x.safetensors')]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/token ".*" at index \d+ is not in the word vocabulary/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(fs.existsSync(path.join(dir, 'x.safetensors'))).toBe(false);
+  });
+
   it.each([
+    [['--unknown', 'skip'], /--unknown must be map or error, got 'skip'/],
     [['--cell', 'tree'], /--cell must be lstm, gru or rnn, got 'tree'/],
     [['--lr-schedule', 'step'], /--lr-schedule must be constant, cosine or linear, got 'step'/],
     [['--tokenizer', 'bpe2'], /--tokenizer must be char, word, bpe or spm:FILE, got 'bpe2'/],
