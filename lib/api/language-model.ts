@@ -21,6 +21,7 @@ import { LanguageModelNetwork, type LanguageModelConfig } from '../models/langua
 import { INFERENCE_WEIGHTS, type InferenceWeights } from '../nn/quantize';
 import { fit, type FitOptions, type FitResult } from '../train/fit';
 import { evalBatch, evaluateTokens } from '../train/language-model';
+import type { UnknownPolicy } from '../text';
 
 export class LanguageModel extends LanguageModelNetwork implements TextGenerator {
   private lastTraining: ResumeState | null = null;
@@ -34,14 +35,16 @@ export class LanguageModel extends LanguageModelNetwork implements TextGenerator
 
   /**
    * Loss (nats per token), perplexity and bits per token over every next-token prediction of a
-   * text (`tokens` of them: the text's tokens minus one), state carried through it.
+   * text (`tokens` of them: the text's tokens minus one), state carried through it. `unknown`:
+   * text outside the vocabulary throws (`'error'`, the default) or is scored as the unknown token
+   * (`'map'`), as a word model's held-out text usually needs.
    */
   evaluate(
     text: string,
-    options: { seqLength?: number } = {},
+    options: { seqLength?: number; unknown?: UnknownPolicy } = {},
   ): { loss: number; perplexity: number; bitsPerToken: number; tokens: number } {
     if (!this.tokenizer) throw new Error('evaluate: the model has no tokenizer');
-    const ids = this.tokenizer.encode(text);
+    const ids = this.tokenizer.encode(text, { unknown: options.unknown });
     if (ids.length < 2) throw new RangeError('evaluate: the text needs at least two tokens');
     const steps = checkInt('seqLength', options.seqLength ?? Math.min(100, ids.length - 1), 1);
     // A quantized model is scored on the native steps that generate with its int8 or bf16

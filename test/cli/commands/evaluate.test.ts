@@ -4,7 +4,7 @@ import * as path from 'node:path';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { CharTokenizer, LanguageModel } from '../../../lib/index';
+import { CharTokenizer, LanguageModel, WordTokenizer } from '../../../lib/index';
 import { runCli } from '../../helpers/cli';
 import { tmpDir } from '../../helpers/tmp';
 
@@ -31,6 +31,31 @@ describe('rnnkit evaluate', () => {
         `${want.bitsPerToken.toFixed(4)} bits/token over ${want.tokens} next-token predictions ` +
         '(every token of the text after the first)\n',
     );
+  });
+
+  it('scores words outside the vocabulary as <unk>, or fails naming one with --unknown error', async () => {
+    const words = WordTokenizer.fromText('the cat sat on the mat');
+    const wordFile = path.join(dir, 'words.safetensors');
+    const unseen = path.join(dir, 'unseen.txt');
+    const heldOut = 'the dog sat on the rug';
+    await new LanguageModel({ tokenizer: words, hiddenSize: 6, seed: 3 }).save(wordFile);
+    fs.writeFileSync(unseen, heldOut);
+    const r = runCli(['evaluate', '--model', wordFile, '--data', unseen]);
+    expect(r.status, r.stderr).toBe(0);
+    const want = (await LanguageModel.load(wordFile)).evaluate(heldOut, { unknown: 'map' });
+    expect(r.stdout).toContain(`loss ${want.loss.toFixed(4)} nats/token`);
+    expect(r.stdout).toContain(`over ${want.tokens} next-token predictions`);
+    const refused = runCli([
+      'evaluate',
+      '--model',
+      wordFile,
+      '--data',
+      unseen,
+      '--unknown',
+      'error',
+    ]);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/token " dog" at index \d+ is not in the word vocabulary/);
   });
 
   it('needs both files', () => {
