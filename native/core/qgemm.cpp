@@ -223,6 +223,13 @@ QuantizedRows& quantized_rows() {
   return rows;
 }
 
+float bf16_float(uint16_t h) {
+  const uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
 uint16_t bf16_bits(float x) {
   uint32_t u;
   std::memcpy(&u, &x, sizeof u);
@@ -232,7 +239,8 @@ uint16_t bf16_bits(float x) {
 }
 
 // bfloat16 tile: out[i][j] = sum over k of a[i][k] * widened b[k][j], in float32 vector types (the
-// build's widest: vpmovzxwd, a shift and FMA on AVX2).
+// build's widest: vpmovzxwd, a shift and FMA on AVX2). B is the sliver's bf16 rows, widened as the
+// tile reads them, or the same rows widened beforehand into floats: the sums are the same.
 typedef float F8 __attribute__((vector_size(32)));
 typedef uint32_t U8 __attribute__((vector_size(32)));
 typedef uint16_t H8 __attribute__((vector_size(16)));
@@ -244,9 +252,10 @@ void widen(const uint16_t* p, F8& f) {
   const U8 u = __builtin_convertvector(h, U8) << 16;
   std::memcpy(&f, &u, sizeof f);
 }
+void widen(const float* p, F8& f) { std::memcpy(&f, p, sizeof f); }
 
-template <int MR>
-void bf16_tile(int K, const float* a, int lda, const uint16_t* b, float (*out)[kQN]) {
+template <int MR, class B>
+void bf16_tile(int K, const float* a, int lda, const B* b, float (*out)[kQN]) {
   F8 sum[MR][2] = {};
   for (int k = 0; k < K; ++k, b += kQN) {
     F8 b0, b1;
@@ -261,8 +270,11 @@ void bf16_tile(int K, const float* a, int lda, const uint16_t* b, float (*out)[k
   for (int i = 0; i < MR; ++i) std::memcpy(out[i], sum[i], sizeof(float) * kQN);
 }
 
-using Bf16Tile = void (*)(int, const float*, int, const uint16_t*, float (*)[kQN]);
-constexpr Bf16Tile kBf16Tiles[kQR] = {bf16_tile<1>, bf16_tile<2>, bf16_tile<3>, bf16_tile<4>};
+template <class B>
+using Bf16Tile = void (*)(int, const float*, int, const B*, float (*)[kQN]);
+template <class B>
+constexpr Bf16Tile<B> kBf16Tiles[kQR] = {bf16_tile<1, B>, bf16_tile<2, B>, bf16_tile<3, B>,
+                                         bf16_tile<4, B>};
 
 }  // namespace
 
@@ -338,12 +350,7 @@ void gemm_int8(int M, const float* A, int lda, const PackedInt8& B, float beta, 
   });
 }
 
-float round_bf16(float x) {
-  const uint32_t u = uint32_t(bf16_bits(x)) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
+float round_bf16(float x) { return bf16_float(bf16_bits(x)); }
 
 PackedBf16::PackedBf16(int K, int N, const float* W, int ld)
     : K_(K), N_(N), b_(size_t(slivers_of(N)) * K * kQN, 0) {
@@ -356,9 +363,20 @@ PackedBf16::PackedBf16(int K, int N, const float* W, int ld)
 void gemm_bf16(int M, const float* A, int lda, const PackedBf16& B, float beta, float* C, int ldc) {
   if (M <= 0 || B.N_ <= 0) return;
   const int K = B.K_;
+  // A product of one tile streams the bf16 sliver (half float32's bytes: what batch-1 generation
+  // is bound by); one of more tiles widens each sliver once, on the thread that takes it, rather
+  // than once per tile.
+  const bool once = M > kQR;
   sliver_products(M, B.N_, K, beta, C, ldc, [&](int s, int i0, int mr, float(*out)[kQN]) {
-    kBf16Tiles[mr - 1](K, A + static_cast<ptrdiff_t>(i0) * lda, lda,
-                       B.b_.data() + size_t(s) * K * kQN, out);
+    const uint16_t* sliver = B.b_.data() + size_t(s) * K * kQN;
+    const float* a = A + static_cast<ptrdiff_t>(i0) * lda;
+    if (!once) return kBf16Tiles<uint16_t>[mr - 1](K, a, lda, sliver, out);
+    thread_local std::vector<float> wide;
+    if (i0 == 0) {  // the tiles of a sliver run in order on one thread, from row 0
+      wide.resize(size_t(K) * kQN);
+      for (size_t j = 0; j < wide.size(); ++j) wide[j] = bf16_float(sliver[j]);
+    }
+    kBf16Tiles<float>[mr - 1](K, a, lda, wide.data(), out);
   });
 }
 
