@@ -62,9 +62,9 @@ export class GraphBuilder {
     return this.raw(name, dims, DataType.FLOAT, data);
   }
 
-  /** An int8 initializer. */
-  int8s(name: string, dims: number[], data: Int8Array): string {
-    return this.raw(name, dims, DataType.INT8, data);
+  /** An int8 or a uint8 initializer, as the array's type is. */
+  bytes(name: string, dims: number[], data: Int8Array | Uint8Array): string {
+    return this.raw(name, dims, data instanceof Int8Array ? DataType.INT8 : DataType.UINT8, data);
   }
 
   /** The float32 scalar constant `value`, added once per graph under `name`. */
