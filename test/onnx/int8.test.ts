@@ -9,6 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import {
+  BatchingGenerator,
   CharTokenizer,
   LanguageModel,
   OnnxGenerator,
@@ -282,6 +283,17 @@ describe('int8 ONNX through OnnxGenerator and the CLI', () => {
     // after a flipped activation rounding (see above) or a near tie changes one greedy token.
     expect(same / all).toBeGreaterThanOrEqual(0.9);
     expect(want.filter((w, i) => w === got[i]).length).toBeGreaterThanOrEqual(15);
+  });
+
+  it('the serving engine (rnnkit serve) runs the int8 file as native int8 generation does', async () => {
+    const model = int8Model({ cell: 'lstm' });
+    const engine = await BatchingGenerator.load(fileOf('lstm'), { threads: 1 });
+    try {
+      const options = { prompts: ['abc', 'hello', 'p', 'fed cab'], maxTokens: 24, temperature: 0 };
+      expect(await engine.generate(options)).toEqual(await model.generate(options));
+    } finally {
+      await engine.close();
+    }
   });
 
   it('rnnkit export writes an int8 checkpoint as an int8 step model; --kind sequence is refused', async () => {
