@@ -247,6 +247,22 @@ describe('int8 ONNX export', () => {
     expect(readOnnxModel(bytes, 'm.onnx').weights).toBe('int8');
     const float = new LanguageModel({ tokenizer, hiddenSize: 8, seed: 1 });
     expect(readOnnxModel(buildOnnx(float, { kind: 'step' }), 'f.onnx').weights).toBe('float32');
+    // The metadata edited (checksums dropped: files without them still load).
+    const edited = (edit: Record<string, string>) => {
+      const proto = onnx.ModelProto.decode(bytes);
+      const meta = proto.metadataProps.filter((p) => p.key !== 'checksums');
+      for (const [key, value] of Object.entries(edit))
+        meta.find((p) => p.key === key)!.value = value;
+      proto.metadataProps = meta;
+      return onnx.ModelProto.encode(proto).finish();
+    };
+    expect(readOnnxModel(edited({}), 'e.onnx').weights).toBe('int8');
+    expect(() => readOnnxModel(edited({ weights: 'int4' }), 'e.onnx')).toThrow(
+      /e\.onnx: its metadata 'weights' is 'int4', expected float32 or int8/,
+    );
+    expect(() => readOnnxModel(edited({ kind: 'sequence' }), 'e.onnx')).toThrow(
+      /e\.onnx: it is an int8 sequence model; rnnkit writes int8 step models only/,
+    );
   });
 });
 
