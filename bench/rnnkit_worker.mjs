@@ -3,7 +3,8 @@
 //   workload     a workload of bench/workloads.mjs at a thread count (with `onnx`, a file: the
 //                generate workload through rnnkit's OnnxGenerator instead of the native loop)
 //   ceiling      GFLOP/s of the native gemm at a list of shapes
-//   export-onnx  rnnkit's ONNX export (step model, opset 14) of the workload's model to `path`
+//   export-onnx  rnnkit's ONNX export (step model, opset 14) of the workload's model (int8
+//                workloads: quantized) to `path`
 import { Unavailable, peakRssMB, randomFloats, runWorker, timeIterations } from './common.mjs';
 import {
   buildModel,
@@ -26,7 +27,10 @@ await runWorker(async (task) => {
     if (typeof rnnkit.exportOnnx !== 'function') {
       throw new Unavailable('rnnkit ONNX export (exportOnnx) is not in this build');
     }
-    await rnnkit.exportOnnx(buildModel(rnnkit, w), task.path, { kind: 'step', opset: 14 });
+    const model = buildModel(rnnkit, w);
+    // An int8 workload's model as rnnkit's int8 rows run it: the same weights, quantized.
+    const exported = w.weights === 'int8' ? model.quantize('int8') : model;
+    await rnnkit.exportOnnx(exported, task.path, { kind: 'step', opset: 14 });
     return { path: task.path };
   }
   const { iteration, finish } = task.onnx

@@ -286,17 +286,20 @@ export async function main(argv = process.argv.slice(2)) {
 
     // The step model of each distinct generate model, exported once by torch.onnx.export and
     // once by rnnkit's exportOnnx (same architecture; each its own random weights), shared by
-    // every batch size and thread count. The files live in the temporary folder.
+    // every batch size and thread count; an int8 model by rnnkit alone, from the same weights as
+    // rnnkit's int8 rows. The files live in the temporary folder.
     const exports = new Map();
-    const modelKey = (w) => `${w.cell}-${w.E}-${w.H}-${w.L}-${w.V}`;
+    const modelKey = (w) => `${w.cell}-${w.E}-${w.H}-${w.L}-${w.V}-${w.weights ?? 'float32'}`;
+    const viaOrt = (w) => w.kind === 'generate' && (!w.weights || w.weights === 'int8');
     if (wantsGenerate && haveOrt) {
-      for (const w of workloads.filter((x) => x.kind === 'generate' && !x.weights)) {
+      for (const w of workloads.filter(viaOrt)) {
         const key = modelKey(w);
-        if (exports.has(`torch:${key}`)) continue;
-        for (const [by, cmd] of [
+        if (exports.has(`rnnkit:${key}`)) continue;
+        const exporters = [
           ['torch', torch.python ? [torch.python, path.join(here, 'torch_ref.py')] : null],
           ['rnnkit', [process.execPath, path.join(here, 'rnnkit_worker.mjs')]],
-        ]) {
+        ];
+        for (const [by, cmd] of w.weights ? exporters.slice(1) : exporters) {
           if (!cmd) {
             exports.set(`${by}:${key}`, {
               status: 'unavailable',
@@ -347,15 +350,16 @@ export async function main(argv = process.argv.slice(2)) {
           system: CEILING,
           task: { kind: 'ceiling', threads, shapes, ...ceilingTiming },
         });
-        // The references run float32 weights only: quantized rows are rnnkit's alone.
+        // PyTorch runs float32 weights only; onnxruntime runs int8 too, on rnnkit's int8 export
+        // of the same weights (bf16 rows are rnnkit's alone).
         if (torch.python && !w.weights) plan.push({ w, threads, system: SYSTEMS.torch, task });
-        if (w.kind === 'generate' && haveOrt && !w.weights) {
+        if (haveOrt && viaOrt(w)) {
           const viaOnnx = [
             [SYSTEMS.ortTorch, 'torch', { ...task, model: '' }],
             [SYSTEMS.ortRnnkit, 'rnnkit', { ...task, model: '' }],
             [SYSTEMS.onnxGenerator, 'rnnkit', { ...task, onnx: '' }],
           ];
-          for (const [system, by, t] of viaOnnx) {
+          for (const [system, by, t] of w.weights ? viaOnnx.slice(1, 2) : viaOnnx) {
             const exported = exports.get(`${by}:${modelKey(w)}`);
             if (exported?.status === 'ok') {
               if ('model' in t) t.model = exported.path;
@@ -550,18 +554,23 @@ export async function main(argv = process.argv.slice(2)) {
     }
 
     // Generation on int8 and bf16 weights beside float32 (same model and batch): rnnkit's rate,
-    // the packed weights' size and the peak RSS.
+    // the packed weights' size and the peak RSS, and onnxruntime's rate on rnnkit's export of the
+    // same weights (float32 and int8).
     const weightRows = [];
     const rnnkitOf = (id) => results.find((e) => e.id === id)?.systems[SYSTEMS.rnnkit];
     for (const e of results) {
       const r = e.systems[SYSTEMS.rnnkit];
       if (e.workload.kind !== 'generate' || r?.status !== 'ok') continue;
       const f32 = rnnkitOf(e.id.replace(/\/(int8|bf16)\//, '/'));
+      const ort = e.systems[SYSTEMS.ortRnnkit];
+      const ortOk = ort?.status === 'ok';
       weightRows.push([
         e.id,
         e.workload.weights ?? 'float32',
         fmt(r.tokensPerSecond),
         f32?.status === 'ok' ? `${fmt(r.tokensPerSecond / f32.tokensPerSecond, 2)}×` : '—',
+        ortOk ? fmt(ort.tokensPerSecond) : '—',
+        ortOk ? `${fmt(r.tokensPerSecond / ort.tokensPerSecond, 2)}×` : '—',
         fmt(r.weightMB, 1),
         fmt(r.peakRssMB),
       ]);
@@ -689,7 +698,16 @@ export async function main(argv = process.argv.slice(2)) {
       );
       console.log(
         markdownTable(
-          ['workload', 'weights', 'tokens/s', '÷ float32', 'packed weights MB', 'peak RSS MB'],
+          [
+            'workload',
+            'weights',
+            'tokens/s',
+            '÷ float32',
+            'onnxruntime tokens/s (same weights)',
+            'rnnkit ÷ onnxruntime',
+            'packed weights MB',
+            'peak RSS MB',
+          ],
           weightRows,
         ),
       );

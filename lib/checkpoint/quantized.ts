@@ -3,7 +3,7 @@
 // '<name>.scale', F32 [rows], one scale per row (value = q * scale); bf16: each is a BF16 tensor.
 // The other tensors (embedding, biases) stay F32. Loading checks every pairing, dtype, shape and
 // scale, naming the tensor at fault, and gives back exactly the weights that were saved.
-import { dequantizeRows, toBfloat16Bits, type InferenceWeights } from '../nn/quantize';
+import { dequantizeRows, int8Values, toBfloat16Bits, type InferenceWeights } from '../nn/quantize';
 import type { Quantization } from '../models/language-model';
 import { bfloat16ToFloat32 } from './float16';
 import type { Tensor } from './safetensors';
@@ -31,10 +31,7 @@ export function addQuantizedTensors(
       continue;
     }
     const scales = quantization.scales[name];
-    const cols = shape[1];
-    const q = new Int8Array(data.length);
-    for (let i = 0; i < q.length; i++) q[i] = Math.round(data[i] / scales[Math.floor(i / cols)]);
-    tensors[name] = { dtype: 'I8', shape, data: q };
+    tensors[name] = { dtype: 'I8', shape, data: int8Values(data, scales) };
     tensors[`${name}.scale`] = { dtype: 'F32', shape: [rows], data: scales.slice() };
   }
 }

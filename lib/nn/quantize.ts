@@ -37,6 +37,17 @@ export function quantizeRows(data: Float32Array, rows: number): Int8Rows {
   return { q, scales };
 }
 
+/**
+ * The int8 values q of rows [rows, cols] that hold q * scale (a quantized model's weights), one
+ * scale per row.
+ */
+export function int8Values(data: Float32Array, scales: Float32Array): Int8Array {
+  const cols = data.length / scales.length;
+  const q = new Int8Array(data.length);
+  for (let i = 0; i < q.length; i++) q[i] = Math.round(data[i] / scales[Math.floor(i / cols)]);
+  return q;
+}
+
 /** The float32 values q * scale of int8 rows [rows, cols]. */
 export function dequantizeRows({ q, scales }: Int8Rows): Float32Array {
   const cols = q.length / scales.length;

@@ -1,12 +1,14 @@
 // ONNX export of a LanguageModel: Gather (embedding) -> one LSTM/GRU/RNN node per layer (with
-// residual Adds) -> Gemm (decoder), built from the pieces in graph.ts. Every layer's state
-// is an explicit graph input and output, so the runtime that runs the file owns the state.
+// residual Adds) -> Gemm (decoder), built from the pieces in graph.ts; an int8 model's step with
+// its cells written out in integer products (int8.ts). Every layer's state is an explicit graph
+// input and output, so the runtime that runs the file owns the state.
 import { writeFileAtomic } from '../core/atomic';
 import { LanguageModelNetwork } from '../models/language-model';
 import { checkInt } from '../core/validate';
 import { FORMAT, VERSION } from '../core/constants';
 import { MAX_OPSET, MIN_OPSET, NAMES, graphIo, type OnnxKind } from './format';
 import { GraphBuilder, addRecurrentStack, encodeModel, int } from './graph';
+import { addInt8Step } from './int8';
 
 export interface ExportOptions {
   /**
@@ -29,11 +31,46 @@ export function buildOnnx(model: LanguageModelNetwork, options: ExportOptions): 
     throw new RangeError(`kind must be 'step' or 'sequence', got ${JSON.stringify(kind)}`);
   }
   const opset = checkInt('opset', options.opset ?? MAX_OPSET, MIN_OPSET, MAX_OPSET);
+  const int8 = model.quantization?.dtype === 'int8';
+  if (int8 && kind !== 'step') {
+    throw new RangeError(
+      `kind '${kind}': an int8 model exports as a step model only (kind 'step'), its cells ` +
+        'written out with integer products',
+    );
+  }
+  const s = model.spec;
+  const g = new GraphBuilder();
+  if (int8) addInt8Step(g, model);
+  else addFloatGraph(g, model);
+
+  const version = VERSION;
+  const metadata: Record<string, string> = {
+    format: FORMAT,
+    version,
+    kind,
+    spec: JSON.stringify(s),
+  };
+  if (int8) metadata.weights = 'int8';
+  if (model.tokenizer) metadata.tokenizer = JSON.stringify(model.tokenizer.toJSON());
+  return encodeModel({
+    opset,
+    version,
+    name: `rnnkit_${s.cell}_${kind}`,
+    docString: `rnnkit ${model.describe()}, ${kind} model`,
+    g,
+    io: graphIo(s, kind),
+    metadata,
+  });
+}
+
+/**
+ * The float32 graph: Gather (embedding) -> one LSTM/GRU/RNN node per layer -> Gemm (decoder). A
+ * bf16 model's weights go in widened, as the values they hold.
+ */
+function addFloatGraph(g: GraphBuilder, model: LanguageModelNetwork): void {
   const s = model.spec;
   const { hiddenSize: H, vocabSize: V, embeddingSize: E } = s;
   const lstm = s.cell === 'lstm';
-  const g = new GraphBuilder();
-
   const embedding = g.floats('embedding.weight', [V, E], model.embedding.weight.data);
   const x = g.op('Gather', [embedding, NAMES.tokens]);
   const rnn = addRecurrentStack(g, model.rnn, x, {
@@ -54,24 +91,6 @@ export function buildOnnx(model: LanguageModelNetwork, options: ExportOptions): 
   const tokensShape = g.op('Shape', [NAMES.tokens]);
   const outShape = g.op('Concat', [tokensShape, g.int64s('decoder.vocab', [V])], [int('axis', 0)]);
   g.add('Reshape', [z, outShape], [NAMES.logits]);
-
-  const version = VERSION;
-  const metadata: Record<string, string> = {
-    format: FORMAT,
-    version,
-    kind,
-    spec: JSON.stringify(s),
-  };
-  if (model.tokenizer) metadata.tokenizer = JSON.stringify(model.tokenizer.toJSON());
-  return encodeModel({
-    opset,
-    version,
-    name: `rnnkit_${s.cell}_${kind}`,
-    docString: `rnnkit ${model.describe()}, ${kind} model`,
-    g,
-    io: graphIo(s, kind),
-    metadata,
-  });
 }
 
 /**

@@ -44,7 +44,12 @@ export interface OnnxModelInfo {
   /** The rnnkit version that wrote the file. */
   version: string;
   opset: number;
+  /** 'int8': the step's products run on int8 weights (onnx/int8.ts); else float32. */
+  weights: OnnxWeights;
 }
+
+export const ONNX_WEIGHTS = ['float32', 'int8'] as const;
+export type OnnxWeights = (typeof ONNX_WEIGHTS)[number];
 
 type Dim = number | string;
 
@@ -341,7 +346,15 @@ export function readOnnxModel(
   } catch (error) {
     return f.fail(`its metadata 'spec' is invalid: ${(error as Error).message}`);
   }
+  const weights = (f.meta.get('weights') ?? 'float32') as OnnxWeights;
+  if (!ONNX_WEIGHTS.includes(weights)) {
+    return f.fail(`its metadata 'weights' is '${weights}', expected ${ONNX_WEIGHTS.join(' or ')}`);
+  }
+  if (weights === 'int8' && kind !== 'step') {
+    return f.fail(`it is an int8 ${kind} model; rnnkit writes int8 step models only`);
+  }
   const tokenizer = f.tokenizer('tokenizer', spec.vocabSize);
   f.checkIo(graphIo(spec, kind));
-  return { kind, spec, tokenizer, version: f.meta.get('version') ?? 'unknown', opset: f.opset };
+  const version = f.meta.get('version') ?? 'unknown';
+  return { kind, spec, tokenizer, version, opset: f.opset, weights };
 }

@@ -59,8 +59,27 @@ export class GraphBuilder {
 
   /** A float32 initializer. raw_data is little-endian, which is every platform Node ships on. */
   floats(name: string, dims: number[], data: Float32Array): string {
+    return this.raw(name, dims, DataType.FLOAT, data);
+  }
+
+  /** An int8 or a uint8 initializer, as the array's type is. */
+  bytes(name: string, dims: number[], data: Int8Array | Uint8Array): string {
+    return this.raw(name, dims, data instanceof Int8Array ? DataType.INT8 : DataType.UINT8, data);
+  }
+
+  /** The float32 scalar constant `value`, added once per graph under `name`. */
+  scalar(name: string, value: number): string {
+    return this.once(name, () => this.floats(name, [], Float32Array.of(value)));
+  }
+
+  /** `name` when the graph holds that initializer already, else `add()`'s (which adds it). */
+  once(name: string, add: () => string): string {
+    return this.initializers.some((t) => t.name === name) ? name : add();
+  }
+
+  private raw(name: string, dims: number[], dataType: number, data: ArrayBufferView): string {
     const rawData = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    this.initializers.push({ name, dims, dataType: DataType.FLOAT, rawData });
+    this.initializers.push({ name, dims, dataType, rawData });
     return name;
   }
 
@@ -78,8 +97,15 @@ export class GraphBuilder {
   /** The 1-D int64 constant [a] (Squeeze/Unsqueeze axes), added once per graph. */
   axis(a: number): string {
     const name = `axes.${a}`;
-    return this.initializers.some((t) => t.name === name) ? name : this.int64s(name, [a]);
+    return this.once(name, () => this.int64s(name, [a]));
   }
+}
+
+/** A state [L, batch, H] cut into one [1, batch, H] slice per layer. */
+export function splitLayers(g: GraphBuilder, prefix: string, L: number, state: string): string[] {
+  const name = `${prefix}.state_split`;
+  const perLayer = g.once(name, () => g.int64s(name, Array<number>(L).fill(1)));
+  return g.add('Split', [state, perLayer], L, [int('axis', 0)]);
 }
 
 const RECURRENT_OP = { lstm: 'LSTM', gru: 'GRU', rnn: 'RNN' } as const;
@@ -119,10 +145,8 @@ export function addRecurrentStack(
   // The [L, batch, H] state inputs are cut into one [1, batch, H] slice per layer, the shape the
   // recurrent operators take as initial_h / initial_c.
   const initial = o.initial;
-  const perLayer = initial ? g.int64s(`${o.prefix}.state_split`, Array<number>(L).fill(1)) : '';
-  const split = (input: string) => g.add('Split', [input, perLayer], L, [int('axis', 0)]);
-  const h0 = initial ? split(initial.h) : [];
-  const c0 = initial?.c && lstm ? split(initial.c) : [];
+  const h0 = initial ? splitLayers(g, o.prefix, L, initial.h) : [];
+  const c0 = initial?.c && lstm ? splitLayers(g, o.prefix, L, initial.c) : [];
   const h: string[] = [];
   const c: string[] = [];
   for (let l = 0; l < L; l++) {

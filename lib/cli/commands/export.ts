@@ -28,7 +28,8 @@ export const exportCommand = command({
       ['step', 'sequence'],
       'language models: sequence (default): tokens [time, batch], primes a\n' +
         'prompt in one call and runs single steps with time = 1; step: tokens\n' +
-        '[1, batch], for runtimes that want a fixed shape',
+        '[1, batch], for runtimes that want a fixed shape. An int8 model\n' +
+        '(rnnkit quantize) exports as an int8 step model (the default for it)',
     ),
     opset: int(
       'N',
@@ -60,8 +61,14 @@ export const exportCommand = command({
       );
       return;
     }
-    const kind = v.kind ?? 'sequence';
     const model = await LanguageModel.load(v.model);
+    const int8 = model.quantization?.dtype === 'int8';
+    const kind = v.kind ?? (int8 ? 'step' : 'sequence');
+    if (int8 && kind !== 'step') {
+      throw new UsageError(
+        `--kind ${kind}: an int8 model exports as a step model only (--kind step, its default)`,
+      );
+    }
     await exportOnnx(model, out, { kind, opset });
     process.stdout.write(
       `exported ${model.describe()} to ${out} (${kind} model, opset ${opset}, ${mib([out])} MiB)\n`,
