@@ -306,4 +306,53 @@ void luong_attention_backward(const AttentionShape& s, const float* params, cons
   attention_keys_backward(s, params, enc, w.dkeys, denc, dparams);
 }
 
+PackedAttention::PackedAttention(const AttentionShape& s, const float* params)
+    : s_(s), combine_(s.He + s.Hd, s.Hd) {
+  const ScoreWeights w = score_weights(s, params);
+  if (s.kind == AttentionKind::Additive) {
+    v_.assign(w.v, w.v + s.A);
+    query_.emplace(s.Hd, s.A);
+    query_->set(0, 0, s.Hd, s.A, true, w.Wq, s.Hd);
+  }
+  combine_.set(0, 0, s.He + s.Hd, s.Hd, true, params + attention_combine_offset(s), s.He + s.Hd);
+}
+
+size_t PackedAttention::workspace_size(int rows) const {
+  const size_t additive = s_.kind == AttentionKind::Additive ? size_t(s_.A) : 0;
+  return size_t(rows) * (s_.He + s_.Hd + additive);
+}
+
+void PackedAttention::step(int b0, int n, int K, const float* q, const float* enc,
+                           const float* keys, const int32_t* lengths, float* ws, float* align,
+                           float* out) const {
+  const int S = s_.S, B = s_.B, Hd = s_.Hd, He = s_.He, A = s_.A, Kk = attention_key_size(s_);
+  const int R = n * K, ld = He + Hd;
+  // Each row's [context; q], the combine layer's input.
+  float* cq = ws;
+  float* qproj = ws + size_t(R) * ld;
+  if (query_) gemm_packed(R, q, Hd, *query_, 0.0f, qproj, A);
+  for (int i = 0; i < n; ++i) {
+    const int b = b0 + i, len = lengths[b];
+    const size_t r0 = size_t(i) * K;
+    float* a = align + r0 * S;
+    if (query_) {
+      for (int k = 0; k < K; ++k)
+        for (int j = 0; j < len; ++j)
+          a[size_t(k) * S + j] =
+              additive_score(v_.data(), qproj + (r0 + k) * A, keys + (size_t(j) * B + b) * A, A);
+    } else {
+      gemm(false, true, K, len, Kk, 1.0f, q + r0 * Hd, Hd, keys + size_t(b) * Kk, B * Kk, 0.0f, a,
+           S);
+    }
+    masked_softmax_forward(K, 1, S, &len, a);
+    gemm(false, false, K, He, len, 1.0f, a, S, enc + size_t(b) * He, B * He, 0.0f, cq + r0 * ld,
+         ld);
+  }
+  for (int r = 0; r < R; ++r)
+    std::memcpy(cq + size_t(r) * ld + He, q + size_t(r) * Hd, sizeof(float) * Hd);
+  gemm_packed(R, cq, ld, combine_, 0.0f, out, Hd);
+  const size_t outs = size_t(R) * Hd;
+  for (size_t i = 0; i < outs; ++i) out[i] = tanh_approx(out[i]);
+}
+
 }  // namespace rnnkit

@@ -22,6 +22,10 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "gemm.h"
 
 namespace rnnkit {
 
@@ -93,5 +97,29 @@ void luong_attention_backward(const AttentionShape& s, const float* params, cons
                               const float* enc, const int32_t* lengths, float* ws,
                               const float* align, const float* out, float* dout, float* dq,
                               float* denc, float* dparams);
+
+// The layer for a decoding loop, one decoder step at a time: the weights every step multiplies
+// (Additive's W_q, and W_c) packed once (gemm_packed), the keys computed once for all sources
+// (attention_keys_forward) and shared by all the rows that attend over the same source, as the
+// hypotheses of a beam do. Shape s: S, B (the sources of enc and keys), Hd, He, A; T is ignored.
+// Copies the weights it needs. A row's result does not depend on the other rows, or on how many
+// rows share its source.
+class PackedAttention {
+ public:
+  PackedAttention(const AttentionShape& s, const float* params);
+  // Floats of workspace that step needs for `rows` rows.
+  size_t workspace_size(int rows) const;
+  // Rows r in [0, n * K) query source b0 + r / K, with q [n * K, Hd]: align [n * K, S] (zeros at
+  // and beyond the source's length) and out [n * K, Hd], from enc [S, B, He], the keys
+  // [S, B, attention_key_size] of those states and lengths [B].
+  void step(int b0, int n, int K, const float* q, const float* enc, const float* keys,
+            const int32_t* lengths, float* ws, float* align, float* out) const;
+
+ private:
+  AttentionShape s_;
+  std::vector<float> v_;               // Additive's v [A]
+  std::optional<PackedMatrix> query_;  // Additive's W_q^T [Hd, A]
+  PackedMatrix combine_;               // W_c^T [He + Hd, Hd]
+};
 
 }  // namespace rnnkit
