@@ -4,6 +4,7 @@
 // stop at its own source length, so padded positions cost nothing and receive nothing.
 #include "attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -39,17 +40,27 @@ float* grad_at(const float* params, const float* w, float* dparams) {
   return dparams + (w - params);
 }
 
-// sum_a v[a] tanh(x[a] + y[a]) with independent partial sums, so that the loop vectorises.
-float additive_score(const float* v, const float* x, const float* y, int A) {
+// sum_i term(i) over i < n with independent partial sums, so that the loop vectorises.
+template <class Term>
+float lane_sum(int n, Term term) {
   constexpr int kLanes = 8;
   float lane[kLanes] = {};
-  int a = 0;
-  for (; a + kLanes <= A; a += kLanes)
-    for (int l = 0; l < kLanes; ++l) lane[l] += v[a + l] * tanh_approx(x[a + l] + y[a + l]);
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) lane[l] += term(i + l);
   float r = 0;
-  for (; a < A; ++a) r += v[a] * tanh_approx(x[a] + y[a]);
+  for (; i < n; ++i) r += term(i);
   for (int l = 0; l < kLanes; ++l) r += lane[l];
   return r;
+}
+
+// sum_a v[a] tanh(x[a] + y[a]).
+float additive_score(const float* v, const float* x, const float* y, int A) {
+  return lane_sum(A, [&](int a) { return v[a] * tanh_approx(x[a] + y[a]); });
+}
+
+float dot(const float* x, const float* y, int n) {
+  return lane_sum(n, [&](int i) { return x[i] * y[i]; });
 }
 
 // One (t, b, s) term of the additive backward: g = dscore.
@@ -314,7 +325,20 @@ PackedAttention::PackedAttention(const AttentionShape& s, const float* params)
     query_.emplace(s.Hd, s.A);
     query_->set(0, 0, s.Hd, s.A, true, w.Wq, s.Hd);
   }
+  if (s.kind != AttentionKind::Dot) {
+    const int K = attention_key_size(s);
+    key_.emplace(s.He, K);
+    key_->set(0, 0, s.He, K, true, s.kind == AttentionKind::General ? w.Wa : w.Wk, s.He);
+  }
   combine_.set(0, 0, s.He + s.Hd, s.Hd, true, params + attention_combine_offset(s), s.He + s.Hd);
+}
+
+void PackedAttention::keys(const float* enc, float* keys) const {
+  const int rows = s_.S * s_.B;
+  if (key_)
+    gemm_packed(rows, enc, s_.He, *key_, 0.0f, keys, key_->cols());
+  else
+    std::memcpy(keys, enc, sizeof(float) * rows * s_.He);
 }
 
 size_t PackedAttention::workspace_size(int rows) const {
@@ -335,18 +359,23 @@ void PackedAttention::step(int b0, int n, int K, const float* q, const float* en
     const int b = b0 + i, len = lengths[b];
     const size_t r0 = size_t(i) * K;
     float* a = align + r0 * S;
-    if (query_) {
-      for (int k = 0; k < K; ++k)
-        for (int j = 0; j < len; ++j)
-          a[size_t(k) * S + j] =
-              additive_score(v_.data(), qproj + (r0 + k) * A, keys + (size_t(j) * B + b) * A, A);
-    } else {
-      gemm(false, true, K, len, Kk, 1.0f, q + r0 * Hd, Hd, keys + size_t(b) * Kk, B * Kk, 0.0f, a,
-           S);
-    }
+    for (int k = 0; k < K; ++k)
+      for (int j = 0; j < len; ++j) {
+        const float* key = keys + (size_t(j) * B + b) * Kk;
+        a[size_t(k) * S + j] = query_ ? additive_score(v_.data(), qproj + (r0 + k) * A, key, A)
+                                      : dot(q + (r0 + k) * Hd, key, Kk);
+      }
     masked_softmax_forward(K, 1, S, &len, a);
-    gemm(false, false, K, He, len, 1.0f, a, S, enc + size_t(b) * He, B * He, 0.0f, cq + r0 * ld,
-         ld);
+    // Each row's context, sum_j a[j] enc[j], one source position after another.
+    for (int k = 0; k < K; ++k) {
+      const float* ak = a + size_t(k) * S;
+      float* ctx = cq + (r0 + k) * ld;
+      std::fill(ctx, ctx + He, 0.0f);
+      for (int j = 0; j < len; ++j) {
+        const float* e = enc + (size_t(j) * B + b) * He;
+        for (int i = 0; i < He; ++i) ctx[i] += ak[j] * e[i];
+      }
+    }
   }
   for (int r = 0; r < R; ++r)
     std::memcpy(cq + size_t(r) * ld + He, q + size_t(r) * Hd, sizeof(float) * Hd);

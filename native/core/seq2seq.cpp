@@ -150,21 +150,77 @@ namespace {
 
 // The decoder's weights packed once for a search, for the hundreds of token steps that follow:
 // the embedding and recurrent stack (the previous attentional state fed beside the embedding with
-// input feeding), the attention's per-step products and the output layer. A search of a single
-// row keeps the output layer unpacked: one row streams its weights once a step either way, and
-// packing them would cost more than it saves.
+// input feeding), the attention (PackedAttention) and the output layer. A search of a single row
+// (greedy search over one source) keeps them unpacked, its products on OpenBLAS (matrix-vector
+// products over its threads) where it is loaded: one row streams the weights once a step either
+// way, packing the output layer would cost more than it saves, and packed products would split
+// over rnnkit's threads while OpenBLAS's, between its calls, spin on the same cores. Its results
+// equal the packed search's up to float rounding.
 struct PackedDecoder {
   const Seq2SeqDecoderWeights& w;
-  PackedStack stack;
-  PackedAttention attention;
+  const AttentionShape as;
+  const int I;  // the stack's input: the embedding (and the attentional state fed beside it)
+  std::optional<PackedStack> stack;
+  std::optional<PackedAttention> attention;
   std::optional<PackedLinear> output;
 
-  PackedDecoder(const Seq2SeqDecoderWeights& weights, const AttentionShape& as, bool pack_output)
-      : w(weights),
-        stack(w.cell, w.V, w.E + (w.input_feeding ? w.H : 0), w.H, w.L, false, w.embedding, w.stack,
-              WeightType::F32, nullptr, w.input_feeding ? w.H : 0),
-        attention(as, w.attention) {
-    if (pack_output) output.emplace(w.H, w.V, w.out_weight, w.out_bias);
+  PackedDecoder(const Seq2SeqDecoderWeights& weights, const AttentionShape& shape, bool pack)
+      : w(weights), as(shape), I(w.E + (w.input_feeding ? w.H : 0)) {
+    if (!pack) return;
+    stack.emplace(w.cell, w.V, I, w.H, w.L, false, w.embedding, w.stack, WeightType::F32, nullptr,
+                  w.input_feeding ? w.H : 0);
+    attention.emplace(as, w.attention);
+    output.emplace(w.H, w.V, w.out_weight, w.out_bias);
+  }
+
+  StackShape row_step() const { return {w.cell, 1, 1, I, w.H, w.L, 0.0f, false, false, 0}; }
+
+  // Floats of workspace that step and attend need for R rows.
+  size_t stack_workspace_size(int R) const {
+    return stack ? stack->workspace_size(R) : I + rnnkit::stack_workspace_size(row_step());
+  }
+  size_t attention_workspace_size(int R) const {
+    return attention ? attention->workspace_size(R) : size_t(qproj()) + as.He;
+  }
+  // Additive attention's query projection of the single row: A floats, none for the other kinds.
+  int qproj() const { return as.kind == AttentionKind::Additive ? as.A : 0; }
+
+  // keys [S, B, attention_key_size] of enc.
+  void keys(const float* enc, float* keys) const {
+    if (attention)
+      attention->keys(enc, keys);
+    else
+      attention_keys_forward(as, w.attention, enc, keys);
+  }
+
+  // One step of the stack over R rows, as PackedStack::step takes it (layer_stride R * H).
+  void step(int R, const int32_t* tokens, float* h, float* c, float* y, float* ws,
+            const float* feed) const {
+    if (stack) {
+      stack->step(R, tokens, h, c, size_t(R) * w.H, y, ws, feed);
+      return;
+    }
+    // The single row's input [embedding; feed], then the stack's step in place on its state.
+    std::copy_n(w.embedding + size_t(tokens[0]) * w.E, w.E, ws);
+    if (feed) std::copy_n(feed, w.H, ws + w.E);
+    stack_forward(row_step(), w.stack, ws, nullptr, h, c, y, h, c, ws + I);
+  }
+
+  // The attention of R rows, as PackedAttention::step takes it.
+  void attend(int b0, int n, int K, const float* q, const float* enc, const float* keys,
+              const int32_t* lengths, float* ws, float* align, float* out) const {
+    if (attention) {
+      attention->step(b0, n, K, q, enc, keys, lengths, ws, align, out);
+      return;
+    }
+    // The single row of a one-source batch: ws holds Additive's query projection, then the
+    // context, which like the scores reads the source's own positions alone.
+    float* ctx = ws + qproj();
+    attention_scores_forward(as, w.attention, q, keys, lengths, ws, align);
+    masked_softmax_forward(1, 1, as.S, lengths, align);
+    attention_context_forward(1, 1, lengths[0], as.He, align, enc, ctx);
+    attention_combine_forward(1, as.He, as.Hd, w.attention + attention_combine_offset(as), ctx, q,
+                              out);
   }
 
   // logits [R, V] from the attentional states out [R, H].
@@ -198,8 +254,8 @@ class SourceGroup {
         feed_(d.w.input_feeding ? y_.size() : 0),
         align_(size_t(R_) * S),
         logp_(size_t(R_) * d.w.V),
-        ws_(d.stack.workspace_size(R_)),
-        aws_(d.attention.workspace_size(R_)) {
+        ws_(d.stack_workspace_size(R_)),
+        aws_(d.attention_workspace_size(R_)) {
     // Each hypothesis of a source starts from the source's initial state.
     const int H = d.w.H;
     for (int l = 0; l < d.w.L; ++l)
@@ -216,10 +272,10 @@ class SourceGroup {
     const bool lstm = !c_.empty();
     while (!search_.done()) {
       // feed_ starts at zeros: the first step has no previous attentional state.
-      d_.stack.step(R_, search_.tokens(), h_.data(), lstm ? c_.data() : nullptr, size_t(R_) * H,
-                    y_.data(), ws_.data(), feed_.empty() ? nullptr : feed_.data());
-      d_.attention.step(b0_, n_, K_, y_.data(), enc, keys, lengths, aws_.data(), align_.data(),
-                        out_.data());
+      d_.step(R_, search_.tokens(), h_.data(), lstm ? c_.data() : nullptr, y_.data(), ws_.data(),
+              feed_.empty() ? nullptr : feed_.data());
+      d_.attend(b0_, n_, K_, y_.data(), enc, keys, lengths, aws_.data(), align_.data(),
+                out_.data());
       d_.logits(R_, out_.data(), logp_.data());
       search_.step(logp_.data(), align_.data());
 
@@ -273,10 +329,10 @@ void seq2seq_beam_search(const Seq2SeqDecoderWeights& w, int S, int B, const flo
                          float* scores, float* align) {
   const int R = B * cfg.beam;
   const AttentionShape as{w.kind, 1, S, B, w.H, w.He, w.A};
+  const PackedDecoder decoder(w, as, R > 1);
   // The part of the scores that depends on the sources alone, once for all their hypotheses.
   std::vector<float> keys(size_t(S) * B * attention_key_size(as));
-  attention_keys_forward(as, w.attention, enc, keys.data());
-  const PackedDecoder decoder(w, as, R > 1);
+  decoder.keys(enc, keys.data());
   // Sources are independent, so with helper threads the batch splits into one group of sources
   // per thread, each running its whole search on its own (its products then on one thread), as
   // language-model generation does. A source's results do not depend on the split.

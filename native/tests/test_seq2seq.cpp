@@ -156,6 +156,20 @@ std::string name(const Model& m, const char* what) {
 
 }  // namespace
 
+// Source b of m alone, its encoder states padded to S with NaN that the search must never read.
+Model alone(const Model& m, int b) {
+  Model one = m;
+  std::vector<float> e, h, c;
+  m.source(b, e, h, c);
+  one.batch = 1;
+  one.enc.assign(S * m.w.He, NAN);
+  std::copy(e.begin(), e.end(), one.enc.begin());
+  one.h0 = h;
+  one.c0 = c;
+  one.lengths = {m.lengths[b]};
+  return one;
+}
+
 TEST(greedy_matches_one_source_at_a_time) {
   uint64_t seed = 10;
   for (CellType cell : kCells)
@@ -179,18 +193,25 @@ TEST(greedy_matches_one_source_at_a_time) {
             if (best == kEos) break;
             want.push_back(best);
           }
-          std::vector<int32_t> got = r.hyp(b, 0);
-          CHECK(got == want);
-          const float score = static_cast<float>(total);
-          check::close(&r.scores[b], &score, 1, 1e-5, 1e-5, name(m, "greedy score"));
           m.teacher_forced(b, want, logp, align);
-          for (size_t t = 0; t < got.size(); ++t)
-            check::close(&r.align[(b * T + t) * S], &align[t * m.lengths[b]], m.lengths[b], 1e-5,
-                         1e-6, name(m, "greedy align"));
-          for (int t = 0; t < T; ++t)
-            for (int s = t < static_cast<int>(got.size()) ? m.lengths[b] : 0; s < S; ++s)
-              CHECK(r.align[(b * T + t) * S + s] == 0.0f);
-          for (int t = static_cast<int>(got.size()); t < T; ++t) CHECK(r.tokens[b * T + t] == -1);
+          const float score = static_cast<float>(total);
+          // Source b as row rb of a search: of the whole batch, and of a batch of its own (a
+          // single row, which the search runs unpacked).
+          auto check_row = [&](const Result& res, int rb, const std::string& what) {
+            std::vector<int32_t> got = res.hyp(rb, 0);
+            CHECK(got == want);
+            check::close(&res.scores[rb], &score, 1, 1e-5, 1e-5, name(m, what.c_str()));
+            for (size_t t = 0; t < got.size(); ++t)
+              check::close(&res.align[(rb * T + t) * S], &align[t * m.lengths[b]], m.lengths[b],
+                           1e-5, 1e-6, name(m, what.c_str()));
+            for (int t = 0; t < T; ++t)
+              for (int s = t < static_cast<int>(got.size()) ? m.lengths[b] : 0; s < S; ++s)
+                CHECK(res.align[(rb * T + t) * S + s] == 0.0f);
+            for (int t = static_cast<int>(got.size()); t < T; ++t)
+              CHECK(res.tokens[rb * T + t] == -1);
+          };
+          check_row(r, b, "greedy");
+          check_row(decode(alone(m, b), 1, 1, T, 0.0f), 0, "greedy alone");
         }
       }
 }
@@ -225,20 +246,6 @@ TEST(beam_scores_are_rescored_log_probabilities) {
       }
   CHECK(ended > 0);
   CHECK(full > 0);
-}
-
-// Source b of m alone, its encoder states padded to S with NaN that the search must never read.
-Model alone(const Model& m, int b) {
-  Model one = m;
-  std::vector<float> e, h, c;
-  m.source(b, e, h, c);
-  one.batch = 1;
-  one.enc.assign(S * m.w.He, NAN);
-  std::copy(e.begin(), e.end(), one.enc.begin());
-  one.h0 = h;
-  one.c0 = c;
-  one.lengths = {m.lengths[b]};
-  return one;
 }
 
 // The same bits, not merely close: a search is the same computation for a source whatever else
