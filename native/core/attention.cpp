@@ -4,6 +4,7 @@
 // stop at its own source length, so padded positions cost nothing and receive nothing.
 #include "attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -39,17 +40,27 @@ float* grad_at(const float* params, const float* w, float* dparams) {
   return dparams + (w - params);
 }
 
-// sum_a v[a] tanh(x[a] + y[a]) with independent partial sums, so that the loop vectorises.
-float additive_score(const float* v, const float* x, const float* y, int A) {
+// sum_i term(i) over i < n with independent partial sums, so that the loop vectorises.
+template <class Term>
+float lane_sum(int n, Term term) {
   constexpr int kLanes = 8;
   float lane[kLanes] = {};
-  int a = 0;
-  for (; a + kLanes <= A; a += kLanes)
-    for (int l = 0; l < kLanes; ++l) lane[l] += v[a + l] * tanh_approx(x[a + l] + y[a + l]);
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) lane[l] += term(i + l);
   float r = 0;
-  for (; a < A; ++a) r += v[a] * tanh_approx(x[a] + y[a]);
+  for (; i < n; ++i) r += term(i);
   for (int l = 0; l < kLanes; ++l) r += lane[l];
   return r;
+}
+
+// sum_a v[a] tanh(x[a] + y[a]).
+float additive_score(const float* v, const float* x, const float* y, int A) {
+  return lane_sum(A, [&](int a) { return v[a] * tanh_approx(x[a] + y[a]); });
+}
+
+float dot(const float* x, const float* y, int n) {
+  return lane_sum(n, [&](int i) { return x[i] * y[i]; });
 }
 
 // One (t, b, s) term of the additive backward: g = dscore.
@@ -304,6 +315,73 @@ void luong_attention_backward(const AttentionShape& s, const float* params, cons
   attention_scores_backward(s, params, q, w.keys, lengths, w.qproj, w.dalign, dq, w.dkeys, dparams,
                             w.dqproj);
   attention_keys_backward(s, params, enc, w.dkeys, denc, dparams);
+}
+
+PackedAttention::PackedAttention(const AttentionShape& s, const float* params)
+    : s_(s), combine_(s.He + s.Hd, s.Hd) {
+  const ScoreWeights w = score_weights(s, params);
+  if (s.kind == AttentionKind::Additive) {
+    v_.assign(w.v, w.v + s.A);
+    query_.emplace(s.Hd, s.A);
+    query_->set(0, 0, s.Hd, s.A, true, w.Wq, s.Hd);
+  }
+  if (s.kind != AttentionKind::Dot) {
+    const int K = attention_key_size(s);
+    key_.emplace(s.He, K);
+    key_->set(0, 0, s.He, K, true, s.kind == AttentionKind::General ? w.Wa : w.Wk, s.He);
+  }
+  combine_.set(0, 0, s.He + s.Hd, s.Hd, true, params + attention_combine_offset(s), s.He + s.Hd);
+}
+
+void PackedAttention::keys(const float* enc, float* keys) const {
+  const int rows = s_.S * s_.B;
+  if (key_)
+    gemm_packed(rows, enc, s_.He, *key_, 0.0f, keys, key_->cols());
+  else
+    std::memcpy(keys, enc, sizeof(float) * rows * s_.He);
+}
+
+size_t PackedAttention::workspace_size(int rows) const {
+  const size_t additive = s_.kind == AttentionKind::Additive ? size_t(s_.A) : 0;
+  return size_t(rows) * (s_.He + s_.Hd + additive);
+}
+
+void PackedAttention::step(int b0, int n, int K, const float* q, const float* enc,
+                           const float* keys, const int32_t* lengths, float* ws, float* align,
+                           float* out) const {
+  const int S = s_.S, B = s_.B, Hd = s_.Hd, He = s_.He, A = s_.A, Kk = attention_key_size(s_);
+  const int R = n * K, ld = He + Hd;
+  // Each row's [context; q], the combine layer's input.
+  float* cq = ws;
+  float* qproj = ws + size_t(R) * ld;
+  if (query_) gemm_packed(R, q, Hd, *query_, 0.0f, qproj, A);
+  for (int i = 0; i < n; ++i) {
+    const int b = b0 + i, len = lengths[b];
+    const size_t r0 = size_t(i) * K;
+    float* a = align + r0 * S;
+    for (int k = 0; k < K; ++k)
+      for (int j = 0; j < len; ++j) {
+        const float* key = keys + (size_t(j) * B + b) * Kk;
+        a[size_t(k) * S + j] = query_ ? additive_score(v_.data(), qproj + (r0 + k) * A, key, A)
+                                      : dot(q + (r0 + k) * Hd, key, Kk);
+      }
+    masked_softmax_forward(K, 1, S, &len, a);
+    // Each row's context, sum_j a[j] enc[j], one source position after another.
+    for (int k = 0; k < K; ++k) {
+      const float* ak = a + size_t(k) * S;
+      float* ctx = cq + (r0 + k) * ld;
+      std::fill(ctx, ctx + He, 0.0f);
+      for (int j = 0; j < len; ++j) {
+        const float* e = enc + (size_t(j) * B + b) * He;
+        for (int i = 0; i < He; ++i) ctx[i] += ak[j] * e[i];
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    std::memcpy(cq + size_t(r) * ld + He, q + size_t(r) * Hd, sizeof(float) * Hd);
+  gemm_packed(R, cq, ld, combine_, 0.0f, out, Hd);
+  const size_t outs = size_t(R) * Hd;
+  for (size_t i = 0; i < outs; ++i) out[i] = tanh_approx(out[i]);
 }
 
 }  // namespace rnnkit

@@ -22,6 +22,10 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "gemm.h"
 
 namespace rnnkit {
 
@@ -93,5 +97,36 @@ void luong_attention_backward(const AttentionShape& s, const float* params, cons
                               const float* enc, const int32_t* lengths, float* ws,
                               const float* align, const float* out, float* dout, float* dq,
                               float* denc, float* dparams);
+
+// The layer for a decoding loop, one decoder step at a time: the weights every step multiplies
+// (Additive's W_q, and W_c) and the key projection (General's W_a, Additive's W_k) packed once
+// (gemm_packed), the keys computed once for all sources and shared by all the rows that attend
+// over the same source, as the hypotheses of a beam do. A row's scores and context are plain
+// loops over its own source on the calling thread: products of a few rows over a source's 30-odd
+// positions are too small to split, and handing them to OpenBLAS would wake its threads, which
+// then spin on the cores the search's threads need. Shape s: S, B (the sources of enc and keys),
+// Hd, He, A; T is ignored. Copies the weights it needs. A row's result does not depend on the
+// other rows, on how many rows share its source, or on how many sources enc holds.
+class PackedAttention {
+ public:
+  PackedAttention(const AttentionShape& s, const float* params);
+  // keys [S, B, attention_key_size] of enc [S, B, He], as attention_keys_forward computes them up
+  // to float rounding; products split over the threads.
+  void keys(const float* enc, float* keys) const;
+  // Floats of workspace that step needs for `rows` rows.
+  size_t workspace_size(int rows) const;
+  // Rows r in [0, n * K) query source b0 + r / K, with q [n * K, Hd]: align [n * K, S] (zeros at
+  // and beyond the source's length) and out [n * K, Hd], from enc [S, B, He], the keys
+  // [S, B, attention_key_size] of those states and lengths [B].
+  void step(int b0, int n, int K, const float* q, const float* enc, const float* keys,
+            const int32_t* lengths, float* ws, float* align, float* out) const;
+
+ private:
+  AttentionShape s_;
+  std::vector<float> v_;               // Additive's v [A]
+  std::optional<PackedMatrix> query_;  // Additive's W_q^T [Hd, A]
+  std::optional<PackedMatrix> key_;    // General's W_a^T [He, Hd], Additive's W_k^T [He, A]
+  PackedMatrix combine_;               // W_c^T [He + Hd, Hd]
+};
 
 }  // namespace rnnkit

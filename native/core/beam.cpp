@@ -64,7 +64,8 @@ BeamSearch::BeamSearch(const BeamConfig& cfg, int B, int S, int V)
       row_(sampling_ ? V : 0) {
   for (int b = 0; b < B; ++b) score_[static_cast<size_t>(b) * K_] = 0;  // one live hypothesis
   for (int r = 0; r < rows(); ++r) from_[r] = r;
-  for (int b = 0; sampling_ && b < B; ++b) rngs_.push_back(sampler_rng(cfg.seed, b));
+  for (int b = 0; sampling_ && b < B; ++b)
+    rngs_.push_back(sampler_rng(cfg.seed, cfg.source_offset + b));
 }
 
 bool BeamSearch::done() const {

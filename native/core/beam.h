@@ -17,10 +17,13 @@ struct BeamConfig {
   float length_penalty;  // GNMT's alpha >= 0: scores are log P / ((5 + length) / 6)^alpha
   int32_t bos, eos;      // start and end tokens, in [0, V)
   // With beam 1, temperature > 0 samples each token instead of taking the argmax, with the
-  // language model's sampler (sampling.h); source b draws from sampler_rng(seed, b). The history
-  // the sampler's penalties read is the hypothesis's own output.
+  // language model's sampler (sampling.h); source b draws from sampler_rng(seed, source_offset +
+  // b). The history the sampler's penalties read is the hypothesis's own output. A search over a
+  // slice of a batch gives its first source's index as source_offset, and each source draws what
+  // it would in the whole batch.
   SamplerConfig sampler = {0.0f};
   uint64_t seed = 0;
+  uint64_t source_offset = 0;
 };
 
 struct BeamHypothesis {

@@ -694,12 +694,20 @@ void stack_backward(const StackShape& s, const float* params, const float* x,
 
 PackedStack::PackedStack(CellType cell, int V, int I, int H, int L, bool residual,
                          const float* embedding, const float* params, WeightType type,
-                         const float* scales)
-    : cell_(cell), I_(I), H_(H), residual_(residual), folded_(V <= 2 * I) {
+                         const float* scales, int feed)
+    : cell_(cell),
+      I_(I),
+      H_(H),
+      feed_(feed),
+      residual_(residual),
+      folded_(feed == 0 && V <= 2 * I) {
   const StackShape s{cell, 1, 1, I, H, L, 0.0f, residual, false, 0};
   check_shape(s);
   if (V < 1)
     throw std::invalid_argument("rnnkit recurrent stack: V must be >= 1, got " + std::to_string(V));
+  if (feed < 0 || feed >= I)
+    throw std::invalid_argument("rnnkit recurrent stack: feed must be in [0, I), got " +
+                                std::to_string(feed));
   require(embedding, "embedding");
   require(params, "params");
   if (type == WeightType::Int8) require(scales, "scales");
@@ -730,7 +738,7 @@ PackedStack::PackedStack(CellType cell, int V, int I, int H, int L, bool residua
       gemm_builtin(false, true, V, GH, I, 1.0f, embedding, I, layer_params(params, s, 0).w_ih, I,
                    0.0f, table_.data(), width);
     } else {
-      table_.assign(embedding, embedding + size_t(V) * I);
+      table_.assign(embedding, embedding + size_t(V) * (I - feed));
     }
   });
 }
@@ -751,9 +759,10 @@ size_t PackedStack::workspace_size(int B) const {
 }
 
 void PackedStack::step(int B, const int32_t* tokens, float* h, float* c, size_t layer_stride,
-                       float* y, float* ws) const {
+                       float* y, float* ws, const float* feed) const {
   if (B < 1) return;
   require(tokens, "tokens");
+  if (feed_ > 0) require(feed, "feed");
   require(h, "h");
   if (cell_ == CellType::Lstm) require(c, "c");
   require(y, "y");
@@ -773,9 +782,10 @@ void PackedStack::step(int B, const int32_t* tokens, float* h, float* c, size_t 
       for (int b = 0; b < B; ++b) {
         float* row = a + size_t(b) * lda;
         if (l == 0) {
-          const float* t = table_.data() + size_t(tokens[b]) * (lookup ? layer.width : I);
-          std::copy(t, t + (lookup ? layer.width : I),
-                    lookup ? pre + size_t(b) * layer.width : row);
+          const int n = lookup ? layer.width : I - feed_;
+          const float* t = table_.data() + size_t(tokens[b]) * n;
+          std::copy(t, t + n, lookup ? pre + size_t(b) * layer.width : row);
+          if (feed_ > 0) std::copy_n(feed + size_t(b) * feed_, feed_, row + n);
         }
         std::copy(hl + size_t(b) * H, hl + size_t(b + 1) * H, row + I);
       }

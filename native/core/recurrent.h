@@ -89,26 +89,29 @@ void stack_backward(const StackShape& s, const float* params, const float* x,
 // the cell. int8 and bfloat16 weights (qgemm.h) multiply x and h apart, as each weight row of w_ih
 // and of w_hh has a scale of its own. With a small vocabulary (V <= 2I) the embedding is folded
 // into layer 0's input weights: a table holds each token's layer-0 input pre-activations (float32,
-// from the weights as given), and layer 0 multiplies h alone. No dropout. Copies all it needs from
-// embedding, params and scales.
+// from the weights as given), and layer 0 multiplies h alone. No dropout. With feed > 0, layer 0's
+// input is the token's embedding beside `feed` more floats per row that the caller gives at every
+// step (a seq2seq decoder's previous attentional state); the embedding is not folded then. Copies
+// all it needs from embedding, params and scales.
 class PackedStack {
  public:
-  // embedding [V, I]; params as stack_forward takes them. For int8 weights, scales holds one per
-  // row of each layer's w_ih then w_hh ([L, 2, G*H]), and params the weights as q * scale.
+  // embedding [V, I - feed]; params as stack_forward takes them. For int8 weights, scales holds one
+  // per row of each layer's w_ih then w_hh ([L, 2, G*H]), and params the weights as q * scale.
   PackedStack(CellType cell, int V, int I, int H, int L, bool residual, const float* embedding,
-              const float* params, WeightType type = WeightType::F32,
-              const float* scales = nullptr);
+              const float* params, WeightType type = WeightType::F32, const float* scales = nullptr,
+              int feed = 0);
   // Floats of workspace that step needs for B rows.
   size_t workspace_size(int B) const;
   // Bytes of the packed weights, the table of the folded (or plain) embedding and the biases.
   size_t bytes() const;
   // One time step of B rows fed tokens [B] (ids in [0, V)): y [B, H], and the state h (and, for
   // LSTM, c) of each layer l, rows [B, H] at l * layer_stride (B * H for a whole [L, B, H] state;
-  // more to step the first B rows of a larger batch), advanced in place. Equals embedding_forward
-  // then stack_forward at T = 1 up to float rounding (float32 weights); a row's result does not
-  // depend on B or on the other rows.
+  // more to step the first B rows of a larger batch), advanced in place; feed [B, feed] the
+  // rest of layer 0's input (null without feed). Equals embedding_forward then stack_forward at
+  // T = 1 up to float rounding (float32 weights); a row's result does not depend on B or on the
+  // other rows.
   void step(int B, const int32_t* tokens, float* h, float* c, size_t layer_stride, float* y,
-            float* ws) const;
+            float* ws, const float* feed = nullptr) const;
 
   // Columns [c_col, c_col + m.cols()) of a layer's pre-activations are columns
   // [a_col, a_col + m.rows()) of [x, h] times m, added to what they hold when `accumulate`.
@@ -135,10 +138,10 @@ class PackedStack {
   int input_width(int l) const { return l > 0 ? H_ : folded_ ? 0 : I_; }
 
   CellType cell_;
-  int I_, H_;
+  int I_, H_, feed_;
   bool residual_, folded_;
   // Folded: each token's layer-0 pre-activations from its input, [V, layers_[0].width]; else the
-  // embedding [V, I].
+  // embedding [V, I - feed].
   std::vector<float> table_;
   std::vector<Layer> layers_;
 };

@@ -1,7 +1,7 @@
 // Beam search: rows r = b * beam + k hold hypothesis k of source b, so one stack step, one
-// attention step and one output GEMM serve every hypothesis of every source. Each source's
-// encoder states are repeated for its hypotheses once, before the loop; after each step the
-// surviving hypotheses' states are gathered into place. All buffers are allocated up front.
+// attention step and one output GEMM serve every hypothesis of a group of sources; the
+// hypotheses of a source share its encoder states and keys. After each step the surviving
+// hypotheses' states are gathered into place. All buffers are allocated up front.
 #include "seq2seq.h"
 
 #include <algorithm>
@@ -146,86 +146,205 @@ void feeding_decoder_backward(const FeedingShape& f, const float* stack, const f
   attention_keys_backward(w.as, attention, enc, w.dkeys, denc, dattention);
 }
 
+namespace {
+
+// The decoder's weights packed once for a search, for the hundreds of token steps that follow:
+// the embedding and recurrent stack (the previous attentional state fed beside the embedding with
+// input feeding), the attention (PackedAttention) and the output layer. A search of a single row
+// (greedy search over one source) keeps them unpacked, its products on OpenBLAS (matrix-vector
+// products over its threads) where it is loaded: one row streams the weights once a step either
+// way, packing the output layer would cost more than it saves, and packed products would split
+// over rnnkit's threads while OpenBLAS's, between its calls, spin on the same cores. Its results
+// equal the packed search's up to float rounding.
+struct PackedDecoder {
+  const Seq2SeqDecoderWeights& w;
+  const AttentionShape as;
+  const int I;  // the stack's input: the embedding (and the attentional state fed beside it)
+  std::optional<PackedStack> stack;
+  std::optional<PackedAttention> attention;
+  std::optional<PackedLinear> output;
+
+  PackedDecoder(const Seq2SeqDecoderWeights& weights, const AttentionShape& shape, bool pack)
+      : w(weights), as(shape), I(w.E + (w.input_feeding ? w.H : 0)) {
+    if (!pack) return;
+    stack.emplace(w.cell, w.V, I, w.H, w.L, false, w.embedding, w.stack, WeightType::F32, nullptr,
+                  w.input_feeding ? w.H : 0);
+    attention.emplace(as, w.attention);
+    output.emplace(w.H, w.V, w.out_weight, w.out_bias);
+  }
+
+  StackShape row_step() const { return {w.cell, 1, 1, I, w.H, w.L, 0.0f, false, false, 0}; }
+
+  // Floats of workspace that step and attend need for R rows.
+  size_t stack_workspace_size(int R) const {
+    return stack ? stack->workspace_size(R) : I + rnnkit::stack_workspace_size(row_step());
+  }
+  size_t attention_workspace_size(int R) const {
+    return attention ? attention->workspace_size(R) : size_t(qproj()) + as.He;
+  }
+  // Additive attention's query projection of the single row: A floats, none for the other kinds.
+  int qproj() const { return as.kind == AttentionKind::Additive ? as.A : 0; }
+
+  // keys [S, B, attention_key_size] of enc.
+  void keys(const float* enc, float* keys) const {
+    if (attention)
+      attention->keys(enc, keys);
+    else
+      attention_keys_forward(as, w.attention, enc, keys);
+  }
+
+  // One step of the stack over R rows, as PackedStack::step takes it (layer_stride R * H).
+  void step(int R, const int32_t* tokens, float* h, float* c, float* y, float* ws,
+            const float* feed) const {
+    if (stack) {
+      stack->step(R, tokens, h, c, size_t(R) * w.H, y, ws, feed);
+      return;
+    }
+    // The single row's input [embedding; feed], then the stack's step in place on its state.
+    std::copy_n(w.embedding + size_t(tokens[0]) * w.E, w.E, ws);
+    if (feed) std::copy_n(feed, w.H, ws + w.E);
+    stack_forward(row_step(), w.stack, ws, nullptr, h, c, y, h, c, ws + I);
+  }
+
+  // The attention of R rows, as PackedAttention::step takes it.
+  void attend(int b0, int n, int K, const float* q, const float* enc, const float* keys,
+              const int32_t* lengths, float* ws, float* align, float* out) const {
+    if (attention) {
+      attention->step(b0, n, K, q, enc, keys, lengths, ws, align, out);
+      return;
+    }
+    // The single row of a one-source batch: ws holds Additive's query projection, then the
+    // context, which like the scores reads the source's own positions alone.
+    float* ctx = ws + qproj();
+    attention_scores_forward(as, w.attention, q, keys, lengths, ws, align);
+    masked_softmax_forward(1, 1, as.S, lengths, align);
+    attention_context_forward(1, 1, lengths[0], as.He, align, enc, ctx);
+    attention_combine_forward(1, as.He, as.Hd, w.attention + attention_combine_offset(as), ctx, q,
+                              out);
+  }
+
+  // logits [R, V] from the attentional states out [R, H].
+  void logits(int R, const float* out, float* logp) const {
+    if (output)
+      output->forward(R, out, logp);
+    else
+      linear_forward(R, w.H, w.V, out, w.out_weight, w.out_bias, logp);
+  }
+};
+
+// Sources [b0, b0 + n) of a batch with a BeamSearch of their own and every buffer their token loop
+// needs, so that run() can run on a helper thread. Rows r = i * beam + k hold hypothesis k of
+// source b0 + i; a state is [L, rows, H].
+class SourceGroup {
+ public:
+  SourceGroup(const PackedDecoder& d, const BeamConfig& cfg, int S, int B, const float* h0,
+              const float* c0, int b0, int n)
+      : d_(d),
+        b0_(b0),
+        n_(n),
+        K_(cfg.beam),
+        R_(n * cfg.beam),
+        search_(sliced(cfg, b0), n, S, d.w.V),
+        h_(size_t(d.w.L) * R_ * d.w.H),
+        h2_(h_.size()),
+        c_(d.w.cell == CellType::Lstm ? h_.size() : 0),
+        c2_(c_.size()),
+        y_(size_t(R_) * d.w.H),
+        out_(y_.size()),
+        feed_(d.w.input_feeding ? y_.size() : 0),
+        align_(size_t(R_) * S),
+        logp_(size_t(R_) * d.w.V),
+        ws_(d.stack_workspace_size(R_)),
+        aws_(d.attention_workspace_size(R_)) {
+    // Each hypothesis of a source starts from the source's initial state.
+    const int H = d.w.H;
+    for (int l = 0; l < d.w.L; ++l)
+      for (int r = 0; r < R_; ++r) {
+        const size_t from = (size_t(l) * B + b0 + r / K_) * H, to = (size_t(l) * R_ + r) * H;
+        if (h0) std::copy_n(h0 + from, H, &h_[to]);
+        if (c0 && !c_.empty()) std::copy_n(c0 + from, H, &c_[to]);
+      }
+  }
+
+  // The whole search, enc [S, B, He] and its keys as PackedAttention::step reads them.
+  void run(const float* enc, const float* keys, const int32_t* lengths) {
+    const int H = d_.w.H, L = d_.w.L;
+    const bool lstm = !c_.empty();
+    while (!search_.done()) {
+      // feed_ starts at zeros: the first step has no previous attentional state.
+      d_.step(R_, search_.tokens(), h_.data(), lstm ? c_.data() : nullptr, y_.data(), ws_.data(),
+              feed_.empty() ? nullptr : feed_.data());
+      d_.attend(b0_, n_, K_, y_.data(), enc, keys, lengths, aws_.data(), align_.data(),
+                out_.data());
+      d_.logits(R_, out_.data(), logp_.data());
+      search_.step(logp_.data(), align_.data());
+
+      // Each row takes its parent's state and attentional state, which feeds the next step. Every
+      // row continuing itself (greedy search always) leaves them where they are.
+      const int* from = search_.parents();
+      bool moved = false;
+      for (int r = 0; r < R_ && !moved; ++r) moved = from[r] != r;
+      if (!moved) {
+        if (!feed_.empty()) std::swap(feed_, out_);
+        continue;
+      }
+      for (int r = 0; r < R_; ++r) {
+        const size_t p = from[r];
+        if (!feed_.empty()) std::copy_n(&out_[p * H], H, &feed_[size_t(r) * H]);
+        for (int l = 0; l < L; ++l) {
+          const size_t to = (size_t(l) * R_ + r) * H, fr = (size_t(l) * R_ + p) * H;
+          std::copy_n(&h_[fr], H, &h2_[to]);
+          if (lstm) std::copy_n(&c_[fr], H, &c2_[to]);
+        }
+      }
+      std::swap(h_, h2_);
+      std::swap(c_, c2_);
+    }
+  }
+
+  // This group's slice of BeamSearch::results's outputs for the whole batch.
+  void results(const BeamConfig& cfg, int S, int32_t* tokens, int32_t* lengths, float* scores,
+               float* align) const {
+    const size_t o = size_t(b0_) * cfg.n_best, T = cfg.max_len;
+    search_.results(tokens + o * T, lengths + o, scores + o, align + o * T * S);
+  }
+
+ private:
+  static BeamConfig sliced(BeamConfig cfg, int b0) {
+    cfg.source_offset += b0;
+    return cfg;
+  }
+
+  const PackedDecoder& d_;
+  const int b0_, n_, K_, R_;
+  BeamSearch search_;
+  std::vector<float> h_, h2_, c_, c2_, y_, out_, feed_, align_, logp_, ws_, aws_;
+};
+
+}  // namespace
+
 void seq2seq_beam_search(const Seq2SeqDecoderWeights& w, int S, int B, const float* enc,
                          const int32_t* lengths, const float* h0, const float* c0,
                          const BeamConfig& cfg, int32_t* tokens, int32_t* out_lengths,
                          float* scores, float* align) {
-  const int K = cfg.beam, R = B * K, V = w.V, H = w.H, L = w.L, He = w.He;
-  const bool lstm = w.cell == CellType::Lstm;
-  const AttentionShape as{w.kind, 1, S, R, H, He, w.A};
-  const int Kk = attention_key_size(as);
-  const int I = w.E + (w.input_feeding ? H : 0);
-  const StackShape ss{w.cell, 1, R, I, H, L, 0.0f, false, false, 0};
-
-  // Encoder states, lengths and initial state repeated for each hypothesis of a source.
-  std::vector<float> enc_r(static_cast<size_t>(S) * R * He), keys(static_cast<size_t>(S) * R * Kk);
-  std::vector<int32_t> len_r(R);
-  std::vector<float> h(static_cast<size_t>(L) * R * H), c(lstm ? h.size() : 0);
-  for (int r = 0; r < R; ++r) {
-    const int b = r / K;
-    len_r[r] = lengths[b];
-    for (int s = 0; s < S; ++s)
-      std::memcpy(&enc_r[(static_cast<size_t>(s) * R + r) * He],
-                  enc + (static_cast<size_t>(s) * B + b) * He, sizeof(float) * He);
-    for (int l = 0; l < L; ++l) {
-      const size_t from = (static_cast<size_t>(l) * B + b) * H,
-                   to = (static_cast<size_t>(l) * R + r) * H;
-      if (h0) std::memcpy(&h[to], h0 + from, sizeof(float) * H);
-      if (lstm && c0) std::memcpy(&c[to], c0 + from, sizeof(float) * H);
-    }
+  const int R = B * cfg.beam;
+  const AttentionShape as{w.kind, 1, S, B, w.H, w.He, w.A};
+  const PackedDecoder decoder(w, as, R > 1);
+  // The part of the scores that depends on the sources alone, once for all their hypotheses.
+  std::vector<float> keys(size_t(S) * B * attention_key_size(as));
+  decoder.keys(enc, keys.data());
+  // Sources are independent, so with helper threads the batch splits into one group of sources
+  // per thread, each running its whole search on its own (its products then on one thread), as
+  // language-model generation does. A source's results do not depend on the split.
+  const int groups = std::min(B, row_groups(R));
+  std::vector<SourceGroup> group;
+  group.reserve(groups);
+  for (int g = 0; g < groups; ++g) {
+    const int b0 = int(int64_t(g) * B / groups), b1 = int(int64_t(g + 1) * B / groups);
+    group.emplace_back(decoder, cfg, S, B, h0, c0, b0, b1 - b0);
   }
-  attention_keys_forward(as, w.attention, enc_r.data(), keys.data());
-  const float* Wc = w.attention + attention_combine_offset(as);
-
-  std::vector<float> hT(h.size()), cT(c.size()), emb(static_cast<size_t>(R) * w.E);
-  std::vector<float> y(static_cast<size_t>(R) * H), out(y.size());
-  // Input feeding: the stack reads [embedding; the row's previous attentional state].
-  std::vector<float> xin(w.input_feeding ? static_cast<size_t>(R) * I : 0);
-  std::vector<float> feed(w.input_feeding ? y.size() : 0);
-  std::vector<float> ctx(static_cast<size_t>(R) * He);
-  std::vector<float> qproj(w.kind == AttentionKind::Additive ? static_cast<size_t>(R) * w.A : 0);
-  std::vector<float> a(static_cast<size_t>(R) * S), logp(static_cast<size_t>(R) * V);
-  std::vector<float> ws(stack_workspace_size(ss));
-  BeamSearch search(cfg, B, S, V);
-  // The output layer, the largest product of a step, packed once for all of them; a single row
-  // (greedy search over one source) streams its weights once a step either way, unpacked.
-  std::optional<PackedLinear> output;
-  if (R > 1) output.emplace(H, V, w.out_weight, w.out_bias);
-
-  for (bool first = true; !search.done(); first = false) {
-    embedding_forward(w.embedding, V, w.E, search.tokens(), R, emb.data());
-    if (w.input_feeding)
-      feed_input(emb.data(), first ? nullptr : feed.data(), R, w.E, H, xin.data());
-    stack_forward(ss, w.stack, w.input_feeding ? xin.data() : emb.data(), nullptr, h.data(),
-                  lstm ? c.data() : nullptr, y.data(), hT.data(), lstm ? cT.data() : nullptr,
-                  ws.data());
-    attention_scores_forward(as, w.attention, y.data(), keys.data(), len_r.data(), qproj.data(),
-                             a.data());
-    masked_softmax_forward(1, R, S, len_r.data(), a.data());
-    attention_context_forward(1, R, S, He, a.data(), enc_r.data(), ctx.data());
-    attention_combine_forward(R, He, H, Wc, ctx.data(), y.data(), out.data());
-    if (output)
-      output->forward(R, out.data(), logp.data());
-    else
-      linear_forward(R, H, V, out.data(), w.out_weight, w.out_bias, logp.data());
-    search.step(logp.data(), a.data());
-
-    // Each row takes its parent's state (and attentional state, which feeds the next step).
-    const int* from = search.parents();
-    for (int r = 0; r < R; ++r) {
-      const int p = from[r];
-      if (w.input_feeding)
-        std::memcpy(&feed[static_cast<size_t>(r) * H], &out[static_cast<size_t>(p) * H],
-                    sizeof(float) * H);
-      for (int l = 0; l < L; ++l) {
-        const size_t to = (static_cast<size_t>(l) * R + r) * H;
-        const size_t fr = (static_cast<size_t>(l) * R + p) * H;
-        std::memcpy(&h[to], &hT[fr], sizeof(float) * H);
-        if (lstm) std::memcpy(&c[to], &cT[fr], sizeof(float) * H);
-      }
-    }
-  }
-  search.results(tokens, out_lengths, scores, align);
+  parallel_for(groups, [&](int g) { group[g].run(enc, keys.data(), lengths); });
+  for (const SourceGroup& g : group) g.results(cfg, S, tokens, out_lengths, scores, align);
 }
 
 }  // namespace rnnkit

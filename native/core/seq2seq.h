@@ -1,6 +1,6 @@
 // Decoders of attentional sequence-to-sequence models whose step loop must run natively: the
 // input-feeding decoder (training, forward and backward) and batched beam search (the whole token
-// loop in one call; per step, for all hypotheses of all sources at once: Embedding(V, E) ->
+// loop in one call; per step, for all hypotheses of a group of sources at once: Embedding(V, E) ->
 // recurrent stack (L layers of H) -> Luong attention over the encoder states (attention.h) ->
 // Linear(H -> V) -> log-softmax -> top candidates per source). The encoder runs before: its
 // states and the decoder's initial state are inputs.
@@ -57,7 +57,9 @@ struct Seq2SeqDecoderWeights {
 
 // Decodes B sources: enc [S, B, He] and lengths [B] (1..S) as in attention.h; h0, c0 [L, B, H]
 // the decoder's initial state (c0 for LSTM only, else null). The search and its outputs are
-// BeamSearch's (beam.h).
+// BeamSearch's (beam.h). The weights are packed once per call; with helper threads the sources
+// split into one group per thread (row_groups over their hypotheses), each searching on its own.
+// A source's results do not depend on the other sources of the batch, nor on the split.
 void seq2seq_beam_search(const Seq2SeqDecoderWeights& w, int S, int B, const float* enc,
                          const int32_t* lengths, const float* h0, const float* c0,
                          const BeamConfig& cfg, int32_t* tokens, int32_t* out_lengths,

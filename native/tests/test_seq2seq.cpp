@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "attention.h"
 #include "check.h"
+#include "gemm.h"
 #include "layers.h"
 #include "recurrent.h"
 #include "seq2seq.h"
@@ -25,18 +27,21 @@ struct Model {
   Seq2SeqDecoderWeights w;
   std::vector<float> embedding, stack, attention, out_weight, out_bias;
   std::vector<float> enc, h0, c0;
+  int batch;  // sources
   std::vector<int32_t> lengths{5, 2, 4};
 
-  Model(CellType cell, AttentionKind kind, uint64_t seed, bool feeding = false) {
+  Model(CellType cell, AttentionKind kind, uint64_t seed, bool feeding = false, int sources = B)
+      : batch(sources) {
+    for (int b = B; b < batch; ++b) lengths.push_back(1 + b * 3 % S);
     const int he = kind == AttentionKind::Dot ? H : He;
-    const AttentionShape as{kind, 1, S, B, H, he, A};
+    const AttentionShape as{kind, 1, S, batch, H, he, A};
     embedding.resize(V * E);
     stack.resize(stack_param_count(cell, E + (feeding ? H : 0), H, L));
     attention.resize(attention_param_count(as));
     out_weight.resize(V * H);
     out_bias.resize(V);
-    enc.resize(S * B * he);
-    h0.resize(L * B * H);
+    enc.resize(S * batch * he);
+    h0.resize(L * batch * H);
     c0.resize(cell == CellType::Lstm ? h0.size() : 0);
     check::fill_uniform(embedding, seed);
     check::fill_uniform(stack, seed + 1, -0.8, 0.8);
@@ -68,12 +73,12 @@ struct Model {
     const int n = lengths[b];
     e.assign(enc.begin(), enc.begin());
     for (int s = 0; s < n; ++s)
-      e.insert(e.end(), &enc[(s * B + b) * w.He], &enc[(s * B + b) * w.He] + w.He);
+      e.insert(e.end(), &enc[(s * batch + b) * w.He], &enc[(s * batch + b) * w.He] + w.He);
     h.clear();
     c.clear();
     for (int l = 0; l < L; ++l) {
-      h.insert(h.end(), &h0[(l * B + b) * H], &h0[(l * B + b) * H] + H);
-      if (!c0.empty()) c.insert(c.end(), &c0[(l * B + b) * H], &c0[(l * B + b) * H] + H);
+      h.insert(h.end(), &h0[(l * batch + b) * H], &h0[(l * batch + b) * H] + H);
+      if (!c0.empty()) c.insert(c.end(), &c0[(l * batch + b) * H], &c0[(l * batch + b) * H] + H);
     }
   }
 
@@ -123,17 +128,21 @@ struct Result {
   }
 };
 
-Result decode(const Model& m, int beam, int n_best, int max_len, float alpha) {
-  Result r{max_len, n_best, {}, {}, {}, {}};
-  r.tokens.assign(B * n_best * max_len, -7);
-  r.lengths.assign(B * n_best, -7);
-  r.scores.assign(B * n_best, NAN);
-  r.align.assign(B * n_best * max_len * S, NAN);
-  const BeamConfig cfg{beam, n_best, max_len, alpha, kBos, kEos};
-  seq2seq_beam_search(m.w, S, B, m.enc.data(), m.lengths.data(), m.h0.data(),
+Result decode(const Model& m, const BeamConfig& cfg) {
+  const int n = m.batch * cfg.n_best;
+  Result r{cfg.max_len, cfg.n_best, {}, {}, {}, {}};
+  r.tokens.assign(n * cfg.max_len, -7);
+  r.lengths.assign(n, -7);
+  r.scores.assign(n, NAN);
+  r.align.assign(n * cfg.max_len * S, NAN);
+  seq2seq_beam_search(m.w, S, m.batch, m.enc.data(), m.lengths.data(), m.h0.data(),
                       m.c0.empty() ? nullptr : m.c0.data(), cfg, r.tokens.data(), r.lengths.data(),
                       r.scores.data(), r.align.data());
   return r;
+}
+
+Result decode(const Model& m, int beam, int n_best, int max_len, float alpha) {
+  return decode(m, BeamConfig{beam, n_best, max_len, alpha, kBos, kEos});
 }
 
 const CellType kCells[] = {CellType::Lstm, CellType::Gru};
@@ -146,6 +155,20 @@ std::string name(const Model& m, const char* what) {
 }
 
 }  // namespace
+
+// Source b of m alone, its encoder states padded to S with NaN that the search must never read.
+Model alone(const Model& m, int b) {
+  Model one = m;
+  std::vector<float> e, h, c;
+  m.source(b, e, h, c);
+  one.batch = 1;
+  one.enc.assign(S * m.w.He, NAN);
+  std::copy(e.begin(), e.end(), one.enc.begin());
+  one.h0 = h;
+  one.c0 = c;
+  one.lengths = {m.lengths[b]};
+  return one;
+}
 
 TEST(greedy_matches_one_source_at_a_time) {
   uint64_t seed = 10;
@@ -170,18 +193,25 @@ TEST(greedy_matches_one_source_at_a_time) {
             if (best == kEos) break;
             want.push_back(best);
           }
-          std::vector<int32_t> got = r.hyp(b, 0);
-          CHECK(got == want);
-          const float score = static_cast<float>(total);
-          check::close(&r.scores[b], &score, 1, 1e-5, 1e-5, name(m, "greedy score"));
           m.teacher_forced(b, want, logp, align);
-          for (size_t t = 0; t < got.size(); ++t)
-            check::close(&r.align[(b * T + t) * S], &align[t * m.lengths[b]], m.lengths[b], 1e-5,
-                         1e-6, name(m, "greedy align"));
-          for (int t = 0; t < T; ++t)
-            for (int s = t < static_cast<int>(got.size()) ? m.lengths[b] : 0; s < S; ++s)
-              CHECK(r.align[(b * T + t) * S + s] == 0.0f);
-          for (int t = static_cast<int>(got.size()); t < T; ++t) CHECK(r.tokens[b * T + t] == -1);
+          const float score = static_cast<float>(total);
+          // Source b as row rb of a search: of the whole batch, and of a batch of its own (a
+          // single row, which the search runs unpacked).
+          auto check_row = [&](const Result& res, int rb, const std::string& what) {
+            std::vector<int32_t> got = res.hyp(rb, 0);
+            CHECK(got == want);
+            check::close(&res.scores[rb], &score, 1, 1e-5, 1e-5, name(m, what.c_str()));
+            for (size_t t = 0; t < got.size(); ++t)
+              check::close(&res.align[(rb * T + t) * S], &align[t * m.lengths[b]], m.lengths[b],
+                           1e-5, 1e-6, name(m, what.c_str()));
+            for (int t = 0; t < T; ++t)
+              for (int s = t < static_cast<int>(got.size()) ? m.lengths[b] : 0; s < S; ++s)
+                CHECK(res.align[(rb * T + t) * S + s] == 0.0f);
+            for (int t = static_cast<int>(got.size()); t < T; ++t)
+              CHECK(res.tokens[rb * T + t] == -1);
+          };
+          check_row(r, b, "greedy");
+          check_row(decode(alone(m, b), 1, 1, T, 0.0f), 0, "greedy alone");
         }
       }
 }
@@ -218,36 +248,60 @@ TEST(beam_scores_are_rescored_log_probabilities) {
   CHECK(full > 0);
 }
 
-TEST(beam_results_do_not_depend_on_the_batch) {
-  Model m(CellType::Lstm, AttentionKind::General, 900);
-  const int T = 7, K = 3;
-  Result all = decode(m, K, K, T, 0.6f);
-  for (int b = 0; b < B; ++b) {
-    Model one = m;
-    std::vector<float> e, h, c;
-    m.source(b, e, h, c);
-    // Source b alone, padded to S with garbage that the mask must hide.
-    one.enc.assign(S * 1 * m.w.He, 123.0f);
-    std::copy(e.begin(), e.end(), one.enc.begin());
-    one.h0 = h;
-    one.c0 = c;
-    one.lengths = {m.lengths[b]};
-    Result r{T,
-             K,
-             std::vector<int32_t>(K * T),
-             std::vector<int32_t>(K),
-             std::vector<float>(K),
-             std::vector<float>(K * T * S)};
-    const BeamConfig cfg{K, K, T, 0.6f, kBos, kEos};
-    seq2seq_beam_search(m.w, S, 1, one.enc.data(), one.lengths.data(), one.h0.data(), one.c0.data(),
-                        cfg, r.tokens.data(), r.lengths.data(), r.scores.data(), r.align.data());
-    for (int n = 0; n < K; ++n) {
-      CHECK(r.hyp(0, n) == all.hyp(b, n));
-      check::close(&r.scores[n], &all.scores[b * K + n], 1, 1e-6, 1e-6, "alone score");
-      check::close(&r.align[n * T * S], &all.align[(b * K + n) * T * S], T * S, 1e-6, 1e-7,
-                   "alone align");
+// The same bits, not merely close: a search is the same computation for a source whatever else
+// its batch holds and however the batch splits over threads.
+void check_same(const Result& a, int b, const Result& all, int ball, const std::string& what) {
+  const int N = a.N, T = a.T;
+  const bool same =
+      std::memcmp(&a.tokens[b * N * T], &all.tokens[ball * N * T], sizeof(int32_t) * N * T) == 0 &&
+      std::memcmp(&a.lengths[b * N], &all.lengths[ball * N], sizeof(int32_t) * N) == 0 &&
+      std::memcmp(&a.scores[b * N], &all.scores[ball * N], sizeof(float) * N) == 0 &&
+      std::memcmp(&a.align[b * N * T * S], &all.align[ball * N * T * S],
+                  sizeof(float) * N * T * S) == 0;
+  if (!same) check::fail(what + ": source " + std::to_string(ball) + " differs");
+}
+
+// A batch of 8 sources with 3 hypotheses each splits into groups of sources on two threads; each
+// source's n-best hypotheses, scores and attention equal those of searching it alone.
+TEST(beam_results_are_those_of_each_source_alone) {
+  const int before = gemm_threads();
+  set_gemm_threads(2);
+  const int sources = 8, K = 3, T = 7;
+  CHECK(row_groups(sources * K) == 2);
+  uint64_t seed = 900;
+  for (CellType cell : kCells)
+    for (AttentionKind kind : kKinds)
+      for (bool feeding : {false, true}) {
+        Model m(cell, kind, seed += 10, feeding, sources);
+        const BeamConfig cfg{K, K, T, 0.6f, kBos, kEos};
+        const Result all = decode(m, cfg);
+        for (int b = 0; b < sources; ++b)
+          check_same(decode(alone(m, b), cfg), 0, all, b, name(m, "alone"));
+      }
+  set_gemm_threads(before);
+}
+
+// Greedy search and sampling over a batch split into groups equal one group over the whole batch.
+TEST(split_batches_decode_as_one_group) {
+  const int before = gemm_threads();
+  const int sources = 20, T = 6;
+  uint64_t seed = 950;
+  for (CellType cell : kCells)
+    for (AttentionKind kind : kKinds) {
+      Model m(cell, kind, seed += 10, kind == AttentionKind::General, sources);
+      for (float temperature : {0.0f, 1.5f}) {
+        BeamConfig cfg{1, 1, T, 0.0f, kBos, kEos};
+        cfg.sampler.temperature = temperature;
+        cfg.seed = 3;
+        set_gemm_threads(1);
+        const Result one = decode(m, cfg);
+        set_gemm_threads(2);
+        CHECK(row_groups(sources) == 2);
+        const Result split = decode(m, cfg);
+        for (int b = 0; b < sources; ++b) check_same(split, b, one, b, name(m, "split"));
+      }
     }
-  }
+  set_gemm_threads(before);
 }
 
 namespace {
