@@ -165,7 +165,7 @@ describe('statuses for clients that retry', () => {
   });
 
   it('answers 503 with Retry-After to a request that comes while draining', async () => {
-    const server = await serve({});
+    const server = await serve({ maxTokens: 20_000 });
     const { port } = new URL(server.url);
     const socket = net.connect(Number(port), '127.0.0.1');
     let received = '';
@@ -174,9 +174,12 @@ describe('statuses for clients that retry', () => {
     const request = (body: string) =>
       `POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-    // A long request in flight on a connection, then close(), then a second request on it.
-    socket.write(request(completion({ max_tokens: 2000 })));
-    await new Promise((r) => setTimeout(r, 50));
+    // A long request in flight on a connection, then close(), then a second request on it. The
+    // first generates 20,000 tokens (about 0.6 s for this model alone; 2,000 took about 60 ms, and
+    // could end before the close on a quiet machine), and the close waits 200 ms for it to start
+    // on a loaded one.
+    socket.write(request(completion({ max_tokens: 20_000 })));
+    await new Promise((r) => setTimeout(r, 200));
     const closed = server.close();
     socket.write(request(completion()));
     await closed;
