@@ -171,14 +171,18 @@ export function helpText(usage: string, flags: Flags, notes?: string): string {
   return [usage, '', ...lines, ...(notes ? ['', notes] : [])].join('\n');
 }
 
+/**
+ * --unknown: what a command does with text outside the vocabulary, 'error' or 'map' (to <unk>),
+ * `fallback` when the flag is absent (listed first in the help and in the error).
+ */
+export function unknownFlag(fallback: 'error' | 'map', help: string): Flag<'error' | 'map'> {
+  return choice(fallback === 'error' ? ['error', 'map'] : ['map', 'error'], help, fallback);
+}
+
 /** Flags several commands share. */
 export const common = {
   threads: int('N', 'GEMM threads', { min: 1, max: 1024 }),
-  unknown: choice(
-    ['error', 'map'],
-    'text outside the vocabulary: fail (default) or map to <unk>',
-    'error',
-  ),
+  unknown: unknownFlag('error', 'text outside the vocabulary: fail (default) or map to <unk>'),
 };
 
 /** Reads a file whole; an unreadable one is a UsageError naming it. */

@@ -1,6 +1,6 @@
 // rnnkit evaluate: a language model's loss on a text, over every next-token prediction.
 import { LanguageModel } from '../../api/language-model';
-import { choice, common, int, text, UsageError } from '../args';
+import { common, int, text, unknownFlag, UsageError } from '../args';
 import { command } from '../command';
 import { readCorpus, setThreads } from '../shared';
 
@@ -13,10 +13,9 @@ export const evaluate = command({
     'seq-length': int('N', 'tokens per window, state carried between windows (default 100)', {
       min: 1,
     }),
-    unknown: choice(
-      ['map', 'error'],
-      "text outside the model's vocabulary: score it as <unk> (map, the default)\nor fail (error)",
+    unknown: unknownFlag(
       'map',
+      "text outside the model's vocabulary: score it as <unk> (map, the default)\nor fail (error)",
     ),
     threads: common.threads,
   },

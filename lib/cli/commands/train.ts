@@ -1,7 +1,17 @@
 // rnnkit train: a language model on a text file (default: the bundled Shakespeare).
 import { writeFileAtomic } from '../../core/atomic';
 import { LanguageModel } from '../../api/language-model';
-import { choice, checkOutputPath, common, float, int, on, text, UsageError } from '../args';
+import {
+  choice,
+  checkOutputPath,
+  common,
+  unknownFlag,
+  float,
+  int,
+  on,
+  text,
+  UsageError,
+} from '../args';
 import { command } from '../command';
 import { lossCurveSvg } from '../progress';
 import {
@@ -28,10 +38,9 @@ export const train = command({
       'char (default), word, bpe (byte-level BPE trained on the text) or\nspm:FILE (a SentencePiece .model file)',
     ),
     'max-vocab': int('N', 'word tokenizer vocabulary limit (default 10000)', { min: 2 }, 10000),
-    unknown: choice(
-      ['map', 'error'],
-      'text outside the vocabulary (words beyond --max-vocab): train on <unk> in\nits place (map, the default) or fail (error)',
+    unknown: unknownFlag(
       'map',
+      'text outside the vocabulary (words beyond --max-vocab): train on <unk> in\nits place (map, the default) or fail (error)',
     ),
     'vocab-size': int(
       'N',
