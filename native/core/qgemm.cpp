@@ -374,7 +374,11 @@ void gemm_bf16(int M, const float* A, int lda, const PackedBf16& B, float beta, 
     thread_local std::vector<float> wide;
     if (i0 == 0) {  // the tiles of a sliver run in order on one thread, from row 0
       wide.resize(size_t(K) * kQN);
-      for (size_t j = 0; j < wide.size(); ++j) wide[j] = bf16_float(sliver[j]);
+      for (size_t j = 0; j < wide.size(); j += 8) {  // K * kQN: whole vectors of 8
+        F8 f;
+        widen(sliver + j, f);
+        std::memcpy(&wide[j], &f, sizeof f);
+      }
     }
     kBf16Tiles<float>[mr - 1](K, a, lda, wide.data(), out);
   });
