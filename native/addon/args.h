@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "qgemm.h"
 #include "recurrent.h"
 
 namespace rnnkit_addon {
@@ -293,6 +294,28 @@ inline std::string dims(std::initializer_list<std::pair<const char*, long long>>
 
 inline rnnkit::CellType parse_cell(Parser& p, Napi::Value v, const std::string& name) {
   return static_cast<rnnkit::CellType>(p.choice(v, name, {"rnn_tanh", "rnn_relu", "lstm", "gru"}));
+}
+
+// The type a model's products run in, from `v` ('float32' when absent).
+inline rnnkit::WeightType parse_weight_type(Parser& p, Napi::Value v, const std::string& name) {
+  if (v.IsUndefined()) return rnnkit::WeightType::F32;
+  return static_cast<rnnkit::WeightType>(p.choice(v, name, {"float32", "int8", "bf16"}));
+}
+
+// int8 weights' scales [n] from `v`, each a finite number > 0; null for the other types, which
+// take none.
+inline const float* parse_scales(Parser& p, rnnkit::WeightType type, Napi::Value v,
+                                 const std::string& name, size_t n, const std::string& shape) {
+  if (type != rnnkit::WeightType::Int8) {
+    if (!v.IsUndefined()) p.type_error(Parser::quote(name) + " belongs to int8 weights only");
+    return nullptr;
+  }
+  const float* s = p.f32(v, name, n, shape);
+  for (size_t i = 0; i < n; ++i)
+    if (!(s[i] > 0.0f) || !std::isfinite(s[i]))
+      p.range_error(Parser::quote(name + "[" + std::to_string(i) + "]") +
+                    " must be a finite number > 0 (a scale), got " + std::to_string(s[i]));
+  return s;
 }
 
 }  // namespace rnnkit_addon

@@ -103,15 +103,6 @@ Napi::Int32Array int32_array(Napi::Env env, const std::vector<int32_t>& v) {
   return a;
 }
 
-// Scales of int8 weights, each a finite number > 0.
-const float* scales(Parser& p, const float* s, size_t n, const std::string& name) {
-  for (size_t i = 0; i < n; ++i)
-    if (!(s[i] > 0.0f) || !std::isfinite(s[i]))
-      p.range_error(Parser::quote(name + "[" + std::to_string(i) + "]") +
-                    " must be a finite number > 0 (a scale), got " + std::to_string(s[i]));
-  return s;
-}
-
 // The weights object {cell, V, E, H, L, residual, embedding, stack, decoderWeight, decoderBias?,
 // weights?, stackScales?, decoderScales?} at argument 0.
 rnnkit::LmWeights parse_weights(Parser& p) {
@@ -131,21 +122,11 @@ rnnkit::LmWeights parse_weights(Parser& p) {
                            dims({{"V", w.V}, {"H", w.H}}));
   w.decoder_bias = p.f32(o.Get("decoderBias"), "weights.decoderBias", w.V, "V", true);
   // Optional: the type the products run in ('float32' when absent), and int8's scales.
-  const Napi::Value type = o.Get("weights");
-  w.weights = type.IsUndefined() ? rnnkit::WeightType::F32
-                                 : static_cast<rnnkit::WeightType>(p.choice(
-                                       type, "weights.weights", {"float32", "int8", "bf16"}));
-  const bool int8 = w.weights == rnnkit::WeightType::Int8;
-  const Napi::Value stack_scales = o.Get("stackScales"), decoder_scales = o.Get("decoderScales");
-  if (!int8 && !(stack_scales.IsUndefined() && decoder_scales.IsUndefined()))
-    p.type_error("'weights.stackScales' and 'weights.decoderScales' belong to int8 weights only");
-  if (int8) {
-    const size_t rows = size_t(2) * w.L * rnnkit::gate_count(w.cell) * w.H;
-    w.stack_scales = scales(p, p.f32(stack_scales, "weights.stackScales", rows, "L*2*G*H"), rows,
-                            "weights.stackScales");
-    w.decoder_scales = scales(p, p.f32(decoder_scales, "weights.decoderScales", w.V, "V"), w.V,
-                              "weights.decoderScales");
-  }
+  w.weights = parse_weight_type(p, o.Get("weights"), "weights.weights");
+  w.stack_scales = parse_scales(p, w.weights, o.Get("stackScales"), "weights.stackScales",
+                                size_t(2) * w.L * rnnkit::gate_count(w.cell) * w.H, "L*2*G*H");
+  w.decoder_scales =
+      parse_scales(p, w.weights, o.Get("decoderScales"), "weights.decoderScales", w.V, "V");
   return w;
 }
 

@@ -265,7 +265,8 @@ Napi::Value beam_results(Napi::Env env, const rnnkit::BeamSearch& search, const 
 }
 
 // seq2seqBeamSearch({decoder {cell, kind, inputFeeding, V, E, H, L, He, A}, embedding, stack,
-//   attention, outWeight, outBias, enc, lengths, h0, c0,
+//   attention, outWeight, outBias, weights? ('float32' | 'int8' | 'bf16'), stackScales?,
+//   attentionScales?, outScales? (int8's), enc, lengths, h0, c0,
 //   config {S, B, beam, nBest, maxLength, lengthPenalty, bos, eos, temperature, topK, topP,
 //           repetitionPenalty, noRepeatNgramSize, seed}})
 //   -> {tokens [B*nBest*maxLength], lengths [B*nBest], scores [B*nBest], align [..*S]}
@@ -302,6 +303,14 @@ struct Seq2SeqBeamSearch {
         p.f32("attention", rnnkit::attention_param_count(as), "attentionParamCount(shape)");
     w.out_weight = p.f32("outWeight", size_t(w.V) * w.H, shape_str("V*H", {w.V, w.H}));
     w.out_bias = p.f32("outBias", w.V, "V");
+    w.weights = parse_weight_type(p, p.field("weights"), "weights");
+    w.stack_scales = parse_scales(p, w.weights, p.field("stackScales"), "stackScales",
+                                  size_t(2) * w.L * rnnkit::gate_count(w.cell) * w.H,
+                                  shape_str("L*2*G*H", {w.L, 2, rnnkit::gate_count(w.cell), w.H}));
+    w.attention_scales =
+        parse_scales(p, w.weights, p.field("attentionScales"), "attentionScales",
+                     rnnkit::attention_scale_count(as), "attentionScaleCount(shape)");
+    w.out_scales = parse_scales(p, w.weights, p.field("outScales"), "outScales", w.V, "V");
 
     const BeamArgs beam = parse_beam_config(p, p.object("config"), w.V);
     S = beam.S;

@@ -89,6 +89,13 @@ int attention_key_size(const AttentionShape& s) {
   }
 }
 
+size_t attention_scale_count(const AttentionShape& s) {
+  const int score = s.kind == AttentionKind::General    ? s.Hd
+                    : s.kind == AttentionKind::Additive ? 2 * s.A
+                                                        : 0;
+  return size_t(score) + s.Hd;
+}
+
 size_t attention_combine_offset(const AttentionShape& s) {
   switch (s.kind) {
     case AttentionKind::General:
@@ -317,26 +324,27 @@ void luong_attention_backward(const AttentionShape& s, const float* params, cons
   attention_keys_backward(s, params, enc, w.dkeys, denc, dparams);
 }
 
-PackedAttention::PackedAttention(const AttentionShape& s, const float* params)
-    : s_(s), combine_(s.He + s.Hd, s.Hd) {
+PackedAttention::PackedAttention(const AttentionShape& s, const float* params, WeightType type,
+                                 const float* scales)
+    : s_(s),
+      combine_(type, s.He + s.Hd, s.Hd, params + attention_combine_offset(s), s.He + s.Hd,
+               scales ? scales + attention_scale_count(s) - s.Hd : nullptr) {
   const ScoreWeights w = score_weights(s, params);
   if (s.kind == AttentionKind::Additive) {
     v_.assign(w.v, w.v + s.A);
-    query_.emplace(s.Hd, s.A);
-    query_->set(0, 0, s.Hd, s.A, true, w.Wq, s.Hd);
+    query_.emplace(type, s.Hd, s.A, w.Wq, s.Hd, scales);
   }
   if (s.kind != AttentionKind::Dot) {
-    const int K = attention_key_size(s);
-    key_.emplace(s.He, K);
-    key_->set(0, 0, s.He, K, true, s.kind == AttentionKind::General ? w.Wa : w.Wk, s.He);
+    const bool general = s.kind == AttentionKind::General;
+    key_.emplace(type, s.He, attention_key_size(s), general ? w.Wa : w.Wk, s.He,
+                 scales && !general ? scales + s.A : scales);
   }
-  combine_.set(0, 0, s.He + s.Hd, s.Hd, true, params + attention_combine_offset(s), s.He + s.Hd);
 }
 
 void PackedAttention::keys(const float* enc, float* keys) const {
   const int rows = s_.S * s_.B;
   if (key_)
-    gemm_packed(rows, enc, s_.He, *key_, 0.0f, keys, key_->cols());
+    key_->product(rows, enc, s_.He, 0.0f, keys, key_->cols());
   else
     std::memcpy(keys, enc, sizeof(float) * rows * s_.He);
 }
@@ -354,7 +362,7 @@ void PackedAttention::step(int b0, int n, int K, const float* q, const float* en
   // Each row's [context; q], the combine layer's input.
   float* cq = ws;
   float* qproj = ws + size_t(R) * ld;
-  if (query_) gemm_packed(R, q, Hd, *query_, 0.0f, qproj, A);
+  if (query_) query_->product(R, q, Hd, 0.0f, qproj, A);
   for (int i = 0; i < n; ++i) {
     const int b = b0 + i, len = lengths[b];
     const size_t r0 = size_t(i) * K;
@@ -379,7 +387,7 @@ void PackedAttention::step(int b0, int n, int K, const float* q, const float* en
   }
   for (int r = 0; r < R; ++r)
     std::memcpy(cq + size_t(r) * ld + He, q + size_t(r) * Hd, sizeof(float) * Hd);
-  gemm_packed(R, cq, ld, combine_, 0.0f, out, Hd);
+  combine_.product(R, cq, ld, 0.0f, out, Hd);
   const size_t outs = size_t(R) * Hd;
   for (size_t i = 0; i < outs; ++i) out[i] = tanh_approx(out[i]);
 }

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "qgemm.h"
 
 namespace rnnkit {
 
@@ -44,6 +45,9 @@ size_t attention_param_count(const AttentionShape& s);
 size_t attention_combine_offset(const AttentionShape& s);
 // K: He (Dot), Hd (General), A (Additive).
 int attention_key_size(const AttentionShape& s);
+// Rows of the weight matrices, in the buffer's order (General: W_a's Hd; Additive: W_q's A, W_k's
+// A; then W_c's Hd): the scales int8 weights hold, one per row.
+size_t attention_scale_count(const AttentionShape& s);
 
 // keys [S, B, K] from enc [S, B, He].
 void attention_keys_forward(const AttentionShape& s, const float* params, const float* enc,
@@ -100,16 +104,19 @@ void luong_attention_backward(const AttentionShape& s, const float* params, cons
 
 // The layer for a decoding loop, one decoder step at a time: the weights every step multiplies
 // (Additive's W_q, and W_c) and the key projection (General's W_a, Additive's W_k) packed once
-// (gemm_packed), the keys computed once for all sources and shared by all the rows that attend
-// over the same source, as the hypotheses of a beam do. A row's scores and context are plain
-// loops over its own source on the calling thread: products of a few rows over a source's 30-odd
-// positions are too small to split, and handing them to OpenBLAS would wake its threads, which
-// then spin on the cores the search's threads need. Shape s: S, B (the sources of enc and keys),
-// Hd, He, A; T is ignored. Copies the weights it needs. A row's result does not depend on the
-// other rows, on how many rows share its source, or on how many sources enc holds.
+// in the weight type given (qgemm.h: for int8, params hold q * scale and scales holds
+// attention_scale_count(s) of them, one per matrix row in the buffer's order), the keys computed
+// once for all sources and shared by all the rows that attend over the same source, as the
+// hypotheses of a beam do. A row's scores and context are plain loops over its own source on the
+// calling thread: products of a few rows over a source's 30-odd positions are too small to split,
+// and handing them to OpenBLAS would wake its threads, which then spin on the cores the search's
+// threads need. Shape s: S, B (the sources of enc and keys), Hd, He, A; T is ignored. Copies the
+// weights it needs. A row's result does not depend on the other rows, on how many rows share its
+// source, or on how many sources enc holds.
 class PackedAttention {
  public:
-  PackedAttention(const AttentionShape& s, const float* params);
+  PackedAttention(const AttentionShape& s, const float* params, WeightType type = WeightType::F32,
+                  const float* scales = nullptr);
   // keys [S, B, attention_key_size] of enc [S, B, He], as attention_keys_forward computes them up
   // to float rounding; products split over the threads.
   void keys(const float* enc, float* keys) const;
@@ -123,10 +130,10 @@ class PackedAttention {
 
  private:
   AttentionShape s_;
-  std::vector<float> v_;               // Additive's v [A]
-  std::optional<PackedMatrix> query_;  // Additive's W_q^T [Hd, A]
-  std::optional<PackedMatrix> key_;    // General's W_a^T [He, Hd], Additive's W_k^T [He, A]
-  PackedMatrix combine_;               // W_c^T [He + Hd, Hd]
+  std::vector<float> v_;                // Additive's v [A]
+  std::optional<PackedWeights> query_;  // Additive's W_q^T [Hd, A]
+  std::optional<PackedWeights> key_;    // General's W_a^T [He, Hd], Additive's W_k^T [He, A]
+  PackedWeights combine_;               // W_c^T [He + Hd, Hd]
 };
 
 }  // namespace rnnkit

@@ -155,7 +155,8 @@ namespace {
 // products over its threads) where it is loaded: one row streams the weights once a step either
 // way, packing the output layer would cost more than it saves, and packed products would split
 // over rnnkit's threads while OpenBLAS's, between its calls, spin on the same cores. Its results
-// equal the packed search's up to float rounding.
+// equal the packed search's up to float rounding. int8 and bfloat16 weights are always packed:
+// their products exist only packed (qgemm.h).
 struct PackedDecoder {
   const Seq2SeqDecoderWeights& w;
   const AttentionShape as;
@@ -167,10 +168,10 @@ struct PackedDecoder {
   PackedDecoder(const Seq2SeqDecoderWeights& weights, const AttentionShape& shape, bool pack)
       : w(weights), as(shape), I(w.E + (w.input_feeding ? w.H : 0)) {
     if (!pack) return;
-    stack.emplace(w.cell, w.V, I, w.H, w.L, false, w.embedding, w.stack, WeightType::F32, nullptr,
+    stack.emplace(w.cell, w.V, I, w.H, w.L, false, w.embedding, w.stack, w.weights, w.stack_scales,
                   w.input_feeding ? w.H : 0);
-    attention.emplace(as, w.attention);
-    output.emplace(w.H, w.V, w.out_weight, w.out_bias);
+    attention.emplace(as, w.attention, w.weights, w.attention_scales);
+    output.emplace(w.H, w.V, w.out_weight, w.out_bias, w.weights, w.out_scales);
   }
 
   StackShape row_step() const { return {w.cell, 1, 1, I, w.H, w.L, 0.0f, false, false, 0}; }
@@ -329,7 +330,7 @@ void seq2seq_beam_search(const Seq2SeqDecoderWeights& w, int S, int B, const flo
                          float* scores, float* align) {
   const int R = B * cfg.beam;
   const AttentionShape as{w.kind, 1, S, B, w.H, w.He, w.A};
-  const PackedDecoder decoder(w, as, R > 1);
+  const PackedDecoder decoder(w, as, R > 1 || w.weights != WeightType::F32);
   // The part of the scores that depends on the sources alone, once for all their hypotheses.
   std::vector<float> keys(size_t(S) * B * attention_key_size(as));
   decoder.keys(enc, keys.data());

@@ -53,6 +53,14 @@ struct Seq2SeqDecoderWeights {
   const float* attention;   // attention_param_count, the layout of attention.h (Hd = H)
   const float* out_weight;  // [V, H]
   const float* out_bias;    // [V]
+  // The type the search's products run in. int8: the matrices above hold q * scale, with one
+  // scale per weight row: stack_scales [L, 2, G*H] (each layer's w_ih rows, then w_hh's),
+  // attention_scales [attention_scale_count] (attention.h), out_scales [V]. Quantized weights
+  // are packed for every search, a single row's too.
+  WeightType weights = WeightType::F32;
+  const float* stack_scales = nullptr;
+  const float* attention_scales = nullptr;
+  const float* out_scales = nullptr;
 };
 
 // Decodes B sources: enc [S, B, He] and lengths [B] (1..S) as in attention.h; h0, c0 [L, B, H]

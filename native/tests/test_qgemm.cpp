@@ -13,11 +13,13 @@
 #include <string>
 #include <vector>
 
+#include "attention.h"
 #include "check.h"
 #include "cpu.h"
 #include "gemm.h"
 #include "lm_testing.h"
 #include "qgemm.h"
+#include "quantized_testing.h"
 #include "recurrent.h"
 
 using namespace rnnkit;
@@ -303,23 +305,11 @@ TEST(quantized_stack_steps_stay_near_the_float_stack) {
       const int GH = gate_count(cs.cell) * H;
       std::vector<float> scales(size_t(cs.L) * 2 * GH);
       for (int l = 0; l < cs.L; ++l) {
-        const size_t off = stack_layer_offset(cs.cell, cs.E, H, l);
         const int I = l == 0 ? cs.E : H;
-        float* w_ih = m.stack.data() + off;
-        float* w_hh = w_ih + size_t(GH) * I;
-        for (int half = 0; half < 2; ++half)
-          for (int r = 0; r < GH; ++r) {
-            float* row = (half == 0 ? w_ih : w_hh) + size_t(r) * (half == 0 ? I : H);
-            const int n = half == 0 ? I : H;
-            if (type == WeightType::Bf16) {
-              for (int k = 0; k < n; ++k) row[k] = round_bf16(row[k]);
-              continue;
-            }
-            std::vector<int8_t> q(n);
-            const float s = quantize_row(row, n, q.data());
-            scales[(size_t(l) * 2 + half) * GH + r] = s;
-            for (int k = 0; k < n; ++k) row[k] = float(q[k]) * s;
-          }
+        float* w_ih = m.stack.data() + stack_layer_offset(cs.cell, cs.E, H, l);
+        float* s_ih = scales.data() + size_t(l) * 2 * GH;
+        quantized_testing::hold(type, w_ih, GH, I, I, s_ih);
+        quantized_testing::hold(type, w_ih + size_t(GH) * I, GH, H, H, s_ih + GH);
       }
       const PackedStack f32(cs.cell, cs.V, cs.E, H, cs.L, cs.residual, m.embedding.data(),
                             m.stack.data());
@@ -345,6 +335,56 @@ TEST(quantized_stack_steps_stay_near_the_float_stack) {
       if (!(worst <= tol))
         check::fail(std::string(cell_name(cs.cell)) + " " + weight_type_name(type) +
                     ": outputs differ by " + std::to_string(worst) + " > " + std::to_string(tol));
+    }
+}
+
+// The packed attention on int8 (bf16) weights against the float32 one on the same weights, as a
+// quantized model holds them: keys, alignments and outputs of every kind, rows over sources of
+// different lengths.
+TEST(quantized_attention_steps_stay_near_the_float_attention) {
+  const int S = 6, B = 3, Hd = 24, He = 20, A = 16, K = 2;
+  const int32_t lengths[B] = {6, 2, 4};
+  for (AttentionKind kind : {AttentionKind::Dot, AttentionKind::General, AttentionKind::Additive})
+    for (WeightType type : {WeightType::Int8, WeightType::Bf16}) {
+      const int he = kind == AttentionKind::Dot ? Hd : He;
+      const AttentionShape as{kind, 1, S, B, Hd, he, A};
+      std::vector<float> params(attention_param_count(as)), scales(attention_scale_count(as));
+      check::fill_uniform(params, 70 + int(kind), -0.5, 0.5);
+      // The matrices in the buffer's order, each [rows, cols], as their scales follow.
+      std::vector<std::pair<int, int>> matrices;
+      if (kind == AttentionKind::General) matrices.push_back({Hd, he});
+      if (kind == AttentionKind::Additive) matrices.insert(matrices.end(), {{A, Hd}, {A, he}});
+      float* at = params.data();
+      float* s = scales.data();
+      for (auto [rows, cols] : matrices) {
+        quantized_testing::hold(type, at, rows, cols, cols, s);
+        at += size_t(rows) * cols + (kind == AttentionKind::Additive && cols == he ? A : 0);
+        s += rows;
+      }
+      quantized_testing::hold(type, params.data() + attention_combine_offset(as), Hd, he + Hd,
+                              he + Hd, s);
+      const PackedAttention f32(as, params.data());
+      const PackedAttention qa(as, params.data(), type, scales.data());
+      std::vector<float> enc(size_t(S) * B * he), q(size_t(B) * K * Hd);
+      check::fill_uniform(enc, 81, -1, 1);
+      check::fill_uniform(q, 82, -1, 1);
+      const size_t nkeys = size_t(S) * B * attention_key_size(as);
+      std::vector<float> k1(nkeys), k2(nkeys), a1(size_t(B) * K * S), a2(a1.size());
+      std::vector<float> o1(q.size()), o2(q.size());
+      std::vector<float> ws1(f32.workspace_size(B * K)), ws2(qa.workspace_size(B * K));
+      f32.keys(enc.data(), k1.data());
+      qa.keys(enc.data(), k2.data());
+      f32.step(0, B, K, q.data(), enc.data(), k1.data(), lengths, ws1.data(), a1.data(), o1.data());
+      qa.step(0, B, K, q.data(), enc.data(), k2.data(), lengths, ws2.data(), a2.data(), o2.data());
+      // int8 quantizes each activation row to a step of max|a| / 127; bf16 rounds no activation.
+      const double tol = type == WeightType::Int8 ? 0.03 : 1e-4;
+      const std::string what =
+          std::string("attention kind ") + std::to_string(int(kind)) + " " + weight_type_name(type);
+      check::close(k2.data(), k1.data(), nkeys, tol, tol, what + " keys");
+      check::close(a2.data(), a1.data(), a1.size(), tol, tol, what + " align");
+      check::close(o2.data(), o1.data(), o1.size(), tol, tol, what + " out");
+      if (type == WeightType::Int8)
+        CHECK(std::memcmp(o1.data(), o2.data(), sizeof(float) * o1.size()) != 0);
     }
 }
 

@@ -13,6 +13,7 @@
 #include "check.h"
 #include "gemm.h"
 #include "layers.h"
+#include "quantized_testing.h"
 #include "recurrent.h"
 #include "seq2seq.h"
 
@@ -27,6 +28,7 @@ struct Model {
   Seq2SeqDecoderWeights w;
   std::vector<float> embedding, stack, attention, out_weight, out_bias;
   std::vector<float> enc, h0, c0;
+  std::vector<float> stack_scales, attention_scales, out_scales;
   int batch;  // sources
   std::vector<int32_t> lengths{5, 2, 4};
 
@@ -66,6 +68,38 @@ struct Model {
          attention.data(),
          out_weight.data(),
          out_bias.data()};
+  }
+
+  // Holds the decoder's matrices as a quantized model of `type` does (q * scale, or bfloat16) and
+  // searches on that type's products; the float32 paths (teacher_forced) read the same weights.
+  void quantize(WeightType type) {
+    const int I = E + (w.input_feeding ? H : 0), GH = gate_count(w.cell) * H;
+    const AttentionShape as{w.kind, 1, S, batch, H, w.He, A};
+    stack_scales.resize(size_t(L) * 2 * GH);
+    attention_scales.resize(attention_scale_count(as));
+    out_scales.resize(V);
+    for (int l = 0; l < L; ++l) {
+      const int in = l == 0 ? I : H;
+      float* w_ih = stack.data() + stack_layer_offset(w.cell, I, H, l);
+      float* s = stack_scales.data() + size_t(l) * 2 * GH;
+      quantized_testing::hold(type, w_ih, GH, in, in, s);
+      quantized_testing::hold(type, w_ih + size_t(GH) * in, GH, H, H, s + GH);
+    }
+    float* s = attention_scales.data();
+    if (w.kind == AttentionKind::General)
+      quantized_testing::hold(type, attention.data(), H, w.He, w.He, s);
+    if (w.kind == AttentionKind::Additive) {
+      quantized_testing::hold(type, attention.data(), A, H, H, s);
+      quantized_testing::hold(type, attention.data() + A * H, A, w.He, w.He, s + A);
+    }
+    quantized_testing::hold(type, attention.data() + attention_combine_offset(as), H, w.He + H,
+                            w.He + H, s + attention_scale_count(as) - H);
+    quantized_testing::hold(type, out_weight.data(), V, H, H, out_scales.data());
+    w.weights = type;
+    const bool int8 = type == WeightType::Int8;
+    w.stack_scales = int8 ? stack_scales.data() : nullptr;
+    w.attention_scales = int8 ? attention_scales.data() : nullptr;
+    w.out_scales = int8 ? out_scales.data() : nullptr;
   }
 
   // Source b alone: enc [len, 1, He], h0/c0 [L, 1, H].
@@ -151,7 +185,8 @@ const AttentionKind kKinds[] = {AttentionKind::Dot, AttentionKind::General,
 
 std::string name(const Model& m, const char* what) {
   return std::string(what) + (m.w.cell == CellType::Lstm ? " lstm " : " gru ") +
-         std::to_string(static_cast<int>(m.w.kind)) + (m.w.input_feeding ? " feeding" : "");
+         std::to_string(static_cast<int>(m.w.kind)) + (m.w.input_feeding ? " feeding " : " ") +
+         weight_type_name(m.w.weights);
 }
 
 }  // namespace
@@ -216,34 +251,42 @@ TEST(greedy_matches_one_source_at_a_time) {
       }
 }
 
+// On int8 and bfloat16 weights the float32 rescoring reads the same (quantized) weights: bf16
+// differs by float rounding only, int8 by its activations' quantization (a step of max|a| / 127
+// per row at every product), which moves a score by up to 0.02 in these cases.
 TEST(beam_scores_are_rescored_log_probabilities) {
   uint64_t seed = 300;
   int ended = 0, full = 0;  // both kinds of hypothesis must be exercised
-  for (CellType cell : kCells)
-    for (AttentionKind kind : kKinds)
-      for (float alpha : {0.0f, 0.6f}) {
-        Model m(cell, kind, seed += 10, alpha > 0);
-        const int T = 6, K = 4, N = 3;
-        Result r = decode(m, K, N, T, alpha);
-        for (int b = 0; b < B; ++b) {
-          for (int n = 0; n < N; ++n) {
-            std::vector<int32_t> hyp = r.hyp(b, n);
-            std::vector<float> logp, align;
-            m.teacher_forced(b, hyp, logp, align);
-            double total = 0;
-            for (size_t t = 0; t < hyp.size(); ++t) total += logp[t * V + hyp[t]];
-            // A hypothesis shorter than T ended with the end token, which is scored too.
-            int length = static_cast<int>(hyp.size());
-            if (length < T) total += logp[hyp.size() * V + kEos], ++length;
-            const float want =
-                static_cast<float>(total / std::pow((5.0 + length) / 6.0, double(alpha)));
-            check::close(&r.scores[b * N + n], &want, 1, 1e-5, 1e-5, name(m, "beam score"));
-            if (n > 0) CHECK(r.scores[b * N + n] <= r.scores[b * N + n - 1]);
-            ended += hyp.size() < size_t(T);
-            full += hyp.size() == size_t(T);
+  for (WeightType type : {WeightType::F32, WeightType::Int8, WeightType::Bf16})
+    for (CellType cell : kCells)
+      for (AttentionKind kind : kKinds)
+        for (float alpha : {0.0f, 0.6f}) {
+          Model m(cell, kind, seed += 10, alpha > 0);
+          if (type != WeightType::F32) m.quantize(type);
+          const double tol = type == WeightType::Int8   ? 0.1
+                             : type == WeightType::Bf16 ? 1e-4
+                                                        : 1e-5;
+          const int T = 6, K = 4, N = 3;
+          Result r = decode(m, K, N, T, alpha);
+          for (int b = 0; b < B; ++b) {
+            for (int n = 0; n < N; ++n) {
+              std::vector<int32_t> hyp = r.hyp(b, n);
+              std::vector<float> logp, align;
+              m.teacher_forced(b, hyp, logp, align);
+              double total = 0;
+              for (size_t t = 0; t < hyp.size(); ++t) total += logp[t * V + hyp[t]];
+              // A hypothesis shorter than T ended with the end token, which is scored too.
+              int length = static_cast<int>(hyp.size());
+              if (length < T) total += logp[hyp.size() * V + kEos], ++length;
+              const float want =
+                  static_cast<float>(total / std::pow((5.0 + length) / 6.0, double(alpha)));
+              check::close(&r.scores[b * N + n], &want, 1, tol, tol, name(m, "beam score"));
+              if (n > 0) CHECK(r.scores[b * N + n] <= r.scores[b * N + n - 1]);
+              ended += hyp.size() < size_t(T);
+              full += hyp.size() == size_t(T);
+            }
           }
         }
-      }
   CHECK(ended > 0);
   CHECK(full > 0);
 }
@@ -262,7 +305,8 @@ void check_same(const Result& a, int b, const Result& all, int ball, const std::
 }
 
 // A batch of 8 sources with 3 hypotheses each splits into groups of sources on two threads; each
-// source's n-best hypotheses, scores and attention equal those of searching it alone.
+// source's n-best hypotheses, scores and attention equal those of searching it alone, on float32,
+// int8 and bfloat16 weights.
 TEST(beam_results_are_those_of_each_source_alone) {
   const int before = gemm_threads();
   set_gemm_threads(2);
@@ -271,13 +315,15 @@ TEST(beam_results_are_those_of_each_source_alone) {
   uint64_t seed = 900;
   for (CellType cell : kCells)
     for (AttentionKind kind : kKinds)
-      for (bool feeding : {false, true}) {
-        Model m(cell, kind, seed += 10, feeding, sources);
-        const BeamConfig cfg{K, K, T, 0.6f, kBos, kEos};
-        const Result all = decode(m, cfg);
-        for (int b = 0; b < sources; ++b)
-          check_same(decode(alone(m, b), cfg), 0, all, b, name(m, "alone"));
-      }
+      for (bool feeding : {false, true})
+        for (WeightType type : {WeightType::F32, WeightType::Int8, WeightType::Bf16}) {
+          Model m(cell, kind, seed += 10, feeding, sources);
+          if (type != WeightType::F32) m.quantize(type);
+          const BeamConfig cfg{K, K, T, 0.6f, kBos, kEos};
+          const Result all = decode(m, cfg);
+          for (int b = 0; b < sources; ++b)
+            check_same(decode(alone(m, b), cfg), 0, all, b, name(m, "alone"));
+        }
   set_gemm_threads(before);
 }
 
