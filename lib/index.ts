@@ -43,7 +43,7 @@ export { info, type Info } from './core/native';
 
 export { LanguageModel } from './api/language-model';
 export { INFERENCE_WEIGHTS, type InferenceWeights } from './nn/quantize';
-export type { Quantization } from './models/language-model';
+export type { Quantization } from './nn/quantize';
 export {
   type LanguageModelConfig,
   type LanguageModelSpec,

@@ -12,13 +12,14 @@ import {
 import type { ResumeState } from '../checkpoint/resume';
 import type { LoadOptions } from '../checkpoint/verify';
 import { native } from '../core/native';
-import { checkChoice, checkInt } from '../core/validate';
+import { checkInt } from '../core/validate';
 import { complete, generate, stream } from '../decode/generate';
 import type { GenerateOptions, StreamOptions } from '../decode/options';
 import type { GeneratorInfo, TextGenerator } from '../decode/text-generator';
 import type { Completion, StreamEnd } from '../decode/token-loop';
+import { loadedAs, quantizedCopy, wantedWeights } from './quantized';
 import { LanguageModelNetwork, type LanguageModelConfig } from '../models/language-model';
-import { INFERENCE_WEIGHTS, type InferenceWeights } from '../nn/quantize';
+import type { InferenceWeights } from '../nn/quantize';
 import { fit, type FitOptions, type FitResult } from '../train/fit';
 import { evalBatch, evaluateTokens } from '../train/language-model';
 import type { UnknownPolicy } from '../text';
@@ -92,21 +93,11 @@ export class LanguageModel extends LanguageModelNetwork implements TextGenerator
    * layer's. It generates, streams, serves, evaluates and saves; it does not train.
    */
   quantize(dtype: InferenceWeights): LanguageModel {
-    const type = checkChoice('dtype', dtype, INFERENCE_WEIGHTS);
-    if (this.quantization) {
-      throw new Error(
-        `quantize: the model's weights are already ${this.quantization.dtype}; quantize the float32 model instead`,
-      );
-    }
-    const copy = new LanguageModel({
-      ...this.spec,
-      tokenizer: this.tokenizer ?? undefined,
-      seed: 0,
-    });
-    const params = copy.parameters();
-    this.parameters().forEach((p, i) => params[i].data.set(p.data));
-    copy.setQuantization(type);
-    return copy;
+    return quantizedCopy(
+      this,
+      dtype,
+      () => new LanguageModel({ ...this.spec, tokenizer: this.tokenizer ?? undefined, seed: 0 }),
+    );
   }
 
   /**
@@ -130,16 +121,10 @@ export class LanguageModel extends LanguageModelNetwork implements TextGenerator
     options: LoadOptions & { weights?: InferenceWeights } = {},
   ): Promise<LanguageModel> {
     const { weights, ...verify } = options;
-    const wanted =
-      weights === undefined ? null : checkChoice('weights', weights, INFERENCE_WEIGHTS);
+    const wanted = wantedWeights(weights);
     const { model, resume } = await loadCheckpoint(path, LanguageModel, verify);
-    const held = model.quantization?.dtype;
-    if (wanted && held && held !== wanted) {
-      throw new Error(`${path}: the checkpoint holds ${held} weights, not ${wanted}`);
-    }
-    if (wanted && !held) return model.quantize(wanted);
     model.lastTraining = resume;
-    return model;
+    return loadedAs(path, model, wanted);
   }
 
   /** Builds a model from a PyTorch state dict (embedding, rnn, decoder) saved as safetensors. */

@@ -15,10 +15,12 @@ import {
   type Translator,
 } from '../decode/translate';
 import { Seq2SeqNetwork } from '../models/seq2seq';
+import type { InferenceWeights } from '../nn/quantize';
 import type { SourceBatch } from '../text/batch';
 import type { FitResult } from '../train/fit';
 import type { TextPair } from '../text/pairs';
 import { fitSeq2Seq, type Seq2SeqFitOptions } from '../train/seq2seq-fit';
+import { loadedAs, quantizedCopy, wantedWeights } from './quantized';
 
 export class Seq2Seq extends Seq2SeqNetwork implements Translator {
   private lastTraining: ResumeState | null = null;
@@ -52,6 +54,26 @@ export class Seq2Seq extends Seq2SeqNetwork implements Translator {
   }
 
   /**
+   * A copy of the model with int8 weights (one scale per row; the decoder's search quantizes its
+   * activations per row at each step) or bfloat16 weights for inference: the recurrent layers'
+   * weight matrices (encoder and decoder), the attention's and the output layer's. It translates
+   * and saves; it does not train.
+   */
+  quantize(dtype: InferenceWeights): Seq2Seq {
+    return quantizedCopy(
+      this,
+      dtype,
+      () =>
+        new Seq2Seq({
+          ...this.spec,
+          sourceTokenizer: this.sourceTokenizer ?? undefined,
+          targetTokenizer: this.targetTokenizer ?? undefined,
+          seed: 0,
+        }),
+    );
+  }
+
+  /**
    * Saves weights, architecture and vocabularies as safetensors, atomically. After fit, the
    * optimizer state is saved too (so that training can resume) unless `weightsOnly` is set.
    * `dtype: 'float16'` stores the weights in half the space, rounded to float16, and implies
@@ -64,11 +86,17 @@ export class Seq2Seq extends Seq2SeqNetwork implements Translator {
 
   /**
    * Loads a model saved by `save`, checking every tensor (see LoadOptions; the training state is
-   * kept).
+   * kept). `weights: 'int8' | 'bf16'` quantizes a float32 checkpoint as it loads (see quantize); a
+   * quantized checkpoint loads as what it holds.
    */
-  static async load(path: string, options?: LoadOptions): Promise<Seq2Seq> {
-    const { model, resume } = await loadSeq2Seq(path, Seq2Seq, options);
+  static async load(
+    path: string,
+    options: LoadOptions & { weights?: InferenceWeights } = {},
+  ): Promise<Seq2Seq> {
+    const { weights, ...verify } = options;
+    const wanted = wantedWeights(weights);
+    const { model, resume } = await loadSeq2Seq(path, Seq2Seq, verify);
     model.lastTraining = resume;
-    return model;
+    return loadedAs(path, model, wanted);
   }
 }

@@ -17,7 +17,8 @@ import {
   type Named,
   type WeightsDType,
 } from './format';
-import { addQuantizedTensors, storedWeights, takeQuantized, WEIGHTS_KEY } from './quantized';
+import { addQuantization, storedWeights, takeQuantized } from './quantized';
+import { setQuantization } from '../nn/quantize';
 import { addTrainingState, metadataJson, readTrainingState, type ResumeState } from './resume';
 import { readSafetensors, writeSafetensors, type Tensor } from './safetensors';
 import {
@@ -155,18 +156,9 @@ export async function saveCheckpoint(
   if (resume && dtype !== 'float32') {
     throw new Error(`a checkpoint with training state stores float32 weights, not ${dtype}`);
   }
-  const q = model.quantization;
-  if (q && dtype !== 'float32') {
-    throw new Error(
-      `dtype ${dtype}: a quantized model is saved with its ${q.dtype} weights; leave dtype out`,
-    );
-  }
   const tensors = weightTensors(pytorchStateDict(model), dtype);
   const metadata = checkpointMetadata('language-model', model.spec);
-  if (q) {
-    addQuantizedTensors(tensors, model.quantizedMatrices(), q);
-    metadata[WEIGHTS_KEY] = q.dtype;
-  }
+  addQuantization(tensors, metadata, model, dtype);
   if (model.tokenizer) metadata.tokenizer = JSON.stringify(model.tokenizer.toJSON());
   if (resume) addTrainingState(tensors, metadata, resume);
   recordChecksums(tensors, metadata);
@@ -204,16 +196,11 @@ export async function loadCheckpoint<M extends LanguageModelNetwork = LanguageMo
     throw new Error(`${path}: the checkpoint's model spec is invalid: ${(error as Error).message}`);
   }
   checkSpecFields(path, spec, model.spec);
-  const shapes: Record<string, [number, number]> = {};
-  for (const m of model.quantizedMatrices()) shapes[m.name] = [m.rows, m.data.length / m.rows];
   const rest = { ...weights };
-  const quantized = takeQuantized(path, stored, rest, shapes);
-  const named = float32Weights(path, rest);
-  for (const [name, data] of Object.entries(quantized.weights)) {
-    named[name] = { shape: shapes[name], data };
-  }
+  const quantized = takeQuantized(path, stored, rest, model);
+  const named = { ...float32Weights(path, rest), ...quantized.weights };
   loadPytorchStateDict(model, named, path, options);
-  if (stored) model.setQuantization(stored, quantized.scales);
+  if (stored) setQuantization(model, stored, quantized.scales);
   // The model holds copies now. Without training state (whose tensors view the file's bytes),
   // the bytes and the widened copies are freed at once: a loop that loads models would otherwise
   // keep tens of MiB of them until a garbage collection.

@@ -3,23 +3,24 @@
 // '<name>.scale', F32 [rows], one scale per row (value = q * scale); bf16: each is a BF16 tensor.
 // The other tensors (embedding, biases) stay F32. Loading checks every pairing, dtype, shape and
 // scale, naming the tensor at fault, and gives back exactly the weights that were saved.
-import { dequantizeRows, int8Values, toBfloat16Bits, type InferenceWeights } from '../nn/quantize';
-import type { Quantization } from '../models/language-model';
+import {
+  dequantizeRows,
+  int8Values,
+  toBfloat16Bits,
+  type InferenceWeights,
+  type Quantizable,
+  type Quantization,
+  type QuantizedMatrix,
+} from '../nn/quantize';
 import { bfloat16ToFloat32 } from './float16';
+import type { Named, WeightsDType } from './format';
 import type { Tensor } from './safetensors';
 
 /** The metadata key naming a checkpoint's weight type. */
 export const WEIGHTS_KEY = 'weights';
 
-/** A quantized matrix as a model holds it: float32 values [rows, cols] that are q * scale. */
-export interface QuantizedMatrix {
-  name: string;
-  rows: number;
-  data: Float32Array;
-}
-
 /** The tensors of `matrices` in `quantization`'s type, replacing their float32 ones in `tensors`. */
-export function addQuantizedTensors(
+function addQuantizedTensors(
   tensors: Record<string, Tensor>,
   matrices: QuantizedMatrix[],
   quantization: Quantization,
@@ -34,6 +35,27 @@ export function addQuantizedTensors(
     tensors[name] = { dtype: 'I8', shape, data: int8Values(data, scales) };
     tensors[`${name}.scale`] = { dtype: 'F32', shape: [rows], data: scales.slice() };
   }
+}
+
+/**
+ * For a quantized model: its quantized matrices' tensors in place of their float32 ones, and the
+ * metadata naming the type. A quantized model is saved in its own type only.
+ */
+export function addQuantization(
+  tensors: Record<string, Tensor>,
+  metadata: Record<string, string>,
+  model: Quantizable,
+  dtype: WeightsDType,
+): void {
+  const q = model.quantization;
+  if (!q) return;
+  if (dtype !== 'float32') {
+    throw new Error(
+      `dtype ${dtype}: a quantized model is saved with its ${q.dtype} weights; leave dtype out`,
+    );
+  }
+  addQuantizedTensors(tensors, model.quantizedMatrices(), q);
+  metadata[WEIGHTS_KEY] = q.dtype;
 }
 
 /** The weight type a checkpoint's metadata names: null for float32. */
@@ -52,18 +74,18 @@ export function storedWeights(
 }
 
 /**
- * Takes a quantized checkpoint's matrices out of `tensors` (with int8's scales), checked, and
- * returns them as the float32 values q * scale (bf16 widened) with the scales; `shapes` gives each
- * matrix's [rows, cols] as the model's spec has it. A float32 checkpoint (dtype null) holding an
- * I8 tensor or a scale is refused.
+ * Takes a quantized checkpoint's matrices out of `tensors` (with int8's scales), checked against
+ * the shapes `model` holds them in, and returns them as the float32 values q * scale (bf16
+ * widened) with the scales. A float32 checkpoint (dtype null) holding an I8 tensor or a scale is
+ * refused.
  */
 export function takeQuantized(
   path: string,
   dtype: InferenceWeights | null,
   tensors: Record<string, Tensor>,
-  shapes: Record<string, [number, number]>,
-): { weights: Record<string, Float32Array>; scales: Record<string, Float32Array> } {
-  const weights: Record<string, Float32Array> = {};
+  model: Quantizable,
+): { weights: Named; scales: Record<string, Float32Array> } {
+  const weights: Named = {};
   const scales: Record<string, Float32Array> = {};
   const where = (name: string) => `${path}: tensor '${name}'`;
   if (dtype === null) {
@@ -77,7 +99,9 @@ export function takeQuantized(
     }
     return { weights, scales };
   }
-  for (const [name, [rows, cols]] of Object.entries(shapes)) {
+  for (const { name, rows, data } of model.quantizedMatrices()) {
+    const cols = data.length / rows;
+    const shape = [rows, cols];
     const t = tensors[name];
     const want = dtype === 'int8' ? 'I8' : 'BF16';
     if (!t) throw new Error(`${path}: missing tensor '${name}' (${want} [${rows}, ${cols}])`);
@@ -93,7 +117,7 @@ export function takeQuantized(
     }
     delete tensors[name];
     if (t.dtype === 'BF16') {
-      weights[name] = bfloat16ToFloat32(t.data);
+      weights[name] = { shape, data: bfloat16ToFloat32(t.data) };
       continue;
     }
     if (t.dtype !== 'I8') continue;
@@ -120,7 +144,7 @@ export function takeQuantized(
     }
     delete tensors[scaleName];
     scales[name] = s.data.slice();
-    weights[name] = dequantizeRows({ q: t.data, scales: scales[name] });
+    weights[name] = { shape, data: dequantizeRows({ q: t.data, scales: scales[name] }) };
   }
   return { weights, scales };
 }

@@ -3,8 +3,9 @@
 // ...), the attention under its pieces' names (attention.score_weight, attention.combine_weight,
 // ...), embeddings and linear layers as weight/bias; the spec and both vocabularies travel in the
 // metadata, and a training checkpoint adds the training state both model kinds share
-// (resume.ts). Weights are F32, or F16 with dtype 'float16'; F32, F16 and BF16 files load. Loading
-// checks every name, shape and dtype before the model is returned.
+// (resume.ts). Weights are F32, or F16 with dtype 'float16'; F32, F16 and BF16 files load. A
+// quantized model's matrices are I8 with their scales, or BF16 (quantized.ts). Loading checks
+// every name, shape and dtype before the model is returned.
 import { writeSafetensors } from './safetensors';
 import {
   checkpointMetadata,
@@ -14,10 +15,12 @@ import {
   type Named,
   type WeightsDType,
 } from './format';
+import { addQuantization, storedWeights, takeQuantized } from './quantized';
 import { addTrainingState, metadataJson, readTrainingState, type ResumeState } from './resume';
 import { Seq2SeqNetwork, type Seq2SeqConfig, type Seq2SeqSpec } from '../models/seq2seq';
 import { Attention } from '../nn/attention';
 import type { Module } from '../nn/parameter';
+import { setQuantization } from '../nn/quantize';
 import { RecurrentStack } from '../nn/recurrent';
 import { tokenizerFromJSON } from '../text';
 import {
@@ -65,6 +68,7 @@ export async function saveSeq2Seq(
   );
   const tensors = weightTensors(copies, dtype);
   const metadata = checkpointMetadata('seq2seq', model.spec);
+  addQuantization(tensors, metadata, model, dtype);
   if (model.sourceTokenizer) {
     metadata.source_tokenizer = JSON.stringify(model.sourceTokenizer.toJSON());
   }
@@ -106,7 +110,10 @@ export async function loadSeq2Seq<M extends Seq2SeqNetwork = Seq2SeqNetwork>(
   }
   checkSpecFields(path, spec, model.spec);
   const { weights, resume } = readTrainingState(path, file.tensors, metadata);
-  const all = float32Weights(path, weights);
+  const stored = storedWeights(path, metadata);
+  const rest = { ...weights };
+  const quantized = takeQuantized(path, stored, rest, model);
+  const all = { ...float32Weights(path, rest), ...quantized.weights };
   const expected = seq2seqStateDict(model);
   for (const [name, want] of Object.entries(expected)) {
     const t = all[name];
@@ -127,5 +134,6 @@ export async function loadSeq2Seq<M extends Seq2SeqNetwork = Seq2SeqNetwork>(
       for (const [name, view] of Object.entries(moduleTensors(prefix, m)))
         view.data.set(named[name].data);
   }
+  if (stored) setQuantization(model, stored, quantized.scales);
   return { model, resume };
 }

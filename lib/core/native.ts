@@ -381,6 +381,16 @@ export interface BeamSearchOptions {
   attention: F32;
   outWeight: F32;
   outBias: F32;
+  /** The type the search's products run in (default 'float32'); see native/core/qgemm.h. */
+  weights?: 'float32' | 'int8' | 'bf16';
+  /**
+   * int8 only (the matrices then hold q * scale): each row's scale of the decoder stack's w_ih
+   * then w_hh, layer after layer [L, 2, G*H], of the attention's matrices in the order of its
+   * parameters (attention.h), and of the output layer's weight [V].
+   */
+  stackScales?: F32;
+  attentionScales?: F32;
+  outScales?: F32;
   enc: F32;
   lengths: I32;
   h0: F32;

@@ -12,10 +12,10 @@ import {
   type RecurrentState,
 } from '../nn/recurrent';
 import {
-  dequantizeRows,
-  quantizeRows,
-  roundToBfloat16,
-  type InferenceWeights,
+  joinedScales,
+  type Quantizable,
+  type Quantization,
+  type QuantizedMatrix,
 } from '../nn/quantize';
 import { Random } from '../core/random';
 import type { Tokenizer } from '../text';
@@ -60,15 +60,6 @@ export interface ForwardResult {
   state: RecurrentState;
 }
 
-/**
- * A quantized model's weights: their type, and for int8 the scale of every row of each quantized
- * matrix, by its checkpoint name (see LanguageModelNetwork.quantizedMatrices).
- */
-export interface Quantization {
-  dtype: InferenceWeights;
-  scales: Record<string, Float32Array>;
-}
-
 /** Token ids as [T][B] arrays, or a flat time-major Int32Array with its shape. */
 export type TokenBatch = number[][] | { ids: Int32Array; steps: number; batch: number };
 
@@ -78,7 +69,7 @@ export type TokenBatch = number[][] | { ids: Int32Array; steps: number; batch: n
  * functions of the layers above that take a network, and the LanguageModel users hold
  * (lib/api/language-model.ts) adds them as methods.
  */
-export class LanguageModelNetwork extends Module {
+export class LanguageModelNetwork extends Module implements Quantizable {
   readonly spec: LanguageModelSpec;
   readonly embedding: Embedding;
   readonly rnn: RecurrentStack;
@@ -309,59 +300,17 @@ export class LanguageModelNetwork extends Module {
    * weight_ih and weight_hh, and the decoder's weight (the embedding's too when tied), as
    * [rows, cols] views of the parameters. Embedding lookups and biases stay float32.
    */
-  quantizedMatrices(): { name: string; rows: number; data: Float32Array }[] {
-    const GH = this.rnn.gates * this.spec.hiddenSize;
-    const out: { name: string; rows: number; data: Float32Array }[] = [];
-    for (let l = 0; l < this.spec.numLayers; l++) {
-      const w = this.rnn.layerWeights(l);
-      out.push({ name: `rnn.weight_ih_l${l}`, rows: GH, data: w.weightIh });
-      out.push({ name: `rnn.weight_hh_l${l}`, rows: GH, data: w.weightHh });
-    }
-    out.push({ name: 'decoder.weight', rows: this.spec.vocabSize, data: this.decoder.weight.data });
-    return out;
-  }
-
-  /**
-   * Rounds the quantized matrices to `dtype` in place (int8: per row, nn/quantize.ts) and records
-   * it, unless `scales` (int8) gives the scales of weights that already hold q * scale.
-   */
-  setQuantization(dtype: InferenceWeights, scales?: Record<string, Float32Array>): void {
-    if (this.quantization) {
-      throw new Error(
-        `the model's weights are already ${this.quantization.dtype}: quantize the float32 model instead`,
-      );
-    }
-    const kept: Record<string, Float32Array> = {};
-    for (const m of this.quantizedMatrices()) {
-      if (dtype === 'bf16') {
-        roundToBfloat16(m.data);
-      } else if (scales) {
-        kept[m.name] = scales[m.name];
-      } else {
-        const rows = quantizeRows(m.data, m.rows);
-        m.data.set(dequantizeRows(rows));
-        kept[m.name] = rows.scales;
-      }
-    }
-    this.quantization = { dtype, scales: kept };
+  quantizedMatrices(): QuantizedMatrix[] {
+    return [
+      ...this.rnn.quantizedMatrices('rnn'),
+      { name: 'decoder.weight', rows: this.spec.vocabSize, data: this.decoder.weight.data },
+    ];
   }
 
   /** Weights as the native generation loop takes them. */
   nativeWeights() {
     const s = this.spec;
     const q = this.quantization;
-    const int8 = q?.dtype === 'int8' ? q.scales : null;
-    // Each layer's weight_ih rows' scales, then weight_hh's, layer after layer.
-    const stackScales = (table: Record<string, Float32Array>) => {
-      const out = new Float32Array(2 * s.numLayers * this.rnn.gates * s.hiddenSize);
-      for (let l = 0, at = 0; l < s.numLayers; l++) {
-        for (const name of [`rnn.weight_ih_l${l}`, `rnn.weight_hh_l${l}`]) {
-          out.set(table[name], at);
-          at += table[name].length;
-        }
-      }
-      return out;
-    };
     return {
       cell: this.rnn.cellName,
       V: s.vocabSize,
@@ -374,7 +323,10 @@ export class LanguageModelNetwork extends Module {
       decoderWeight: this.decoder.weight.data,
       decoderBias: this.decoder.bias?.data ?? new Float32Array(s.vocabSize),
       weights: q?.dtype ?? ('float32' as const),
-      ...(int8 && { stackScales: stackScales(int8), decoderScales: int8['decoder.weight'] }),
+      ...(q?.dtype === 'int8' && {
+        stackScales: joinedScales(q, this.rnn.quantizedMatrices('rnn')),
+        decoderScales: q.scales['decoder.weight'],
+      }),
     };
   }
 }

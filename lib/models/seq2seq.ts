@@ -9,6 +9,12 @@ import { Linear } from '../nn/linear';
 import { SoftmaxCrossEntropy } from '../nn/loss';
 import { checkBool, checkChoice, checkInt, checkNumber } from '../core/validate';
 import { Module, Parameter, reuse } from '../nn/parameter';
+import {
+  joinedScales,
+  type Quantizable,
+  type Quantization,
+  type QuantizedMatrix,
+} from '../nn/quantize';
 import { CELLS, RecurrentStack, type CellType, type RecurrentState } from '../nn/recurrent';
 import { Random } from '../core/random';
 import type { Tokenizer } from '../text';
@@ -91,7 +97,7 @@ function specialOrDefault(t: Tokenizer | undefined, name: string, given: number 
  * network; training, translation and checkpoints are functions of the layers above that take it,
  * and the Seq2Seq users hold (lib/api/seq2seq.ts) adds them as methods.
  */
-export class Seq2SeqNetwork extends Module {
+export class Seq2SeqNetwork extends Module implements Quantizable {
   readonly spec: Seq2SeqSpec;
   readonly sourceEmbedding: Embedding;
   readonly encoder: RecurrentStack;
@@ -104,6 +110,8 @@ export class Seq2SeqNetwork extends Module {
   readonly output: Linear;
   sourceTokenizer: Tokenizer | null;
   targetTokenizer: Tokenizer | null;
+  /** int8 or bfloat16 weights for inference (nn/quantize.ts); null: float32, as trained. */
+  quantization: Quantization | null = null;
   private readonly loss: SoftmaxCrossEntropy;
   private trainLoss: SoftmaxCrossEntropy;
   private buffers: Record<string, Float32Array | null> = {};
@@ -534,9 +542,44 @@ export class Seq2SeqNetwork extends Module {
     this.sourceEmbedding.backward(dxs);
   }
 
+  /**
+   * The matrices a quantized model holds in int8 or bfloat16, by checkpoint name: the recurrent
+   * layers' weight_ih and weight_hh (encoder and decoder), the bridge's weights, the attention's
+   * weight matrices and the output layer's weight, as [rows, cols] views of the parameters.
+   * Embeddings, biases and additive attention's v stay float32. The encoder and the bridge run
+   * once per source, in float32 on the quantized values; the decoder's search multiplies in the
+   * quantized type.
+   */
+  quantizedMatrices(): QuantizedMatrix[] {
+    const bridges = [this.bridgeH, this.bridgeC].flatMap((b, i) =>
+      b ? [{ name: `bridge_${'hc'[i]}.weight`, rows: b.weight.shape[0], data: b.weight.data }] : [],
+    );
+    return [
+      ...this.encoder.quantizedMatrices('encoder'),
+      ...(this.encoderReverse?.quantizedMatrices('encoder_reverse') ?? []),
+      ...bridges,
+      ...Object.values(this.decoderMatrices()).flat(),
+    ];
+  }
+
+  /** The quantized matrices the decoder's search multiplies: stack, attention, output layer. */
+  private decoderMatrices() {
+    const attention = Object.entries(this.attention.tensors())
+      .filter(([, t]) => t.shape.length === 2)
+      .map(([name, t]) => ({ name: `attention.${name}`, rows: t.shape[0], data: t.data }));
+    const output = {
+      name: 'output.weight',
+      rows: this.spec.targetVocab,
+      data: this.output.weight.data,
+    };
+    return { stack: this.decoder.quantizedMatrices('decoder'), attention, output };
+  }
+
   /** The decoder's shape and weights: the fields of native beam search's options that name them. */
   nativeDecoder() {
     const s = this.spec;
+    const q = this.quantization;
+    const m = this.decoderMatrices();
     return {
       decoder: {
         cell: this.decoder.cellName,
@@ -554,6 +597,12 @@ export class Seq2SeqNetwork extends Module {
       attention: this.attention.weights.data,
       outWeight: this.output.weight.data,
       outBias: this.output.bias?.data ?? new Float32Array(s.targetVocab),
+      ...(q && { weights: q.dtype }),
+      ...(q?.dtype === 'int8' && {
+        stackScales: joinedScales(q, m.stack),
+        attentionScales: joinedScales(q, m.attention),
+        outScales: q.scales[m.output.name],
+      }),
     };
   }
 

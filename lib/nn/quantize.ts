@@ -10,6 +10,84 @@
 export const INFERENCE_WEIGHTS = ['int8', 'bf16'] as const;
 export type InferenceWeights = (typeof INFERENCE_WEIGHTS)[number];
 
+/**
+ * A quantized model's weights: their type, and for int8 the scale of every row of each quantized
+ * matrix, by its checkpoint name.
+ */
+export interface Quantization {
+  dtype: InferenceWeights;
+  scales: Record<string, Float32Array>;
+}
+
+/** A matrix a model holds quantized: a view [rows, cols] of its parameter, by checkpoint name. */
+export interface QuantizedMatrix {
+  name: string;
+  rows: number;
+  data: Float32Array;
+}
+
+/** A network whose weights can be quantized for inference (language model, seq2seq). */
+export interface Quantizable {
+  /** null: float32, as trained. */
+  quantization: Quantization | null;
+  /** The matrices quantization rounds; embeddings and biases stay float32. */
+  quantizedMatrices(): QuantizedMatrix[];
+}
+
+/** Refuses to train a quantized model, naming the way that works. */
+export function checkTrainable(model: Quantizable): void {
+  if (!model.quantization) return;
+  throw new Error(
+    `fit: this model's weights are ${model.quantization.dtype}, quantized for inference, and do ` +
+      'not train; train the float32 model and quantize it afterwards',
+  );
+}
+
+/**
+ * Rounds a float32 model's quantized matrices to `dtype` in place (int8: per row, as quantizeRows
+ * does) and records it, unless `scales` (int8) gives the scales of weights that already hold
+ * q * scale, as a quantized checkpoint's do.
+ */
+export function setQuantization(
+  model: Quantizable,
+  dtype: InferenceWeights,
+  scales?: Record<string, Float32Array>,
+): void {
+  if (model.quantization) {
+    throw new Error(
+      `the model's weights are already ${model.quantization.dtype}: quantize the float32 model instead`,
+    );
+  }
+  const kept: Record<string, Float32Array> = {};
+  for (const m of model.quantizedMatrices()) {
+    if (dtype === 'bf16') {
+      roundToBfloat16(m.data);
+    } else if (scales) {
+      kept[m.name] = scales[m.name];
+    } else {
+      const rows = quantizeRows(m.data, m.rows);
+      m.data.set(dequantizeRows(rows));
+      kept[m.name] = rows.scales;
+    }
+  }
+  model.quantization = { dtype, scales: kept };
+}
+
+/** int8 scales of the matrices one after another, as the native products take them. */
+export function joinedScales(
+  quantization: Quantization,
+  matrices: readonly QuantizedMatrix[],
+): Float32Array {
+  const parts = matrices.map((m) => quantization.scales[m.name]);
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 /** int8 rows: q [rows, cols] and one scale per row. */
 export interface Int8Rows {
   q: Int8Array;

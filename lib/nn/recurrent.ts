@@ -2,6 +2,7 @@ import { native, type CellName, type StackShape } from '../core/native';
 import { Random } from '../core/random';
 import { checkChoice, checkInt, checkNumber } from '../core/validate';
 import { Module, Parameter, reuse } from './parameter';
+import type { QuantizedMatrix } from './quantize';
 
 /**
  * Weight layout. A stack keeps one flat parameter buffer, layer after layer, each layer
@@ -164,6 +165,22 @@ export class RecurrentStack extends Module {
       biasIh: take(G * H),
       biasHh: take(G * H),
     };
+  }
+
+  /**
+   * Every layer's weight_ih and weight_hh as views [G*H, cols] under their checkpoint names
+   * (`prefix.weight_ih_l0`, ...), layer after layer: what a quantized model rounds, and the order
+   * of the native steps' scales.
+   */
+  quantizedMatrices(prefix: string): QuantizedMatrix[] {
+    const rows = this.gates * this.hiddenSize;
+    return Array.from({ length: this.numLayers }, (_, l) => {
+      const w = this.layerWeights(l);
+      return [
+        { name: `${prefix}.weight_ih_l${l}`, rows, data: w.weightIh },
+        { name: `${prefix}.weight_hh_l${l}`, rows, data: w.weightHh },
+      ];
+    }).flat();
   }
 
   /**

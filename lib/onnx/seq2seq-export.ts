@@ -169,6 +169,13 @@ export function buildSeq2SeqOnnx(
   if (!(model instanceof Seq2SeqNetwork)) {
     throw new TypeError('exportSeq2SeqOnnx: model must be a Seq2Seq');
   }
+  if (model.quantization?.dtype === 'int8') {
+    throw new RangeError(
+      'exportSeq2SeqOnnx: an int8 sequence-to-sequence model has no ONNX export (its activations ' +
+        'are quantized at each step, which a float32 graph would not do); export the float32 ' +
+        'model. Language models export in int8.',
+    );
+  }
   const opset = checkInt('opset', options.opset ?? MAX_OPSET, MIN_OPSET, MAX_OPSET);
   const version = VERSION;
   const metadata: Record<string, string> = {

@@ -6,6 +6,7 @@ import type { LanguageModelNetwork, LanguageModelSpec } from '../models/language
 import type { TokenizerJSON, UnknownPolicy } from '../text';
 import { checkInt, checkNumber } from '../core/validate';
 import { type Module, type Parameter } from '../nn/parameter';
+import { checkTrainable } from '../nn/quantize';
 import type { LoopOptions } from './language-model';
 import type { History, LoopMessage, LoopResult, LrSchedule, Progress, TrainingLoop } from './loop';
 import { serveCalls, WorkerClient } from '../threads/protocol';
@@ -121,12 +122,7 @@ export function fit(
   corpus: string | Int32Array,
   options: FitOptions = {},
 ): Promise<FitResult> {
-  if (model.quantization) {
-    throw new Error(
-      `fit: this model's weights are ${model.quantization.dtype}, quantized for inference, and do ` +
-        'not train; train the float32 model and quantize it afterwards',
-    );
-  }
+  checkTrainable(model);
   const o = loopOptions(options);
   let tokens: Int32Array;
   if (typeof corpus === 'string') {

@@ -11,6 +11,7 @@ import { abortError, loopOptions, runTrainingWorker, type FitOptions, type FitRe
 import type { Seq2SeqLoopOptions, TokenPair } from './seq2seq';
 import type { Seq2SeqTrainingInput } from './seq2seq-worker';
 import { workerScript } from '../threads/start';
+import { checkTrainable } from '../nn/quantize';
 
 export interface Seq2SeqFitOptions extends Omit<
   FitOptions,
@@ -91,6 +92,7 @@ export function fitSeq2Seq(
   pairs: readonly TextPair[],
   options: Seq2SeqFitOptions = {},
 ): Promise<FitResult> {
+  checkTrainable(model);
   const loop = seq2seqLoopOptions(options);
   if (options.resume !== undefined && !options.resume?.training) {
     throw new TypeError(

@@ -4,16 +4,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import {
-  BatchingGenerator,
-  CharTokenizer,
-  LanguageModel,
-  readSafetensors,
-  writeSafetensors,
-} from '../../lib/index';
+import { BatchingGenerator, CharTokenizer, LanguageModel, readSafetensors } from '../../lib/index';
 import { native } from '../../lib/core/native';
-import { recordChecksums } from '../../lib/checkpoint/verify';
 import type { Tensor } from '../../lib/checkpoint/safetensors';
+import { editedCheckpoint, type CheckpointEdit } from '../helpers/checkpoint';
 import { ROOT } from '../helpers/cli';
 import { tmpDir } from '../helpers/tmp';
 
@@ -35,20 +29,6 @@ function small() {
     numLayers: 2,
     seed: 5,
   });
-}
-
-/** Rewrites a checkpoint with `edit` applied to its tensors and metadata, checksums renewed. */
-async function edited(
-  from: string,
-  name: string,
-  edit: (t: Record<string, Tensor>, m: Record<string, string>) => void,
-): Promise<string> {
-  const { tensors, metadata } = await readSafetensors(from);
-  edit(tensors, metadata);
-  recordChecksums(tensors, metadata);
-  const file = path.join(dir, name);
-  await writeSafetensors(file, tensors, metadata);
-  return file;
 }
 
 describe('quantized generation', () => {
@@ -193,74 +173,78 @@ describe('quantization bad input', () => {
     );
   });
 
-  const cases: [string, (t: Record<string, Tensor>, m: Record<string, string>) => void, RegExp][] =
+  const cases: [string, CheckpointEdit, RegExp][] = [
     [
-      [
-        'int8 without scales',
-        (t) => delete t['rnn.weight_hh_l0.scale'],
-        /'rnn.weight_hh_l0' is int8 without its scales: .*no 'rnn.weight_hh_l0.scale'/,
-      ],
-      [
-        'a zero scale',
-        (t) => ((t['rnn.weight_ih_l1.scale'].data as Float32Array)[3] = 0),
-        /'rnn.weight_ih_l1.scale' holds 0 at index \[3\]; scales must be finite numbers > 0/,
-      ],
-      [
-        'a NaN scale',
-        (t) => ((t['decoder.weight.scale'].data as Float32Array)[0] = NaN),
-        /'decoder.weight.scale' holds NaN at index \[0\]/,
-      ],
-      [
-        'a negative scale',
-        (t) => ((t['rnn.weight_hh_l1.scale'].data as Float32Array)[59] = -0.5),
-        /'rnn.weight_hh_l1.scale' holds -0.5 at index \[59\]/,
-      ],
-      [
-        'scales of the wrong shape',
-        (t) => {
-          const s = t['rnn.weight_hh_l0.scale'];
-          t['rnn.weight_hh_l0.scale'] = {
-            ...s,
-            shape: [59],
-            data: (s.data as Float32Array).slice(1),
-          } as Tensor;
-        },
-        /'rnn.weight_hh_l0.scale' has shape \[59\], expected \[60\]: one scale per row of 'rnn.weight_hh_l0' \[60, 20\]/,
-      ],
-      [
-        'an int8 matrix of the wrong shape',
-        (t) => {
-          const w = t['rnn.weight_hh_l0'];
-          t['rnn.weight_hh_l0'] = { ...w, shape: [20, 60] } as Tensor;
-        },
-        /'rnn.weight_hh_l0' has shape \[20, 60\], expected \[60, 20\]/,
-      ],
-      [
-        'a quantized matrix stored as F32',
-        (t) => {
-          const w = t['decoder.weight'];
-          t['decoder.weight'] = {
-            dtype: 'F32',
-            shape: w.shape,
-            data: Float32Array.from(w.data as Int8Array),
-          };
-        },
-        /'decoder.weight' has dtype F32; a int8 checkpoint stores it as I8/,
-      ],
-      [
-        'int8 tensors in a float32 checkpoint',
-        (_t, m) => delete m.weights,
-        /tensor '.*' is (int8|a scale), but the checkpoint's metadata 'weights' does not say 'int8'/,
-      ],
-      [
-        'an unknown weight type',
-        (_t, m) => (m.weights = 'int4'),
-        /metadata 'weights' is "int4"; rnnkit reads 'int8' or 'bf16'/,
-      ],
-    ];
+      'int8 without scales',
+      (t) => delete t['rnn.weight_hh_l0.scale'],
+      /'rnn.weight_hh_l0' is int8 without its scales: .*no 'rnn.weight_hh_l0.scale'/,
+    ],
+    [
+      'a zero scale',
+      (t) => ((t['rnn.weight_ih_l1.scale'].data as Float32Array)[3] = 0),
+      /'rnn.weight_ih_l1.scale' holds 0 at index \[3\]; scales must be finite numbers > 0/,
+    ],
+    [
+      'a NaN scale',
+      (t) => ((t['decoder.weight.scale'].data as Float32Array)[0] = NaN),
+      /'decoder.weight.scale' holds NaN at index \[0\]/,
+    ],
+    [
+      'a negative scale',
+      (t) => ((t['rnn.weight_hh_l1.scale'].data as Float32Array)[59] = -0.5),
+      /'rnn.weight_hh_l1.scale' holds -0.5 at index \[59\]/,
+    ],
+    [
+      'scales of the wrong shape',
+      (t) => {
+        const s = t['rnn.weight_hh_l0.scale'];
+        t['rnn.weight_hh_l0.scale'] = {
+          ...s,
+          shape: [59],
+          data: (s.data as Float32Array).slice(1),
+        } as Tensor;
+      },
+      /'rnn.weight_hh_l0.scale' has shape \[59\], expected \[60\]: one scale per row of 'rnn.weight_hh_l0' \[60, 20\]/,
+    ],
+    [
+      'an int8 matrix of the wrong shape',
+      (t) => {
+        const w = t['rnn.weight_hh_l0'];
+        t['rnn.weight_hh_l0'] = { ...w, shape: [20, 60] } as Tensor;
+      },
+      /'rnn.weight_hh_l0' has shape \[20, 60\], expected \[60, 20\]/,
+    ],
+    [
+      'a quantized matrix stored as F32',
+      (t) => {
+        const w = t['decoder.weight'];
+        t['decoder.weight'] = {
+          dtype: 'F32',
+          shape: w.shape,
+          data: Float32Array.from(w.data as Int8Array),
+        };
+      },
+      /'decoder.weight' has dtype F32; a int8 checkpoint stores it as I8/,
+    ],
+    [
+      'int8 tensors in a float32 checkpoint',
+      (_t, m) => delete m.weights,
+      /tensor '.*' is (int8|a scale), but the checkpoint's metadata 'weights' does not say 'int8'/,
+    ],
+    [
+      'an unknown weight type',
+      (_t, m) => (m.weights = 'int4'),
+      /metadata 'weights' is "int4"; rnnkit reads 'int8' or 'bf16'/,
+    ],
+  ];
   for (const [what, edit, message] of cases) {
     it(`names the tensor or field: ${what}`, async () => {
-      const file = await edited(int8File, `${what.replace(/\W+/g, '-')}.safetensors`, edit);
+      const file = await editedCheckpoint(
+        int8File,
+        dir,
+        `${what.replace(/\W+/g, '-')}.safetensors`,
+        edit,
+      );
       await expect(LanguageModel.load(file)).rejects.toThrow(message);
     });
   }
@@ -273,7 +257,7 @@ describe('quantization bad input', () => {
       /'weights.stackScales\[3\]' must be a finite number > 0 \(a scale\), got 0/,
     );
     expect(() => new native.TokenLoop({ ...w, weights: 'float32' })).toThrow(
-      /'weights.stackScales' and 'weights.decoderScales' belong to int8 weights only/,
+      /'weights.stackScales' belongs to int8 weights only/,
     );
     const noScales = { ...w, stackScales: undefined };
     expect(() => new native.TokenLoop(noScales)).toThrow(/weights.stackScales/);

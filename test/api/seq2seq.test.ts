@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { runCli } from '../helpers/cli';
+import { searchConfig } from '../helpers/models';
 import {
   CharTokenizer,
   LanguageModel,
@@ -429,22 +430,7 @@ describe('bad input', () => {
     const m = tiny({ cell: 'gru', attention: 'general' });
     const d = m.nativeDecoder();
     const enc = new Float32Array(2 * 1 * m.encoderSize);
-    const config = {
-      S: 2,
-      B: 1,
-      beam: 1,
-      nBest: 1,
-      maxLength: 4,
-      lengthPenalty: 0,
-      bos: 1,
-      eos: 2,
-      temperature: 0,
-      topK: 0,
-      topP: 1,
-      repetitionPenalty: 1,
-      noRepeatNgramSize: 0,
-      seed: 0,
-    };
+    const config = searchConfig({ S: 2, bos: 1, eos: 2 });
     const search = (lengths: Int32Array, cfg: Partial<typeof config>) =>
       addon.seq2seqBeamSearch({
         ...d,

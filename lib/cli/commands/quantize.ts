@@ -1,8 +1,10 @@
-// rnnkit quantize: a trained language model's weights to int8 or bfloat16, for inference.
+// rnnkit quantize: a trained model's weights (language model or seq2seq) to int8 or bfloat16, for
+// inference.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { LanguageModel } from '../../api/language-model';
+import { Seq2Seq } from '../../api/seq2seq';
 import { readSafetensors } from '../../checkpoint/safetensors';
 import { INFERENCE_WEIGHTS } from '../../nn/quantize';
 import { checkOutputPath, choice, text, UsageError } from '../args';
@@ -11,10 +13,13 @@ import { command } from '../command';
 const mib = (file: string) => (fs.statSync(file).size / 2 ** 20).toFixed(1);
 
 export const quantize = command({
-  summary: 'store a trained language model with int8 or bfloat16 weights, for inference',
+  summary: 'store a trained model with int8 or bfloat16 weights, for inference',
   usage: 'rnnkit quantize --model FILE --out FILE --dtype int8|bf16',
   flags: {
-    model: text('FILE', 'a language model saved by train (.safetensors, float32 or float16)'),
+    model: text(
+      'FILE',
+      'a model saved by train or seq2seq train (.safetensors, float32 or float16)',
+    ),
     out: text('FILE', 'the quantized checkpoint to write; replaced atomically'),
     dtype: choice(
       INFERENCE_WEIGHTS,
@@ -23,8 +28,10 @@ export const quantize = command({
     ),
   },
   notes:
-    'The recurrent weights and the output layer are quantized; embeddings and biases stay float32.\n' +
-    'generate, evaluate and serve take the file as they take any model; it cannot be trained.\n' +
+    'The recurrent weights, the attention matrices and the output layer are quantized;\n' +
+    'embeddings, biases and the seq2seq bridge stay float32. generate, evaluate and serve\n' +
+    '(language models) and translate (seq2seq) take the file as they take any model; it cannot\n' +
+    'be trained.\n' +
     'See docs/quantization.md for the quality and speed measured.',
   async run(v) {
     if (!v.model || !v.out || !v.dtype) {
@@ -35,12 +42,8 @@ export const quantize = command({
       throw new UsageError('--out names the --model file; write the quantized model beside it');
     }
     const { metadata } = await readSafetensors(v.model);
-    if (metadata.kind === 'seq2seq') {
-      throw new UsageError(
-        'quantize takes language models; sequence-to-sequence models are not quantized',
-      );
-    }
-    const model = (await LanguageModel.load(v.model)).quantize(v.dtype);
+    const Model = metadata.kind === 'seq2seq' ? Seq2Seq : LanguageModel;
+    const model = (await Model.load(v.model)).quantize(v.dtype);
     await model.save(v.out);
     process.stdout.write(
       `quantized ${model.describe()} to ${v.dtype}: ${v.out} (${mib(v.out)} MiB, from ${mib(v.model)} MiB)\n`,
