@@ -88,6 +88,9 @@ const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 /** Status for requests whose client went away before the answer (nginx's convention). */
 const CLIENT_CLOSED = 499;
 
+/** How long shutdown waits, once every answer is out, for a request read only then (see drain). */
+const PIPELINE_GRACE_MS = 20;
+
 /** An error answer: OpenAI's error object, or rnnkit's `{"error": message}`. */
 function sendError(res: http.ServerResponse, status: number, message: string, openai: boolean) {
   if (status === 429 || status === 503) res.setHeader('Retry-After', RETRY_AFTER);
@@ -228,6 +231,7 @@ class Service {
   private readonly delay = monitorEventLoopDelay({ resolution: 10 });
   private readonly unobserve: () => void = () => {};
   private inFlight = 0;
+  private readonly answering = new Set<http.ServerResponse>();
   private draining = false;
   private onIdle: (() => void) | null = null;
 
@@ -313,7 +317,18 @@ class Service {
 
   handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
+    // Every answer counts until its last byte is out, or its connection is gone (an answer queued
+    // behind another on a pipelining connection gets no 'close' of its own then), so that
+    // shutdown closes no connection with an answer still to write.
+    const socket = req.socket;
+    const answered = () => {
+      socket.off('close', answered);
+      if (this.answering.delete(res) && this.answering.size === 0) this.onIdle?.();
+    };
+    this.answering.add(res);
+    socket.once('close', answered);
     res.on('close', () => {
+      answered();
       const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED;
       this.requests.inc({ path: ROUTES.has(path) ? path : 'other', status: String(status) });
     });
@@ -459,7 +474,7 @@ class Service {
       clearTimeout(timer);
       controller.abort();
       this.latency.observe((performance.now() - started) / 1000);
-      if (--this.inFlight === 0) this.onIdle?.();
+      this.inFlight--;
     });
     try {
       let text: string;
@@ -608,10 +623,25 @@ class Service {
     }
   }
 
-  /** Stops taking generate requests; resolves when none is in flight or after `timeout` ms. */
-  drain(timeout: number): Promise<void> {
+  /**
+   * Stops taking generate requests; resolves once every answer begun is written (or its client
+   * gone) and no request has come in for PIPELINE_GRACE_MS after that, or after `timeout` ms. The
+   * pause is for a request that a pipelining client sent behind a long answer: Node reads it only
+   * once that answer is out, and it must be answered (503) before its connection is closed.
+   */
+  async drain(timeout: number): Promise<void> {
     this.draining = true;
-    if (this.inFlight === 0) return Promise.resolve();
+    const deadline = performance.now() + timeout;
+    for (let left = timeout; left > 0; left = deadline - performance.now()) {
+      await this.answered(left);
+      await new Promise((resolve) => setTimeout(resolve, PIPELINE_GRACE_MS));
+      if (this.answering.size === 0) return;
+    }
+  }
+
+  /** Resolves when no answer is being written, or after `timeout` ms. */
+  private answered(timeout: number): Promise<void> {
+    if (this.answering.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(finish, timeout);
       function finish() {

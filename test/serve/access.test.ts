@@ -164,39 +164,49 @@ describe('statuses for clients that retry', () => {
     expect((await long).status).toBe(200);
   });
 
-  it('answers 503 with Retry-After to a request that comes while draining', async () => {
-    const server = await serve({ maxTokens: 20_000 });
-    const { port } = new URL(server.url);
-    const socket = net.connect(Number(port), '127.0.0.1');
-    let received = '';
-    socket.on('data', (d: Buffer) => (received += d.toString()));
-    const ended = new Promise((resolve) => socket.on('close', resolve));
-    const request = (body: string) =>
-      `POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-    // A long request in flight on a connection, then close(), then a second request on it. The
-    // first generates 20,000 tokens (about 0.6 s for this model alone; 2,000 took about 60 ms, and
-    // could end before the close on a quiet machine), and the close waits 200 ms for it to start
-    // on a loaded one.
-    socket.write(request(completion({ max_tokens: 20_000 })));
-    await new Promise((r) => setTimeout(r, 200));
-    const closed = server.close();
-    socket.write(request(completion()));
-    await closed;
-    await ended;
-    const answers = received.split(/(?=HTTP\/1\.1 )/);
-    expect(answers.map((a) => a.slice(0, 12))).toEqual(['HTTP/1.1 200', 'HTTP/1.1 503']);
-    expect(answers[1]).toMatch(/\r\nRetry-After: 1\r\n/i);
-    const body = answers[1].slice(answers[1].indexOf('\r\n\r\n') + 4);
-    expect(JSON.parse(body)).toEqual({
-      error: {
-        message: 'the server is shutting down',
-        type: 'server_error',
-        param: null,
-        code: 'unavailable',
-      },
+  for (const stream of [false, true]) {
+    it(`answers 503 with Retry-After to a request behind a ${stream ? 'streaming' : 'whole'} completion while draining`, async () => {
+      const server = await serve({ maxTokens: 20_000 });
+      const { port } = new URL(server.url);
+      const socket = net.connect(Number(port), '127.0.0.1');
+      let received = '';
+      socket.on('data', (d: Buffer) => (received += d.toString()));
+      const ended = new Promise((resolve) => socket.on('close', resolve));
+      const request = (body: string) =>
+        `POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      // A long request in flight on a connection with a short one pipelined behind it, then
+      // close(), then a third request on it. The first generates 20,000 tokens (about 0.6 s for
+      // this model alone; 2,000 took about 60 ms, and could end before the close on a quiet
+      // machine), and the close waits 200 ms for it to start on a loaded one. The second, read
+      // with the first, is answered; the third comes after the close and gets a 503. While a
+      // streamed answer fills the socket, Node reads no more of it: the third is read only once
+      // the stream is out, and the close must wait for it rather than close the connection.
+      socket.write(request(completion({ max_tokens: 20_000, stream })));
+      socket.write(request(completion()));
+      await new Promise((r) => setTimeout(r, 200));
+      const closed = server.close();
+      socket.write(request(completion()));
+      await closed;
+      await ended;
+      const answers = received.split(/(?=HTTP\/1\.1 )/);
+      expect(answers.map((a) => a.slice(0, 12))).toEqual([
+        'HTTP/1.1 200',
+        'HTTP/1.1 200',
+        'HTTP/1.1 503',
+      ]);
+      expect(answers[2]).toMatch(/\r\nRetry-After: 1\r\n/i);
+      const body = answers[2].slice(answers[2].indexOf('\r\n\r\n') + 4);
+      expect(JSON.parse(body)).toEqual({
+        error: {
+          message: 'the server is shutting down',
+          type: 'server_error',
+          param: null,
+          code: 'unavailable',
+        },
+      });
     });
-  });
+  }
 });
 
 describe('a sequence-to-sequence server', () => {
