@@ -31,10 +31,7 @@ export function prepareWorkload(rnnkit, native, w) {
     if (typeof native.lmGenerateAsync !== 'function') {
       throw new Unavailable('the native generation loop (native.lmGenerateAsync) is not built yet');
     }
-    if (w.weights && typeof model.quantize !== 'function') {
-      throw new Unavailable('quantized weights (model.quantize) are not in this build');
-    }
-    const run = w.weights ? model.quantize(w.weights) : model;
+    const run = quantized(model, w);
     const loop = generateLoop(w, (options) => run.generate(options));
     // The packed weights' bytes, as the native loop holds them.
     const weightMB = new native.TokenLoop(run.nativeWeights()).weightBytes / 2 ** 20;
@@ -54,6 +51,15 @@ export function prepareWorkload(rnnkit, native, w) {
     };
   }
   return trainLoop(rnnkit, model, () => model.lossAndGradients(inputs, targets, w.T, w.B));
+}
+
+/** The model the workload runs: `model`, or quantized to `w.weights`. */
+function quantized(model, w) {
+  if (!w.weights) return model;
+  if (typeof model.quantize !== 'function') {
+    throw new Unavailable('quantized weights (model.quantize) are not in this build');
+  }
+  return model.quantize(w.weights);
 }
 
 /** One optimizer step of `model` per iteration: zeroGrad, `lossAndGradients()`, clip 5, Adam. */
@@ -115,6 +121,7 @@ function prepareSeq2Seq(rnnkit, w) {
     return trainLoop(rnnkit, model, () => model.lossAndGradients(batch));
   }
   model.output.bias.data[w.eos] = -1e4;
+  const run = quantized(model, w);
   const batch = rnnkit.sourceBatch(sources);
   const options = {
     beam: w.beam,
@@ -125,7 +132,7 @@ function prepareSeq2Seq(rnnkit, w) {
   let lengths = new Int32Array(0);
   return {
     iteration: async () => {
-      lengths = (await model.beamSearch(batch, options)).lengths;
+      lengths = (await run.beamSearch(batch, options)).lengths;
     },
     finish: () => {
       const produced = lengths.reduce((n, x) => n + x, 0);

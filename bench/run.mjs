@@ -553,14 +553,14 @@ export async function main(argv = process.argv.slice(2)) {
       results.push(entry);
     }
 
-    // Generation on int8 and bf16 weights beside float32 (same model and batch): rnnkit's rate,
-    // the packed weights' size and the peak RSS, and onnxruntime's rate on rnnkit's export of the
-    // same weights (float32 and int8).
+    // Generation and translation on int8 and bf16 weights beside float32 (same model, search and
+    // batch): rnnkit's rate, the peak RSS, generation's packed weights' size and onnxruntime's
+    // rate on rnnkit's export of the same weights (float32 and int8).
     const weightRows = [];
     const rnnkitOf = (id) => results.find((e) => e.id === id)?.systems[SYSTEMS.rnnkit];
     for (const e of results) {
       const r = e.systems[SYSTEMS.rnnkit];
-      if (e.workload.kind !== 'generate' || r?.status !== 'ok') continue;
+      if (!['generate', 'translate'].includes(e.workload.kind) || r?.status !== 'ok') continue;
       const f32 = rnnkitOf(e.id.replace(/\/(int8|bf16)\//, '/'));
       const ort = e.systems[SYSTEMS.ortRnnkit];
       const ortOk = ort?.status === 'ok';
@@ -693,8 +693,8 @@ export async function main(argv = process.argv.slice(2)) {
     }
     if (weightRows.some((r) => r[1] !== 'float32')) {
       console.log(
-        `\nGeneration by weight type (int8 kernel: ${info.int8Kernel ?? 'n/a'}), each beside ` +
-          'float32 at the same batch:\n',
+        `\nGeneration and translation by weight type (int8 kernel: ${info.int8Kernel ?? 'n/a'}), ` +
+          'each beside float32 at the same batch:\n',
       );
       console.log(
         markdownTable(

@@ -44,8 +44,9 @@ export const TRANSLATE_ATTENTION = 'general';
  * Every workload, in reporting order. `id` is what `--only` matches against (substring).
  * family 'lm' (the character language model) or 'seq2seq'; kind: 'train' (one optimizer step),
  * 'forward' (full-sequence loss, no gradients), 'generate' (a whole sampling loop of `steps`
- * tokens for `batch` rows; with `weights`, on the model quantized to int8 or bf16, rnnkit only)
- * or 'translate' (encode B sources and decode `steps` tokens each).
+ * tokens for `batch` rows) or 'translate' (encode B sources and decode `steps` tokens each); a
+ * generate or translate workload with `weights` runs on the model quantized to int8 or bf16
+ * (rnnkit only).
  */
 export function allWorkloads(quick) {
   const configs = quick ? QUICK_CONFIGS : CONFIGS;
@@ -80,17 +81,21 @@ export function allWorkloads(quick) {
     attention,
     ...s2s,
   }));
-  for (const beam of TRANSLATE_BEAMS) {
-    for (const batch of TRANSLATE_BATCHES) {
-      seq2seq.push({
-        id: `seq2seq/translate/${beam === 1 ? 'greedy' : `beam${beam}`}/b${batch}`,
-        kind: 'translate',
-        attention: TRANSLATE_ATTENTION,
-        ...s2s,
-        B: batch,
-        beam,
-        steps: s2s.T,
-      });
+  for (const weights of [null, ...GENERATE_WEIGHTS]) {
+    for (const beam of TRANSLATE_BEAMS) {
+      for (const batch of TRANSLATE_BATCHES) {
+        const search = beam === 1 ? 'greedy' : `beam${beam}`;
+        seq2seq.push({
+          id: `seq2seq/translate/${search}/${weights ? `${weights}/` : ''}b${batch}`,
+          kind: 'translate',
+          attention: TRANSLATE_ATTENTION,
+          ...s2s,
+          B: batch,
+          beam,
+          steps: s2s.T,
+          ...(weights && { weights }),
+        });
+      }
     }
   }
   return [

@@ -4,6 +4,8 @@ import { bleuTokens, corpusBleu, type BleuScore } from '../train/bleu';
 import { translate, type TranslateOptions, type Translator } from './translate';
 
 export interface TranslationScore {
+  /** Each pair's translation, in order. */
+  translations: string[];
   /** Share of translations equal to their target, 0..1. */
   exactMatch: number;
   bleu: BleuScore;
@@ -33,6 +35,7 @@ export async function scoreTranslations(
   const seconds = (performance.now() - started) / 1000;
   const exact = got.filter((t, i) => normalise(t.text) === normalise(pairs[i].target)).length;
   return {
+    translations: got.map((t) => t.text),
     exactMatch: pairs.length > 0 ? exact / pairs.length : 0,
     bleu: corpusBleu(
       got.map((t) => bleuTokens(normalise(t.text))),
