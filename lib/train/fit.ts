@@ -118,8 +118,8 @@ export function loopOptions(o: FitOptions): LoopOptions {
  */
 export function checkPrecision(value: unknown): Precision {
   const precision = checkChoice<Precision>('precision', value, ['float32', 'bf16']);
-  const { bf16 } = native.info();
-  if (precision === 'bf16' && bf16.products === null) {
+  const bf16 = precision === 'bf16' ? native.info().bf16 : null;
+  if (bf16 && bf16.products === null) {
     const cpu = addonChoice.cpu ? `this CPU (${addonChoice.cpu})` : 'this CPU';
     const amx = bf16.amxBf16 ? ' (it has AMX-BF16, which rnnkit does not use)' : '';
     throw new Error(
