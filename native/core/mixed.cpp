@@ -71,6 +71,13 @@ void pack_pair_rows(int M, int K, const float* A, ptrdiff_t rs, ptrdiff_t ks, ui
     }
 }
 
+// How many parts to split packing `values` values of `units` rows or columns into, each for
+// parallel_for to run on a thread of its own: one per thread from 64K values on (tens of
+// microseconds of work), else one.
+int pack_parts(double values, int units) {
+  return values >= double(1 << 16) ? std::max(1, std::min(gemm_threads(), units)) : 1;
+}
+
 // Each thread's A as pairs for the vdpbf16ps products, grown on demand.
 std::vector<uint32_t>& pair_rows() {
   thread_local std::vector<uint32_t> rows;
@@ -134,13 +141,17 @@ const char* bf16_products() {
 // and N.
 Bf16Pairs::Bf16Pairs(int K, int N, bool trans, const float* w, int ld)
     : K_(K), N_(N), b_(size_t((N + kPN - 1) / kPN) * ((K + 1) / 2) * 2 * kPN, 0) {
-  const int pairs = (K + 1) / 2;
+  const int pairs = (K + 1) / 2, slivers = (N + kPN - 1) / kPN;
+  const int parts = pack_parts(double(K) * N, slivers);
   const ptrdiff_t ks = trans ? 1 : ld, ns = trans ? ld : 1;
-  for (int n = 0; n < N; ++n) {
-    uint16_t* sliver = b_.data() + size_t(n / kPN) * pairs * 2 * kPN + 2 * (n % kPN);
-    for (int k = 0; k < K; ++k)
-      sliver[size_t(k / 2) * 2 * kPN + k % 2] = bf16_bits(w[k * ks + n * ns]);
-  }
+  parallel_for(parts, [&](int part) {  // whole slivers each
+    const int n1 = std::min(N, (part + 1) * slivers / parts * kPN);
+    for (int n = part * slivers / parts * kPN; n < n1; ++n) {
+      uint16_t* sliver = b_.data() + size_t(n / kPN) * pairs * 2 * kPN + 2 * (n % kPN);
+      for (int k = 0; k < K; ++k)
+        sliver[size_t(k / 2) * 2 * kPN + k % 2] = bf16_bits(w[k * ks + n * ns]);
+    }
+  });
 }
 
 // The rows go in blocks of kRowBlock, each block times every sliver; a thread takes a run of
@@ -154,7 +165,12 @@ void multiply_pairs(int M, const float* A, int lda, bool transA, const Bf16Pairs
   const int K = B.K_, N = B.N_, pairs = (K + 1) / 2, slivers = (N + kPN - 1) / kPN;
   std::vector<uint32_t>& a = pair_rows();
   a.resize(size_t(M) * pairs);
-  pack_pair_rows(M, K, A, transA ? 1 : lda, transA ? lda : 1, a.data());
+  const ptrdiff_t rs = transA ? 1 : lda, ks = transA ? lda : 1;
+  const int parts = pack_parts(double(M) * K, M);
+  parallel_for(parts, [&](int part) {
+    const int i0 = part * M / parts, i1 = (part + 1) * M / parts;
+    pack_pair_rows(i1 - i0, K, A + i0 * rs, rs, ks, a.data() + size_t(i0) * pairs);
+  });
   const int blocks = (M + kRowBlock - 1) / kRowBlock, items = blocks * slivers;
   const int chunks = product_chunks(double(M) * N * K, items);
   const uint32_t* rows = a.data();

@@ -25,10 +25,11 @@ namespace {
 struct Shape {
   int M, N, K;
 };
-// Odd K (half a pair empty), N off the 32-column slivers, M past an 8-row tile and a 64-row block.
-const Shape kShapes[] = {{1, 1, 1},     {1, 32, 2},    {3, 33, 5},     {8, 64, 64},
-                         {9, 31, 129},  {70, 70, 96},  {130, 45, 257}, {17, 300, 64},
-                         {200, 16, 33}, {2, 1000, 300}};
+// Odd K (half a pair empty), N off the 32-column slivers, M past an 8-row tile and a 64-row block;
+// the last two large enough for B, then A, to be packed on several threads.
+const Shape kShapes[] = {{1, 1, 1},     {1, 32, 2},     {3, 33, 5},     {8, 64, 64},
+                         {9, 31, 129},  {70, 70, 96},   {130, 45, 257}, {17, 300, 64},
+                         {200, 16, 33}, {2, 1000, 300}, {300, 40, 261}};
 
 // C = alpha op(A) op(B) + beta C0 for the stored A, B (transposed per ta, tb) and C0.
 using Kernel =
