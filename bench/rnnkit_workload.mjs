@@ -50,7 +50,14 @@ export function prepareWorkload(rnnkit, native, w) {
       finish: () => ({ loss: checkLoss(sum / n) }),
     };
   }
-  return trainLoop(rnnkit, model, () => model.lossAndGradients(inputs, targets, w.T, w.B));
+  const precision = w.precision ?? 'float32';
+  // Emulated bf16 (RNNKIT_BF16=emulate) is a numerics check, slower than float32: not timed.
+  if (precision === 'bf16' && rnnkit.info().bf16?.products !== 'avx512-bf16') {
+    throw new Unavailable('bf16 training products need a CPU with AVX512-BF16');
+  }
+  return trainLoop(rnnkit, model, () =>
+    model.lossAndGradients(inputs, targets, w.T, w.B, undefined, precision),
+  );
 }
 
 /** The model the workload runs: `model`, or quantized to `w.weights`. */

@@ -351,8 +351,10 @@ export async function main(argv = process.argv.slice(2)) {
           task: { kind: 'ceiling', threads, shapes, ...ceilingTiming },
         });
         // PyTorch runs float32 weights only; onnxruntime runs int8 too, on rnnkit's int8 export
-        // of the same weights (bf16 rows are rnnkit's alone).
-        if (torch.python && !w.weights) plan.push({ w, threads, system: SYSTEMS.torch, task });
+        // of the same weights (bf16 rows, of weights or of training, are rnnkit's alone).
+        if (torch.python && !w.weights && !w.precision) {
+          plan.push({ w, threads, system: SYSTEMS.torch, task });
+        }
         if (haveOrt && viaOrt(w)) {
           const viaOnnx = [
             [SYSTEMS.ortTorch, 'torch', { ...task, model: '' }],
@@ -574,6 +576,18 @@ export async function main(argv = process.argv.slice(2)) {
         fmt(r.weightMB, 1),
         fmt(r.peakRssMB),
       ]);
+    }
+
+    // Mixed-precision training beside float32 training of the same workload.
+    for (const e of results) {
+      const r = e.systems[SYSTEMS.rnnkit];
+      if (!e.workload.precision || r?.status !== 'ok') continue;
+      const f32 = rnnkitOf(e.id.replace(`/${e.workload.precision}`, ''));
+      if (f32?.status !== 'ok') continue;
+      notices.push(
+        `${e.id}: ${fmt(r.tokensPerSecond / f32.tokensPerSecond, 2)}× float32 training ` +
+          `(${fmt(r.tokensPerSecond)} vs ${fmt(f32.tokensPerSecond)} tokens/s)`,
+      );
     }
 
     const info = rnnkit.info();

@@ -42,7 +42,8 @@ export const TRANSLATE_ATTENTION = 'general';
 
 /**
  * Every workload, in reporting order. `id` is what `--only` matches against (substring).
- * family 'lm' (the character language model) or 'seq2seq'; kind: 'train' (one optimizer step),
+ * family 'lm' (the character language model) or 'seq2seq'; kind: 'train' (one optimizer step;
+ * with `precision: 'bf16'`, mixed precision, rnnkit only, where the CPU has AVX512-BF16),
  * 'forward' (full-sequence loss, no gradients), 'generate' (a whole sampling loop of `steps`
  * tokens for `batch` rows) or 'translate' (encode B sources and decode `steps` tokens each); a
  * generate or translate workload with `weights` runs on the model quantized to int8 or bf16
@@ -57,6 +58,15 @@ export function allWorkloads(quick) {
       lm.push({ id: `train/${size}/${cell}`, kind: 'train', size, cell, ...configs[size] });
     }
   }
+  // Mixed-precision training (bf16 products, float32 weights), rnnkit alone, beside train/M/lstm.
+  lm.push({
+    id: 'train/M/lstm/bf16',
+    kind: 'train',
+    size: 'M',
+    cell: 'lstm',
+    ...configs.M,
+    precision: 'bf16',
+  });
   lm.push({ id: 'forward/M/lstm', kind: 'forward', size: 'M', cell: 'lstm', ...configs.M });
   for (const weights of [null, ...GENERATE_WEIGHTS]) {
     for (const batch of GENERATE_BATCHES) {

@@ -39,7 +39,7 @@ export function setThreads(threads: number): void {
 }
 
 export type { NativeInfo };
-export { info, type Info } from './core/native';
+export { info, type Info, type Precision } from './core/native';
 
 export { LanguageModel } from './api/language-model';
 export { INFERENCE_WEIGHTS, type InferenceWeights } from './nn/quantize';

@@ -4,6 +4,12 @@ import { VERSION } from './constants';
 
 export type CellName = 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru';
 
+/**
+ * The precision of a training call's matrix products: float32, or bfloat16 operands with float32
+ * sums ('bf16'; the weights, gradients and everything outside the products stay float32).
+ */
+export type Precision = 'float32' | 'bf16';
+
 /** Shape of a recurrent stack call (time-major [T, B, I] input, L layers of hidden size H). */
 export interface StackShape {
   cell: CellName;
@@ -16,6 +22,8 @@ export interface StackShape {
   residual: boolean;
   training: boolean;
   seed: number;
+  /** The products' precision, forward and backward (default 'float32'). */
+  precision?: Precision;
 }
 
 type F32 = Float32Array;
@@ -43,6 +51,13 @@ export interface NativeInfo {
   calibration: { openblasGflops: number; builtinGflops: number } | null;
   /** The int8 product of this build on this CPU (native/core/qgemm.h). */
   int8Kernel: 'avx512-vnni' | 'avx2' | 'arm64-sdot' | 'portable';
+  /**
+   * The CPU's bfloat16 instructions (AVX512-BF16 counted only with the AVX-512 state the OS saves;
+   * AMX-BF16 as the CPU reports it, not used by rnnkit) and the kernel that runs bf16 training
+   * products: 'avx512-bf16' (vdpbf16ps), 'emulated' (RNNKIT_BF16=emulate: operands rounded to
+   * bfloat16, float32 GEMM; for testing), or null where there is none and bf16 training is refused.
+   */
+  bf16: { avx512Bf16: boolean; amxBf16: boolean; products: 'avx512-bf16' | 'emulated' | null };
   threads: number;
   cuda: boolean;
   /** With cuda: the device the CUDA kernels would run on, or why there is none. */
@@ -120,7 +135,7 @@ export interface StackBackwardOptions extends StackInputs {
   dc0: Opt<F32>;
   dparams: F32;
 }
-type LinearShape = { N: number; I: number; O: number };
+type LinearShape = { N: number; I: number; O: number; precision?: Precision };
 
 /** Language-model weights as the native generation loop reads them. */
 export interface LmWeights {

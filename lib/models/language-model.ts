@@ -17,6 +17,7 @@ import {
   type Quantization,
   type QuantizedMatrix,
 } from '../nn/quantize';
+import type { Precision } from '../core/native';
 import { Random } from '../core/random';
 import type { Tokenizer } from '../text';
 import { IGNORE_INDEX } from '../text/batch';
@@ -205,6 +206,8 @@ export class LanguageModelNetwork extends Module implements Quantizable {
    * One training forward and backward over inputs/targets [T*B] (time-major): returns the mean
    * cross-entropy and leaves the gradients (added to) in every parameter's grad. The final state
    * (a view reused by the next call) is returned for truncated backpropagation through time.
+   * `precision` is that of the recurrent stack's and the decoder's products, forward and backward
+   * (default 'float32'); the embedding, the loss and every gradient stay float32.
    */
   lossAndGradients(
     inputs: Int32Array,
@@ -212,8 +215,9 @@ export class LanguageModelNetwork extends Module implements Quantizable {
     steps: number,
     batch: number,
     state?: RecurrentState,
+    precision: Precision = 'float32',
   ): { loss: number; count: number; state: RecurrentState } {
-    const { logits, state: final } = this.run(inputs, steps, batch, state, true);
+    const { logits, state: final } = this.run(inputs, steps, batch, state, true, precision);
     const { loss, count } = this.loss.forward(logits, targets, this.spec.vocabSize);
     const dlogits = this.loss.backward();
     const dout = this.decoder.backward(dlogits);
@@ -242,11 +246,18 @@ export class LanguageModelNetwork extends Module implements Quantizable {
     batch: number,
     state: RecurrentState | undefined,
     training: boolean,
+    precision: Precision = 'float32',
   ): { logits: Float32Array; state: RecurrentState } {
     const x = this.inputDropout.forward(this.embedding.forward(ids), training);
-    const { output, state: final } = this.rnn.forward(x, { steps, batch, state, training });
+    const { output, state: final } = this.rnn.forward(x, {
+      steps,
+      batch,
+      state,
+      training,
+      precision,
+    });
     return {
-      logits: this.decoder.forward(this.outputDropout.forward(output, training)),
+      logits: this.decoder.forward(this.outputDropout.forward(output, training), precision),
       state: final,
     };
   }

@@ -1,4 +1,4 @@
-import { native } from '../core/native';
+import { native, type Precision } from '../core/native';
 import { Random } from '../core/random';
 import { checkInt } from '../core/validate';
 import { Module, Parameter, reuse } from './parameter';
@@ -12,6 +12,7 @@ export class Linear extends Module {
   readonly bias: Parameter | null;
   private x: Float32Array | null = null;
   private n = 0;
+  private precision: Precision = 'float32';
   private y: Float32Array | null = null;
   private dx: Float32Array | null = null;
 
@@ -50,16 +51,21 @@ export class Linear extends Module {
   }
 
   private shape(n: number) {
-    return { N: n, I: this.inputSize, O: this.outputSize };
+    return { N: n, I: this.inputSize, O: this.outputSize, precision: this.precision };
   }
 
-  /** x holds N rows of inputSize; the returned [N, outputSize] array is reused by the next call. */
-  forward(x: Float32Array): Float32Array {
+  /**
+   * x holds N rows of inputSize; the returned [N, outputSize] array is reused by the next call.
+   * `precision` is that of the product, here and in the backward that follows (default 'float32').
+   */
+  forward(x: Float32Array, precision: Precision = 'float32'): Float32Array {
     const n = this.rows(x);
     this.y = reuse(this.y, n * this.outputSize);
-    native.linearForward(this.shape(n), x, this.weight.data, this.bias?.data ?? null, this.y);
+    const shape = { ...this.shape(n), precision };
+    native.linearForward(shape, x, this.weight.data, this.bias?.data ?? null, this.y);
     this.x = x;
     this.n = n;
+    this.precision = precision;
     return this.y;
   }
 

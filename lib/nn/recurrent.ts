@@ -1,4 +1,4 @@
-import { native, type CellName, type StackShape } from '../core/native';
+import { native, type CellName, type Precision, type StackShape } from '../core/native';
 import { Random } from '../core/random';
 import { checkChoice, checkInt, checkNumber } from '../core/validate';
 import { Module, Parameter, reuse } from './parameter';
@@ -46,6 +46,11 @@ export interface RecurrentForwardOptions {
   state?: RecurrentState;
   /** Keep what backward needs and apply dropout (default false). */
   training?: boolean;
+  /**
+   * The matrix products' precision, in this forward and its backward (default 'float32'); 'bf16'
+   * needs a CPU with bfloat16 products (`info().bf16.products`).
+   */
+  precision?: Precision;
 }
 
 export interface RecurrentLayerWeights {
@@ -354,6 +359,7 @@ export class RecurrentStack extends Module {
       residual: this.residual,
       training: o.training ?? false,
       seed: this.dropoutSeed,
+      precision: o.precision ?? 'float32',
     };
   }
 

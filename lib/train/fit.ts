@@ -4,7 +4,8 @@
 import type { ResumeState, TrainingState } from '../checkpoint/resume';
 import type { LanguageModelNetwork, LanguageModelSpec } from '../models/language-model';
 import type { TokenizerJSON, UnknownPolicy } from '../text';
-import { checkInt, checkNumber } from '../core/validate';
+import { addonChoice, native, type Precision } from '../core/native';
+import { checkChoice, checkInt, checkNumber } from '../core/validate';
 import { type Module, type Parameter } from '../nn/parameter';
 import { checkTrainable } from '../nn/quantize';
 import type { LoopOptions } from './language-model';
@@ -46,6 +47,13 @@ export interface FitOptions {
   timeLimit?: number;
   /** Seed for dropout masks and state resets. */
   seed?: number;
+  /**
+   * The precision of the matrix products of the recurrent stack and the output layer, forward
+   * and backward: 'float32' (default), or 'bf16' (mixed precision: the products' operands rounded
+   * to bfloat16, their sums float32; the weights, gradients, optimizer and loss stay float32).
+   * 'bf16' needs a CPU with AVX512-BF16 and is refused elsewhere. Language models only.
+   */
+  precision?: Precision;
   /**
    * Probability that a training window starts from a zero state rather than the state carried
    * from the previous window (default 0.05), so that the model also learns to start cold.
@@ -101,7 +109,26 @@ export function loopOptions(o: FitOptions): LoopOptions {
     checkpointEvery: o.checkpoint ? checkInt('checkpoint.every', o.checkpoint.every, 1) : 0,
     stateResetRate: checkNumber('stateResetRate', o.stateResetRate ?? 0.05, 0, 1),
     seed: checkInt('seed', o.seed ?? 0, 0, Number.MAX_SAFE_INTEGER),
+    precision: checkPrecision(o.precision === undefined ? 'float32' : o.precision),
   };
+}
+
+/**
+ * Checks a training precision: 'float32', or 'bf16' where this process has a kernel for bfloat16
+ * products (info().bf16.products); a CPU without one gets an error saying what it lacks.
+ */
+export function checkPrecision(value: unknown): Precision {
+  const precision = checkChoice<Precision>('precision', value, ['float32', 'bf16']);
+  const bf16 = precision === 'bf16' ? native.info().bf16 : null;
+  if (bf16 && bf16.products === null) {
+    const cpu = addonChoice.cpu ? `this CPU (${addonChoice.cpu})` : 'this CPU';
+    const amx = bf16.amxBf16 ? ' (it has AMX-BF16, which rnnkit does not use)' : '';
+    throw new Error(
+      `precision 'bf16' needs a CPU with AVX512-BF16 (the vdpbf16ps instruction), and ${cpu} ` +
+        `lacks it${amx}; train with precision 'float32' (the default)`,
+    );
+  }
+  return precision;
 }
 
 /** Splits tokens into a training head and a validation tail. */

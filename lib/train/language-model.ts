@@ -3,6 +3,7 @@
 // that checkpoints save; and its evaluation over every next-token prediction of a text.
 import { saveCheckpoint } from '../checkpoint/language-model';
 import type { ResumeState } from '../checkpoint/resume';
+import type { Precision } from '../core/native';
 import { Random } from '../core/random';
 import { copyState, type LanguageModelNetwork } from '../models/language-model';
 import type { RecurrentState } from '../nn/recurrent';
@@ -24,6 +25,8 @@ export interface LoopOptions extends BaseLoopOptions {
    * given to it from a zero state can derail it.
    */
   stateResetRate: number;
+  /** The matrix products' precision in the training steps (validation runs in float32). */
+  precision: Precision;
 }
 
 /** Cuts a token stream into `batch` parallel streams read `steps` tokens at a time. */
@@ -182,7 +185,7 @@ export function trainLoop(
       }
       if (o.stateResetRate > 0 && resets.uniform() < o.stateResetRate) state = undefined;
       batcher.chunk(chunk, inputs, targets);
-      const r = model.lossAndGradients(inputs, targets, T, B, state);
+      const r = model.lossAndGradients(inputs, targets, T, B, state, o.precision);
       state = copyState(r.state);
       chunk++;
       return { loss: r.loss, tokens: B * T };

@@ -15,7 +15,7 @@ import { checkTrainable } from '../nn/quantize';
 
 export interface Seq2SeqFitOptions extends Omit<
   FitOptions,
-  'seqLength' | 'stateResetRate' | 'resume'
+  'seqLength' | 'stateResetRate' | 'resume' | 'precision'
 > {
   /** Mix the one-hot targets with the uniform distribution (0..1, default 0.1). */
   labelSmoothing?: number;
@@ -73,6 +73,12 @@ export function splitPairs<T>(pairs: readonly T[], fraction: number, seed: numbe
 function seq2seqLoopOptions(options: Seq2SeqFitOptions): Seq2SeqLoopOptions {
   const ss = options.scheduledSampling ?? 0;
   const ramped = typeof ss === 'object' && ss !== null;
+  const precision: unknown = (options as FitOptions).precision;
+  if (precision !== undefined && precision !== 'float32') {
+    throw new RangeError(
+      `precision must be 'float32' for a seq2seq model (bf16 training is for language models), got ${JSON.stringify(precision)}`,
+    );
+  }
   return {
     ...loopOptions(options),
     labelSmoothing: checkNumber('labelSmoothing', options.labelSmoothing ?? 0.1, 0, 1),

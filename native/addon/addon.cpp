@@ -19,6 +19,7 @@
 #include "dropout.h"
 #include "gemm.h"
 #include "layers.h"
+#include "mixed.h"
 #include "ops.h"
 #include "optim.h"
 #include "qgemm.h"
@@ -41,7 +42,21 @@ using rnnkit::StackShape;
 // Typed arrays above 2^32 - 1 elements do not exist in V8; parameter buffers stay well below.
 constexpr double kMaxElements = 4294967295.0;
 
-// A stack's shape {cell, T, B, I, H, L, dropout, residual, training, seed}.
+// The optional precision field of a shape object: 'float32' (the default) or 'bf16', which is
+// refused here, before any work, where this process has no kernel for it.
+rnnkit::Precision parse_precision(Parser& p, Napi::Object o) {
+  const Napi::Value v = o.Get("precision");
+  if (v.IsUndefined()) return rnnkit::Precision::F32;
+  const auto precision =
+      static_cast<rnnkit::Precision>(p.choice(v, "shape.precision", {"float32", "bf16"}));
+  if (precision == rnnkit::Precision::Bf16 && std::string(rnnkit::bf16_products()) == "none")
+    p.range_error(
+        "'shape.precision' 'bf16' needs a CPU with AVX512-BF16 (vdpbf16ps), and this one has "
+        "none");
+  return precision;
+}
+
+// A stack's shape {cell, T, B, I, H, L, dropout, residual, training, seed, precision?}.
 StackShape parse_stack_shape(Parser& p, Napi::Object o) {
   StackShape s;
   s.cell = parse_cell(p, o.Get("cell"), "shape.cell");
@@ -54,6 +69,7 @@ StackShape parse_stack_shape(Parser& p, Napi::Object o) {
   s.residual = p.boolean(o.Get("residual"), "shape.residual");
   s.training = p.boolean(o.Get("training"), "shape.training");
   s.seed = static_cast<uint64_t>(p.integer(o.Get("seed"), "shape.seed", 0, 9007199254740991LL));
+  s.precision = parse_precision(p, o);
   return s;
 }
 
@@ -193,15 +209,17 @@ struct EmbeddingBackward {
 
 struct LinearShape {
   int N, I, O;
+  rnnkit::Precision precision;
   LinearShape(Parser& p, size_t i) {
     Napi::Object o = p.object(i, "shape");
     N = p.size(o, "shape", "N");
     I = p.size(o, "shape", "I");
     O = p.size(o, "shape", "O");
+    precision = parse_precision(p, o);
   }
 };
 
-// linearForward({N, I, O}, x, W, b, y)
+// linearForward({N, I, O, precision?}, x, W, b, y)
 struct LinearForward {
   static constexpr const char* name = "linearForward";
   LinearShape d;
@@ -213,11 +231,11 @@ struct LinearForward {
     b = p.f32(3, "b", d.O, "O", true);
     y = p.f32(4, "y", size_t(d.N) * d.O, dims({{"N", d.N}, {"O", d.O}}));
   }
-  void run() { rnnkit::linear_forward(d.N, d.I, d.O, x, W, b, y); }
+  void run() { rnnkit::linear_forward(d.N, d.I, d.O, x, W, b, y, d.precision); }
   Napi::Value result(Napi::Env env) { return env.Undefined(); }
 };
 
-// linearBackward({N, I, O}, x, W, dy, dx, dW, db)
+// linearBackward({N, I, O, precision?}, x, W, dy, dx, dW, db)
 struct LinearBackward {
   static constexpr const char* name = "linearBackward";
   LinearShape d;
@@ -231,7 +249,7 @@ struct LinearBackward {
     dW = p.f32(5, "dW", size_t(d.O) * d.I, dims({{"O", d.O}, {"I", d.I}}));
     db = p.f32(6, "db", d.O, "O", true);
   }
-  void run() { rnnkit::linear_backward(d.N, d.I, d.O, x, W, dy, dx, dW, db); }
+  void run() { rnnkit::linear_backward(d.N, d.I, d.O, x, W, dy, dx, dW, db, d.precision); }
   Napi::Value result(Napi::Env env) { return env.Undefined(); }
 };
 
@@ -464,6 +482,13 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   r.Set("builtinVectorBits", rnnkit::builtin_vector_bits());
   r.Set("products", rnnkit::gemm_products());
   r.Set("int8Kernel", rnnkit::int8_kernel());
+  const rnnkit::Bf16Instructions bf16 = rnnkit::cpu_bf16();
+  Napi::Object b = Napi::Object::New(env);
+  b.Set("avx512Bf16", bf16.avx512_bf16);
+  b.Set("amxBf16", bf16.amx_bf16);
+  const std::string products = rnnkit::bf16_products();
+  b.Set("products", products == "none" ? env.Null() : Napi::String::New(env, products));
+  r.Set("bf16", b);
   const rnnkit::GemmCalibration cal = rnnkit::gemm_calibration();
   if (cal.measured) {
     Napi::Object c = Napi::Object::New(env);

@@ -66,6 +66,15 @@ bool isa_supported(const std::string& isa) {
   return false;
 }
 
+Bf16Instructions cpu_bf16() {
+  Bf16Instructions r;
+  const Regs l7 = cpuid(7);
+  r.amx_bf16 = bit(l7.d, 22);
+  // Subleaf 1 exists where subleaf 0 reports it (EAX, the highest subleaf).
+  r.avx512_bf16 = l7.a >= 1 && bit(cpuid(7, 1).a, 5) && has_avx512_level();
+  return r;
+}
+
 std::string cpu_name() {
   if (cpuid(0x80000000).a < 0x80000004) return "";
   char name[49] = {};
@@ -83,6 +92,8 @@ std::string cpu_name() {
 std::vector<std::string> isa_variants() { return {"baseline"}; }
 
 bool isa_supported(const std::string& isa) { return isa == "baseline" || isa == "native"; }
+
+Bf16Instructions cpu_bf16() { return {}; }
 
 std::string cpu_name() { return ""; }
 

@@ -20,6 +20,16 @@ std::vector<std::string> isa_variants();
 // opmask and ZMM for AVX-512). "baseline" and "native" are taken to run; an unknown name does not.
 bool isa_supported(const std::string& isa);
 
+// The CPU's bfloat16 instructions, whatever the build: AVX512-BF16 (vdpbf16ps, CPUID leaf 7
+// subleaf 1 EAX bit 5), counted only where the AVX-512 level it extends (F, DQ, CD, BW, VL) and the
+// operating system's ZMM state are there too; and AMX-BF16 (tile products, leaf 7 EDX bit 22),
+// reported as the CPU says. Both false off x86-64.
+struct Bf16Instructions {
+  bool avx512_bf16 = false;
+  bool amx_bf16 = false;
+};
+Bf16Instructions cpu_bf16();
+
 // The CPU's name as it reports it ("AMD EPYC 9R14 ..."), or "" where it does not say.
 std::string cpu_name();
 

@@ -107,9 +107,10 @@ void embedding_backward(const int32_t* ids, int N, int E, const float* dout, flo
     add_into(dtable + static_cast<ptrdiff_t>(ids[n]) * E, dout + static_cast<ptrdiff_t>(n) * E, E);
 }
 
-void linear_forward(int N, int I, int O, const float* x, const float* W, const float* b, float* y) {
+void linear_forward(int N, int I, int O, const float* x, const float* W, const float* b, float* y,
+                    Precision p) {
   fill_bias(N, O, b, y);
-  gemm(false, true, N, O, I, 1.0f, x, I, W, I, b ? 1.0f : 0.0f, y, O);
+  gemm_at(p, false, true, N, O, I, 1.0f, x, I, W, I, b ? 1.0f : 0.0f, y, O);
 }
 
 PackedLinear::PackedLinear(int I, int O, const float* W, const float* b, WeightType type,
@@ -133,9 +134,9 @@ void log_softmax_rows(int N, int V, float* x) {
 }
 
 void linear_backward(int N, int I, int O, const float* x, const float* W, const float* dy,
-                     float* dx, float* dW, float* db) {
-  if (dx) gemm(false, false, N, I, O, 1.0f, dy, O, W, I, 0.0f, dx, I);
-  gemm(true, false, O, I, N, 1.0f, dy, O, x, I, 1.0f, dW, I);
+                     float* dx, float* dW, float* db, Precision p) {
+  if (dx) gemm_at(p, false, false, N, I, O, 1.0f, dy, O, W, I, 0.0f, dx, I);
+  gemm_at(p, true, false, O, I, N, 1.0f, dy, O, x, I, 1.0f, dW, I);
   if (db)
     for (int n = 0; n < N; ++n) add_into(db, dy + static_cast<ptrdiff_t>(n) * O, O);
 }

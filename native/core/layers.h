@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "mixed.h"
 #include "qgemm.h"
 
 namespace rnnkit {
@@ -13,11 +14,14 @@ void embedding_forward(const float* table, int V, int E, const int32_t* ids, int
 // dtable[ids[n], :] += dout[n, :].
 void embedding_backward(const int32_t* ids, int N, int E, const float* dout, float* dtable);
 
-// y = x W^T + b.  x [N, I], W [O, I] (PyTorch's nn.Linear layout), b [O] or null, y [N, O].
-void linear_forward(int N, int I, int O, const float* x, const float* W, const float* b, float* y);
+// y = x W^T + b.  x [N, I], W [O, I] (PyTorch's nn.Linear layout), b [O] or null, y [N, O]; the
+// product at precision p (mixed.h), the bias added in float32.
+void linear_forward(int N, int I, int O, const float* x, const float* W, const float* b, float* y,
+                    Precision p = Precision::F32);
 // dx = dy W (overwritten; null: not needed); dW += dy^T x; db += column sums of dy (null: none).
+// Both products at precision p.
 void linear_backward(int N, int I, int O, const float* x, const float* W, const float* dy,
-                     float* dx, float* dW, float* db);
+                     float* dx, float* dW, float* db, Precision p = Precision::F32);
 
 // A Linear(I, O) layer's weights packed once for running it at every step of a decoding loop:
 // forward computes what linear_forward does, with the packed product of the weights' type

@@ -230,14 +230,6 @@ float bf16_float(uint16_t h) {
   return f;
 }
 
-uint16_t bf16_bits(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  if (std::isnan(x)) return uint16_t((u >> 16) | 0x40);
-  u += 0x7fff + ((u >> 16) & 1);
-  return uint16_t(u >> 16);
-}
-
 // bfloat16 tile: out[i][j] = sum over k of a[i][k] * widened b[k][j], in float32 vector types (the
 // build's widest: vpmovzxwd, a shift and FMA on AVX2). B is the sliver's bf16 rows, widened as the
 // tile reads them, or the same rows widened beforehand into floats: the sums are the same.
@@ -348,6 +340,14 @@ void gemm_int8(int M, const float* A, int lda, const PackedInt8& B, float beta, 
         out[i][j] = sa[i0 + i] * B.scales_[n0 + j] * float(sum);
       }
   });
+}
+
+uint16_t bf16_bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  if (std::isnan(x)) return uint16_t((u >> 16) | 0x40);
+  u += 0x7fff + ((u >> 16) & 1);
+  return uint16_t(u >> 16);
 }
 
 float round_bf16(float x) { return bf16_float(bf16_bits(x)); }

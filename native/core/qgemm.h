@@ -70,6 +70,8 @@ class PackedBf16 {
 // M or the other rows.
 void gemm_bf16(int M, const float* A, int lda, const PackedBf16& B, float beta, float* C, int ldc);
 
+// x rounded to bfloat16 (to nearest, ties to even; NaN stays NaN), as its 16 bits.
+uint16_t bf16_bits(float x);
 // The float32 value nearest to x in bfloat16 (round to nearest even; NaN stays NaN).
 float round_bf16(float x);
 

@@ -397,26 +397,25 @@ void check_lengths(const StackShape& s, const int32_t* lengths) {
 class StepProduct {
  public:
   // op(W_hh) is [K, N]: stored [N, K] (ld >= K) when trans, else [K, N] (ld >= N).
-  StepProduct(int T, int K, int N, bool trans, const float* w, int ld)
-      : K_(K), N_(N), trans_(trans), w_(w), ld_(ld) {
-    if (T < 2) return;
-    packed_.emplace(K, N);
-    packed_->set(0, 0, K, N, trans, w, ld);
+  StepProduct(Precision p, int T, int K, int N, bool trans, const float* w, int ld)
+      : p_(p), K_(K), N_(N), trans_(trans), w_(w), ld_(ld) {
+    if (T >= 2) packed_.emplace(p, K, N, trans, w, ld);
   }
   // C[B, N] = A op(W_hh) + beta * C.
   void operator()(int B, const float* A, int lda, float beta, float* C, int ldc) const {
     if (packed_)
-      gemm_packed(B, A, lda, *packed_, beta, C, ldc);
+      (*packed_)(B, A, lda, beta, C, ldc);
     else
-      gemm(false, trans_, B, N_, K_, 1.0f, A, lda, w_, ld_, beta, C, ldc);
+      gemm_at(p_, false, trans_, B, N_, K_, 1.0f, A, lda, w_, ld_, beta, C, ldc);
   }
 
  private:
+  Precision p_;
   int K_, N_;
   bool trans_;
   const float* w_;
   int ld_;
-  std::optional<PackedMatrix> packed_;
+  std::optional<PackedProduct> packed_;
 };
 
 // What both directions of one stack call share.
@@ -477,8 +476,8 @@ void forward_stack(const Stack<Cell>& k, const float* params, const float* x, co
     cell_bias<Cell>(w, H, bias);
     const float* b_hn = w.b_hh + Cell::kSummedBias * H;
 
-    gemm(false, true, int(k.TB), GH, I, 1.0f, in, I, w.w_ih, I, 0.0f, gates, ldg);
-    const StepProduct recurrent(s.T, H, GH, true, w.w_hh, H);
+    gemm_at(s.precision, false, true, int(k.TB), GH, I, 1.0f, in, I, w.w_ih, I, 0.0f, gates, ldg);
+    const StepProduct recurrent(s.precision, s.T, H, GH, true, w.w_hh, H);
     // The batch rows are independent through the steps: each group of them runs all the steps
     // on a thread of its own.
     const int groups = row_groups(B);
@@ -534,7 +533,7 @@ void backward_stack(const Stack<Cell>& k, const float* params, const float* x, f
     init_state(dh, dhT ? dhT + l * k.BH : nullptr, k.BH);
     if (dc) init_state(dc, dcT ? dcT + l * k.BH : nullptr, k.BH);
 
-    const StepProduct recurrent(s.T, GH, H, false, w.w_hh, H);
+    const StepProduct recurrent(s.precision, s.T, GH, H, false, w.w_hh, H);
     // As forward: each group of batch rows walks all the steps on a thread of its own.
     const int groups = row_groups(B);
     parallel_for(groups, [&](int gr) {
@@ -560,9 +559,9 @@ void backward_stack(const Stack<Cell>& k, const float* params, const float* x, f
     // Weight gradients over all steps at once. Padded rows carry zero gate gradients, so they add
     // nothing (as long as the caller's padding in x is finite: 0 * NaN is NaN).
     for (int i = 0; i < nseg; ++i)
-      gemm(true, false, seg[i].n, I, TB, 1.0f, gates + seg[i].col, GS, in, I, 1.0f,
-           dw.w_ih + size_t(seg[i].row) * I, I);
-    gemm(true, false, GH, H, TB, 1.0f, gates, GS, hs, H, 1.0f, dw.w_hh, H);
+      gemm_at(s.precision, true, false, seg[i].n, I, TB, 1.0f, gates + seg[i].col, GS, in, I, 1.0f,
+              dw.w_ih + size_t(seg[i].row) * I, I);
+    gemm_at(s.precision, true, false, GH, H, TB, 1.0f, gates, GS, hs, H, 1.0f, dw.w_hh, H);
     column_sums(k.TB, GS, gates, colsum);
     for (int i = 0; i < nseg; ++i)
       for (int j = 0; j < seg[i].n; ++j) dw.b_ih[seg[i].row + j] += colsum[seg[i].col + j];
@@ -578,8 +577,8 @@ void backward_stack(const Stack<Cell>& k, const float* params, const float* x, f
       beta = 1.0f;
     }
     for (int i = 0; i < nseg; ++i)
-      gemm(false, false, TB, I, seg[i].n, 1.0f, gates + seg[i].col, GS,
-           w.w_ih + size_t(seg[i].row) * I, I, i == 0 ? beta : 1.0f, din, I);
+      gemm_at(s.precision, false, false, TB, I, seg[i].n, 1.0f, gates + seg[i].col, GS,
+              w.w_ih + size_t(seg[i].row) * I, I, i == 0 ? beta : 1.0f, din, I);
     if (l > 0) {
       const Dropout drop = k.dropout(l - 1);
       if (drop.on)

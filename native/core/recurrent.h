@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "mixed.h"
 #include "qgemm.h"
 
 namespace rnnkit {
@@ -59,6 +60,9 @@ struct StackShape {
   bool residual;  // add each layer's input to its output for layers l >= 1
   bool training;  // keep in the workspace what backward needs
   uint64_t seed;  // dropout masks
+  // The matrix products' precision (mixed.h), forward and backward; the cells, the state and the
+  // gradients stay float32 whatever it is.
+  Precision precision = Precision::F32;
 };
 
 // Floats in the flat parameter buffer.

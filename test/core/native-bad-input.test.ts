@@ -245,6 +245,19 @@ const nativeCases: Case[] = [
     /'ids' must be an Int32Array/,
   ],
   [
+    'stack precision fp16',
+    fwdShape({ precision: 'fp16' }),
+    RangeError,
+    /stackForward: 'shape.precision' must be one of 'float32', 'bf16', got 'fp16'/,
+  ],
+  ['stack precision as a number', fwdShape({ precision: 16 }), TypeError, /'shape.precision'/],
+  [
+    'linear precision null',
+    call('linearForward', [{ N: 2, I: 3, O: 4, precision: null }, f32(6), f32(12), null, f32(8)]),
+    TypeError,
+    /linearForward: 'shape.precision' must be a string, got null/,
+  ],
+  [
     'linear W as Float64Array',
     call('linearForward', [{ N: 2, I: 3, O: 4 }, f32(6), new Float64Array(12), null, f32(8)]),
     TypeError,

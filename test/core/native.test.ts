@@ -45,6 +45,7 @@ describe('the Native interface and the addon', () => {
       'products',
       'calibration',
       'int8Kernel',
+      'bf16',
       'threads',
       'cuda',
     ];

@@ -49,8 +49,9 @@ export interface RefLayer {
 
 /**
  * A float64 recurrent stack written from the equations in native/core/recurrent.h (PyTorch's
- * gate order). Padded steps leave the state alone and output zeros. Returns y [T,B,H] and the
- * final states [L,B,H].
+ * gate order). Padded steps leave the state alone and output zeros. `round`, where given, maps
+ * both operands of every product of the weight matrices (a bf16 run's rounding). Returns y [T,B,H]
+ * and the final states [L,B,H].
  */
 export function referenceStack(
   cell: NativeCell,
@@ -65,8 +66,10 @@ export function referenceStack(
     c0?: ArrayLike<number>;
     lengths?: ArrayLike<number>;
     residual?: boolean;
+    round?: (v: number) => number;
   } = {},
 ) {
+  const r = o.round ?? ((v: number) => v);
   const L = layers.length;
   const G = cell === 'lstm' ? 4 : cell === 'gru' ? 3 : 1;
   const hT = new Float64Array(L * B * H);
@@ -89,9 +92,9 @@ export function referenceStack(
         const gh = new Float64Array(G * H);
         for (let g = 0; g < G * H; g++) {
           let si = w.bih[g];
-          for (let k = 0; k < inSize; k++) si += w.wih[g * inSize + k] * input[xo + k];
+          for (let k = 0; k < inSize; k++) si += r(w.wih[g * inSize + k]) * r(input[xo + k]);
           let sh = w.bhh[g];
-          for (let k = 0; k < H; k++) sh += w.whh[g * H + k] * h[b * H + k];
+          for (let k = 0; k < H; k++) sh += r(w.whh[g * H + k]) * r(h[b * H + k]);
           gi[g] = si;
           gh[g] = sh;
         }

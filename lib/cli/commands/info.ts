@@ -15,11 +15,14 @@ export const info = command({
       ? ` (measured ${i.calibration.openblasGflops.toFixed(1)} vs ` +
         `${i.calibration.builtinGflops.toFixed(1)} GFLOP/s on one core)`
       : '';
+    const bf16 =
+      i.bf16.products ??
+      `none (${i.bf16.amxBf16 ? 'AMX-BF16 but ' : ''}no AVX512-BF16; train --precision bf16 is refused)`;
     process.stdout.write(
       `rnnkit ${VERSION}\nCPU: ${i.cpu || 'unnamed'}; kernels: ${i.isa} (${i.addonSource}: ${i.addon})\n` +
         `BLAS: ${blas}; built-in GEMM: ${i.builtinVectorBits}-bit vectors\n` +
         `GEMM for products of 16+ rows: ${i.products === 'openblas' ? 'OpenBLAS' : 'built-in'}${measured}, ` +
-        `${i.threads} thread(s); int8 products: ${i.int8Kernel}\nCUDA: ${i.cuda ? 'compiled' : 'not compiled'}\nNode ${process.version}\n`,
+        `${i.threads} thread(s); int8 products: ${i.int8Kernel}\nbf16 training products: ${bf16}\nCUDA: ${i.cuda ? 'compiled' : 'not compiled'}\nNode ${process.version}\n`,
     );
   },
 });

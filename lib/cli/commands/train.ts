@@ -1,6 +1,7 @@
 // rnnkit train: a language model on a text file (default: the bundled Shakespeare).
 import { writeFileAtomic } from '../../core/atomic';
 import { LanguageModel } from '../../api/language-model';
+import { checkPrecision } from '../../train/fit';
 import {
   choice,
   checkOutputPath,
@@ -60,6 +61,11 @@ export const train = command({
     ),
     residual: on('residual connections between layers'),
     'seq-length': int('N', 'truncated-BPTT window (default 100)', { min: 1 }, 100),
+    precision: choice(
+      ['float32', 'bf16'],
+      'matrix products in training: float32 (default), or bf16 (bfloat16\noperands, float32 sums and weights; needs a CPU with AVX512-BF16)',
+      'float32',
+    ),
     ...trainingFlags({ epochs: 4, batchSize: 32, validationSplit: 0.05, validateEvery: 200 }),
     seed: int('N', 'seed for initialisation and dropout (default 1)', { min: 0 }, 1),
     threads: common.threads,
@@ -86,6 +92,7 @@ export const train = command({
     setThreads(v.threads);
     const out = v.out;
     checkOutputPath(out);
+    const precision = checkPrecision(v.precision);
     const corpus = readCorpus(v.data);
     let model: LanguageModel;
     let resume: LanguageModel['resumeState'] = null;
@@ -128,6 +135,7 @@ export const train = command({
         resume: resume ?? undefined,
         stateResetRate: v['state-reset'],
         unknown: v.unknown,
+        precision,
       }),
     );
     await model.save(out, {

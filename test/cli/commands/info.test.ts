@@ -19,6 +19,11 @@ describe('rnnkit info', () => {
     const i = info();
     expect(r.stdout).toMatch(i.gemm === 'openblas' ? /BLAS: OpenBLAS/ : /BLAS: none/);
     expect(r.stdout).toContain(`${i.threads} thread(s); int8 products: ${i.int8Kernel}\n`);
+    expect(r.stdout).toMatch(
+      i.bf16.products
+        ? `bf16 training products: ${i.bf16.products}\n`
+        : /bf16 training products: none \(.*no AVX512-BF16; train --precision bf16 is refused\)\n/,
+    );
   });
 });
 

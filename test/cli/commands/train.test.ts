@@ -4,7 +4,7 @@ import * as path from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { LanguageModel } from '../../../lib/index';
+import { info, LanguageModel } from '../../../lib/index';
 import { runCli } from '../../helpers/cli';
 import { tmpDir } from '../../helpers/tmp';
 
@@ -79,6 +79,7 @@ describe('rnnkit train', () => {
     [['--hidden', '0'], /--hidden must be 1 to/],
     [['--dropout', 'lots'], /--dropout must be a number, got 'lots'/],
     [['--steps', '2.5'], /--steps must be an integer, got '2.5'/],
+    [['--precision', 'fp16'], /--precision must be float32 or bf16, got 'fp16'/],
     [['--bogus'], /Unknown option '--bogus'/],
     [['--out', path.join(dir, 'no', 'such', 'm.safetensors')], /output folder .* does not exist/],
   ])('rejects %j naming the flag', (args, message) => {
@@ -86,6 +87,20 @@ describe('rnnkit train', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(message);
     expect(r.stderr).toMatch(/usage: rnnkit train|rnnkit train \[--data FILE\]/);
+  });
+
+  it('takes --precision bf16 where the CPU has bf16 products, else fails saying what it lacks', () => {
+    const out = path.join(dir, 'bf16.safetensors');
+    const r = runCli(['train', ...tiny, ...short, '--precision', 'bf16', '--out', out]);
+    if (info().bf16.products === null) {
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/precision 'bf16' needs a CPU with AVX512-BF16 .* lacks it/);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(fs.existsSync(out)).toBe(false);
+    } else {
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/trained 3 steps/);
+    }
   });
 
   it('generates its help from the flags', () => {
@@ -97,6 +112,7 @@ describe('rnnkit train', () => {
       '--vocab-size N',
       '--cell lstm|gru|rnn',
       '--lr-schedule constant|cosine|linear',
+      '--precision float32|bf16',
       '--half',
     ]) {
       expect(r.stdout).toContain(flag);
