@@ -7,7 +7,7 @@
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native/core"],
     "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
     "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++1y", "-std=gnu++17"],
-    "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-ffp-contract=fast", "-fno-math-errno"],
+    "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-ffp-contract=fast", "-fno-math-errno", "-fno-trapping-math"],
     "libraries": ["-ldl", "-lpthread"]
   },
   "conditions": [
