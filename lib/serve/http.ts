@@ -633,14 +633,14 @@ class Service {
     this.draining = true;
     const deadline = performance.now() + timeout;
     for (let left = timeout; left > 0; left = deadline - performance.now()) {
-      await this.answered(left);
+      await this.allAnswered(left);
       await new Promise((resolve) => setTimeout(resolve, PIPELINE_GRACE_MS));
       if (this.answering.size === 0) return;
     }
   }
 
   /** Resolves when no answer is being written, or after `timeout` ms. */
-  private answered(timeout: number): Promise<void> {
+  private allAnswered(timeout: number): Promise<void> {
     if (this.answering.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(finish, timeout);
