@@ -50,8 +50,8 @@ export class Linear extends Module {
     return `Linear(${this.inputSize} -> ${this.outputSize}${this.bias ? '' : ', no bias'})`;
   }
 
-  private shape(n: number) {
-    return { N: n, I: this.inputSize, O: this.outputSize, precision: this.precision };
+  private shape(n: number, precision: Precision) {
+    return { N: n, I: this.inputSize, O: this.outputSize, precision };
   }
 
   /**
@@ -61,8 +61,13 @@ export class Linear extends Module {
   forward(x: Float32Array, precision: Precision = 'float32'): Float32Array {
     const n = this.rows(x);
     this.y = reuse(this.y, n * this.outputSize);
-    const shape = { ...this.shape(n), precision };
-    native.linearForward(shape, x, this.weight.data, this.bias?.data ?? null, this.y);
+    native.linearForward(
+      this.shape(n, precision),
+      x,
+      this.weight.data,
+      this.bias?.data ?? null,
+      this.y,
+    );
     this.x = x;
     this.n = n;
     this.precision = precision;
@@ -74,7 +79,7 @@ export class Linear extends Module {
     if (!this.x) throw new Error('Linear.backward called before forward');
     const dx = wantDx ? (this.dx = reuse(this.dx, this.n * this.inputSize)) : null;
     native.linearBackward(
-      this.shape(this.n),
+      this.shape(this.n, this.precision),
       this.x,
       this.weight.data,
       dy,
