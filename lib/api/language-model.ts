@@ -52,7 +52,7 @@ export class LanguageModel extends LanguageModelNetwork implements TextGenerator
     // products, over the same streams.
     const { loss, count } = this.quantization
       ? {
-          loss: native.lmScore(this.nativeWeights(), ids, evalBatch(ids, steps)) / (ids.length - 1),
+          loss: native.lmScore(this.nativeModel(), ids, evalBatch(ids, steps)) / (ids.length - 1),
           count: ids.length - 1,
         }
       : evaluateTokens(this, ids, evalBatch(ids, steps), steps);

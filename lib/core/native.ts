@@ -159,6 +159,17 @@ export interface LmWeights {
   decoderScales?: F32;
 }
 
+/**
+ * A model's weights packed natively once (new PackedLm(weights), new PackedSeq2SeqDecoder(decoder)),
+ * for a model whose weights no longer change: the operations that take weights take it instead.
+ */
+export interface NativePacked {
+  /** Bytes of the packed weights (0 once released). */
+  readonly weightBytes: number;
+  /** Frees them once the calls sharing them have ended; using the object afterwards is an error. */
+  release(): void;
+}
+
 /** Token sequences concatenated, with offsets [n+1]. */
 export interface NativeRagged {
   tokens: I32;
@@ -385,11 +396,8 @@ export interface NativeBeamSearch {
   results(): BeamSearchResult;
 }
 
-/**
- * A seq2seq decoder's weights, the encoder states enc [S, B, He] of source lengths [B], the
- * initial state h0 (and c0, LSTM only) [L, B, H], and the search's config.
- */
-export interface BeamSearchOptions {
+/** A seq2seq decoder's weights, as native beam search reads them. */
+export interface Seq2SeqDecoderWeights {
   decoder: Seq2SeqDecoderShape;
   embedding: F32;
   stack: F32;
@@ -406,12 +414,20 @@ export interface BeamSearchOptions {
   stackScales?: F32;
   attentionScales?: F32;
   outScales?: F32;
+}
+
+/**
+ * A seq2seq decoder's weights (or the PackedSeq2SeqDecoder of them), the encoder states
+ * enc [S, B, He] of source lengths [B], the initial state h0 (and c0, LSTM only) [L, B, H], and
+ * the search's config.
+ */
+export type BeamSearchOptions = (Seq2SeqDecoderWeights | { packed: NativePacked }) & {
   enc: F32;
   lengths: I32;
   h0: F32;
   c0: Opt<F32>;
   config: BeamSearchConfig;
-}
+};
 
 export interface Native {
   /** The variant this build is, the CPU's name, and the variants this CPU and OS run (best first). */
@@ -461,14 +477,14 @@ export interface Native {
   adamUpdate(params: F32[], grads: F32[], m: F32[], v: F32[], step: number, cfg: AdamConfig): void;
   sgdUpdate(params: F32[], grads: F32[], velocity: F32[], cfg: SgdConfig): void;
   lmGenerate(
-    weights: LmWeights,
+    weights: LmWeights | NativePacked,
     prompts: NativeRagged,
     options: NativeGenerateOptions,
     stops: NativeRagged | null,
     cancel: I32 | null,
   ): NativeGenerateResult;
   lmGenerateAsync(
-    weights: LmWeights,
+    weights: LmWeights | NativePacked,
     prompts: NativeRagged,
     options: NativeGenerateOptions,
     stops: NativeRagged | null,
@@ -479,8 +495,12 @@ export interface Native {
    * The negative log-likelihood (nats) summed over tokens' next-token predictions, read as `rows`
    * streams (the first (n - 1) % rows one longer), each from a zero state: the packed steps' loss.
    */
-  lmScore(weights: LmWeights, tokens: I32, rows: number): number;
-  lmScoreAsync(weights: LmWeights, tokens: I32, rows: number): Promise<number>;
+  lmScore(weights: LmWeights | NativePacked, tokens: I32, rows: number): number;
+  lmScoreAsync(weights: LmWeights | NativePacked, tokens: I32, rows: number): Promise<number>;
+  /** A language model's weights packed once, for lmGenerate and lmScore. */
+  PackedLm: new (weights: LmWeights) => NativePacked;
+  /** A seq2seq decoder's weights packed once, for seq2seqBeamSearch ({ packed }). */
+  PackedSeq2SeqDecoder: new (decoder: Seq2SeqDecoderWeights) => NativePacked;
   TokenLoop: new (model: TokenLoopModel | LmWeights) => NativeTokenLoop;
   attentionParamCount(shape: AttentionShape): number;
   attentionWorkspaceSize(shape: AttentionShape): number;

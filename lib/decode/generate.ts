@@ -22,7 +22,7 @@ function needTokenizer(model: LanguageModelNetwork): Tokenizer {
 function nativeLoop(model: LanguageModelNetwork): TokenLoop {
   return (prompts, options, stops, cancel, onTokens) =>
     model.reading(() =>
-      native.lmGenerateAsync(model.nativeWeights(), prompts, options, stops, cancel, onTokens),
+      native.lmGenerateAsync(model.nativeModel(), prompts, options, stops, cancel, onTokens),
     );
 }
 

@@ -13,11 +13,12 @@ import {
 } from '../nn/recurrent';
 import {
   joinedScales,
+  PackedOnce,
   type Quantizable,
   type Quantization,
   type QuantizedMatrix,
 } from '../nn/quantize';
-import type { Precision } from '../core/native';
+import { native, type LmWeights, type NativePacked, type Precision } from '../core/native';
 import { Random } from '../core/random';
 import type { Tokenizer } from '../text';
 import { IGNORE_INDEX } from '../text/batch';
@@ -81,6 +82,7 @@ export class LanguageModelNetwork extends Module implements Quantizable {
   tokenizer: Tokenizer | null;
   /** int8 or bfloat16 weights for inference (nn/quantize.ts); null: float32, as trained. */
   quantization: Quantization | null = null;
+  private readonly packed = new PackedOnce<NativePacked>();
   private readonly loss = new SoftmaxCrossEntropy({ ignoreIndex: IGNORE_INDEX });
 
   constructor(config: LanguageModelConfig) {
@@ -316,6 +318,22 @@ export class LanguageModelNetwork extends Module implements Quantizable {
       ...this.rnn.quantizedMatrices('rnn'),
       { name: 'decoder.weight', rows: this.spec.vocabSize, data: this.decoder.weight.data },
     ];
+  }
+
+  protected override releaseNative(): void {
+    this.packed.release();
+  }
+
+  /**
+   * The model as native generation and scoring take it: a quantized model's weights packed once
+   * (PackedOnce), a float32 model's weights as they are.
+   */
+  nativeModel(): LmWeights | NativePacked {
+    const packed = this.packed.get(
+      this.quantization,
+      () => new native.PackedLm(this.nativeWeights()),
+    );
+    return packed ?? this.nativeWeights();
   }
 
   /** Weights as the native generation loop takes them. */

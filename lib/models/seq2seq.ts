@@ -2,7 +2,12 @@
 // forward and backward (the encoder both ways, the bridge, the decoder with Luong attention or the
 // native input-feeding loop) share the buffers and the saved batch that backward reads, so they
 // stay in one class rather than passing that state between files.
-import { native, type BeamSearchConfig, type FeedingShape } from '../core/native';
+import {
+  native,
+  type BeamSearchConfig,
+  type FeedingShape,
+  type NativePacked,
+} from '../core/native';
 import { ATTENTION_KINDS, Attention, type AttentionKind } from '../nn/attention';
 import { Embedding } from '../nn/embedding';
 import { Linear } from '../nn/linear';
@@ -11,6 +16,7 @@ import { checkBool, checkChoice, checkInt, checkNumber } from '../core/validate'
 import { Module, Parameter, reuse } from '../nn/parameter';
 import {
   joinedScales,
+  PackedOnce,
   type Quantizable,
   type Quantization,
   type QuantizedMatrix,
@@ -112,6 +118,7 @@ export class Seq2SeqNetwork extends Module implements Quantizable {
   targetTokenizer: Tokenizer | null;
   /** int8 or bfloat16 weights for inference (nn/quantize.ts); null: float32, as trained. */
   quantization: Quantization | null = null;
+  private readonly packed = new PackedOnce<NativePacked>();
   private readonly loss: SoftmaxCrossEntropy;
   private trainLoss: SoftmaxCrossEntropy;
   private buffers: Record<string, Float32Array | null> = {};
@@ -575,6 +582,10 @@ export class Seq2SeqNetwork extends Module implements Quantizable {
     return { stack: this.decoder.quantizedMatrices('decoder'), attention, output };
   }
 
+  protected override releaseNative(): void {
+    this.packed.release();
+  }
+
   /** The decoder's shape and weights: the fields of native beam search's options that name them. */
   nativeDecoder() {
     const s = this.spec;
@@ -614,8 +625,12 @@ export class Seq2SeqNetwork extends Module implements Quantizable {
     const { states, initial } = this.encode(batch, false);
     // Copies: the encoder's buffers are reused by the next encode, which may run while the
     // asynchronous search still reads these.
+    const packed = this.packed.get(
+      this.quantization,
+      () => new native.PackedSeq2SeqDecoder(this.nativeDecoder()),
+    );
     return native.seq2seqBeamSearchAsync({
-      ...this.nativeDecoder(),
+      ...(packed ? { packed } : this.nativeDecoder()),
       enc: states.slice(),
       lengths: batch.sourceLengths.slice(),
       h0: initial.h.slice(),

@@ -112,7 +112,11 @@ export abstract class Module {
     this.closed = true;
     if (this.readers) await Promise.allSettled([...this.readers]);
     for (const p of this.parameters()) p.release();
+    this.releaseNative();
   }
+
+  /** Frees what the module holds natively besides its parameters (release's last step). */
+  protected releaseNative(): void {}
 
   /** A one-line description of the module (its options and shapes). */
   abstract describe(): string;

@@ -152,3 +152,29 @@ export function roundToBfloat16(data: Float32Array): void {
     data[i] = f32[0];
   }
 }
+
+/**
+ * A quantized model's native packed form, made on first use and held for the model's life: its
+ * weights never change once quantized (training is refused), so its generations and searches
+ * need not pack them again each call. A float32 model has none; its weights change as it trains,
+ * and each native call packs them afresh.
+ */
+export class PackedOnce<T extends { release(): void }> {
+  private made: { of: Quantization; value: T } | null = null;
+
+  /** The packed form of the model quantized as `quantization`; null for a float32 model. */
+  get(quantization: Quantization | null, pack: () => T): T | null {
+    if (!quantization) return null;
+    if (this.made?.of !== quantization) {
+      this.made?.value.release();
+      this.made = { of: quantization, value: pack() };
+    }
+    return this.made.value;
+  }
+
+  /** Frees the packed form now (the model is being released). */
+  release(): void {
+    this.made?.value.release();
+    this.made = null;
+  }
+}

@@ -20,6 +20,7 @@
 #include "args.h"
 #include "generate.h"
 #include "ops.h"
+#include "packed.h"
 #include "sampling.h"
 
 namespace rnnkit_addon {
@@ -130,27 +131,41 @@ rnnkit::LmWeights parse_weights(Parser& p) {
   return w;
 }
 
+struct PackedLmTraits {
+  static constexpr const char* name = "PackedLm";
+  using Packed = rnnkit::PackedLm;
+  static constexpr napi_type_tag tag = {0x6c6d5f7061636b65ULL, 0x72726e6e6b69745fULL};
+  static rnnkit::LmWeights parse(Parser& p) { return parse_weights(p); }
+};
+
+// Argument 0: a PackedLm, or the weights object.
+using LmArg = ModelArg<PackedLmTraits, rnnkit::LmWeights>;
+LmArg parse_model(Parser& p) {
+  return LmArg(p, p.arg(0), "weights", [&] { return parse_weights(p); });
+}
+
 // lmGenerate's arguments, checked on the main thread, and its outputs.
-//   (weights, prompts, options, stops | null, cancel: Int32Array(1) | null)
+//   (weights | PackedLm, prompts, options, stops | null, cancel: Int32Array(1) | null)
 struct Generation {
-  rnnkit::LmWeights w;
+  LmArg model;
   rnnkit::TokenSpans prompts, stops{nullptr, nullptr, 0};
   rnnkit::GenerateConfig cfg;
   const int32_t* cancel;
   std::vector<int32_t> tokens, lengths, finish;
 
-  explicit Generation(Parser& p) : w(parse_weights(p)) {
-    prompts = parse_spans(p, p.arg(1), "prompts", w.V, -1, true);
+  explicit Generation(Parser& p) : model(parse_model(p)) {
+    const int V = model.shape().V;
+    prompts = parse_spans(p, p.arg(1), "prompts", V, -1, true);
 
     Napi::Object opt = p.object(2, "options");
     cfg.max_tokens =
         static_cast<int>(p.integer(opt.Get("maxTokens"), "options.maxTokens", 1, 1000000));
-    cfg.sampler = parse_sampler(p, opt, "options", w.V);
+    cfg.sampler = parse_sampler(p, opt, "options", V);
     cfg.seed = parse_seed(p, opt.Get("seed"), "options.seed");
     cfg.row_offset = parse_seed(p, opt.Get("rowOffset"), "options.rowOffset");
 
     Napi::Value s = p.arg(3);
-    if (!s.IsNull() && !s.IsUndefined()) stops = parse_spans(p, s, "stops", w.V, -1, true);
+    if (!s.IsNull() && !s.IsUndefined()) stops = parse_spans(p, s, "stops", V, -1, true);
     cancel = p.i32(4, "cancel", 1, "", true);
   }
 
@@ -159,8 +174,8 @@ struct Generation {
     tokens.resize(B * cfg.max_tokens);
     lengths.resize(B);
     finish.resize(B);
-    rnnkit::lm_generate(w, prompts, cfg, stops, cancel, progress, tokens.data(), lengths.data(),
-                        finish.data());
+    rnnkit::lm_generate(model.get(), prompts, cfg, stops, cancel, progress, tokens.data(),
+                        lengths.data(), finish.data());
   }
 
   Napi::Value result(Napi::Env env) const {
@@ -493,30 +508,28 @@ class TokenLoopObject : public Napi::ObjectWrap<TokenLoopObject> {
   std::vector<float> logits_;
 };
 
-// lmScore(weights, tokens, rows) -> the summed negative log-likelihood (nats) of tokens' next-token
-// predictions in `rows` streams (lm_score), on the packed steps of the weights' type.
+// lmScore(weights | PackedLm, tokens, rows) -> the summed negative log-likelihood (nats) of tokens'
+// next-token predictions in `rows` streams (lm_score), on the packed steps of the weights' type.
 struct LmScore {
   static constexpr const char* name = "lmScore";
-  rnnkit::LmWeights w;
+  LmArg model;
   const int32_t* tokens;
   int n, rows;
   double sum = 0;
-  explicit LmScore(Parser& p) : w(parse_weights(p)) {
+  explicit LmScore(Parser& p) : model(parse_model(p)) {
+    const int V = model.shape().V;
     size_t count = 0;
     tokens = p.i32(p.arg(1), "tokens", Parser::kAnyLength, "", false, &count);
     if (count < 2 || count > (1u << 30))
       p.range_error("'tokens' must hold from 2 to 2^30 token ids, got " + std::to_string(count));
     for (size_t k = 0; k < count; ++k)
-      if (tokens[k] < 0 || tokens[k] >= w.V)
+      if (tokens[k] < 0 || tokens[k] >= V)
         p.range_error("'tokens[" + std::to_string(k) + "]' must be a token id in [0, " +
-                      std::to_string(w.V) + "), got " + std::to_string(tokens[k]));
+                      std::to_string(V) + "), got " + std::to_string(tokens[k]));
     n = static_cast<int>(count);
     rows = static_cast<int>(p.integer(p.arg(2), "rows", 1, n - 1));
   }
-  void run() {
-    const rnnkit::PackedLm model(w);
-    sum = rnnkit::lm_score(model, w.V, w.L, w.H, w.cell == CellType::Lstm, tokens, n, rows);
-  }
+  void run() { sum = rnnkit::lm_score(model.get(), tokens, n, rows); }
   Napi::Value result(Napi::Env env) const { return Napi::Number::New(env, sum); }
 };
 
@@ -524,6 +537,7 @@ struct LmScore {
 
 void init_generate(Napi::Env env, Napi::Object exports) {
   exports.Set("TokenLoop", TokenLoopObject::define(env));
+  exports.Set(PackedLmTraits::name, PackedObject<PackedLmTraits>::define(env));
   exports.Set("lmGenerateAsync", Napi::Function::New(env, LmGenerateAsync, "lmGenerateAsync"));
   exports.Set(LmGenerate::name, Napi::Function::New(env, Sync<LmGenerate>, LmGenerate::name));
   add<LmScore>(env, exports, true);

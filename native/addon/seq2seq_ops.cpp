@@ -14,6 +14,7 @@
 #include "args.h"
 #include "attention.h"
 #include "ops.h"
+#include "packed.h"
 #include "recurrent.h"
 #include "seq2seq.h"
 
@@ -264,15 +265,69 @@ Napi::Value beam_results(Napi::Env env, const rnnkit::BeamSearch& search, const 
   return beam_result_object(env, tokens, lengths, scores, align);
 }
 
-// seq2seqBeamSearch({decoder {cell, kind, inputFeeding, V, E, H, L, He, A}, embedding, stack,
-//   attention, outWeight, outBias, weights? ('float32' | 'int8' | 'bf16'), stackScales?,
-//   attentionScales?, outScales? (int8's), enc, lengths, h0, c0,
-//   config {S, B, beam, nBest, maxLength, lengthPenalty, bos, eos, temperature, topK, topP,
-//           repetitionPenalty, noRepeatNgramSize, seed}})
+// A decoder's fields of an options object: decoder {cell, kind, inputFeeding, V, E, H, L, He, A},
+// embedding, stack, attention, outWeight, outBias, weights? ('float32' | 'int8' | 'bf16'),
+// stackScales?, attentionScales?, outScales? (int8's).
+rnnkit::Seq2SeqDecoderWeights parse_decoder(Parser& p) {
+  rnnkit::Seq2SeqDecoderWeights w;
+  Napi::Object d = p.object("decoder");
+  w.cell = static_cast<rnnkit::CellType>(
+      p.choice(d.Get("cell"), "decoder.cell", {"rnn_tanh", "rnn_relu", "lstm", "gru"}));
+  w.kind = parse_kind(p, d.Get("kind"), "decoder.kind");
+  w.input_feeding = p.boolean(d.Get("inputFeeding"), "decoder.inputFeeding");
+  w.V = p.size(d, "decoder", "V");
+  w.E = p.size(d, "decoder", "E");
+  w.H = p.size(d, "decoder", "H");
+  w.L = p.size(d, "decoder", "L");
+  w.He = p.size(d, "decoder", "He");
+  w.A = p.size(d, "decoder", "A");
+  check_dot_sizes(p, w.kind, w.H, w.He, "decoder");
+  const AttentionShape as{w.kind, 1, 1, 1, w.H, w.He, w.A};
+  w.embedding = p.f32("embedding", size_t(w.V) * w.E, shape_str("V*E", {w.V, w.E}));
+  w.stack = p.f32(
+      "stack", rnnkit::stack_param_count(w.cell, w.E + (w.input_feeding ? w.H : 0), w.H, w.L),
+      w.input_feeding ? "stackParamCount(cell, E + H, H, L)" : "stackParamCount(cell, E, H, L)");
+  w.attention = p.f32("attention", rnnkit::attention_param_count(as), "attentionParamCount(shape)");
+  w.out_weight = p.f32("outWeight", size_t(w.V) * w.H, shape_str("V*H", {w.V, w.H}));
+  w.out_bias = p.f32("outBias", w.V, "V");
+  w.weights = parse_weight_type(p, p.field("weights"), "weights");
+  w.stack_scales = parse_scales(p, w.weights, p.field("stackScales"), "stackScales",
+                                size_t(2) * w.L * rnnkit::gate_count(w.cell) * w.H,
+                                shape_str("L*2*G*H", {w.L, 2, rnnkit::gate_count(w.cell), w.H}));
+  w.attention_scales =
+      parse_scales(p, w.weights, p.field("attentionScales"), "attentionScales",
+                   rnnkit::attention_scale_count(as), "attentionScaleCount(shape)");
+  w.out_scales = parse_scales(p, w.weights, p.field("outScales"), "outScales", w.V, "V");
+  return w;
+}
+
+// new PackedSeq2SeqDecoder({decoder fields as parse_decoder reads them}) (packed.h).
+struct PackedDecoderTraits {
+  static constexpr const char* name = "PackedSeq2SeqDecoder";
+  using Packed = rnnkit::PackedSeq2SeqDecoder;
+  static constexpr napi_type_tag tag = {0x7365713273657164ULL, 0x72726e6e6b69745fULL};
+  static rnnkit::Seq2SeqDecoderWeights parse(Parser& p) {
+    p.options();
+    return parse_decoder(p);
+  }
+};
+
+// An options object's `packed` field, read first: a PackedSeq2SeqDecoder, or absent.
+Napi::Value packed_field(Parser& p) {
+  p.options();
+  Napi::Value v = p.field("packed");
+  if (!v.IsUndefined() && !PackedObject<PackedDecoderTraits>::of(p, v, "packed"))
+    p.type_error("'packed' must be a PackedSeq2SeqDecoder, got " + Parser::describe(v));
+  return v;
+}
+
+// seq2seqBeamSearch({packed (a PackedSeq2SeqDecoder) | the decoder's fields (parse_decoder), enc,
+//   lengths, h0, c0, config {S, B, beam, nBest, maxLength, lengthPenalty, bos, eos, temperature,
+//   topK, topP, repetitionPenalty, noRepeatNgramSize, seed}})
 //   -> {tokens [B*nBest*maxLength], lengths [B*nBest], scores [B*nBest], align [..*S]}
 struct Seq2SeqBeamSearch {
   static constexpr const char* name = "seq2seqBeamSearch";
-  rnnkit::Seq2SeqDecoderWeights w;
+  ModelArg<PackedDecoderTraits, rnnkit::Seq2SeqDecoderWeights> model;
   rnnkit::BeamConfig cfg;
   int S, B;
   const float *enc, *h0, *c0;
@@ -280,38 +335,9 @@ struct Seq2SeqBeamSearch {
   std::vector<int32_t> tokens, out_lengths;
   std::vector<float> scores, align;
 
-  explicit Seq2SeqBeamSearch(Parser& p) {
-    p.options();
-    Napi::Object d = p.object("decoder");
-    w.cell = static_cast<rnnkit::CellType>(
-        p.choice(d.Get("cell"), "decoder.cell", {"rnn_tanh", "rnn_relu", "lstm", "gru"}));
-    w.kind = parse_kind(p, d.Get("kind"), "decoder.kind");
-    w.input_feeding = p.boolean(d.Get("inputFeeding"), "decoder.inputFeeding");
-    w.V = p.size(d, "decoder", "V");
-    w.E = p.size(d, "decoder", "E");
-    w.H = p.size(d, "decoder", "H");
-    w.L = p.size(d, "decoder", "L");
-    w.He = p.size(d, "decoder", "He");
-    w.A = p.size(d, "decoder", "A");
-    check_dot_sizes(p, w.kind, w.H, w.He, "decoder");
-    const AttentionShape as{w.kind, 1, 1, 1, w.H, w.He, w.A};
-    w.embedding = p.f32("embedding", size_t(w.V) * w.E, shape_str("V*E", {w.V, w.E}));
-    w.stack = p.f32(
-        "stack", rnnkit::stack_param_count(w.cell, w.E + (w.input_feeding ? w.H : 0), w.H, w.L),
-        w.input_feeding ? "stackParamCount(cell, E + H, H, L)" : "stackParamCount(cell, E, H, L)");
-    w.attention =
-        p.f32("attention", rnnkit::attention_param_count(as), "attentionParamCount(shape)");
-    w.out_weight = p.f32("outWeight", size_t(w.V) * w.H, shape_str("V*H", {w.V, w.H}));
-    w.out_bias = p.f32("outBias", w.V, "V");
-    w.weights = parse_weight_type(p, p.field("weights"), "weights");
-    w.stack_scales = parse_scales(p, w.weights, p.field("stackScales"), "stackScales",
-                                  size_t(2) * w.L * rnnkit::gate_count(w.cell) * w.H,
-                                  shape_str("L*2*G*H", {w.L, 2, rnnkit::gate_count(w.cell), w.H}));
-    w.attention_scales =
-        parse_scales(p, w.weights, p.field("attentionScales"), "attentionScales",
-                     rnnkit::attention_scale_count(as), "attentionScaleCount(shape)");
-    w.out_scales = parse_scales(p, w.weights, p.field("outScales"), "outScales", w.V, "V");
-
+  explicit Seq2SeqBeamSearch(Parser& p)
+      : model(p, packed_field(p), "packed", [&] { return parse_decoder(p); }) {
+    const rnnkit::Seq2SeqDecoderShape& w = model.shape();
     const BeamArgs beam = parse_beam_config(p, p.object("config"), w.V);
     S = beam.S;
     B = beam.B;
@@ -329,8 +355,14 @@ struct Seq2SeqBeamSearch {
     align.resize(tokens.size() * S);
   }
   void run() {
-    rnnkit::seq2seq_beam_search(w, S, B, enc, lengths, h0, c0, cfg, tokens.data(),
-                                out_lengths.data(), scores.data(), align.data());
+    auto search = [&](const auto& decoder) {
+      rnnkit::seq2seq_beam_search(decoder, S, B, enc, lengths, h0, c0, cfg, tokens.data(),
+                                  out_lengths.data(), scores.data(), align.data());
+    };
+    if (model.packed)
+      search(*model.packed);
+    else
+      search(model.w);
   }
   Napi::Value result(Napi::Env env) {
     auto i32 = [&](const std::vector<int32_t>& v) {
@@ -441,6 +473,7 @@ void init_seq2seq(Napi::Env env, Napi::Object exports) {
   add<FeedingDecoderForward>(env, exports, false);
   add<FeedingDecoderBackward>(env, exports, false);
   add<Seq2SeqBeamSearch>(env, exports, true);
+  exports.Set(PackedDecoderTraits::name, PackedObject<PackedDecoderTraits>::define(env));
   exports.Set("BeamSearch", BeamSearchObject::define(env));
 }
 

@@ -341,8 +341,7 @@ PackedAttention::PackedAttention(const AttentionShape& s, const float* params, W
   }
 }
 
-void PackedAttention::keys(const float* enc, float* keys) const {
-  const int rows = s_.S * s_.B;
+void PackedAttention::keys(int rows, const float* enc, float* keys) const {
   if (key_)
     key_->product(rows, enc, s_.He, 0.0f, keys, key_->cols());
   else
@@ -354,22 +353,26 @@ size_t PackedAttention::workspace_size(int rows) const {
   return size_t(rows) * (s_.He + s_.Hd + additive);
 }
 
-void PackedAttention::step(int b0, int n, int K, const float* q, const float* enc,
-                           const float* keys, const int32_t* lengths, float* ws, float* align,
-                           float* out) const {
-  const int S = s_.S, B = s_.B, Hd = s_.Hd, He = s_.He, A = s_.A, Kk = attention_key_size(s_);
+size_t PackedAttention::bytes() const {
+  return combine_.bytes() + (query_ ? query_->bytes() : 0) + (key_ ? key_->bytes() : 0) +
+         sizeof(float) * v_.size();
+}
+
+void PackedAttention::step(const AttentionSources& src, int b0, int n, int K, const float* q,
+                           float* ws, float* align, float* out) const {
+  const int S = src.S, B = src.B, Hd = s_.Hd, He = s_.He, A = s_.A, Kk = attention_key_size(s_);
   const int R = n * K, ld = He + Hd;
   // Each row's [context; q], the combine layer's input.
   float* cq = ws;
   float* qproj = ws + size_t(R) * ld;
   if (query_) query_->product(R, q, Hd, 0.0f, qproj, A);
   for (int i = 0; i < n; ++i) {
-    const int b = b0 + i, len = lengths[b];
+    const int b = b0 + i, len = src.lengths[b];
     const size_t r0 = size_t(i) * K;
     float* a = align + r0 * S;
     for (int k = 0; k < K; ++k)
       for (int j = 0; j < len; ++j) {
-        const float* key = keys + (size_t(j) * B + b) * Kk;
+        const float* key = src.keys + (size_t(j) * B + b) * Kk;
         a[size_t(k) * S + j] = query_ ? additive_score(v_.data(), qproj + (r0 + k) * A, key, A)
                                       : dot(q + (r0 + k) * Hd, key, Kk);
       }
@@ -380,7 +383,7 @@ void PackedAttention::step(int b0, int n, int K, const float* q, const float* en
       float* ctx = cq + (r0 + k) * ld;
       std::fill(ctx, ctx + He, 0.0f);
       for (int j = 0; j < len; ++j) {
-        const float* e = enc + (size_t(j) * B + b) * He;
+        const float* e = src.enc + (size_t(j) * B + b) * He;
         for (int i = 0; i < He; ++i) ctx[i] += ak[j] * e[i];
       }
     }

@@ -102,6 +102,15 @@ void luong_attention_backward(const AttentionShape& s, const float* params, cons
                               const float* align, const float* out, float* dout, float* dq,
                               float* denc, float* dparams);
 
+// The encoder side that a decoding loop's rows attend to: enc [S, B, He], the keys
+// [S, B, attention_key_size] of those states and lengths [B].
+struct AttentionSources {
+  int S, B;
+  const float* enc;
+  const float* keys;
+  const int32_t* lengths;
+};
+
 // The layer for a decoding loop, one decoder step at a time: the weights every step multiplies
 // (Additive's W_q, and W_c) and the key projection (General's W_a, Additive's W_k) packed once
 // in the weight type given (qgemm.h: for int8, params hold q * scale and scales holds
@@ -110,23 +119,24 @@ void luong_attention_backward(const AttentionShape& s, const float* params, cons
 // hypotheses of a beam do. A row's scores and context are plain loops over its own source on the
 // calling thread: products of a few rows over a source's 30-odd positions are too small to split,
 // and handing them to OpenBLAS would wake its threads, which then spin on the cores the search's
-// threads need. Shape s: S, B (the sources of enc and keys), Hd, He, A; T is ignored. Copies the
-// weights it needs. A row's result does not depend on the other rows, on how many rows share its
-// source, or on how many sources enc holds.
+// threads need. Of shape s only kind, Hd, He and A are read: one packed layer serves sources of
+// any length and number. Copies the weights it needs. A row's result does not depend on the
+// other rows, on how many rows share its source, or on how many sources there are.
 class PackedAttention {
  public:
   PackedAttention(const AttentionShape& s, const float* params, WeightType type = WeightType::F32,
                   const float* scales = nullptr);
-  // keys [S, B, attention_key_size] of enc [S, B, He], as attention_keys_forward computes them up
-  // to float rounding; products split over the threads.
-  void keys(const float* enc, float* keys) const;
+  // keys [rows, attention_key_size] of enc [rows, He] (rows = S * B for a batch's states), as
+  // attention_keys_forward computes them up to float rounding; products split over the threads.
+  void keys(int rows, const float* enc, float* keys) const;
   // Floats of workspace that step needs for `rows` rows.
   size_t workspace_size(int rows) const;
-  // Rows r in [0, n * K) query source b0 + r / K, with q [n * K, Hd]: align [n * K, S] (zeros at
-  // and beyond the source's length) and out [n * K, Hd], from enc [S, B, He], the keys
-  // [S, B, attention_key_size] of those states and lengths [B].
-  void step(int b0, int n, int K, const float* q, const float* enc, const float* keys,
-            const int32_t* lengths, float* ws, float* align, float* out) const;
+  // Rows r in [0, n * K) query source b0 + r / K of src, with q [n * K, Hd]: align [n * K, S]
+  // (zeros at and beyond the source's length) and out [n * K, Hd].
+  void step(const AttentionSources& src, int b0, int n, int K, const float* q, float* ws,
+            float* align, float* out) const;
+  // Bytes of the packed weights (and Additive's v).
+  size_t bytes() const;
 
  private:
   AttentionShape s_;

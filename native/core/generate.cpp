@@ -12,7 +12,8 @@
 namespace rnnkit {
 
 PackedLm::PackedLm(const LmWeights& w)
-    : stack_(w.cell, w.V, w.E, w.H, w.L, w.residual, w.embedding, w.stack, w.weights,
+    : shape(w),
+      stack_(w.cell, w.V, w.E, w.H, w.L, w.residual, w.embedding, w.stack, w.weights,
              w.stack_scales),
       decoder_(w.H, w.V, w.decoder_weight, w.decoder_bias, w.weights, w.decoder_scales) {}
 
@@ -64,8 +65,9 @@ void run_feed(const PackedLm& model, TokenLoop& loop, const Feed& f, FeedScratch
   model.decode(w, s.picked.data(), logits);
 }
 
-double lm_score(const PackedLm& model, int V, int L, int H, bool lstm, const int32_t* tokens, int n,
-                int rows) {
+double lm_score(const PackedLm& model, const int32_t* tokens, int n, int rows) {
+  const int V = model.shape.V, L = model.shape.L, H = model.shape.H;
+  const bool lstm = model.shape.cell == CellType::Lstm;
   const int predictions = n - 1, base = predictions / rows, longer = predictions % rows;
   std::vector<float> h(size_t(L) * rows * H, 0.0f), c(lstm ? h.size() : 0, 0.0f);
   std::vector<float> y(size_t(rows) * H), logits(size_t(rows) * V), ws(model.workspace_size(rows));
@@ -92,13 +94,12 @@ namespace {
 // batch, as the outputs and the progress callback have them.
 class RowGroup {
  public:
-  RowGroup(const PackedLm& model, const LmWeights& w, const TokenSpans& prompts,
-           const GenerateConfig& cfg, const std::shared_ptr<const StopSequences>& stops, int b0,
-           int count)
+  RowGroup(const PackedLm& model, const TokenSpans& prompts, const GenerateConfig& cfg,
+           const std::shared_ptr<const StopSequences>& stops, int b0, int count)
       : model_(model),
-        loop_(w.V, w.L, w.H, w.cell == CellType::Lstm),
+        loop_(model.shape.V, model.shape.L, model.shape.H, model.shape.cell == CellType::Lstm),
         M_(cfg.max_tokens),
-        logits_(size_t(count) * w.V),
+        logits_(size_t(count) * model.shape.V),
         ids_(count),
         next_(count) {
     // Longest prompts first, so that the rows still priming at any step are the first ones and
@@ -149,7 +150,7 @@ class RowGroup {
 
 }  // namespace
 
-void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateConfig& cfg,
+void lm_generate(const PackedLm& model, const TokenSpans& prompts, const GenerateConfig& cfg,
                  const TokenSpans& stops, const volatile int32_t* cancel,
                  const GenerateProgress& progress, int32_t* tokens, int32_t* lengths,
                  int32_t* finish) {
@@ -162,8 +163,6 @@ void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateCo
     std::fill(finish, finish + B, kFinishCancelled);
     return;
   }
-  // The weights are packed once here for the hundreds of steps that follow.
-  const PackedLm model(w);
   // Rows are independent, so with helper threads and no per-step progress the batch splits into
   // one group per thread, each running its whole token loop on its own (its products then on
   // one thread): no thread waits for another at every product, as splitting each product's
@@ -174,7 +173,7 @@ void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateCo
   const auto stop_set = stops.count > 0 ? std::make_shared<const StopSequences>(stops) : nullptr;
   for (int g = 0; g < groups; ++g) {
     const int b0 = int(int64_t(g) * B / groups), b1 = int(int64_t(g + 1) * B / groups);
-    group.emplace_back(model, w, prompts, cfg, stop_set, b0, b1 - b0);
+    group.emplace_back(model, prompts, cfg, stop_set, b0, b1 - b0);
   }
   parallel_for(groups, [&](int g) { group[g].run(cancel, progress, tokens, lengths, finish); });
 }

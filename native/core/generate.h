@@ -13,27 +13,34 @@
 
 namespace rnnkit {
 
-struct LmWeights {
+// What a language model is, apart from its weights: its cell, sizes and the type its products run
+// in (int8: LmWeights's matrices hold q * scale, with one scale per weight row).
+struct LmShape {
   CellType cell;
   int V, E, H, L;
   bool residual;
+  WeightType weights = WeightType::F32;
+};
+
+struct LmWeights : LmShape {
   const float* embedding;       // [V, E]
   const float* stack;           // stack_param_count(cell, E, H, L), the layout of recurrent.h
   const float* decoder_weight;  // [V, H]
   const float* decoder_bias;    // [V], or null for none
-  // The type the products run in. int8: the matrices above hold q * scale, with scales one per
-  // weight row: stack_scales [L, 2, G*H] (each layer's w_ih rows, then w_hh's), decoder_scales [V].
-  WeightType weights = WeightType::F32;
+  // int8's scales: stack_scales [L, 2, G*H] (each layer's w_ih rows, then w_hh's),
+  // decoder_scales [V].
   const float* stack_scales = nullptr;
   const float* decoder_scales = nullptr;
 };
 
-// A language model's weights packed once for running it a step at a time: what lm_generate runs
-// at every step, and what a TokenLoop driven from JS (the serving engine's) runs its rounds on for
-// the life of a model. Copies all it needs from the weights.
+// A language model's weights packed for running it a step at a time: what lm_generate runs at
+// every step, and what a TokenLoop driven from JS (the serving engine's) runs its rounds on for
+// the life of a model. Copies all it needs from the weights, so one can serve every generation of
+// a model whose weights no longer change (a quantized one), any number at the same time.
 class PackedLm {
  public:
   explicit PackedLm(const LmWeights& w);
+  const LmShape shape;
   // Floats of workspace that step needs for B rows.
   size_t workspace_size(int B) const { return stack_.workspace_size(B); }
   // Feeds row b the token tokens[b] (in [0, V)), advancing the state h (and, for LSTM, c), layer
@@ -90,20 +97,18 @@ void run_feed(const PackedLm& model, TokenLoop& loop, const Feed& feed, FeedScra
 // [0, V), n >= 2), read as `rows` streams of consecutive predictions (1 <= rows <= n - 1; the first
 // (n - 1) % rows streams one prediction longer), each from a zero state carried through it: the
 // loss of a model as the packed steps compute it (int8 and bf16 weights included).
-double lm_score(const PackedLm& model, int V, int L, int H, bool lstm, const int32_t* tokens, int n,
-                int rows);
+double lm_score(const PackedLm& model, const int32_t* tokens, int n, int rows);
 
 // Generates up to max_tokens tokens after each prompt (every prompt holds >= 1 token, all token
-// ids in [0, V)). The weights are packed once (PackedLm) and a TokenLoop keeps the rows: the
-// prompts are primed together a token at a time (run_feed), each step feeding the rows whose
-// prompts are that long; then each step runs the decoder, the sampler and a stack step for the
-// rows still active only. A row ends when it has
-// max_tokens tokens, when its generated tokens end with one of the stop sequences (non-empty,
-// matched within the generated tokens only), or when *cancel (read once per step, may be null)
-// becomes non-zero. Outputs: tokens [B, max_tokens], row b's first lengths[b] entries are its
-// tokens (a matched stop sequence is not counted and not kept) and the rest are -1; finish [B]
-// holds FinishReason values. Allocates its memory in the first step; nothing after it.
-void lm_generate(const LmWeights& w, const TokenSpans& prompts, const GenerateConfig& cfg,
+// ids in [0, V)) on the packed weights; a TokenLoop keeps the rows: the prompts are primed
+// together a token at a time (run_feed), each step feeding the rows whose prompts are that long;
+// then each step runs the decoder, the sampler and a stack step for the rows still active only. A
+// row ends when it has max_tokens tokens, when its generated tokens end with one of the stop
+// sequences (non-empty, matched within the generated tokens only), or when *cancel (read once per
+// step, may be null) becomes non-zero. Outputs: tokens [B, max_tokens], row b's first lengths[b]
+// entries are its tokens (a matched stop sequence is not counted and not kept) and the rest are
+// -1; finish [B] holds FinishReason values. Allocates its memory in the first step; nothing after.
+void lm_generate(const PackedLm& model, const TokenSpans& prompts, const GenerateConfig& cfg,
                  const TokenSpans& stops, const volatile int32_t* cancel,
                  const GenerateProgress& progress, int32_t* tokens, int32_t* lengths,
                  int32_t* finish);

@@ -146,90 +146,91 @@ void feeding_decoder_backward(const FeedingShape& f, const float* stack, const f
   attention_keys_backward(w.as, attention, enc, w.dkeys, denc, dattention);
 }
 
+PackedSeq2SeqDecoder::PackedSeq2SeqDecoder(const Seq2SeqDecoderWeights& w)
+    : shape(w),
+      stack(w.cell, w.V, w.E + (w.input_feeding ? w.H : 0), w.H, w.L, false, w.embedding, w.stack,
+            w.weights, w.stack_scales, w.input_feeding ? w.H : 0),
+      attention(AttentionShape{w.kind, 1, 1, 1, w.H, w.He, w.A}, w.attention, w.weights,
+                w.attention_scales),
+      output(w.H, w.V, w.out_weight, w.out_bias, w.weights, w.out_scales) {}
+
 namespace {
 
-// The decoder's weights packed once for a search, for the hundreds of token steps that follow:
-// the embedding and recurrent stack (the previous attentional state fed beside the embedding with
-// input feeding), the attention (PackedAttention) and the output layer. A search of a single row
-// (greedy search over one source) keeps them unpacked, its products on OpenBLAS (matrix-vector
-// products over its threads) where it is loaded: one row streams the weights once a step either
-// way, packing the output layer would cost more than it saves, and packed products would split
-// over rnnkit's threads while OpenBLAS's, between its calls, spin on the same cores. Its results
-// equal the packed search's up to float rounding. int8 and bfloat16 weights are always packed:
-// their products exist only packed (qgemm.h).
-struct PackedDecoder {
-  const Seq2SeqDecoderWeights& w;
+// The decoder as a search runs it: packed (PackedSeq2SeqDecoder), or a single float32 row's
+// unpacked weights (seq2seq_beam_search in seq2seq.h says why).
+struct Decoder {
+  const Seq2SeqDecoderShape& w;
+  const PackedSeq2SeqDecoder* packed;  // null: unpacked
+  const Seq2SeqDecoderWeights* raw;    // the unpacked weights, or null
   const AttentionShape as;
   const int I;  // the stack's input: the embedding (and the attentional state fed beside it)
-  std::optional<PackedStack> stack;
-  std::optional<PackedAttention> attention;
-  std::optional<PackedLinear> output;
 
-  PackedDecoder(const Seq2SeqDecoderWeights& weights, const AttentionShape& shape, bool pack)
-      : w(weights), as(shape), I(w.E + (w.input_feeding ? w.H : 0)) {
-    if (!pack) return;
-    stack.emplace(w.cell, w.V, I, w.H, w.L, false, w.embedding, w.stack, w.weights, w.stack_scales,
-                  w.input_feeding ? w.H : 0);
-    attention.emplace(as, w.attention, w.weights, w.attention_scales);
-    output.emplace(w.H, w.V, w.out_weight, w.out_bias, w.weights, w.out_scales);
+  Decoder(const PackedSeq2SeqDecoder& d, int S, int B)
+      : w(d.shape), packed(&d), raw(nullptr), as(shape(d.shape, S, B)), I(input(d.shape)) {}
+  Decoder(const Seq2SeqDecoderWeights& weights, int S, int B)
+      : w(weights), packed(nullptr), raw(&weights), as(shape(weights, S, B)), I(input(weights)) {}
+
+  static AttentionShape shape(const Seq2SeqDecoderShape& w, int S, int B) {
+    return {w.kind, 1, S, B, w.H, w.He, w.A};
   }
+  static int input(const Seq2SeqDecoderShape& w) { return w.E + (w.input_feeding ? w.H : 0); }
 
   StackShape row_step() const { return {w.cell, 1, 1, I, w.H, w.L, 0.0f, false, false, 0}; }
 
   // Floats of workspace that step and attend need for R rows.
   size_t stack_workspace_size(int R) const {
-    return stack ? stack->workspace_size(R) : I + rnnkit::stack_workspace_size(row_step());
+    return packed ? packed->stack.workspace_size(R) : I + rnnkit::stack_workspace_size(row_step());
   }
   size_t attention_workspace_size(int R) const {
-    return attention ? attention->workspace_size(R) : size_t(qproj()) + as.He;
+    return packed ? packed->attention.workspace_size(R) : size_t(qproj()) + as.He;
   }
   // Additive attention's query projection of the single row: A floats, none for the other kinds.
   int qproj() const { return as.kind == AttentionKind::Additive ? as.A : 0; }
 
   // keys [S, B, attention_key_size] of enc.
   void keys(const float* enc, float* keys) const {
-    if (attention)
-      attention->keys(enc, keys);
+    if (packed)
+      packed->attention.keys(as.S * as.B, enc, keys);
     else
-      attention_keys_forward(as, w.attention, enc, keys);
+      attention_keys_forward(as, raw->attention, enc, keys);
   }
 
   // One step of the stack over R rows, as PackedStack::step takes it (layer_stride R * H).
   void step(int R, const int32_t* tokens, float* h, float* c, float* y, float* ws,
             const float* feed) const {
-    if (stack) {
-      stack->step(R, tokens, h, c, size_t(R) * w.H, y, ws, feed);
+    if (packed) {
+      packed->stack.step(R, tokens, h, c, size_t(R) * w.H, y, ws, feed);
       return;
     }
     // The single row's input [embedding; feed], then the stack's step in place on its state.
-    std::copy_n(w.embedding + size_t(tokens[0]) * w.E, w.E, ws);
+    std::copy_n(raw->embedding + size_t(tokens[0]) * w.E, w.E, ws);
     if (feed) std::copy_n(feed, w.H, ws + w.E);
-    stack_forward(row_step(), w.stack, ws, nullptr, h, c, y, h, c, ws + I);
+    stack_forward(row_step(), raw->stack, ws, nullptr, h, c, y, h, c, ws + I);
   }
 
   // The attention of R rows, as PackedAttention::step takes it.
-  void attend(int b0, int n, int K, const float* q, const float* enc, const float* keys,
-              const int32_t* lengths, float* ws, float* align, float* out) const {
-    if (attention) {
-      attention->step(b0, n, K, q, enc, keys, lengths, ws, align, out);
+  void attend(const AttentionSources& src, int b0, int n, int K, const float* q, float* ws,
+              float* align, float* out) const {
+    if (packed) {
+      packed->attention.step(src, b0, n, K, q, ws, align, out);
       return;
     }
     // The single row of a one-source batch: ws holds Additive's query projection, then the
     // context, which like the scores reads the source's own positions alone.
     float* ctx = ws + qproj();
-    attention_scores_forward(as, w.attention, q, keys, lengths, ws, align);
-    masked_softmax_forward(1, 1, as.S, lengths, align);
-    attention_context_forward(1, 1, lengths[0], as.He, align, enc, ctx);
-    attention_combine_forward(1, as.He, as.Hd, w.attention + attention_combine_offset(as), ctx, q,
-                              out);
+    attention_scores_forward(as, raw->attention, q, src.keys, src.lengths, ws, align);
+    masked_softmax_forward(1, 1, as.S, src.lengths, align);
+    attention_context_forward(1, 1, src.lengths[0], as.He, align, src.enc, ctx);
+    attention_combine_forward(1, as.He, as.Hd, raw->attention + attention_combine_offset(as), ctx,
+                              q, out);
   }
 
   // logits [R, V] from the attentional states out [R, H].
   void logits(int R, const float* out, float* logp) const {
-    if (output)
-      output->forward(R, out, logp);
+    if (packed)
+      packed->output.forward(R, out, logp);
     else
-      linear_forward(R, w.H, w.V, out, w.out_weight, w.out_bias, logp);
+      linear_forward(R, w.H, w.V, out, raw->out_weight, raw->out_bias, logp);
   }
 };
 
@@ -238,7 +239,7 @@ struct PackedDecoder {
 // source b0 + i; a state is [L, rows, H].
 class SourceGroup {
  public:
-  SourceGroup(const PackedDecoder& d, const BeamConfig& cfg, int S, int B, const float* h0,
+  SourceGroup(const Decoder& d, const BeamConfig& cfg, int S, int B, const float* h0,
               const float* c0, int b0, int n)
       : d_(d),
         b0_(b0),
@@ -267,16 +268,15 @@ class SourceGroup {
       }
   }
 
-  // The whole search, enc [S, B, He] and its keys as PackedAttention::step reads them.
-  void run(const float* enc, const float* keys, const int32_t* lengths) {
+  // The whole search over the sources' encoder side.
+  void run(const AttentionSources& src) {
     const int H = d_.w.H, L = d_.w.L;
     const bool lstm = !c_.empty();
     while (!search_.done()) {
       // feed_ starts at zeros: the first step has no previous attentional state.
       d_.step(R_, search_.tokens(), h_.data(), lstm ? c_.data() : nullptr, y_.data(), ws_.data(),
               feed_.empty() ? nullptr : feed_.data());
-      d_.attend(b0_, n_, K_, y_.data(), enc, keys, lengths, aws_.data(), align_.data(),
-                out_.data());
+      d_.attend(src, b0_, n_, K_, y_.data(), aws_.data(), align_.data(), out_.data());
       d_.logits(R_, out_.data(), logp_.data());
       search_.step(logp_.data(), align_.data());
 
@@ -316,11 +316,32 @@ class SourceGroup {
     return cfg;
   }
 
-  const PackedDecoder& d_;
+  const Decoder& d_;
   const int b0_, n_, K_, R_;
   BeamSearch search_;
   std::vector<float> h_, h2_, c_, c2_, y_, out_, feed_, align_, logp_, ws_, aws_;
 };
+
+void search(const Decoder& decoder, int S, int B, const float* enc, const int32_t* lengths,
+            const float* h0, const float* c0, const BeamConfig& cfg, int32_t* tokens,
+            int32_t* out_lengths, float* scores, float* align) {
+  // The part of the scores that depends on the sources alone, once for all their hypotheses.
+  std::vector<float> keys(size_t(S) * B * attention_key_size(decoder.as));
+  decoder.keys(enc, keys.data());
+  const AttentionSources src{S, B, enc, keys.data(), lengths};
+  // Sources are independent, so with helper threads the batch splits into one group of sources
+  // per thread, each running its whole search on its own (its products then on one thread), as
+  // language-model generation does. A source's results do not depend on the split.
+  const int groups = std::min(B, row_groups(B * cfg.beam));
+  std::vector<SourceGroup> group;
+  group.reserve(groups);
+  for (int g = 0; g < groups; ++g) {
+    const int b0 = int(int64_t(g) * B / groups), b1 = int(int64_t(g + 1) * B / groups);
+    group.emplace_back(decoder, cfg, S, B, h0, c0, b0, b1 - b0);
+  }
+  parallel_for(groups, [&](int g) { group[g].run(src); });
+  for (const SourceGroup& g : group) g.results(cfg, S, tokens, out_lengths, scores, align);
+}
 
 }  // namespace
 
@@ -328,24 +349,20 @@ void seq2seq_beam_search(const Seq2SeqDecoderWeights& w, int S, int B, const flo
                          const int32_t* lengths, const float* h0, const float* c0,
                          const BeamConfig& cfg, int32_t* tokens, int32_t* out_lengths,
                          float* scores, float* align) {
-  const int R = B * cfg.beam;
-  const AttentionShape as{w.kind, 1, S, B, w.H, w.He, w.A};
-  const PackedDecoder decoder(w, as, R > 1 || w.weights != WeightType::F32);
-  // The part of the scores that depends on the sources alone, once for all their hypotheses.
-  std::vector<float> keys(size_t(S) * B * attention_key_size(as));
-  decoder.keys(enc, keys.data());
-  // Sources are independent, so with helper threads the batch splits into one group of sources
-  // per thread, each running its whole search on its own (its products then on one thread), as
-  // language-model generation does. A source's results do not depend on the split.
-  const int groups = std::min(B, row_groups(R));
-  std::vector<SourceGroup> group;
-  group.reserve(groups);
-  for (int g = 0; g < groups; ++g) {
-    const int b0 = int(int64_t(g) * B / groups), b1 = int(int64_t(g + 1) * B / groups);
-    group.emplace_back(decoder, cfg, S, B, h0, c0, b0, b1 - b0);
+  if (B * cfg.beam > 1 || w.weights != WeightType::F32) {
+    const PackedSeq2SeqDecoder packed(w);
+    search(Decoder(packed, S, B), S, B, enc, lengths, h0, c0, cfg, tokens, out_lengths, scores,
+           align);
+  } else {
+    search(Decoder(w, S, B), S, B, enc, lengths, h0, c0, cfg, tokens, out_lengths, scores, align);
   }
-  parallel_for(groups, [&](int g) { group[g].run(enc, keys.data(), lengths); });
-  for (const SourceGroup& g : group) g.results(cfg, S, tokens, out_lengths, scores, align);
+}
+
+void seq2seq_beam_search(const PackedSeq2SeqDecoder& d, int S, int B, const float* enc,
+                         const int32_t* lengths, const float* h0, const float* c0,
+                         const BeamConfig& cfg, int32_t* tokens, int32_t* out_lengths,
+                         float* scores, float* align) {
+  search(Decoder(d, S, B), S, B, enc, lengths, h0, c0, cfg, tokens, out_lengths, scores, align);
 }
 
 }  // namespace rnnkit

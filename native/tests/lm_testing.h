@@ -30,7 +30,7 @@ struct Model {
     check::fill_uniform(b, seed + 3, -0.5, 0.5);
   }
   LmWeights weights() const {
-    return {cell, V, E, H, L, residual, embedding.data(), stack.data(), W.data(), b.data()};
+    return {{cell, V, E, H, L, residual}, embedding.data(), stack.data(), W.data(), b.data()};
   }
 };
 
@@ -74,7 +74,7 @@ inline Result generate(const Model& m, const std::vector<std::vector<int32_t>>& 
   const int B = static_cast<int>(prompts.size());
   Result r{std::vector<int32_t>(size_t(B) * cfg.max_tokens), std::vector<int32_t>(B),
            std::vector<int32_t>(B)};
-  lm_generate(m.weights(), p.view(), cfg, s.view(), cancel, progress, r.tokens.data(),
+  lm_generate(PackedLm(m.weights()), p.view(), cfg, s.view(), cancel, progress, r.tokens.data(),
               r.lengths.data(), r.finish.data());
   return r;
 }

@@ -372,10 +372,12 @@ TEST(quantized_attention_steps_stay_near_the_float_attention) {
       std::vector<float> k1(nkeys), k2(nkeys), a1(size_t(B) * K * S), a2(a1.size());
       std::vector<float> o1(q.size()), o2(q.size());
       std::vector<float> ws1(f32.workspace_size(B * K)), ws2(qa.workspace_size(B * K));
-      f32.keys(enc.data(), k1.data());
-      qa.keys(enc.data(), k2.data());
-      f32.step(0, B, K, q.data(), enc.data(), k1.data(), lengths, ws1.data(), a1.data(), o1.data());
-      qa.step(0, B, K, q.data(), enc.data(), k2.data(), lengths, ws2.data(), a2.data(), o2.data());
+      f32.keys(S * B, enc.data(), k1.data());
+      qa.keys(S * B, enc.data(), k2.data());
+      f32.step({S, B, enc.data(), k1.data(), lengths}, 0, B, K, q.data(), ws1.data(), a1.data(),
+               o1.data());
+      qa.step({S, B, enc.data(), k2.data(), lengths}, 0, B, K, q.data(), ws2.data(), a2.data(),
+              o2.data());
       // int8 quantizes each activation row to a step of max|a| / 127; bf16 rounds no activation.
       const double tol = type == WeightType::Int8 ? 0.03 : 1e-4;
       const std::string what =

@@ -54,15 +54,7 @@ struct Model {
     check::fill_uniform(enc, seed + 5);
     check::fill_uniform(h0, seed + 6);
     check::fill_uniform(c0, seed + 7);
-    w = {cell,
-         kind,
-         feeding,
-         V,
-         E,
-         H,
-         L,
-         he,
-         A,
+    w = {{cell, kind, feeding, V, E, H, L, he, A},
          embedding.data(),
          stack.data(),
          attention.data(),
@@ -162,16 +154,23 @@ struct Result {
   }
 };
 
-Result decode(const Model& m, const BeamConfig& cfg) {
+// m's search, on its weights or on `packed` (m.w packed before).
+Result decode(const Model& m, const BeamConfig& cfg, const PackedSeq2SeqDecoder* packed = nullptr) {
   const int n = m.batch * cfg.n_best;
   Result r{cfg.max_len, cfg.n_best, {}, {}, {}, {}};
   r.tokens.assign(n * cfg.max_len, -7);
   r.lengths.assign(n, -7);
   r.scores.assign(n, NAN);
   r.align.assign(n * cfg.max_len * S, NAN);
-  seq2seq_beam_search(m.w, S, m.batch, m.enc.data(), m.lengths.data(), m.h0.data(),
-                      m.c0.empty() ? nullptr : m.c0.data(), cfg, r.tokens.data(), r.lengths.data(),
-                      r.scores.data(), r.align.data());
+  auto search = [&](const auto& decoder) {
+    seq2seq_beam_search(decoder, S, m.batch, m.enc.data(), m.lengths.data(), m.h0.data(),
+                        m.c0.empty() ? nullptr : m.c0.data(), cfg, r.tokens.data(),
+                        r.lengths.data(), r.scores.data(), r.align.data());
+  };
+  if (packed)
+    search(*packed);
+  else
+    search(m.w);
   return r;
 }
 
@@ -325,6 +324,30 @@ TEST(beam_results_are_those_of_each_source_alone) {
             check_same(decode(alone(m, b), cfg), 0, all, b, name(m, "alone"));
         }
   set_gemm_threads(before);
+}
+
+// A decoder packed once, as a quantized model holds it for its life, serves searches of any batch
+// size and beam, each giving the bits that a search packing the weights for itself gives.
+TEST(a_decoder_packed_once_serves_every_search) {
+  uint64_t seed = 1200;
+  for (CellType cell : kCells)
+    for (AttentionKind kind : kKinds)
+      for (WeightType type : {WeightType::F32, WeightType::Int8, WeightType::Bf16}) {
+        Model m(cell, kind, seed += 10, kind != AttentionKind::Dot);
+        if (type != WeightType::F32) m.quantize(type);
+        const PackedSeq2SeqDecoder packed(m.w);
+        for (int beam : {1, 3}) {
+          const BeamConfig cfg{beam, beam, 6, 0.6f, kBos, kEos};
+          const Result all = decode(m, cfg);
+          const Result reused = decode(m, cfg, &packed);
+          for (int b = 0; b < B; ++b) {
+            check_same(reused, b, all, b, name(m, "packed once"));
+            // A single source: a float32 greedy search of it runs unpacked, so the batch's
+            // packed search of it is the reference.
+            check_same(decode(alone(m, b), cfg, &packed), 0, all, b, name(m, "packed once, alone"));
+          }
+        }
+      }
 }
 
 // Greedy search and sampling over a batch split into groups equal one group over the whole batch.

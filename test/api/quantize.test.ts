@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { BatchingGenerator, CharTokenizer, LanguageModel, readSafetensors } from '../../lib/index';
-import { native } from '../../lib/core/native';
+import { native, type NativePacked } from '../../lib/core/native';
 import type { Tensor } from '../../lib/checkpoint/safetensors';
 import { editedCheckpoint, type CheckpointEdit } from '../helpers/checkpoint';
 import { ROOT } from '../helpers/cli';
@@ -87,6 +87,61 @@ describe('quantized generation', () => {
     const bytes = (m: LanguageModel) => new native.TokenLoop(m.nativeWeights()).weightBytes;
     expect(bytes(q) * 3).toBeLessThan(bytes(float));
     expect(bytes(float.quantize('bf16')) * 1.8).toBeLessThan(bytes(float));
+  });
+});
+
+describe('a quantized model packed once', () => {
+  const options = {
+    maxTokens: 30,
+    temperature: 1,
+    topK: 0,
+    topP: 1,
+    repetitionPenalty: 1,
+    noRepeatNgramSize: 0,
+    seed: 9,
+    rowOffset: 0,
+  };
+
+  for (const dtype of ['int8', 'bf16'] as const) {
+    it(`${dtype}: generates and scores on it as on weights packed per call`, () => {
+      const q = float.quantize(dtype);
+      const packed = q.nativeModel();
+      expect(q.nativeModel()).toBe(packed);
+      expect(packed).toHaveProperty(
+        'weightBytes',
+        new native.TokenLoop(q.nativeWeights()).weightBytes,
+      );
+      const ids = q.tokenizer!.encode(corpus.slice(0, 400));
+      const prompts = { tokens: ids.subarray(0, 30), offsets: Int32Array.of(0, 10, 30) };
+      const own = native.lmGenerate(q.nativeWeights(), prompts, options, null, null);
+      expect(native.lmGenerate(packed, prompts, options, null, null)).toEqual(own);
+      expect(native.lmScore(packed, ids, 7)).toBe(native.lmScore(q.nativeWeights(), ids, 7));
+    });
+  }
+
+  it('close() frees the packed weights once its generations end; the packed object is then refused', async () => {
+    const q = float.quantize('int8');
+    const packed = q.nativeModel() as NativePacked;
+    const running = q.generate({ prompts: ['ROMEO:'], maxTokens: 50 });
+    await q.close();
+    expect(await running).toHaveLength(1);
+    expect(packed.weightBytes).toBe(0);
+    const prompts = { tokens: Int32Array.of(1), offsets: Int32Array.of(0, 1) };
+    expect(() => native.lmGenerate(packed, prompts, options, null, null)).toThrow(
+      /lmGenerate: 'weights' is a PackedLm that was released/,
+    );
+  });
+
+  it('a float32 model keeps no packed weights: its generation follows its weights as they change', async () => {
+    const m = small();
+    expect(m.nativeModel()).toHaveProperty('embedding', m.embedding.weight.data);
+    const greedy = { prompts: ['ab'], maxTokens: 8, temperature: 0 };
+    const before = await m.generate(greedy);
+    const h = m.tokenizer!.encode('h')[0];
+    m.decoder.bias!.data[h] = 1e3;
+    const [after] = await m.generate(greedy);
+    expect(after).toBe('h'.repeat(8));
+    expect(before[0]).not.toBe(after);
   });
 });
 

@@ -7,13 +7,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import {
   CharTokenizer,
+  LanguageModel,
   Seq2Seq,
   dateAlphabet,
   datePairs,
   exportSeq2SeqOnnx,
   readSafetensors,
 } from '../../lib/index';
-import { native } from '../../lib/core/native';
+import { native, type Seq2SeqDecoderWeights } from '../../lib/core/native';
 import type { Tensor } from '../../lib/checkpoint/safetensors';
 import { editedCheckpoint, type CheckpointEdit } from '../helpers/checkpoint';
 import { runCli } from '../helpers/cli';
@@ -94,6 +95,85 @@ describe('quantized translation', () => {
       expect(alone.hypotheses[0].score).toBe(b[i].hypotheses[0].score);
       expect(alone.text).toBe(b[i].text);
     }
+  });
+});
+
+describe('a quantized decoder packed once', () => {
+  // A small model's decoder, random encoder states of two sources (lengths 3 and 2) and their
+  // initial state, as native beam search reads them.
+  const inputs = (q: Seq2Seq) => {
+    const state = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37));
+    return {
+      enc: state(3 * 2 * q.encoderSize),
+      lengths: Int32Array.of(3, 2),
+      h0: state(2 * 2 * 12),
+      c0: null,
+    };
+  };
+
+  for (const dtype of ['int8', 'bf16'] as const) {
+    it(`${dtype}: searches on it equal searches that pack the weights themselves`, () => {
+      const q = small(true).quantize(dtype);
+      const packed = new native.PackedSeq2SeqDecoder(q.nativeDecoder());
+      expect(packed.weightBytes).toBeGreaterThan(0);
+      for (const beam of [1, 3]) {
+        const config = searchConfig({
+          S: 3,
+          B: 2,
+          beam,
+          nBest: beam,
+          maxLength: 6,
+          bos: q.spec.bos,
+          eos: q.spec.eos,
+        });
+        const own = native.seq2seqBeamSearch({ ...q.nativeDecoder(), ...inputs(q), config });
+        expect(native.seq2seqBeamSearch({ packed, ...inputs(q), config })).toEqual(own);
+      }
+    });
+  }
+
+  it('a quantized model packs its decoder on its first search only; a float32 one never keeps one', async () => {
+    const original = native.PackedSeq2SeqDecoder;
+    let made = 0;
+    native.PackedSeq2SeqDecoder = new Proxy(original, {
+      construct: (target, args: [Seq2SeqDecoderWeights]) => (made++, new target(...args)),
+    });
+    try {
+      const sources = test.slice(0, 4).map((p) => p.source);
+      const q = float.quantize('int8');
+      const first = await q.translate(sources, { beam: 3 });
+      expect(await q.translate(sources, { beam: 3 })).toEqual(first);
+      await q.translate(sources.slice(0, 1));
+      expect(made).toBe(1);
+      await float.translate(sources);
+      expect(made).toBe(1);
+    } finally {
+      native.PackedSeq2SeqDecoder = original;
+    }
+  });
+
+  it('the search refuses another packed model, or one beside the weights, naming the field', () => {
+    const q = small().quantize('int8');
+    const config = searchConfig({ S: 3, B: 2, bos: q.spec.bos, eos: q.spec.eos });
+    const lm = new native.PackedLm(
+      new LanguageModel({ vocabSize: 5, hiddenSize: 4, embeddingSize: 3 }).nativeWeights(),
+    );
+    expect(() => native.seq2seqBeamSearch({ packed: lm, ...inputs(q), config })).toThrow(
+      /seq2seqBeamSearch: 'packed' must be a PackedSeq2SeqDecoder, got an object/,
+    );
+    const packed = new native.PackedSeq2SeqDecoder(q.nativeDecoder());
+    expect(() =>
+      native.seq2seqBeamSearch({ ...q.nativeDecoder(), packed, ...inputs(q), config }),
+    ).toThrow(/seq2seqBeamSearch: 'options' has no field 'decoder'; its fields are packed, /);
+    expect(() =>
+      native.lmGenerate(
+        packed,
+        { tokens: Int32Array.of(1), offsets: Int32Array.of(0, 1) },
+        {} as never,
+        null,
+        null,
+      ),
+    ).toThrow(/lmGenerate: 'weights.cell' must be a string/);
   });
 });
 
