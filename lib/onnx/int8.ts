@@ -1,5 +1,6 @@
-// The step graph of an int8 LanguageModel, in standard operators with integer products: ONNX's
-// LSTM/GRU/RNN operators take float weights only, so each cell is written out. Every product runs
+// The step graph of an int8 LanguageModel (and the pieces an int8 Seq2Seq's graphs share with it,
+// seq2seq-export.ts), in standard operators with integer products: ONNX's LSTM/GRU/RNN operators
+// take float weights only, so each cell is written out. Every product runs
 // rnnkit's own scheme (native/core/qgemm.h, docs/quantization.md): the weights are int8
 // initializers W^T [K, N] with one float scale per output column (a row of W); the activations
 // are quantized per row at every step (scale = max |row| / 127, q = round(a * (1 / scale)) in
