@@ -317,20 +317,24 @@ export class RecurrentStack extends Module {
    */
   onnxWeights(l: number): { W: Float32Array; R: Float32Array; B: Float32Array } {
     const w = this.layerWeights(l);
+    const B = new Float32Array(2 * this.gates * this.hiddenSize);
+    B.set(this.onnxGateOrder(w.biasIh), 0);
+    B.set(this.onnxGateOrder(w.biasHh), this.gates * this.hiddenSize);
+    return { W: this.onnxGateOrder(w.weightIh), R: this.onnxGateOrder(w.weightHh), B };
+  }
+
+  /**
+   * A copy of `src`, G gate blocks of rows (a weight matrix, a bias, one scale per row) in
+   * rnnkit's gate order, with its blocks in ONNX's gate order.
+   */
+  onnxGateOrder(src: Float32Array): Float32Array {
     const order = ONNX_ORDER[this.cellName];
-    const H = this.hiddenSize;
-    const permute = (src: Float32Array) => {
-      const block = src.length / order.length;
-      const dst = new Float32Array(src.length);
-      order.forEach((from, to) =>
-        dst.set(src.subarray(from * block, (from + 1) * block), to * block),
-      );
-      return dst;
-    };
-    const B = new Float32Array(2 * this.gates * H);
-    B.set(permute(w.biasIh), 0);
-    B.set(permute(w.biasHh), this.gates * H);
-    return { W: permute(w.weightIh), R: permute(w.weightHh), B };
+    const block = src.length / order.length;
+    const dst = new Float32Array(src.length);
+    order.forEach((from, to) =>
+      dst.set(src.subarray(from * block, (from + 1) * block), to * block),
+    );
+    return dst;
   }
 
   private pytorchTensors(l: number): [string, number[], Float32Array][] {

@@ -316,6 +316,15 @@ export function openRnnkitFile(
   };
 }
 
+/** A file's metadata 'weights' (absent: float32), checked to be one rnnkit writes. */
+export function weightsOf(f: RnnkitFile): OnnxWeights {
+  const weights = (f.meta.get('weights') ?? 'float32') as OnnxWeights;
+  if (!ONNX_WEIGHTS.includes(weights)) {
+    return f.fail(`its metadata 'weights' is '${weights}', expected ${ONNX_WEIGHTS.join(' or ')}`);
+  }
+  return weights;
+}
+
 /** The metadata `kind` of the two halves of an exported sequence-to-sequence model. */
 export const SEQ2SEQ_KINDS = ['seq2seq-encoder', 'seq2seq-decoder'] as const;
 
@@ -346,10 +355,7 @@ export function readOnnxModel(
   } catch (error) {
     return f.fail(`its metadata 'spec' is invalid: ${(error as Error).message}`);
   }
-  const weights = (f.meta.get('weights') ?? 'float32') as OnnxWeights;
-  if (!ONNX_WEIGHTS.includes(weights)) {
-    return f.fail(`its metadata 'weights' is '${weights}', expected ${ONNX_WEIGHTS.join(' or ')}`);
-  }
+  const weights = weightsOf(f);
   if (weights === 'int8' && kind !== 'step') {
     return f.fail(`it is an int8 ${kind} model; rnnkit writes int8 step models only`);
   }

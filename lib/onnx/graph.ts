@@ -119,6 +119,11 @@ export interface StackOptions {
   lengths?: string;
   /** Read each row backwards from its last valid step (ONNX direction 'reverse'). */
   reverse?: boolean;
+  /**
+   * Layer l's W [1, G*H, I] and R [1, G*H, H] as graph values (an int8 model's, widened from its
+   * int8 initializers); absent: float32 initializers of the stack's weights.
+   */
+  matrices?: (l: number) => { W: string; R: string };
 }
 
 /**
@@ -152,10 +157,14 @@ export function addRecurrentStack(
   for (let l = 0; l < L; l++) {
     const w = stack.onnxWeights(l);
     const p = `${o.prefix}.l${l}`;
+    const m = o.matrices?.(l) ?? {
+      W: g.floats(`${p}.W`, [1, G * H, l === 0 ? stack.inputSize : H], w.W),
+      R: g.floats(`${p}.R`, [1, G * H, H], w.R),
+    };
     const inputs = [
       x,
-      g.floats(`${p}.W`, [1, G * H, l === 0 ? stack.inputSize : H], w.W),
-      g.floats(`${p}.R`, [1, G * H, H], w.R),
+      m.W,
+      m.R,
       g.floats(`${p}.B`, [1, 2 * G * H], w.B),
       o.lengths ?? '',
       ...(initial ? [h0[l], ...(lstm ? [c0[l]] : [])] : []),

@@ -1,5 +1,6 @@
-// The step graph of an int8 LanguageModel, in standard operators with integer products: ONNX's
-// LSTM/GRU/RNN operators take float weights only, so each cell is written out. Every product runs
+// The step graph of an int8 LanguageModel (and the pieces an int8 Seq2Seq's graphs share with it,
+// seq2seq-export.ts), in standard operators with integer products: ONNX's LSTM/GRU/RNN operators
+// take float weights only, so each cell is written out. Every product runs
 // rnnkit's own scheme (native/core/qgemm.h, docs/quantization.md): the weights are int8
 // initializers W^T [K, N] with one float scale per output column (a row of W); the activations
 // are quantized per row at every step (scale = max |row| / 127, q = round(a * (1 / scale)) in
@@ -15,6 +16,7 @@
 import { onnx } from 'onnx-proto';
 
 import type { LanguageModelNetwork } from '../models/language-model';
+import type { RecurrentStack } from '../nn/recurrent';
 import type { CellName } from '../core/native';
 import { int8Values } from '../nn/quantize';
 import { NAMES } from './format';
@@ -23,7 +25,7 @@ import { GraphBuilder, int, ints, splitLayers } from './graph';
 const { FLOAT, UINT8 } = onnx.TensorProto.DataType;
 
 /** An int8 matrix in the graph: W^T [K, N], that as uint8 q + 128, and its N columns' scales. */
-interface Int8Matrix {
+export interface Int8Matrix {
   q: string;
   shifted: string;
   scales: string;
@@ -37,7 +39,7 @@ const shift = (g: GraphBuilder, x: string) =>
  * W [N, K], rows holding q * scale, as the int8 initializer W^T [K, N] (the layout MatMulInteger
  * multiplies by) and its scales.
  */
-function int8Matrix(g: GraphBuilder, name: string, W: Float32Array, scales: Float32Array) {
+export function int8Matrix(g: GraphBuilder, name: string, W: Float32Array, scales: Float32Array) {
   const N = scales.length;
   const K = W.length / N;
   const q = int8Values(W, scales);
@@ -52,7 +54,7 @@ function int8Matrix(g: GraphBuilder, name: string, W: Float32Array, scales: Floa
 }
 
 /** The float32 values q * scale of an int8 matrix, W^T [K, N]. */
-const widen = (g: GraphBuilder, m: Int8Matrix) =>
+export const widen = (g: GraphBuilder, m: Int8Matrix) =>
   g.op('Mul', [g.op('Cast', [m.q], [int('to', FLOAT)]), m.scales]);
 
 /**
@@ -77,11 +79,16 @@ function quantize(g: GraphBuilder, a: string): { q: string; scale: string } {
  * which (onnxruntime-node 1.30, measured) gets the bias wrong when scale_a has one value per row;
  * in this order the decoder's bias Add stays a node of its own.
  */
-function product(g: GraphBuilder, a: { q: string; scale: string }, m: Int8Matrix): string {
+function product(
+  g: GraphBuilder,
+  a: { q: string; scale: string },
+  m: Int8Matrix,
+  output?: string,
+): string {
   const zero = g.once('q.zero_point', () => g.bytes('q.zero_point', [], Uint8Array.of(128)));
   const sums = g.op('MatMulInteger', [a.q, m.shifted, zero, zero]);
   const sum = g.op('Cast', [sums], [int('to', FLOAT)]);
-  return g.op('Mul', [g.op('Mul', [sum, m.scales]), a.scale]);
+  return g.op('Mul', [g.op('Mul', [sum, m.scales]), a.scale], [], output);
 }
 
 /** Splits the last axis of x into parts of these sizes. */
@@ -154,6 +161,85 @@ function cellBias(
   };
 }
 
+/** What addInt8Stack runs a recurrent stack's step on. */
+export interface Int8StackInputs {
+  /** Initializer name prefix of the stack's matrices and biases (`rnn` gives rnn.weight_ih_l0). */
+  prefix: string;
+  /** Each int8 matrix of the stack by its checkpoint name, from its values W [N, K]. */
+  matrix: (name: string, W: Float32Array) => Int8Matrix;
+  /** The embedding [V, E] as a graph value, V its rows; the stack reads token ids `NAMES.tokens`. */
+  embedding: string;
+  vocab: number;
+  /** A seq2seq decoder's previous attentional state [1, batch, H], fed beside the embedding. */
+  feed: string | null;
+  /** The state before the step, [L, batch, H] (c for LSTM only). */
+  h0: string;
+  c0: string | null;
+}
+
+/**
+ * One step of `stack` with int8 products, as the native packed steps run it (PackedStack,
+ * native/core/recurrent.cpp): layer 0's input [embedding; feed] is quantized as one row, or, with
+ * no feed and a small vocabulary (V <= 2E), its pre-activations are looked up in a table (the
+ * embedding times the widened int8 weight_ih); h is quantized apart. Returns the step's output
+ * [1, batch, H] and every layer's new state [1, batch, H].
+ */
+export function addInt8Stack(
+  g: GraphBuilder,
+  stack: RecurrentStack,
+  o: Int8StackInputs,
+): { y: string; h: string[]; c: string[] } {
+  const { numLayers: L, hiddenSize: H, inputSize } = stack;
+  const lstm = stack.cell === 'lstm';
+  const gru = stack.cell === 'gru';
+  const E = inputSize - (o.feed ? H : 0);
+  const h0 = splitLayers(g, o.prefix, L, o.h0);
+  const c0 = o.c0 ? splitLayers(g, o.prefix, L, o.c0) : [];
+  const h: string[] = [];
+  const c: string[] = [];
+  let x = '';
+  for (let l = 0; l < L; l++) {
+    const w = stack.layerWeights(l);
+    const wih = o.matrix(`${o.prefix}.weight_ih_l${l}`, w.weightIh);
+    const whh = o.matrix(`${o.prefix}.weight_hh_l${l}`, w.weightHh);
+    let px: string;
+    if (l === 0 && !o.feed && o.vocab <= 2 * E) {
+      const table = g.op('MatMul', [o.embedding, widen(g, wih)]);
+      px = g.op('Gather', [table, NAMES.tokens]);
+    } else {
+      let input = x;
+      if (l === 0) {
+        input = g.op('Gather', [o.embedding, NAMES.tokens]);
+        if (o.feed) input = g.op('Concat', [input, o.feed], [int('axis', -1)]);
+      }
+      px = product(g, quantize(g, input), wih);
+    }
+    const ph = product(g, quantize(g, h0[l]), whh);
+    const bias = cellBias(g, `${o.prefix}.l${l}`, gru, H, w.biasIh, w.biasHh);
+    const next = cell(g, stack.cellName, H, px, ph, bias, h0[l], lstm ? c0[l] : null);
+    h.push(next.h);
+    if (next.c) c.push(next.c);
+    x = stack.residual && l > 0 ? g.op('Add', [next.h, x]) : next.h;
+  }
+  return { y: x, h, c };
+}
+
+/**
+ * x [..., K] times the int8 matrix as rnnkit's int8 product (`x` quantized per row), plus the
+ * float32 bias [N] in an Add of its own (see product) when there is one; the result is named
+ * `output` when given.
+ */
+export function int8Linear(
+  g: GraphBuilder,
+  m: Int8Matrix,
+  x: string,
+  bias: string | null,
+  output?: string,
+): string {
+  if (!bias) return product(g, quantize(g, x), m, output);
+  return g.op('Add', [product(g, quantize(g, x), m), bias], [], output);
+}
+
 /**
  * Adds the int8 step graph of `model` to `g`: tokens [1, batch] and the state in, logits
  * [1, batch, V] and the state out, under the names float exports use (format.ts NAMES).
@@ -162,10 +248,8 @@ export function addInt8Step(g: GraphBuilder, model: LanguageModelNetwork): void 
   const q = model.quantization;
   if (q?.dtype !== 'int8') throw new Error('addInt8Step: the model has no int8 weights');
   const s = model.spec;
-  const { hiddenSize: H, vocabSize: V, embeddingSize: E, numLayers: L } = s;
-  const stack = model.rnn;
+  const { vocabSize: V } = s;
   const lstm = s.cell === 'lstm';
-  const gru = s.cell === 'gru';
 
   // Each quantized matrix by its checkpoint name, with its scales.
   const matrix = (name: string, W: Float32Array) => int8Matrix(g, name, W, q.scales[name]);
@@ -173,40 +257,24 @@ export function addInt8Step(g: GraphBuilder, model: LanguageModelNetwork): void 
   // A tied embedding is the decoder's int8 matrix: W^T [E, V], its column v the token v's row.
   const embedding = s.tieWeights
     ? g.op('Transpose', [widen(g, decoder)])
-    : g.floats('embedding.weight', [V, E], model.embedding.weight.data);
-
-  const h0 = splitLayers(g, 'rnn', L, NAMES.h0);
-  const c0 = lstm ? splitLayers(g, 'rnn', L, NAMES.c0) : [];
-  const hT: string[] = [];
-  const cT: string[] = [];
-  let x = '';
-  for (let l = 0; l < L; l++) {
-    const p = `rnn.l${l}`;
-    const w = stack.layerWeights(l);
-    const wih = matrix(`rnn.weight_ih_l${l}`, w.weightIh);
-    const whh = matrix(`rnn.weight_hh_l${l}`, w.weightHh);
-    let px: string;
-    if (l === 0 && V <= 2 * E) {
-      const table = g.op('MatMul', [embedding, widen(g, wih)]);
-      px = g.op('Gather', [table, NAMES.tokens]);
-    } else {
-      const input = l === 0 ? g.op('Gather', [embedding, NAMES.tokens]) : x;
-      px = product(g, quantize(g, input), wih);
-    }
-    const ph = product(g, quantize(g, h0[l]), whh);
-    const bias = cellBias(g, p, gru, H, w.biasIh, w.biasHh);
-    const next = cell(g, stack.cellName, H, px, ph, bias, h0[l], lstm ? c0[l] : null);
-    hT.push(next.h);
-    if (next.c) cT.push(next.c);
-    x = stack.residual && l > 0 ? g.op('Add', [next.h, x]) : next.h;
-  }
-  g.add('Concat', hT, [NAMES.hT], [int('axis', 0)]);
-  if (lstm) g.add('Concat', cT, [NAMES.cT], [int('axis', 0)]);
-  const logits = product(g, quantize(g, x), decoder);
+    : g.floats('embedding.weight', [V, s.embeddingSize], model.embedding.weight.data);
+  const stack = addInt8Stack(g, model.rnn, {
+    prefix: 'rnn',
+    matrix,
+    embedding,
+    vocab: V,
+    feed: null,
+    h0: NAMES.h0,
+    c0: lstm ? NAMES.c0 : null,
+  });
+  g.add('Concat', stack.h, [NAMES.hT], [int('axis', 0)]);
+  if (lstm) g.add('Concat', stack.c, [NAMES.cT], [int('axis', 0)]);
   const bias = model.decoder.bias;
-  g.add(
-    'Add',
-    [logits, g.floats('decoder.bias', [V], bias ? bias.data : new Float32Array(V))],
-    [NAMES.logits],
+  int8Linear(
+    g,
+    decoder,
+    stack.y,
+    g.floats('decoder.bias', [V], bias ? bias.data : new Float32Array(V)),
+    NAMES.logits,
   );
 }

@@ -6,7 +6,15 @@ import { onnx } from 'onnx-proto';
 
 import type { Seq2SeqSpec } from '../models/seq2seq';
 import type { TokenizerJSON } from '../text';
-import { BATCH_AXIS, SEQ2SEQ_KINDS, openRnnkitFile, parseSpecFields, type IoSpec } from './format';
+import {
+  BATCH_AXIS,
+  SEQ2SEQ_KINDS,
+  openRnnkitFile,
+  parseSpecFields,
+  weightsOf,
+  type IoSpec,
+  type OnnxWeights,
+} from './format';
 import type { LoadOptions } from '../checkpoint/verify';
 
 export type Seq2SeqPart = 'encoder' | 'decoder';
@@ -47,6 +55,8 @@ export interface OnnxSeq2SeqInfo {
   opset: number;
   /** The decoder's: the SHA-256 (hex) of the encoder file exported with it. */
   encoderHash: string | null;
+  /** 'int8': an int8 model's graphs (seq2seq-export.ts); else float32. */
+  weights: OnnxWeights;
 }
 
 /** The size of an encoder state (both directions) and of a key, as the attention reads them. */
@@ -189,5 +199,6 @@ export function readOnnxSeq2Seq(
     version: f.meta.get('version') ?? 'unknown',
     opset: f.opset,
     encoderHash: part === 'decoder' ? f.required(ENCODER_HASH) : null,
+    weights: weightsOf(f),
   };
 }

@@ -22,6 +22,7 @@ import {
 import { native } from '../../lib/core/native';
 import { int8Values } from '../../lib/nn/quantize';
 import { ROOT, runCli } from '../helpers/cli';
+import { quantizeRow } from '../helpers/int8';
 import { expectOnnxChecked } from '../helpers/onnx-checker';
 import { tmpDir } from '../helpers/tmp';
 
@@ -94,21 +95,6 @@ function nativeStep(
   const cT = c ? new Float32Array(c.length) : null;
   loop.readState(rows, hT, cT);
   return { h: hT, c: cT, tokens: step.tokens };
-}
-
-/** rnnkit's activation quantization (native/core/qgemm.h quantize_row), in float32 steps. */
-function quantizeRow(x: Float32Array): { q: Int8Array; scale: number } {
-  let max = 0;
-  for (const v of x) max = Math.max(max, Math.abs(v));
-  const scale = max > 0 ? Math.fround(max / 127) : 1;
-  const inverse = Math.fround(1 / scale);
-  const q = Int8Array.from(x, (v) => {
-    const t = Math.fround(v * inverse);
-    // Round half to even, as nearbyint does.
-    const r = Math.abs(t % 1) === 0.5 ? 2 * Math.round(t / 2) : Math.round(t);
-    return Math.max(-127, Math.min(127, r));
-  });
-  return { q, scale };
 }
 
 describe.each(cases)('int8 ONNX step: %s', (name, config) => {

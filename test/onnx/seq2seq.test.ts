@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli';
 import { expectOnnxChecked } from '../helpers/onnx-checker';
 import {
-  CharTokenizer,
   LanguageModel,
   OnnxGenerator,
   OnnxSeq2Seq,
@@ -19,77 +18,24 @@ import {
   seq2seqOnnxPaths,
   startServer,
   type RunningServer,
-  type Seq2SeqConfig,
   type Translation,
 } from '../../lib/index';
+import {
+  decoderStep,
+  exportedCases,
+  int64,
+  maxDiff,
+  SEQ2SEQ_CASES,
+  smallSeq2Seq,
+  sourceTokenizer,
+  targetTokenizer,
+} from '../helpers/seq2seq-onnx';
 import { serveCli } from '../helpers/serve-cli';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-onnx-seq2seq-'));
-const sourceTokenizer = CharTokenizer.fromText('abcdefghij ');
-const targetTokenizer = CharTokenizer.fromText('0123456789-', {
-  specials: ['<pad>', '<bos>', '<eos>'],
-});
+const cases = SEQ2SEQ_CASES;
 
-interface Case {
-  name: string;
-  config: Seq2SeqConfig;
-}
-
-// Every attention kind and cell, both encoder directions, stacked layers, input feeding on and off.
-const cases: Case[] = [
-  {
-    name: 'dot lstm bidirectional input-feeding',
-    config: { attention: 'dot', inputFeeding: true },
-  },
-  {
-    name: 'general gru bidirectional 2 layers',
-    config: { attention: 'general', cell: 'gru', encoderLayers: 2, decoderLayers: 2 },
-  },
-  {
-    name: 'additive rnn unidirectional 2 layers input-feeding',
-    config: {
-      attention: 'additive',
-      cell: 'rnn',
-      bidirectional: false,
-      encoderLayers: 2,
-      decoderLayers: 2,
-      inputFeeding: true,
-    },
-  },
-  { name: 'additive lstm bidirectional', config: { attention: 'additive', decoderLayers: 2 } },
-];
-
-function makeModel(config: Seq2SeqConfig): Seq2Seq {
-  return new Seq2Seq({
-    sourceTokenizer,
-    targetTokenizer,
-    embeddingSize: 8,
-    hiddenSize: 12,
-    seed: 7,
-    ...config,
-  });
-}
-
-const fileOf = (c: Case) => path.join(tmp, `${c.name.replace(/ /g, '-')}.onnx`);
-const models = new Map<Case, Seq2Seq>();
-
-beforeAll(async () => {
-  for (const c of cases) {
-    const model = makeModel(c.config);
-    models.set(c, model);
-    await exportSeq2SeqOnnx(model, fileOf(c));
-  }
-});
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}
-
-const int64 = (a: ArrayLike<number>, dims: number[]) =>
-  new ort.Tensor('int64', BigInt64Array.from(Array.from(a), BigInt), dims);
+const { fileOf, models } = exportedCases(cases, tmp, smallSeq2Seq);
 
 // Sources of lengths 3, 6, 1 and 4 padded into one batch; targets of lengths 4, 1, 2 and 3.
 const SOURCES = ['abc', 'ghij a', 'j', 'd ef'];
@@ -202,13 +148,7 @@ describe.each(cases)('Seq2Seq ONNX export: $name', (c) => {
       });
       const logits = model.output.forward(att.output);
 
-      const got = await decoder.run({
-        tokens: int64(ids, [1, B]),
-        ...feeds,
-        memory: enc.memory,
-        keys: enc.keys,
-        mask: enc.mask,
-      });
+      const got = await decoderStep(decoder, ids, feeds, enc);
       expect(got.logits.dims).toEqual([1, B, V]);
       expect(got.attention.dims).toEqual([1, B, S]);
       expect(maxDiff(got.logits.data as Float32Array, logits)).toBeLessThan(1e-4);
