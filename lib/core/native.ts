@@ -50,7 +50,7 @@ export interface NativeInfo {
   /** The single-core GFLOP/s behind that choice; null where none was measured. */
   calibration: { openblasGflops: number; builtinGflops: number } | null;
   /** The int8 product of this build on this CPU (native/core/qgemm.h). */
-  int8Kernel: 'avx512-vnni' | 'avx2' | 'arm64-sdot' | 'portable';
+  int8Kernel: 'avx512-vnni' | 'avx-vnni' | 'avx2' | 'arm64-sdot' | 'portable';
   /**
    * The CPU's bfloat16 instructions (AVX512-BF16 counted only with the AVX-512 state the OS saves;
    * AMX-BF16 as the CPU reports it, not used by rnnkit) and the kernel that runs bf16 training

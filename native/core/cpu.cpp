@@ -75,6 +75,8 @@ Bf16Instructions cpu_bf16() {
   return r;
 }
 
+bool cpu_avx_vnni() { return cpuid(7).a >= 1 && bit(cpuid(7, 1).a, 4) && has_avx2_level(); }
+
 std::string cpu_name() {
   if (cpuid(0x80000000).a < 0x80000004) return "";
   char name[49] = {};
@@ -94,6 +96,8 @@ std::vector<std::string> isa_variants() { return {"baseline"}; }
 bool isa_supported(const std::string& isa) { return isa == "baseline" || isa == "native"; }
 
 Bf16Instructions cpu_bf16() { return {}; }
+
+bool cpu_avx_vnni() { return false; }
 
 std::string cpu_name() { return ""; }
 

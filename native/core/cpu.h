@@ -30,6 +30,10 @@ struct Bf16Instructions {
 };
 Bf16Instructions cpu_bf16();
 
+// Whether the CPU has AVX-VNNI (the VEX form of vpdpbusd, CPUID leaf 7 subleaf 1 EAX bit 4) with
+// the AVX2 level it extends; false off x86-64.
+bool cpu_avx_vnni();
+
 // The CPU's name as it reports it ("AMD EPYC 9R14 ..."), or "" where it does not say.
 std::string cpu_name();
 

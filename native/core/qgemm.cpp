@@ -6,8 +6,8 @@
 // int8: a sliver holds, for each group of 4 consecutive k, its 16 columns' 4 weights side by side
 // (64 bytes), the layout of vpdpbusd, which sums 4 products of an unsigned and a signed byte into
 // each int32 lane. A is quantized per row into int8 [M, K rounded up to 4] (zero-padded).
-//  - AVX512-VNNI takes A's bytes as unsigned by adding 128 (a ^ 0x80) and subtracts 128 times the
-//    column sum of q afterwards.
+//  - vpdpbusd (AVX512-VNNI's EVEX form, AVX-VNNI's VEX form) takes A's bytes as unsigned by adding
+//    128 (a ^ 0x80); the product subtracts 128 times the column sum of q afterwards.
 //  - AVX2 has no such instruction; vpmaddubsw multiplies unsigned by signed bytes into int16 pairs
 //    that saturate at 32767. With A's magnitudes |a| (unsigned) and the weights given a's signs
 //    (vpsignb), each pair is at most 2 * 127 * 127 = 32258 < 32767, as both sides stay in
@@ -24,6 +24,8 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+
+#include "cpu.h"
 
 #if defined(__AVX2__)
 #include <immintrin.h>
@@ -75,10 +77,8 @@ void sliver_products(int M, int N, int K, float beta, float* C, int ldc, const T
   parallel_for(chunks, [&](int i) { columns(i * slivers / chunks, (i + 1) * slivers / chunks); });
 }
 
-// int32 sums of a tile: acc[i][j] = sum over k of a[i][k] * q[k][j], for MR rows of A (lda bytes
-// apart) and one sliver b over `groups` groups of 4.
-using Int8Tile = void (*)(int groups, const int8_t* a, int lda, const int8_t* b, int32_t* acc);
-
+// int32 sums of a tile (Int8Tile): acc[i][j] = sum over k of a[i][k] * q[k][j], for MR rows of A
+// (lda bytes apart) and one sliver b over `groups` groups of 4.
 template <int MR>
 void int8_tile_portable(int groups, const int8_t* a, int lda, const int8_t* b, int32_t* acc) {
   int32_t sum[MR][kQN] = {};
@@ -133,23 +133,55 @@ void int8_tile_avx2(int groups, const int8_t* a, int lda, const int8_t* b, int32
   }
   sum.store(acc);
 }
-#endif
 
-#if defined(__AVX512F__)
-// (a + 128) . q, from which the caller subtracts 128 * sum(q).
-template <int MR>
-__attribute__((target("avx512vnni"))) void int8_tile_vnni(int groups, const int8_t* a, int lda,
-                                                          const int8_t* b, int32_t* acc) {
+// vpdpbusd s, u, b: each int32 lane of s plus the 4 products of u's unsigned bytes with b's signed
+// bytes in that lane (no saturation). Written in assembly, so that one tile body serves both forms
+// in builds whose compiler target has neither; a tile runs only on a CPU that has its form.
+struct EvexDot {  // AVX512-VNNI (with AVX512VL)
+  static __m256i dot(__m256i s, __m256i u, __m256i b) {
+    asm("%{evex%} vpdpbusd %2, %1, %0" : "+x"(s) : "x"(u), "x"(b));
+    return s;
+  }
+};
+struct VexDot {  // AVX-VNNI
+  static __m256i dot(__m256i s, __m256i u, __m256i b) {
+    asm("%{vex%} vpdpbusd %2, %1, %0" : "+x"(s) : "x"(u), "x"(b));
+    return s;
+  }
+};
+// The same sums in AVX2 instructions: u's even and odd bytes zero-extended and b's sign-extended to
+// 16 bits, each pair of products summed by vpmaddwd (at most 2 * 255 * 128: no overflow).
+struct EmulatedDot {
+  static __m256i dot(__m256i s, __m256i u, __m256i b) {
+    const __m256i even = _mm256_set1_epi16(0x00ff);
+    const __m256i u0 = _mm256_and_si256(u, even), u1 = _mm256_srli_epi16(u, 8);
+    const __m256i b0 = _mm256_srai_epi16(_mm256_slli_epi16(b, 8), 8), b1 = _mm256_srai_epi16(b, 8);
+    return _mm256_add_epi32(s,
+                            _mm256_add_epi32(_mm256_madd_epi16(u0, b0), _mm256_madd_epi16(u1, b1)));
+  }
+};
+
+// (a + 128) . q on vpdpbusd, from which the product subtracts 128 * sum(q).
+template <int MR, class Dot>
+void int8_tile_vnni(int groups, const int8_t* a, int lda, const int8_t* b, int32_t* acc) {
   const __m256i flip = _mm256_set1_epi8(char(0x80));
   Int8Sums<MR> sum;
   for (int g = 0; g < groups; ++g, b += kQN * kGroup) {
     const __m256i half[2] = {sliver_half(b, 0), sliver_half(b, 1)};
     for (int i = 0; i < MR; ++i) {
       const __m256i au = _mm256_xor_si256(group_bytes(a, lda, i, g), flip);
-      for (int h = 0; h < 2; ++h) sum.v[i][h] = _mm256_dpbusd_epi32(sum.v[i][h], au, half[h]);
+      for (int h = 0; h < 2; ++h) sum.v[i][h] = Dot::dot(sum.v[i][h], au, half[h]);
     }
   }
   sum.store(acc);
+}
+
+template <class Dot>
+constexpr Int8Tiles vnni_tiles(const char* name) {
+  return {name,
+          {int8_tile_vnni<1, Dot>, int8_tile_vnni<2, Dot>, int8_tile_vnni<3, Dot>,
+           int8_tile_vnni<4, Dot>},
+          true};
 }
 #endif
 
@@ -177,19 +209,15 @@ __attribute__((target("arch=armv8.2-a+dotprod"))) void int8_tile_sdot(int groups
 }
 #endif
 
-// The int8 tiles of this build for 1..kQR rows, and whether they add 128 to A.
-struct Int8Kernel {
-  const char* name;
-  Int8Tile tiles[kQR];
-  bool offset;
-};
+static_assert(kQR == 4, "Int8Tiles holds 4 tiles");
 
-Int8Kernel pick_int8() {
+// The int8 tiles of this build and CPU.
+Int8Tiles pick_int8() {
 #if defined(__AVX512F__)
-  if (__builtin_cpu_supports("avx512vnni"))
-    return {"avx512-vnni",
-            {int8_tile_vnni<1>, int8_tile_vnni<2>, int8_tile_vnni<3>, int8_tile_vnni<4>},
-            true};
+  if (__builtin_cpu_supports("avx512vnni")) return vnni_tiles<EvexDot>("avx512-vnni");
+#endif
+#if defined(__AVX2__)
+  if (cpu_avx_vnni()) return vnni_tiles<VexDot>("avx-vnni");
 #endif
 #if defined(__aarch64__)
   if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP)
@@ -208,8 +236,8 @@ Int8Kernel pick_int8() {
 #endif
 }
 
-const Int8Kernel& int8() {
-  static const Int8Kernel kernel = pick_int8();
+const Int8Tiles& int8() {
+  static const Int8Tiles kernel = pick_int8();
   return kernel;
 }
 
@@ -317,7 +345,17 @@ PackedInt8::PackedInt8(int K, int N, const float* W, int ld, const float* scales
   }
 }
 
-void gemm_int8(int M, const float* A, int lda, const PackedInt8& B, float beta, float* C, int ldc) {
+const Int8Tiles* int8_vnni_tiles_emulated() {
+#if defined(__AVX2__)
+  static const Int8Tiles tiles = vnni_tiles<EmulatedDot>("vnni-emulated");
+  return &tiles;
+#else
+  return nullptr;
+#endif
+}
+
+void gemm_int8(int M, const float* A, int lda, const PackedInt8& B, float beta, float* C, int ldc,
+               const Int8Tiles* tiles) {
   if (M <= 0 || B.N_ <= 0) return;
   const int K = B.K_, ldq = B.groups_ * kGroup;
   QuantizedRows& rows = quantized_rows();
@@ -328,7 +366,7 @@ void gemm_int8(int M, const float* A, int lda, const PackedInt8& B, float beta, 
         quantize_row(A + static_cast<ptrdiff_t>(i) * lda, K, rows.q.data() + size_t(i) * ldq);
   const int8_t* q = rows.q.data();
   const float* sa = rows.scale.data();
-  const Int8Kernel& kernel = int8();
+  const Int8Tiles& kernel = tiles ? *tiles : int8();
   sliver_products(M, B.N_, K, beta, C, ldc, [&](int s, int i0, int mr, float(*out)[kQN]) {
     int32_t acc[kQR * kQN];
     kernel.tiles[mr - 1](B.groups_, q + size_t(i0) * ldq, ldq,

@@ -4,10 +4,10 @@
 // bfloat16, widened to float32 as the product reads it. PackedWeights holds one matrix of any of
 // the three types, packed once, for the steps of a generation loop (PackedStack, PackedLinear).
 //
-// The int8 product runs, per build: AVX512-VNNI (vpdpbusd) in the avx512 build on a CPU that has
-// it, else AVX2 (vpmaddubsw with the sign moved onto the weights, see qgemm.cpp) in the avx2 and
-// avx512 builds, and a portable loop in the baseline build (x86-64-v2, arm64). int8_kernel() names
-// the one in use.
+// The int8 product runs, per build: vpdpbusd where the CPU has it, AVX512-VNNI's form in the avx512
+// build and AVX-VNNI's in the avx2 and avx512 builds, else AVX2 (vpmaddubsw with the sign moved
+// onto the weights, see qgemm.cpp) in those builds, and a portable loop in the baseline build
+// (x86-64-v2; arm64 uses SDOT where the CPU has it). int8_kernel() names the one in use.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -32,6 +32,21 @@ float quantize_row(const float* x, int n, int8_t* q);
 // B[k][n] = q[n][k] * scales[n] with q[n][k] = W[n][k] / scales[n] (in double) rounded to nearest
 // (ties to even) and clamped to [-127, 127] (a NaN weight to 0),
 // so that W holding q * scale (a quantized model's weights widened) packs back to exactly q.
+// An int8 product's tiles, in qgemm.cpp's layout: tiles[mr - 1] sums the int32 products of mr
+// = 1..4 rows of A's bytes (plus 128 each where `offset`, which the product then takes off) with
+// one packed sliver.
+using Int8Tile = void (*)(int groups, const int8_t* a, int lda, const int8_t* b, int32_t* acc);
+struct Int8Tiles {
+  const char* name;
+  Int8Tile tiles[4];
+  bool offset;
+};
+
+// The VNNI tiles with vpdpbusd computed by AVX2 instructions instead (the same int32 sums), so that
+// the kernel tests run those tiles, their offset and the driver on CPUs without VNNI. Builds with
+// AVX2 only; null in the others.
+const Int8Tiles* int8_vnni_tiles_emulated();
+
 class PackedInt8 {
  public:
   PackedInt8(int K, int N, const float* W, int ld, const float* scales);
@@ -40,16 +55,19 @@ class PackedInt8 {
   size_t bytes() const { return q_.size() + sizeof(float) * scales_.size() + 4 * sums_.size(); }
 
  private:
-  friend void gemm_int8(int, const float*, int, const PackedInt8&, float, float*, int);
+  friend void gemm_int8(int, const float*, int, const PackedInt8&, float, float*, int,
+                        const Int8Tiles*);
   int K_, N_, groups_;
   std::vector<int8_t> q_;      // slivers of 16 columns, K in groups of 4 (see qgemm.cpp)
   std::vector<float> scales_;  // [N]
   std::vector<int32_t> sums_;  // column sums of q, padded to whole slivers
 };
 
-// C[M,N] = A B + beta * C with A [M,K] (lda >= K) quantized per row as quantize_row does. A row's
-// result does not depend on M or the other rows.
-void gemm_int8(int M, const float* A, int lda, const PackedInt8& B, float beta, float* C, int ldc);
+// C[M,N] = A B + beta * C with A [M,K] (lda >= K) quantized per row as quantize_row does, on
+// `tiles` (null: this build's and this CPU's, int8_kernel()). A row's result does not depend on M
+// or the other rows.
+void gemm_int8(int M, const float* A, int lda, const PackedInt8& B, float beta, float* C, int ldc,
+               const Int8Tiles* tiles = nullptr);
 
 // op(B) [K, N] = W^T rounded to bfloat16 (to nearest, ties to even), so that W holding bfloat16
 // values packs back exactly.
