@@ -311,8 +311,21 @@ const char* weight_type_name(WeightType type) {
 }
 
 float quantize_row(const float* x, int n, int8_t* q) {
-  float max = 0.0f, probe = 0.0f;  // probe: NaN once x holds a NaN or an infinity
-  for (int k = 0; k < n; ++k) max = std::max(max, std::fabs(x[k])), probe += x[k] * 0.0f;
+  // The largest magnitude, 8 lanes at a time (a float max reduction is not vectorised for us, and
+  // one chain of scalar maxima waits on each other's latency); probe: NaN once x holds a NaN or an
+  // infinity. The maximum is exact in any order.
+  F8 max8 = {}, probe8 = {};
+  int k = 0;
+  for (; k + 8 <= n; k += 8) {
+    F8 v;
+    std::memcpy(&v, x + k, sizeof v);
+    const F8 a = v < 0.0f ? -v : v;
+    max8 = max8 > a ? max8 : a;
+    probe8 += v * 0.0f;
+  }
+  float max = 0.0f, probe = 0.0f;
+  for (int j = 0; j < 8; ++j) max = std::max(max, max8[j]), probe += probe8[j];
+  for (; k < n; ++k) max = std::max(max, std::fabs(x[k])), probe += x[k] * 0.0f;
   if (probe != 0.0f) {
     std::fill(q, q + n, int8_t(0));
     return std::numeric_limits<float>::quiet_NaN();
