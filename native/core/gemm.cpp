@@ -651,7 +651,11 @@ const ProductsChoice& products_choice() {
     const char* forced = std::getenv("RNNKIT_PRODUCTS");
     if (forced && std::strcmp(forced, "openblas") == 0) return {"openblas", {}};
     if (forced && std::strcmp(forced, "builtin") == 0) return {"builtin", {}};
-    const GemmCalibration c = calibrate(*blas);
+    // On a thread of its own: the product that asks first may be a packed one, which has taken
+    // its thread's panels (a_panel) before it asks, and the measurement's products use the same
+    // thread-local panels; measured on the caller's thread, they reallocated them under it.
+    GemmCalibration c;
+    std::thread([&] { c = calibrate(*blas); }).join();
     return {c.builtin_gflops > c.openblas_gflops * 1.03 ? "builtin" : "openblas", c};
   }();
   return choice;

@@ -1,9 +1,13 @@
 // GEMM: OpenBLAS and the built-in kernel agree through the addon.
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { info } from '../../lib/index';
-import { native } from '../../lib/core/native';
+import { addonChoice, native } from '../../lib/core/native';
 import { randn, expectClose } from '../helpers/reference';
+
+const ROOT = path.resolve(__dirname, '..', '..');
 
 describe('GEMM: OpenBLAS and the built-in kernel agree through the addon', () => {
   const shapes: [number, number, number][] = [
@@ -87,5 +91,36 @@ describe('GEMM: OpenBLAS and the built-in kernel agree through the addon', () =>
         native.setThreads(threads);
       }
     });
+  });
+});
+
+// The GEMM sets up its threads (and, with OpenBLAS, measures which GEMM takes the products) at
+// its first product. When that first product was a packed one (a generation's first step), the
+// measurement ran inside it and reallocated the thread's panel of A that the product had just
+// packed, which it then read after the free: the first logits of a process were computed from
+// four clobbered floats, NaN at times. A fresh process's first scores must equal its later ones.
+describe("a process's first product", () => {
+  it('reads the operands it was given, as every later product does', () => {
+    const script = String.raw`
+      const addon = require(process.argv[1]);
+      const { LanguageModel } = require(process.argv[2] + '/lib/index.ts');
+      // V > 2E: no folded embedding table, whose product would set the threads up first.
+      const model = new LanguageModel({ vocabSize: 40, embeddingSize: 8, hiddenSize: 24, seed: 3 });
+      const ids = Int32Array.from({ length: 60 }, (_, i) => (i * 7) % 40);
+      const first = addon.lmScore(model.nativeWeights(), ids, 1);
+      const again = addon.lmScore(model.nativeWeights(), ids, 1);
+      process.stdout.write(JSON.stringify({ first, again, calibrated: addon.info().calibration !== null }));`;
+    const env = { ...process.env };
+    delete env.RNNKIT_PRODUCTS;
+    const r = spawnSync(
+      process.execPath,
+      ['--require', 'tsx/cjs', '-e', script, addonChoice.file, ROOT],
+      { encoding: 'utf8', env, timeout: 60000 },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { first: number; again: number; calibrated: boolean };
+    expect(Number.isFinite(out.first)).toBe(true);
+    expect(out.first).toBe(out.again);
+    expect(out.calibrated).toBe(info().gemm === 'openblas');
   });
 });
