@@ -141,7 +141,8 @@ struct PackedLmTraits {
 // Argument 0: a PackedLm, or the weights object.
 using LmArg = ModelArg<PackedLmTraits, rnnkit::LmWeights>;
 LmArg parse_model(Parser& p) {
-  return LmArg(p, p.arg(0), "weights", [&] { return parse_weights(p); });
+  return LmArg(PackedObject<PackedLmTraits>::of(p, p.arg(0), "weights"),
+               [&] { return parse_weights(p); });
 }
 
 // lmGenerate's arguments, checked on the main thread, and its outputs.

@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "args.h"
 #include "ops.h"
@@ -73,10 +74,10 @@ struct ModelArg {
   std::shared_ptr<const typename Traits::Packed> packed;
   Weights w{};
 
-  // v (argument `name`) is a packed object, or else the weights parse() reads.
+  // `object`, a packed object's model (PackedObject::of), or where null the weights parse() reads.
   template <typename Parse>
-  ModelArg(Parser& p, Napi::Value v, const std::string& name, Parse&& parse)
-      : packed(PackedObject<Traits>::of(p, v, name)) {
+  ModelArg(std::shared_ptr<const typename Traits::Packed> object, Parse&& parse)
+      : packed(std::move(object)) {
     if (!packed) w = parse();
   }
   const auto& shape() const {

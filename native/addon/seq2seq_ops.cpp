@@ -312,13 +312,15 @@ struct PackedDecoderTraits {
   }
 };
 
-// An options object's `packed` field, read first: a PackedSeq2SeqDecoder, or absent.
-Napi::Value packed_field(Parser& p) {
+// An options object's `packed` field, read first: a PackedSeq2SeqDecoder's model, or null where
+// the field is absent.
+std::shared_ptr<const rnnkit::PackedSeq2SeqDecoder> packed_field(Parser& p) {
   p.options();
   Napi::Value v = p.field("packed");
-  if (!v.IsUndefined() && !PackedObject<PackedDecoderTraits>::of(p, v, "packed"))
-    p.type_error("'packed' must be a PackedSeq2SeqDecoder, got " + Parser::describe(v));
-  return v;
+  if (v.IsUndefined()) return nullptr;
+  auto packed = PackedObject<PackedDecoderTraits>::of(p, v, "packed");
+  if (!packed) p.type_error("'packed' must be a PackedSeq2SeqDecoder, got " + Parser::describe(v));
+  return packed;
 }
 
 // seq2seqBeamSearch({packed (a PackedSeq2SeqDecoder) | the decoder's fields (parse_decoder), enc,
@@ -335,8 +337,7 @@ struct Seq2SeqBeamSearch {
   std::vector<int32_t> tokens, out_lengths;
   std::vector<float> scores, align;
 
-  explicit Seq2SeqBeamSearch(Parser& p)
-      : model(p, packed_field(p), "packed", [&] { return parse_decoder(p); }) {
+  explicit Seq2SeqBeamSearch(Parser& p) : model(packed_field(p), [&] { return parse_decoder(p); }) {
     const rnnkit::Seq2SeqDecoderShape& w = model.shape();
     const BeamArgs beam = parse_beam_config(p, p.object("config"), w.V);
     S = beam.S;
