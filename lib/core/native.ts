@@ -434,6 +434,12 @@ export interface Native {
   cpu(): { isa: string; cpu: string; supported: string[] };
   info(): NativeInfo;
   setThreads(threads: number): void;
+  /**
+   * Calls fn with the products it runs on this thread on the built-in GEMM and rnnkit's threads,
+   * never OpenBLAS's, and returns its result: for work that a search on rnnkit's threads follows
+   * at once, where OpenBLAS's workers would spin on the cores the search needs.
+   */
+  withBuiltinProducts<T>(fn: () => T): T;
   /** Detaches each ArrayBuffer of the list (SharedArrayBuffers are left), freeing it now. */
   releaseBuffers(buffers: ArrayBufferLike[]): void;
   stackParamCount(shape: { cell: CellName; I: number; H: number; L: number }): number;

@@ -622,7 +622,9 @@ export class Seq2SeqNetwork extends Module implements Quantizable {
    * source batch, with the search's native config; token-level results.
    */
   decodeBeams(batch: SourceBatch, config: BeamSearchConfig) {
-    const { states, initial } = this.encode(batch, false);
+    // The encoder's products on rnnkit's threads, like the search's: after a product on OpenBLAS's
+    // threads, its workers spin for a while on the cores the search needs.
+    const { states, initial } = native.withBuiltinProducts(() => this.encode(batch, false));
     // Copies: the encoder's buffers are reused by the next encode, which may run while the
     // asynchronous search still reads these.
     const packed = this.packed.get(

@@ -538,6 +538,18 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// withBuiltinProducts(fn): calls fn() with the products it runs on this thread on the built-in
+// GEMM and rnnkit's threads (rnnkit::BuiltinProducts), and returns what it returns; an exception
+// it throws passes through, the scope ended.
+Napi::Value WithBuiltinProducts(const Napi::CallbackInfo& info) {
+  Parser p(info, "withBuiltinProducts");
+  Napi::Value v = p.arg(0);
+  if (!v.IsFunction() || info.Length() != 1)
+    p.type_error("takes one function, got " + Parser::describe(v));
+  const rnnkit::BuiltinProducts scope;
+  return v.As<Napi::Function>().Call({});
+}
+
 // releaseBuffers(buffers): detaches each ArrayBuffer of the list, which frees its memory now
 // rather than at the garbage collection that finds it unreachable (V8 lets tens of MiB of
 // unreachable buffers wait for one). The caller owns them: every view of them reads as empty after.
@@ -576,6 +588,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("cpu", Napi::Function::New(env, Cpu, "cpu"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  exports.Set("withBuiltinProducts",
+              Napi::Function::New(env, WithBuiltinProducts, "withBuiltinProducts"));
   exports.Set("releaseBuffers", Napi::Function::New(env, ReleaseBuffers, "releaseBuffers"));
   exports.Set("stackParamCount", Napi::Function::New(env, StackParamCount, "stackParamCount"));
   exports.Set("stackWorkspaceSize",

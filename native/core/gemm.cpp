@@ -738,10 +738,19 @@ void set_gemm_threads(int n) {
 
 int builtin_vector_bits() { return kVec * 32; }
 
+namespace {
+thread_local int builtin_scopes = 0;  // the BuiltinProducts alive on this thread
+}  // namespace
+
+BuiltinProducts::BuiltinProducts() { ++builtin_scopes; }
+
+BuiltinProducts::~BuiltinProducts() { --builtin_scopes; }
+
 void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc) {
-  (M >= kFewRows && builtin_products() ? gemm_builtin : gemm_blas)(transA, transB, M, N, K, alpha,
-                                                                   A, lda, B, ldb, beta, C, ldc);
+  const bool builtin = builtin_scopes > 0 || (M >= kFewRows && builtin_products());
+  (builtin ? gemm_builtin : gemm_blas)(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                                       ldc);
 }
 
 }  // namespace rnnkit

@@ -9,7 +9,8 @@ namespace rnnkit {
 // C[M,N] = alpha * op(A) * op(B) + beta * C, all row-major.
 // op(A) is [M,K] (A stored [M,K] with lda >= K, or [K,M] with lda >= M when transA).
 // op(B) is [K,N] (B stored [K,N] with ldb >= N, or [N,K] with ldb >= K when transB).
-// Products of 16 rows or more go to the kernel gemm_products() names, fewer rows to gemm_blas.
+// Products of 16 rows or more go to the kernel gemm_products() names, fewer rows to gemm_blas;
+// every product to gemm_builtin while the calling thread holds a BuiltinProducts.
 void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc);
 
@@ -18,6 +19,18 @@ void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const floa
 // rnnkit's threads.
 void gemm_blas(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
                const float* B, int ldb, float beta, float* C, int ldc);
+
+// While one is alive, the products gemm runs on the thread that made it go to the built-in GEMM,
+// on rnnkit's threads, whatever their size and gemm_products(). For work that a search on
+// rnnkit's threads follows at once (a translation's encoder): OpenBLAS's workers spin for a while
+// after each product they run, on the cores the search then needs. Nests.
+class BuiltinProducts {
+ public:
+  BuiltinProducts();
+  ~BuiltinProducts();
+  BuiltinProducts(const BuiltinProducts&) = delete;
+  BuiltinProducts& operator=(const BuiltinProducts&) = delete;
+};
 
 // The built-in cache-blocked GEMM, always compiled. Large products split their rows over
 // gemm_threads() threads (the caller's and helpers'); the result does not depend on how many.

@@ -79,6 +79,8 @@ describe('GEMM: OpenBLAS and the built-in kernel agree through the addon', () =>
       expectClose(builtin, blas, tol, 'built-in vs BLAS');
       // 'auto' is one of the two: the built-in kernel where it takes the product (16 rows or more).
       expect(run('auto')).toEqual(products === 'builtin' && M >= 16 ? builtin : blas);
+      // Inside withBuiltinProducts every product is the built-in kernel's, whatever its rows.
+      expect(native.withBuiltinProducts(() => run('auto'))).toEqual(builtin);
       const viaAsync = C0.slice();
       await native.gemmAsync({ ...shape, kernel: 'builtin' }, A, Bm, viaAsync);
       expect(viaAsync).toEqual(builtin);
@@ -91,6 +93,43 @@ describe('GEMM: OpenBLAS and the built-in kernel agree through the addon', () =>
         native.setThreads(threads);
       }
     });
+  });
+});
+
+describe('withBuiltinProducts', () => {
+  const shape = { transA: false, transB: true, M: 32, N: 48, K: 200, alpha: 1, beta: 0 };
+  const A = randn(shape.M * shape.K, 1);
+  const B = randn(shape.N * shape.K, 2);
+  const run = (kernel: 'auto' | 'blas' | 'builtin') => {
+    const C = new Float32Array(shape.M * shape.N);
+    native.gemm({ ...shape, kernel }, A, B, C);
+    return C;
+  };
+  const outside = run('auto');
+  const builtin = run('builtin');
+
+  it("returns the function's result, nested too, and the products after it are gemm's again", () => {
+    expect(native.withBuiltinProducts(() => native.withBuiltinProducts(() => run('auto')))).toEqual(
+      builtin,
+    );
+    expect(native.withBuiltinProducts(() => 'done')).toBe('done');
+    expect(run('auto')).toEqual(outside);
+  });
+
+  it("passes the function's exception through and ends the scope", () => {
+    expect(() =>
+      native.withBuiltinProducts(() => {
+        throw new RangeError('from inside');
+      }),
+    ).toThrow('from inside');
+    expect(run('auto')).toEqual(outside);
+  });
+
+  it('refuses anything but one function, naming what came', () => {
+    const call = native.withBuiltinProducts as (...args: unknown[]) => unknown;
+    expect(() => call(42)).toThrow(/withBuiltinProducts: takes one function, got/);
+    expect(() => call()).toThrow(/withBuiltinProducts: takes one function/);
+    expect(() => call(() => 1, 2)).toThrow(/withBuiltinProducts: takes one function/);
   });
 });
 

@@ -14,7 +14,7 @@ function interfaceMembers(): string[] {
   const source = fs.readFileSync(path.join(ROOT, 'lib', 'core', 'native.ts'), 'utf8');
   const body = /^export interface Native \{\n([\s\S]*?)^\}/m.exec(source);
   if (!body) throw new Error('lib/core/native.ts has no `export interface Native`');
-  return [...body[1].matchAll(/^ {2}([A-Za-z_$][\w$]*)\??[(:]/gm)].map((m) => m[1]);
+  return [...body[1].matchAll(/^ {2}([A-Za-z_$][\w$]*)\??[(:<]/gm)].map((m) => m[1]);
 }
 
 describe('the Native interface and the addon', () => {
