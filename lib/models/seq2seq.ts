@@ -622,9 +622,12 @@ export class Seq2SeqNetwork extends Module implements Quantizable {
    * source batch, with the search's native config; token-level results.
    */
   decodeBeams(batch: SourceBatch, config: BeamSearchConfig) {
-    // The encoder's products on rnnkit's threads, like the search's: after a product on OpenBLAS's
-    // threads, its workers spin for a while on the cores the search needs.
-    const { states, initial } = native.withBuiltinProducts(() => this.encode(batch, false));
+    // A search of several rows runs on rnnkit's threads, and after a product on OpenBLAS's threads
+    // its workers spin for a while on the cores the search needs: the encoder's products run on
+    // rnnkit's threads too. A single row's encoder is small, and faster on OpenBLAS's.
+    const encode = () => this.encode(batch, false);
+    const { states, initial } =
+      batch.batch * config.beam > 1 ? native.withBuiltinProducts(encode) : encode();
     // Copies: the encoder's buffers are reused by the next encode, which may run while the
     // asynchronous search still reads these.
     const packed = this.packed.get(
