@@ -19,11 +19,13 @@
 #include "qgemm.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "cpu.h"
 
@@ -274,9 +276,12 @@ void widen(const uint16_t* p, F8& f) {
 }
 void widen(const float* p, F8& f) { std::memcpy(&f, p, sizeof f); }
 
+// out[i][j] += sum over k of a[i][k] * widened b[k][j] for MR rows, each sum continued from out
+// and taken over k in order: K split into blocks gives the same bits as K in one call.
 template <int MR, class B>
 void bf16_tile(int K, const float* a, int lda, const B* b, float (*out)[kQN]) {
-  F8 sum[MR][2] = {};
+  F8 sum[MR][2];
+  for (int i = 0; i < MR; ++i) std::memcpy(sum[i], out[i], sizeof(float) * kQN);
   for (int k = 0; k < K; ++k, b += kQN) {
     F8 b0, b1;
     widen(b, b0);
@@ -292,9 +297,18 @@ void bf16_tile(int K, const float* a, int lda, const B* b, float (*out)[kQN]) {
 
 template <class B>
 using Bf16Tile = void (*)(int, const float*, int, const B*, float (*)[kQN]);
-template <class B>
-constexpr Bf16Tile<B> kBf16Tiles[kQR] = {bf16_tile<1, B>, bf16_tile<2, B>, bf16_tile<3, B>,
-                                         bf16_tile<4, B>};
+template <class B, size_t... R>
+constexpr std::array<Bf16Tile<B>, sizeof...(R)> bf16_tiles(std::index_sequence<R...>) {
+  return {bf16_tile<int(R) + 1, B>...};
+}
+// Tiles of up to kQR rows that widen the sliver's bf16 rows as they read them, and tiles of up to
+// kWideRows rows over rows widened beforehand: 12 sums in flight, enough independent FMAs to cover
+// their latency (8 are not, for two FMA pipes of 4-5 cycles' latency).
+constexpr int kWideRows = 6;
+constexpr auto kStreamTiles = bf16_tiles<uint16_t>(std::make_index_sequence<kQR>());
+constexpr auto kWideTiles = bf16_tiles<float>(std::make_index_sequence<kWideRows>());
+// k per block of the widened tiles: a block of the sliver (16 KiB) stays in L1 across its rows.
+constexpr int kWideBlock = 256;
 
 }  // namespace
 
@@ -415,14 +429,16 @@ void gemm_bf16(int M, const float* A, int lda, const PackedBf16& B, float beta, 
   if (M <= 0 || B.N_ <= 0) return;
   const int K = B.K_;
   // A product of one tile streams the bf16 sliver (half float32's bytes: what batch-1 generation
-  // is bound by); one of more tiles widens each sliver once, on the thread that takes it, rather
-  // than once per tile.
-  const bool once = M > kQR;
+  // is bound by). A product of more tiles widens each sliver once, on the thread that takes it, and
+  // at its first tile computes all of its rows, K in blocks (kWideBlock) that stay in L1 while
+  // tiles of kWideRows rows carry their sums from block to block; the later tiles copy theirs.
   sliver_products(M, B.N_, K, beta, C, ldc, [&](int s, int i0, int mr, float(*out)[kQN]) {
     const uint16_t* sliver = B.b_.data() + size_t(s) * K * kQN;
-    const float* a = A + static_cast<ptrdiff_t>(i0) * lda;
-    if (!once) return kBf16Tiles<uint16_t>[mr - 1](K, a, lda, sliver, out);
-    thread_local std::vector<float> wide;
+    if (M <= kQR) {
+      std::fill_n(&out[0][0], kQR * kQN, 0.0f);
+      return kStreamTiles[mr - 1](K, A, lda, sliver, out);
+    }
+    thread_local std::vector<float> wide, sums;
     if (i0 == 0) {  // the tiles of a sliver run in order on one thread, from row 0
       wide.resize(size_t(K) * kQN);
       for (size_t j = 0; j < wide.size(); j += 8) {  // K * kQN: whole vectors of 8
@@ -430,8 +446,15 @@ void gemm_bf16(int M, const float* A, int lda, const PackedBf16& B, float beta, 
         widen(sliver + j, f);
         std::memcpy(&wide[j], &f, sizeof f);
       }
+      sums.assign(size_t(M) * kQN, 0.0f);
+      for (int k0 = 0; k0 < K; k0 += kWideBlock)
+        for (int r0 = 0; r0 < M; r0 += kWideRows)
+          kWideTiles[std::min(kWideRows, M - r0) - 1](
+              std::min(kWideBlock, K - k0), A + static_cast<ptrdiff_t>(r0) * lda + k0, lda,
+              wide.data() + size_t(k0) * kQN,
+              reinterpret_cast<float(*)[kQN]>(sums.data() + size_t(r0) * kQN));
     }
-    kBf16Tiles<float>[mr - 1](K, a, lda, wide.data(), out);
+    std::memcpy(out, sums.data() + size_t(i0) * kQN, sizeof(float) * kQN * mr);
   });
 }
 
