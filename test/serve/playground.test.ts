@@ -68,7 +68,7 @@ describe.skipIf(!hasChromium)('the playground in headless Chromium', () => {
     await page.fill('#prompt', 'the lazy');
     await page.fill('#temperature', '0.9');
     await page.fill('#top_k', '12');
-    await page.fill('#max_tokens', '300');
+    await page.fill('#max_tokens', '2000');
     await page.fill('#seed', '21');
     // Count the times the output grows: streamed text arrives in many pieces.
     await page.evaluate(() => {
@@ -83,12 +83,15 @@ describe.skipIf(!hasChromium)('the playground in headless Chromium', () => {
       prompts: ['the lazy'],
       temperature: 0.9,
       topK: 12,
-      maxTokens: 300,
+      maxTokens: 2000,
       seed: 21,
     });
     expect(await page.textContent('#output')).toBe(want);
-    expect(Number(await page.getAttribute('#output', 'data-updates'))).toBeGreaterThan(10);
-    await expect.poll(() => page.textContent('#stats')).toMatch(/^300 tokens, [\d.]+ tokens\/s$/);
+    // Streamed: the text reached the page in more than one piece. (Alone this run counts hundreds
+    // of updates; under a full suite's load the browser coalesced 300 tokens into 3 reads, so the
+    // stream is long and the bound is the property itself.)
+    expect(Number(await page.getAttribute('#output', 'data-updates'))).toBeGreaterThan(1);
+    await expect.poll(() => page.textContent('#stats')).toMatch(/^2000 tokens, [\d.]+ tokens\/s$/);
     expect(await page.textContent('#error')).toBe('');
     await page.screenshot({ path: path.join(ARTIFACTS, 'playground-language-model.png') });
     await page.close();
