@@ -1,11 +1,11 @@
 // The native paths of the built package on small models, for a memory checker to watch:
 //   npm run memcheck   (valgrind --error-exitcode=1 node scripts/memcheck.cjs; needs `npm run build`)
 // The serving engine's generation comes first, so that the process's first product is a packed
-// one in the engine's worker thread, as in a server that starts; then language-model training (every cell, stacked, dropout, residual) and
-// evaluation, generation in float32, int8 and bf16, seq2seq training and greedy and beam search
-// (every attention kind, input feeding, a bidirectional encoder, every weight type), and BPE
-// training and encoding. Prints what each step produced; valgrind reports what it read or freed
-// wrongly.
+// one in the engine's worker thread, as in a server that starts; then language-model training
+// (every cell, stacked, dropout, residual) and evaluation, generation in float32, int8 and bf16,
+// seq2seq training and greedy and beam search (every attention kind, input feeding, a
+// bidirectional encoder, every weight type), and BPE training and encoding. Prints what each step
+// produced; valgrind reports what it read or freed wrongly.
 const rnnkit = require('../dist/index.js');
 
 const TEXT = 'the quick brown fox jumps over the lazy dog. '.repeat(40);
