@@ -265,13 +265,17 @@ class Helpers {
     const int helpers = gemm_threads() - 1;
     while (int(threads_.size()) < helpers)
       threads_.emplace_back(&Helpers::help, this, int(threads_.size()));
+    // Closes the last round before this one's size and job are set: a helper that read next_
+    // during the last round and then reads this round's n_ must fail its claim, or it would run
+    // one of this round's chunks twice and count it twice.
+    next_.store(uint64_t(++rounds_) << 32 | kClosed);
     active_.store(helpers, std::memory_order_relaxed);
     job_.store(&chunk, std::memory_order_relaxed);
-    n_.store(n, std::memory_order_relaxed);
+    n_.store(n, std::memory_order_release);
     done_.store(0, std::memory_order_relaxed);
     // Publishes the round: a claim reads the job only after its compare-exchange on next_.
-    const uint64_t round = ++rounds_;
-    next_.store(round << 32);
+    const uint32_t round = ++rounds_;
+    next_.store(uint64_t(round) << 32);
     if (sleeping_.load() > 0) {
       std::lock_guard<std::mutex> lock(sleep_mu_);
       wake_.notify_all();
@@ -286,23 +290,24 @@ class Helpers {
 
  private:
   static constexpr std::chrono::microseconds kPoll{50};
+  static constexpr uint32_t kClosed = 0xffffffffu;  // a closed round's next chunk: none to claim
 
-  // Claims and runs chunks of `round` while it has unclaimed ones. next_ holds the round in its
-  // high half and the next unclaimed chunk in its low half.
-  void work(uint64_t round) {
+  // Claims and runs chunks of `round` while it has unclaimed ones. next_ holds the round (which
+  // wraps) in its high half and the next unclaimed chunk in its low half.
+  void work(uint32_t round) {
     for (uint64_t v = next_.load(std::memory_order_acquire);;) {
-      const int i = int(v & 0xffffffffu);
-      if (v >> 32 != round || i >= n_.load(std::memory_order_relaxed)) return;
+      const uint32_t i = uint32_t(v);
+      if (uint32_t(v >> 32) != round || i >= uint32_t(n_.load(std::memory_order_acquire))) return;
       if (!next_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
-      (*job_.load(std::memory_order_relaxed))(i);
+      (*job_.load(std::memory_order_relaxed))(int(i));
       done_.fetch_add(1, std::memory_order_release);
       v = next_.load(std::memory_order_acquire);
     }
   }
 
   void help(int id) {
-    uint64_t seen = 0;
-    auto fresh = [&] { return next_.load() >> 32 != seen; };
+    uint32_t seen = 0;
+    auto fresh = [&] { return uint32_t(next_.load() >> 32) != seen; };
     for (;;) {
       // Polls for the next round a while, yielding the core to any thread that wants it, so that
       // the next product of a generation step, microseconds away, needs no wake-up; then sleeps.
@@ -316,7 +321,7 @@ class Helpers {
         wake_.wait(lock, fresh);
         sleeping_.fetch_sub(1);
       }
-      seen = next_.load() >> 32;
+      seen = uint32_t(next_.load() >> 32);
       if (id < active_.load(std::memory_order_relaxed)) {
         in_chunk_ = true;
         work(seen);
@@ -330,7 +335,7 @@ class Helpers {
   std::mutex run_mu_, sleep_mu_;  // a caller's whole run; the helpers' sleep
   std::condition_variable wake_;
   std::vector<std::thread> threads_;
-  uint64_t rounds_ = 0;
+  uint32_t rounds_ = 0;
   std::atomic<uint64_t> next_{0};
   std::atomic<const std::function<void(int)>*> job_{nullptr};
   std::atomic<int> n_{0}, done_{0}, active_{0}, sleeping_{0};

@@ -3,6 +3,7 @@
 // sizes, padded strides and BLAS alpha/beta semantics; then against each other, which is how CI
 // sees OpenBLAS and the portable GEMM agree.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -310,6 +311,34 @@ TEST(packed_threads_change_nothing) {
     t.join();
     CHECK(other == many);
   }
+  rnnkit::set_gemm_threads(before);
+}
+
+// parallel_for from two threads at once, in many short rounds of different sizes: every call
+// runs each of its chunks exactly once and returns only after all of them have finished, whichever
+// thread takes the helpers and however a helper's claim interleaves with the next round.
+TEST(parallel_for_rounds_from_two_threads) {
+  const int before = rnnkit::gemm_threads();
+  rnnkit::set_gemm_threads(3);
+  auto hammer = [](int seed, int* bad) {
+    for (int call = 0; call < 20000; ++call) {
+      const int n = 2 + (call * 7 + seed) % 11;
+      std::vector<std::atomic<int>> runs(n), finished(n);
+      for (int i = 0; i < n; ++i) runs[i] = finished[i] = 0;
+      rnnkit::parallel_for(n, [&](int i) {
+        runs[i].fetch_add(1);
+        finished[i].store(1, std::memory_order_release);
+      });
+      for (int i = 0; i < n; ++i)
+        if (runs[i].load() != 1 || finished[i].load(std::memory_order_acquire) != 1) ++*bad;
+    }
+  };
+  int bad_here = 0, bad_there = 0;
+  std::thread other(hammer, 5, &bad_there);
+  hammer(0, &bad_here);
+  other.join();
+  CHECK(bad_here == 0);
+  CHECK(bad_there == 0);
   rnnkit::set_gemm_threads(before);
 }
 
