@@ -8,6 +8,9 @@
 //   --sanitize        instead: the kernel tests under AddressSanitizer (with LeakSanitizer) and
 //                     UndefinedBehaviorSanitizer, baseline kernels and built-in GEMM, no CUDA, in
 //                     build/native-tests-sanitize; any report fails the run
+//   --tsan            instead: the kernel tests under ThreadSanitizer (the helper threads of the
+//                     built-in GEMM and parallel_for), baseline kernels, no CUDA, in
+//                     build/native-tests-tsan; any report fails the run
 //   --cmake ARGS...   extra configure arguments (a toolchain file for a cross build, ...)
 //   --runner CMD      run the probe and tests through CMD (e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu")
 //   --blas MODES      the RNNKIT_BLAS settings to run the tests under (default "auto,off")
@@ -23,9 +26,14 @@ const option = (name) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const sanitize = args.includes('--sanitize');
+const sanitizer = args.includes('--tsan') ? 'thread' : args.includes('--sanitize') ? 'ON' : null;
+const sanitize = sanitizer !== null;
 const dir =
-  option('--build-dir') ?? path.join('build', sanitize ? 'native-tests-sanitize' : 'native-tests');
+  option('--build-dir') ??
+  path.join(
+    'build',
+    { thread: 'native-tests-tsan', ON: 'native-tests-sanitize' }[sanitizer] ?? 'native-tests',
+  );
 const cmakeExtra = args.includes('--cmake') ? args.slice(args.indexOf('--cmake') + 1) : [];
 const runner = option('--runner');
 const blasModes = (option('--blas') ?? (sanitize ? 'off' : 'auto,off')).split(',');
@@ -51,7 +59,7 @@ run('cmake', [
   '-DRNNKIT_TESTS=ON',
   `-DCMAKE_BUILD_TYPE=${sanitize ? 'RelWithDebInfo' : 'Release'}`,
   ...(sanitize
-    ? ['-DRNNKIT_SANITIZE=ON', '-DRNNKIT_ISAS=baseline', '-DRNNKIT_CUDA=off']
+    ? [`-DRNNKIT_SANITIZE=${sanitizer}`, '-DRNNKIT_ISAS=baseline', '-DRNNKIT_CUDA=off']
     : ['-DRNNKIT_SANITIZE=OFF', '-DRNNKIT_ISAS=']),
   ...(runner ? [`-DCMAKE_CROSSCOMPILING_EMULATOR=${runner.split(' ').join(';')}`] : []),
   ...cmakeExtra,
@@ -76,6 +84,7 @@ for (const isa of variants) {
       ...(sanitize && {
         ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1:strict_string_checks=1',
         UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1',
+        TSAN_OPTIONS: 'halt_on_error=1:second_deadlock_stack=1',
       }),
     });
   }
